@@ -1,0 +1,62 @@
+//! The protocol codec shared by the emulated card and the reference checker:
+//! APDUs, status words, BER-TLV, secure messaging and the crypto compositions.
+//! Official vectors pin all of it (`vectors/official-vectors.yaml`), so a bug shared by
+//! both sides cannot hide.
+
+pub mod apdu;
+pub mod auth;
+pub mod crypto;
+pub mod sm;
+pub mod status;
+pub mod tlv;
+
+pub use apdu::{Command, CommandBuilder, Response};
+pub use status::Status;
+
+use serde::{Deserialize, Serialize};
+
+/// Card generation: picks the cipher suite and the file layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Generation {
+    /// Card types `1` and `2`: 2-key TDES, retail MAC, RSA-2048 check code.
+    #[serde(rename = "1")]
+    First,
+    /// Card types `05` and `06`: AES-128, AES-CMAC, ECDSA P-384 check code.
+    #[serde(rename = "2")]
+    Second,
+}
+
+/// AID of DF1 (card-face data).
+pub const AID_DF1: [u8; 16] = aid(0x02);
+/// AID of DF2 (back-side additions).
+pub const AID_DF2: [u8; 16] = aid(0x03);
+/// AID of DF3 (check code and certificate).
+pub const AID_DF3: [u8; 16] = aid(0x04);
+
+const fn aid(n: u8) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    a[0] = 0xD3;
+    a[1] = 0x92;
+    a[2] = 0xF0;
+    a[4] = 0x4F;
+    a[5] = n;
+    a
+}
+
+/// Instruction bytes the card understands.
+pub mod ins {
+    pub const SELECT: u8 = 0xA4;
+    pub const GET_CHALLENGE: u8 = 0x84;
+    pub const MUTUAL_AUTHENTICATE: u8 = 0x82;
+    pub const VERIFY: u8 = 0x20;
+    pub const READ_BINARY: u8 = 0xB0;
+}
+
+/// Class bytes: plain and secure messaging (header not authenticated).
+pub mod cla {
+    pub const PLAIN: u8 = 0x00;
+    pub const SM: u8 = 0x08;
+}
+
+/// P2 of VERIFY: the card-number reference.
+pub const VERIFY_P2_CARD_NUMBER: u8 = 0x86;

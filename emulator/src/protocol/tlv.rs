@@ -1,0 +1,174 @@
+//! BER-TLV as the residence card uses it (spec §6.4).
+//!
+//! Tags are one byte, or two when the first byte's low five bits are all set
+//! (`5F xx`, `DF D1`). The second byte is taken as is: the card's `DF D1` has
+//! b8 set, which strict X.690 would read as "more tag bytes follow".
+//! Lengths are `00`–`7F`, `81 xx` or `82 xx xx`; non-minimal forms are accepted
+//! and reported. An EF may end with `00` padding after its last TLV.
+
+use thiserror::Error;
+
+/// Why a byte string is not a TLV sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum TlvError {
+    #[error("TLV truncated at offset {0}")]
+    Truncated(usize),
+    #[error("unsupported length byte {byte:#04x} at offset {offset}")]
+    BadLength { offset: usize, byte: u8 },
+    #[error("non-zero bytes after padding at offset {0}")]
+    GarbageAfterPadding(usize),
+}
+
+/// One data object borrowing its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tlv<'a> {
+    pub tag: u16,
+    pub value: &'a [u8],
+    /// Offset of the tag inside the parsed buffer.
+    pub offset: usize,
+    /// True when the length used more bytes than needed (e.g. `82 00 C8`).
+    pub non_minimal_length: bool,
+}
+
+/// Parses the TLV at `offset`; returns it and the offset just after it.
+pub fn parse_at(input: &[u8], offset: usize) -> Result<(Tlv<'_>, usize), TlvError> {
+    let byte = |i: usize| input.get(i).copied().ok_or(TlvError::Truncated(offset));
+    let first = byte(offset)?;
+    let (tag, mut pos) = if first & 0x1F == 0x1F {
+        (u16::from_be_bytes([first, byte(offset + 1)?]), offset + 2)
+    } else {
+        (u16::from(first), offset + 1)
+    };
+    let len_byte = byte(pos)?;
+    let (len, non_minimal) = match len_byte {
+        0x00..=0x7F => (usize::from(len_byte), false),
+        0x81 => {
+            let n = usize::from(byte(pos + 1)?);
+            pos += 1;
+            (n, n < 0x80)
+        }
+        0x82 => {
+            let n = usize::from(u16::from_be_bytes([byte(pos + 1)?, byte(pos + 2)?]));
+            pos += 2;
+            (n, n < 0x100)
+        }
+        other => {
+            return Err(TlvError::BadLength {
+                offset: pos,
+                byte: other,
+            });
+        }
+    };
+    pos += 1;
+    let end = pos
+        .checked_add(len)
+        .filter(|&end| end <= input.len())
+        .ok_or(TlvError::Truncated(offset))?;
+    Ok((
+        Tlv {
+            tag,
+            value: &input[pos..end],
+            offset,
+            non_minimal_length: non_minimal,
+        },
+        end,
+    ))
+}
+
+/// Parses a whole EF: TLVs until the end or until trailing `00` padding.
+pub fn parse_all(input: &[u8]) -> Result<Vec<Tlv<'_>>, TlvError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < input.len() {
+        if input[pos] == 0x00 {
+            return match input[pos..].iter().position(|&b| b != 0) {
+                None => Ok(out),
+                Some(i) => Err(TlvError::GarbageAfterPadding(pos + i)),
+            };
+        }
+        let (tlv, next) = parse_at(input, pos)?;
+        out.push(tlv);
+        pos = next;
+    }
+    Ok(out)
+}
+
+/// Finds the first object with `tag` in an already parsed list.
+pub fn find<'a>(tlvs: &[Tlv<'a>], tag: u16) -> Option<&'a [u8]> {
+    tlvs.iter().find(|t| t.tag == tag).map(|t| t.value)
+}
+
+/// Appends the minimal length encoding of `len` (at most 65 535).
+pub fn push_length(out: &mut Vec<u8>, len: usize) {
+    match len {
+        0..=0x7F => out.push(len as u8),
+        0x80..=0xFF => out.extend_from_slice(&[0x81, len as u8]),
+        _ => {
+            let len = u16::try_from(len).expect("TLV value over 65 535 bytes");
+            out.push(0x82);
+            out.extend_from_slice(&len.to_be_bytes());
+        }
+    }
+}
+
+/// Appends the tag (one or two bytes, as the value says).
+pub fn push_tag(out: &mut Vec<u8>, tag: u16) {
+    if tag > 0xFF {
+        out.extend_from_slice(&tag.to_be_bytes());
+    } else {
+        out.push(tag as u8);
+    }
+}
+
+/// Appends one TLV with a minimal length.
+pub fn push(out: &mut Vec<u8>, tag: u16, value: &[u8]) {
+    push_tag(out, tag);
+    push_length(out, value.len());
+    out.extend_from_slice(value);
+}
+
+/// One TLV with a minimal length, as a new vector.
+pub fn encode(tag: u16, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len() + 5);
+    push(&mut out, tag, value);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_byte_tag_df_d1_with_long_length() {
+        let mut ef = vec![0xDF, 0xD1, 0x82, 0x09, 0xC4];
+        ef.extend(std::iter::repeat_n(7, 2500));
+        let tlvs = parse_all(&ef).unwrap();
+        assert_eq!(tlvs.len(), 1);
+        assert_eq!(tlvs[0].tag, 0xDFD1);
+        assert_eq!(tlvs[0].value.len(), 2500);
+        assert_eq!(encode(0xDFD1, tlvs[0].value), ef);
+    }
+
+    #[test]
+    fn padding_and_non_minimal_lengths() {
+        let ef = [0xD9, 0x01, 0x30, 0xDE, 0x82, 0x00, 0x01, 0x41, 0, 0, 0];
+        let tlvs = parse_all(&ef).unwrap();
+        assert_eq!(tlvs[1].tag, 0xDE);
+        assert!(tlvs[1].non_minimal_length);
+        assert_eq!(find(&tlvs, 0xDE), Some(&b"A"[..]));
+        assert_eq!(
+            parse_all(&[0xC1, 1, 0x31, 0, 5]),
+            Err(TlvError::GarbageAfterPadding(4))
+        );
+    }
+
+    #[test]
+    fn lying_lengths_are_errors() {
+        assert_eq!(parse_all(&[0xD0, 0x82, 0xFF, 0xFF, 1]), Err(TlvError::Truncated(0)));
+        assert_eq!(
+            parse_all(&[0xD0, 0x83, 0, 0, 1]),
+            Err(TlvError::BadLength { offset: 1, byte: 0x83 })
+        );
+        assert_eq!(parse_all(&[0xDF]), Err(TlvError::Truncated(0)));
+    }
+}

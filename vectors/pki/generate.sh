@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# Generates the rclab TEST PKI (imitating the Japanese residence card PKI).
+#
+#   vectors/pki/generate.sh           regenerate every key and certificate (NEW keys!)
+#   vectors/pki/generate.sh --verify  only verify the files already in place
+#
+# THESE ARE TEST KEYS. They are not, and never were, keys of any real authority.
+# Regenerating creates fresh random keys; the committed files are the ones the
+# test profiles are signed with, so only regenerate when you mean to re-sign them.
+#
+# Requires: bash, openssl 3.x CLI. Nothing else.
+set -euo pipefail
+export LC_ALL=C TZ=UTC
+
+OUT="$(cd "$(dirname "$0")" && pwd)"
+MODE=generate
+case "${1:-}" in
+  "") ;;
+  --verify) MODE=verify ;;
+  -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+  *) echo "usage: $0 [--verify]" >&2; exit 2 ;;
+esac
+
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+
+DN_BASE="/C=JP/O=Japanese Government/OU=The Ministry of Justice"
+
+# ---------------------------------------------------------------- helpers
+newkey_rsa() { openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1"; }
+newkey_p384() {
+  openssl genpkey -quiet -algorithm EC -pkeyopt ec_paramgen_curve:P-384 \
+    -pkeyopt ec_param_enc:named_curve -out "$1"
+}
+
+# Extension sections used by `openssl ca`.
+cat >"$WORK/ext.cnf" <<'EOF'
+[ v3_ca ]
+basicConstraints       = critical, CA:TRUE, pathlen:0
+keyUsage               = critical, keyCertSign, cRLSign
+subjectKeyIdentifier   = ${ENV::RCLAB_SKI}
+
+[ v3_signer ]
+keyUsage               = critical, digitalSignature
+basicConstraints       = CA:FALSE
+authorityKeyIdentifier = keyid
+subjectKeyIdentifier   = ${ENV::RCLAB_SKI}
+EOF
+
+# Subject key identifier for a key file.
+#   RSA (generation 1): "hash", i.e. RFC 5280 4.2.1.2 method (1), 20-byte SHA-1.
+#   EC P-384 (generation 2): RFC 5280 4.2.1.2 method (2): 0100 followed by the least
+#   significant 60 bits of SHA-1(subjectPublicKey), 8 bytes. The short identifiers
+#   (in both SKI and the child's AKI) are what keep test-card-signer2.crt <= 602 bytes.
+ski_for_key() {
+  local key="$1" spki="$WORK/spki.der" point="$WORK/point.bin" h
+  if openssl pkey -in "$key" -noout -text | grep -q 'NIST CURVE: P-384'; then
+    openssl pkey -in "$key" -pubout -outform DER -out "$spki"
+    # P-384 SPKI ends with BIT STRING 03 62 00 || 04 X Y (97-byte uncompressed point).
+    [ "$(tail -c 100 "$spki" | head -c 3 | od -An -tx1 | tr -d ' \n')" = 036200 ] \
+      || { echo "unexpected SPKI layout in $key" >&2; exit 1; }
+    tail -c 97 "$spki" >"$point"
+    h="$(openssl dgst -sha1 -r "$point" | cut -c1-40)"
+    echo "4${h:25:15}"
+  else
+    echo hash
+  fi
+}
+
+# issue NAME SUBJECT_CN SERIAL_HEX START END EXT ISSUER|self
+#   Creates $D/NAME.crt (DER) signed by $D/ISSUER.key.pem (or self-signed) using a
+#   throwaway `openssl ca` configuration and database. $D/NAME.key.pem must exist.
+#   START/END are YYYYMMDDHHMMSSZ. Signature digest is SHA-256 for both RSA and EC.
+issue() {
+  local name="$1" cn="$2" serial="$3" start="$4" end="$5" ext="$6" issuer="$7"
+  local ca="$WORK/ca-$name"
+  rm -rf "$ca"; mkdir -p "$ca/new"
+  : >"$ca/index.txt"
+  echo "$serial" >"$ca/serial"
+  cat >"$ca/ca.cnf" <<EOF
+[ ca ]
+default_ca = tmp_ca
+[ tmp_ca ]
+dir              = $ca
+database         = \$dir/index.txt
+new_certs_dir    = \$dir/new
+serial           = \$dir/serial
+default_md       = sha256
+policy           = policy_any
+unique_subject   = no
+copy_extensions  = none
+email_in_dn      = no
+[ policy_any ]
+countryName            = optional
+organizationName       = optional
+organizationalUnitName = optional
+commonName             = optional
+[ req ]
+distinguished_name = req_dn
+prompt             = no
+[ req_dn ]
+CN = placeholder
+EOF
+
+  openssl req -new -key "$D/$name.key.pem" -subj "$DN_BASE/CN=$cn" \
+    -config "$ca/ca.cnf" -out "$ca/req.csr"
+
+  local signopts
+  if [ "$issuer" = self ]; then
+    signopts=(-selfsign -keyfile "$D/$name.key.pem")
+  else
+    openssl x509 -inform DER -in "$D/$issuer.crt" -out "$ca/issuer.pem"
+    signopts=(-cert "$ca/issuer.pem" -keyfile "$D/$issuer.key.pem")
+  fi
+  RCLAB_SKI="$(ski_for_key "$D/$name.key.pem")" \
+  openssl ca -batch -notext -preserveDN -config "$ca/ca.cnf" -md sha256 \
+    -extfile "$WORK/ext.cnf" -extensions "$ext" \
+    -startdate "$start" -enddate "$end" \
+    "${signopts[@]}" -in "$ca/req.csr" -out "$ca/cert.pem" 2>"$ca/log" \
+    || { cat "$ca/log" >&2; exit 1; }
+  openssl x509 -in "$ca/cert.pem" -outform DER -out "$D/$name.crt"
+}
+
+# ---------------------------------------------------------------- generation
+generate() {
+  D="$WORK/out"
+  mkdir -p "$D"
+
+  # Validity windows.
+  local G1_FROM=20240508000000Z G1_TO=20340808235959Z
+  local G2_FROM=20260420000000Z G2_TO=20390720235959Z
+  local OLD_FROM=20150605000000Z
+
+  # --- generation 1 (RSA-2048)
+  newkey_rsa  "$D/test-ca.key.pem"
+  issue test-ca "TEST ZairyuCard CA" 93 "$G1_FROM" "$G1_TO" v3_ca self
+  newkey_rsa  "$D/test-card-signer.key.pem"
+  issue test-card-signer "TEST ZairyuCard Signer" 1001 "$G1_FROM" "$G1_TO" v3_signer test-ca
+
+  # --- generation 2 (EC P-384)
+  newkey_p384 "$D/test-ca2.key.pem"
+  issue test-ca2 "TEST ZairyuCard CA2" 01 "$G2_FROM" "$G2_TO" v3_ca self
+  newkey_p384 "$D/test-card-signer2.key.pem"
+  # ECDSA signatures vary by a byte or two in DER; re-sign until the certificate fits.
+  local tries=0
+  while :; do
+    issue test-card-signer2 "TEST ZairyuCard Signer2" 2001 "$G2_FROM" "$G2_TO" v3_signer test-ca2
+    [ "$(stat -c %s "$D/test-card-signer2.crt")" -le 602 ] && break
+    tries=$((tries + 1))
+    [ "$tries" -lt 20 ] || { echo "test-card-signer2.crt never fit in 602 bytes" >&2; exit 1; }
+  done
+
+  # --- look-alike CAs: same DN, dates and serial as the genuine ones, different keys
+  newkey_rsa  "$D/lookalike-ca.key.pem"
+  issue lookalike-ca "TEST ZairyuCard CA" 93 "$G1_FROM" "$G1_TO" v3_ca self
+  newkey_rsa  "$D/lookalike-card-signer.key.pem"
+  issue lookalike-card-signer "TEST ZairyuCard Signer" 1001 "$G1_FROM" "$G1_TO" v3_signer lookalike-ca
+  newkey_p384 "$D/lookalike-ca2.key.pem"
+  issue lookalike-ca2 "TEST ZairyuCard CA2" 01 "$G2_FROM" "$G2_TO" v3_ca self
+  newkey_p384 "$D/lookalike-card-signer2.key.pem"
+  issue lookalike-card-signer2 "TEST ZairyuCard Signer2" 2001 "$G2_FROM" "$G2_TO" v3_signer lookalike-ca2
+
+  # --- expired signers, issued by the genuine CAs
+  newkey_rsa  "$D/expired-card-signer.key.pem"
+  issue expired-card-signer "TEST ZairyuCard Signer" 1002 "$OLD_FROM" 20200605235959Z v3_signer test-ca
+  newkey_p384 "$D/expired-card-signer2.key.pem"
+  issue expired-card-signer2 "TEST ZairyuCard Signer2" 2002 "$G2_FROM" 20260520235959Z v3_signer test-ca2
+
+  # --- an expired CA (same DN as test-ca) and a signer under it
+  newkey_rsa  "$D/expired-ca.key.pem"
+  issue expired-ca "TEST ZairyuCard CA" 2A "$OLD_FROM" 20250905235959Z v3_ca self
+  newkey_rsa  "$D/expired-ca-card-signer.key.pem"
+  issue expired-ca-card-signer "TEST ZairyuCard Signer" 1003 "$OLD_FROM" 20250905235959Z v3_signer expired-ca
+
+  # --- bare keys without certificates
+  newkey_rsa  "$D/other-signer.key.pem"
+  newkey_p384 "$D/other-signer2.key.pem"
+
+  # --- install
+  chmod 644 "$D"/*
+  mkdir -p "$OUT/trust"
+  rm -f "$OUT"/*.key.pem "$OUT"/*.crt "$OUT"/trust/*.crt
+  cp "$D"/* "$OUT/"
+  cp "$OUT/test-ca.crt" "$OUT/test-ca2.crt" "$OUT/trust/"
+}
+
+# ---------------------------------------------------------------- verification
+fail=0
+epoch() { date -u -d "$1" +%s; }
+pem() { openssl x509 -inform DER -in "$OUT/$1.crt" -out "$WORK/v-$1.pem"; echo "$WORK/v-$1.pem"; }
+
+# expect ok|fail LEAF CA [extra openssl verify options...]
+expect() {
+  local want="$1" leaf="$2" ca="$3"; shift 3
+  local got out
+  if out="$(openssl verify -x509_strict -CAfile "$(pem "$ca")" "$@" "$(pem "$leaf")" 2>&1)"; then
+    got=ok
+  else
+    got=fail
+  fi
+  local why when=""
+  why="$(grep -o 'error [0-9]*.*' <<<"$out" | head -1 || true)"
+  why="${why/ lookup:/:}"
+  case "${1:-}" in
+    -attime) when="at $(date -u -d "@$2" +%Y-%m-%d)" ;;
+    -no_check_time) when="ignoring time" ;;
+  esac
+  set -- "$when"
+  if [ "$got" = "$want" ]; then
+    printf '  ok   %-24s <- %-14s %-16s expect %-4s %s\n' "$leaf" "$ca" "$*" "$want" "$why"
+  else
+    printf 'FAIL   %-24s <- %-14s %-16s expect %-4s got %s: %s\n' "$leaf" "$ca" "$*" "$want" "$got" "$out" >&2
+    fail=1
+  fi
+}
+
+# check_key NAME: the key in NAME.key.pem is PKCS#8 and (if NAME.crt exists) matches it.
+check_key() {
+  local name="$1"
+  head -1 "$OUT/$name.key.pem" | grep -q '^-----BEGIN PRIVATE KEY-----$' \
+    || { echo "FAIL $name.key.pem is not unencrypted PKCS#8" >&2; fail=1; }
+  if [ -f "$OUT/$name.crt" ]; then
+    local a b
+    a="$(openssl pkey -in "$OUT/$name.key.pem" -pubout -outform DER | openssl dgst -sha256 -r)"
+    b="$(openssl x509 -inform DER -in "$OUT/$name.crt" -noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r)"
+    [ "$a" = "$b" ] || { echo "FAIL $name.key.pem does not match $name.crt" >&2; fail=1; }
+  fi
+}
+
+verify_all() {
+  local T1 T2 NOW
+  T1="$(epoch 2025-01-01)"   # inside generation-1 validity
+  T2="$(epoch 2027-01-01)"   # inside generation-2 validity
+  NOW="$(epoch 2030-01-01)"  # a fixed "later" time, independent of the machine clock
+
+  echo "chain verification (openssl verify -x509_strict):"
+  expect ok   test-ca                test-ca   -attime "$T1"
+  expect ok   test-card-signer       test-ca   -attime "$T1"
+  expect ok   test-ca2               test-ca2  -attime "$T2"
+  expect ok   test-card-signer2      test-ca2  -attime "$T2"
+  expect ok   lookalike-card-signer  lookalike-ca  -attime "$T1"
+  expect ok   lookalike-card-signer2 lookalike-ca2 -attime "$T2"
+  expect fail lookalike-card-signer  test-ca   -attime "$T1"
+  expect fail lookalike-card-signer2 test-ca2  -attime "$T2"
+  expect fail lookalike-ca           test-ca   -attime "$T1"
+  expect fail lookalike-ca2          test-ca2  -attime "$T2"
+  # expired-card-signer predates test-ca: no instant makes both valid, so check the
+  # signature with -no_check_time and the expiry at a fixed time.
+  expect ok   expired-card-signer    test-ca   -no_check_time
+  expect fail expired-card-signer    test-ca   -attime "$T1"
+  expect ok   expired-card-signer2   test-ca2  -attime "$(epoch 2026-05-01)"
+  expect fail expired-card-signer2   test-ca2  -attime "$T2"
+  expect ok   expired-ca-card-signer expired-ca -attime "$(epoch 2020-01-01)"
+  expect fail expired-ca-card-signer expired-ca -attime "$NOW"
+  expect fail expired-ca-card-signer test-ca   -no_check_time
+  expect fail test-card-signer       test-ca2  -attime "$T2"
+
+  for n in test-ca test-card-signer test-ca2 test-card-signer2 \
+           lookalike-ca lookalike-card-signer lookalike-ca2 lookalike-card-signer2 \
+           expired-card-signer expired-card-signer2 expired-ca expired-ca-card-signer \
+           other-signer other-signer2; do
+    check_key "$n"
+  done
+  # The bare keys must not be the genuine signer keys.
+  local pk1 pk2
+  for pair in other-signer:test-card-signer other-signer2:test-card-signer2; do
+    pk1="$(openssl pkey -in "$OUT/${pair%%:*}.key.pem" -pubout | openssl dgst -sha256 -r)"
+    pk2="$(openssl pkey -in "$OUT/${pair##*:}.key.pem" -pubout | openssl dgst -sha256 -r)"
+    [ "$pk1" != "$pk2" ] || { echo "FAIL ${pair%%:*} equals ${pair##*:}" >&2; fail=1; }
+  done
+  cmp -s "$OUT/trust/test-ca.crt" "$OUT/test-ca.crt" && cmp -s "$OUT/trust/test-ca2.crt" "$OUT/test-ca2.crt" \
+    && [ "$(ls "$OUT/trust" | wc -l)" -eq 2 ] \
+    || { echo "FAIL trust/ must hold exactly test-ca.crt and test-ca2.crt" >&2; fail=1; }
+
+  local s2
+  s2="$(stat -c %s "$OUT/test-card-signer2.crt")"
+  [ "$s2" -le 602 ] || { echo "FAIL test-card-signer2.crt is $s2 bytes (> 602)" >&2; fail=1; }
+
+  echo
+  echo "certificates:"
+  printf '  %-28s %5s  %-6s %-9s %-20s %-20s %s\n' FILE BYTES SERIAL KEY NOT_BEFORE NOT_AFTER SUBJECT_CN
+  for f in "$OUT"/*.crt; do
+    local n serial nb na subj alg
+    n="$(basename "$f")"
+    serial="$(openssl x509 -inform DER -in "$f" -noout -serial | cut -d= -f2)"
+    nb="$(openssl x509 -inform DER -in "$f" -noout -startdate | cut -d= -f2)"
+    na="$(openssl x509 -inform DER -in "$f" -noout -enddate | cut -d= -f2)"
+    subj="$(openssl x509 -inform DER -in "$f" -noout -subject -nameopt multiline | sed -n 's/^ *commonName *= //p')"
+    alg="$(openssl x509 -inform DER -in "$f" -noout -text | grep -m1 -oE 'rsaEncryption|id-ecPublicKey')"
+    [ "$alg" = rsaEncryption ] && alg=RSA-2048 || alg=P-384
+    nb="$(date -u -d "$nb" +%Y-%m-%dT%H:%MZ)"; na="$(date -u -d "$na" +%Y-%m-%dT%H:%MZ)"
+    printf '  %-28s %5d  %-6s %-9s %-20s %-20s %s\n' "$n" "$(stat -c %s "$f")" "$serial" "$alg" "$nb" "$na" "$subj"
+  done
+  echo
+  echo "test-card-signer2.crt: $s2 bytes (limit 602)"
+}
+
+if [ "$MODE" = generate ]; then
+  echo "generating NEW test keys and certificates in $OUT" >&2
+  generate
+fi
+verify_all
+if [ "$fail" -ne 0 ]; then
+  echo "PKI verification FAILED" >&2
+  exit 1
+fi
+echo "PKI OK ($OUT)"
