@@ -86,7 +86,11 @@ impl<'a> Command<'a> {
 }
 
 fn short_ne(le: u8) -> usize {
-    if le == 0 { NE_SHORT_MAX } else { usize::from(le) }
+    if le == 0 {
+        NE_SHORT_MAX
+    } else {
+        usize::from(le)
+    }
 }
 
 fn extended_ne(h: u8, l: u8) -> usize {

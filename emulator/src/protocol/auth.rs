@@ -37,7 +37,9 @@ pub fn cryptogram(
     plain[..8].copy_from_slice(first);
     plain[8..16].copy_from_slice(second);
     plain[16..].copy_from_slice(key_part);
-    let e = generation.encrypt(key, &plain).expect("32 bytes are aligned");
+    let e = generation
+        .encrypt(key, &plain)
+        .expect("32 bytes are aligned");
     let mut out = [0u8; 40];
     out[..32].copy_from_slice(&e);
     out[32..].copy_from_slice(&generation.mac(key, &e));

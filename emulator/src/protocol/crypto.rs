@@ -135,8 +135,9 @@ impl Generation {
 fn retail_mac(key: &Key, data: &[u8]) -> [u8; 8] {
     let k1 = des::Des::new((&key[..8]).try_into().expect("8 bytes"));
     let k2 = des::Des::new((&key[8..]).try_into().expect("8 bytes"));
-    let chained = cbc::Encryptor::<des::Des>::new((&key[..8]).try_into().expect("8 bytes"), &[0; 8].into())
-        .encrypt_padded_vec::<NoPadding>(&pad(data, 8));
+    let chained =
+        cbc::Encryptor::<des::Des>::new((&key[..8]).try_into().expect("8 bytes"), &[0; 8].into())
+            .encrypt_padded_vec::<NoPadding>(&pad(data, 8));
     let mut block: des::cipher::Block<des::Des> = [0; 8].into();
     block.copy_from_slice(&chained[chained.len() - 8..]);
     k2.decrypt_block(&mut block);

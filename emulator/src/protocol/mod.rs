@@ -6,6 +6,7 @@
 pub mod apdu;
 pub mod auth;
 pub mod crypto;
+pub mod signature;
 pub mod sm;
 pub mod status;
 pub mod tlv;
@@ -15,15 +16,46 @@ pub use status::Status;
 
 use serde::{Deserialize, Serialize};
 
-/// Card generation: picks the cipher suite and the file layout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Card generation: picks the cipher suite and the file layout. Written `1` or `2`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Generation {
     /// Card types `1` and `2`: 2-key TDES, retail MAC, RSA-2048 check code.
-    #[serde(rename = "1")]
     First,
     /// Card types `05` and `06`: AES-128, AES-CMAC, ECDSA P-384 check code.
-    #[serde(rename = "2")]
     Second,
+}
+
+impl Generation {
+    pub fn number(self) -> u8 {
+        match self {
+            Generation::First => 1,
+            Generation::Second => 2,
+        }
+    }
+}
+
+impl Serialize for Generation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(self.number())
+    }
+}
+
+impl<'de> Deserialize<'de> for Generation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(1) => Ok(Generation::First),
+            Raw::Number(2) => Ok(Generation::Second),
+            Raw::Text(t) if t == "1" => Ok(Generation::First),
+            Raw::Text(t) if t == "2" => Ok(Generation::Second),
+            _ => Err(serde::de::Error::custom("generation must be 1 or 2")),
+        }
+    }
 }
 
 /// AID of DF1 (card-face data).

@@ -40,8 +40,7 @@ pub fn seal(generation: Generation, key: &Key, plain: &[u8]) -> Vec<u8> {
 
 /// Opens the data of a DO `86` (the whole of `data` must be that one object).
 pub fn open(generation: Generation, key: &Key, data: &[u8]) -> Result<Vec<u8>, SmError> {
-    let (obj, end) =
-        tlv::parse_at(data, 0).map_err(|e| SmError::NotACryptogram(e.to_string()))?;
+    let (obj, end) = tlv::parse_at(data, 0).map_err(|e| SmError::NotACryptogram(e.to_string()))?;
     if obj.tag != TAG_CRYPTOGRAM {
         return Err(SmError::NotACryptogram(format!("tag {:02X}", obj.tag)));
     }

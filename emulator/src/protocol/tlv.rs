@@ -164,10 +164,16 @@ mod tests {
 
     #[test]
     fn lying_lengths_are_errors() {
-        assert_eq!(parse_all(&[0xD0, 0x82, 0xFF, 0xFF, 1]), Err(TlvError::Truncated(0)));
+        assert_eq!(
+            parse_all(&[0xD0, 0x82, 0xFF, 0xFF, 1]),
+            Err(TlvError::Truncated(0))
+        );
         assert_eq!(
             parse_all(&[0xD0, 0x83, 0, 0, 1]),
-            Err(TlvError::BadLength { offset: 1, byte: 0x83 })
+            Err(TlvError::BadLength {
+                offset: 1,
+                byte: 0x83
+            })
         );
         assert_eq!(parse_all(&[0xDF]), Err(TlvError::Truncated(0)));
     }

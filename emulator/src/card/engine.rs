@@ -1,0 +1,283 @@
+//! The card engine: a pure, synchronous state machine from C-APDU bytes to R-APDU bytes.
+//!
+//! No I/O, no clock, no global RNG: the random numbers come from a ChaCha20 generator
+//! seeded by the profile, so the same profile and the same commands give the same bytes.
+//! Every input, however malformed, is answered with a status word (spec §3.7).
+
+use std::sync::Arc;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use super::image::{Access, CardImage, Df, ReadPastEnd};
+use crate::protocol::apdu::{Command, NE_EXTENDED_MAX};
+use crate::protocol::auth::{self, Nonce};
+use crate::protocol::crypto::Key;
+use crate::protocol::{AID_DF1, AID_DF2, AID_DF3, Status, VERIFY_P2_CARD_NUMBER, cla, ins, sm};
+
+/// Successful outcome of a command: response data and `90 00` or a warning.
+type Answer = Result<(Vec<u8>, Status), Status>;
+
+/// Volatile chip state (spec §3.8); all of it dies on reset and power events.
+#[derive(Clone, Debug, Default)]
+struct Session {
+    df: Df,
+    /// Index of the current EF in the image.
+    ef: Option<usize>,
+    /// RND.ICC of a GET CHALLENGE that was the previous command.
+    challenge: Option<Nonce>,
+    /// KSenc after a successful MUTUAL AUTHENTICATE.
+    key: Option<Key>,
+    /// Set by a successful VERIFY.
+    verified: bool,
+}
+
+/// An emulated residence-card chip.
+pub struct Card {
+    image: Arc<CardImage>,
+    rng: ChaCha20Rng,
+    session: Session,
+}
+
+impl Card {
+    pub fn new(image: Arc<CardImage>) -> Card {
+        let rng = ChaCha20Rng::seed_from_u64(image.seed);
+        Card {
+            image,
+            rng,
+            session: Session::default(),
+        }
+    }
+
+    pub fn image(&self) -> &CardImage {
+        &self.image
+    }
+
+    /// Reset, power-on or power-off: MF current, no EF, no challenge, no session.
+    pub fn reset(&mut self) {
+        self.session = Session::default();
+    }
+
+    /// Processes one C-APDU and returns the R-APDU (data ‖ SW1 SW2). Never panics.
+    pub fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
+        // GET CHALLENGE must immediately precede MUTUAL AUTHENTICATE: any command voids it.
+        let challenge = self.session.challenge.take();
+        let (mut data, status) =
+            match Command::parse(apdu).and_then(|c| self.dispatch(&c, challenge)) {
+                Ok(answer) => answer,
+                Err(status) => (Vec::new(), status),
+            };
+        data.extend_from_slice(&status.to_bytes());
+        data
+    }
+
+    fn dispatch(&mut self, cmd: &Command, challenge: Option<Nonce>) -> Answer {
+        match (cmd.cla, cmd.ins) {
+            (cla::PLAIN, ins::SELECT) => self.select(cmd),
+            (cla::PLAIN, ins::GET_CHALLENGE) => self.get_challenge(cmd),
+            (cla::PLAIN, ins::MUTUAL_AUTHENTICATE) => self.mutual_authenticate(cmd, challenge),
+            (cla::PLAIN, ins::VERIFY) => Err(Status::IncorrectSmDataObjects),
+            (cla::SM, ins::VERIFY) => self.verify(cmd),
+            (cla::PLAIN | cla::SM, ins::READ_BINARY) => self.read_binary(cmd),
+            (cla::SM, ins::SELECT | ins::GET_CHALLENGE | ins::MUTUAL_AUTHENTICATE) => {
+                Err(Status::SecureMessagingNotSupported)
+            }
+            (cla::PLAIN | cla::SM, _) => Err(Status::InstructionNotSupported),
+            // CLA 0C (SM with authenticated header) is a known class the card does not do.
+            (0x0C, _) => Err(Status::SecureMessagingNotSupported),
+            _ => Err(Status::ClassNotSupported),
+        }
+    }
+
+    /// SELECT MF (P1 00), EF by FID (P1 02, or 00 with a FID) or DF by name (P1 04).
+    fn select(&mut self, cmd: &Command) -> Answer {
+        if !matches!(cmd.p2, 0x00 | 0x0C) {
+            return Err(Status::IncorrectP1P2);
+        }
+        match (cmd.p1, cmd.data) {
+            (0x00, [] | [0x3F, 0x00]) => {
+                self.session.df = Df::Mf;
+                self.session.ef = None;
+                ok(Vec::new())
+            }
+            (0x00 | 0x02, [hi, lo]) => {
+                let fid = u16::from_be_bytes([*hi, *lo]);
+                let df = self.session.df;
+                let index = self
+                    .image
+                    .files
+                    .iter()
+                    .position(|f| f.df == df && f.fid == Some(fid))
+                    .ok_or(Status::FileNotFound)?;
+                self.session.ef = Some(index);
+                ok(Vec::new())
+            }
+            (0x00 | 0x02, _) => Err(Status::WrongLength),
+            (0x04, []) => Err(Status::WrongLength),
+            (0x04, name) => {
+                let df = [(AID_DF1, Df::Df1), (AID_DF2, Df::Df2), (AID_DF3, Df::Df3)]
+                    .into_iter()
+                    .find(|(aid, _)| aid[..] == *name)
+                    .map(|(_, df)| df)
+                    .ok_or(Status::FileNotFound)?;
+                self.session.df = df;
+                self.session.ef = None;
+                ok(Vec::new())
+            }
+            _ => Err(Status::IncorrectP1P2),
+        }
+    }
+
+    fn get_challenge(&mut self, cmd: &Command) -> Answer {
+        if (cmd.p1, cmd.p2) != (0, 0) {
+            return Err(Status::IncorrectP1P2);
+        }
+        match (cmd.data.is_empty(), cmd.ne) {
+            (true, Some(8)) => {}
+            (true, Some(ne)) if cmd.ne_is_maximum() || ne == 8 => {}
+            (true, Some(_)) => return Err(Status::WrongLe(8)),
+            _ => return Err(Status::WrongLength),
+        }
+        let rnd_icc = match self.image.knobs.rnd_icc {
+            Some(fixed) => fixed,
+            None => self.random(),
+        };
+        self.session.challenge = Some(rnd_icc);
+        ok(rnd_icc.to_vec())
+    }
+
+    fn mutual_authenticate(&mut self, cmd: &Command, challenge: Option<Nonce>) -> Answer {
+        if (cmd.p1, cmd.p2) != (0, 0) {
+            return Err(Status::IncorrectP1P2);
+        }
+        if cmd.data.len() != 40 {
+            return Err(Status::WrongLength);
+        }
+        let rnd_icc = challenge.ok_or(Status::ConditionsNotSatisfied)?;
+        // A new authentication attempt ends the previous session, successful or not.
+        self.session.key = None;
+        self.session.verified = false;
+        let k_icc = match self.image.knobs.k_icc {
+            Some(fixed) => fixed,
+            None => self.random(),
+        };
+        let generation = self.image.generation;
+        let (answer, session_key) = auth::card_response(
+            generation,
+            &self.image.chip_key(),
+            &rnd_icc,
+            cmd.data,
+            &k_icc,
+        )
+        .map_err(|_| Status::VerificationFailed)?;
+        self.session.key = Some(session_key);
+        ok(answer.to_vec())
+    }
+
+    fn verify(&mut self, cmd: &Command) -> Answer {
+        if (cmd.p1, cmd.p2) != (0, VERIFY_P2_CARD_NUMBER) {
+            return Err(Status::IncorrectP1P2);
+        }
+        let key = self.session.key.ok_or(Status::ConditionsNotSatisfied)?;
+        let plain = sm::open(self.image.generation, &key, cmd.data)
+            .map_err(|_| Status::IncorrectSmDataObjects)?;
+        if plain == self.image.chip_card_number.as_bytes() {
+            self.session.verified = true;
+            ok(Vec::new())
+        } else {
+            self.session.verified = false;
+            if self.image.knobs.failed_verify_drops_session {
+                self.session.key = None;
+            }
+            Err(Status::VerificationFailed)
+        }
+    }
+
+    fn read_binary(&mut self, cmd: &Command) -> Answer {
+        let secure = cmd.cla == cla::SM;
+        let (index, offset) = if cmd.p1 & 0x80 != 0 {
+            if cmd.p1 & 0x60 != 0 {
+                return Err(Status::IncorrectP1P2);
+            }
+            let index = self
+                .image
+                .find_sfi(self.session.df, cmd.p1 & 0x1F)
+                .ok_or(Status::FileNotFound)?;
+            self.session.ef = Some(index);
+            (index, usize::from(cmd.p2))
+        } else {
+            let index = self.session.ef.ok_or(Status::NoCurrentEf)?;
+            (index, usize::from(u16::from_be_bytes([cmd.p1, cmd.p2])))
+        };
+        let image = Arc::clone(&self.image);
+        let file = &image.files[index];
+        match file.access {
+            Access::Free => {}
+            Access::Auth | Access::AuthSm if !self.session.verified => {
+                return Err(Status::SecurityStatusNotSatisfied);
+            }
+            Access::AuthSm if !secure => return Err(Status::SecurityStatusNotSatisfied),
+            Access::Auth | Access::AuthSm => {}
+        }
+        let content = &file.content;
+        if offset >= content.len() {
+            return Err(Status::OffsetOutOfRange);
+        }
+        let available = content.len() - offset;
+        if secure {
+            let key = self.session.key.ok_or(Status::SecurityStatusNotSatisfied)?;
+            let wanted =
+                sm::parse_expected_length(cmd.data).ok_or(Status::IncorrectSmDataObjects)?;
+            let (len, status) = match usize::from(wanted) {
+                0 => (available, Status::Success),
+                n => self.clamp(n, available, false)?,
+            };
+            let sealed = sm::seal(self.image.generation, &key, &content[offset..offset + len]);
+            let ne = cmd.ne.unwrap_or(0);
+            if sealed.len() > ne {
+                return Err(match u8::try_from(sealed.len()) {
+                    Ok(n) if !cmd.extended => Status::WrongLe(n),
+                    _ => Status::WrongLength,
+                });
+            }
+            Ok((sealed, status))
+        } else {
+            if !cmd.data.is_empty() {
+                return Err(Status::WrongLength);
+            }
+            let ne = cmd.ne.ok_or(Status::WrongLength)?;
+            let (len, status) = self.clamp(ne, available, cmd.ne_is_maximum())?;
+            Ok((content[offset..offset + len].to_vec(), status))
+        }
+    }
+
+    /// Length actually read when `wanted` bytes are asked and `available` remain.
+    fn clamp(
+        &self,
+        wanted: usize,
+        available: usize,
+        wanted_everything: bool,
+    ) -> Result<(usize, Status), Status> {
+        if wanted <= available {
+            return Ok((wanted, Status::Success));
+        }
+        if wanted_everything || wanted == NE_EXTENDED_MAX {
+            return Ok((available, Status::Success));
+        }
+        match self.image.knobs.read_past_end {
+            ReadPastEnd::EndOfFileWarning => Ok((available, Status::EndOfFileWarning)),
+            ReadPastEnd::Success => Ok((available, Status::Success)),
+            ReadPastEnd::WrongLe => Err(Status::WrongLe(u8::try_from(available).unwrap_or(0))),
+        }
+    }
+
+    fn random<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0; N];
+        self.rng.fill_bytes(&mut out);
+        out
+    }
+}
+
+fn ok(data: Vec<u8>) -> Answer {
+    Ok((data, Status::Success))
+}

@@ -1,0 +1,129 @@
+//! What a compiled profile becomes: the bytes of every EF, the chip's key and the knobs
+//! for behaviour the specification leaves open. The engine reads it and never changes it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::Generation;
+use crate::protocol::auth::Nonce;
+use crate::protocol::crypto::{Key, card_number_key};
+
+/// Dedicated files of the card. The MF is current after reset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Df {
+    #[default]
+    Mf,
+    Df1,
+    Df2,
+    Df3,
+}
+
+/// Access condition of an EF (spec §2.2/§2.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Readable at any time (MF common data and card type).
+    Free,
+    /// Readable after MUTUAL AUTHENTICATE and VERIFY, plain or SM.
+    Auth,
+    /// Readable after MUTUAL AUTHENTICATE and VERIFY, with secure messaging only.
+    AuthSm,
+}
+
+/// One elementary file with its identifiers and content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElementaryFile {
+    /// Human name used in transcripts and reports (e.g. `DF1/EF02 face image`).
+    pub name: String,
+    pub df: Df,
+    /// Short EF identifier (READ BINARY P1 = `80 | sfi`).
+    pub sfi: u8,
+    /// File identifier for SELECT by FID; unknown for real cards, so `None` by default.
+    pub fid: Option<u16>,
+    pub access: Access,
+    pub content: Vec<u8>,
+}
+
+/// Status answered by a plain READ BINARY whose explicit Ne goes past the end of the EF
+/// (spec §3.7 `?`). `Le = 00` / `00 00` ("everything") always answers `90 00`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadPastEnd {
+    /// The available bytes and `62 82` (ISO 7816-4).
+    #[default]
+    EndOfFileWarning,
+    /// `6C xx` with the available length (a minimal public reader retries on it).
+    WrongLe,
+    /// The available bytes and `90 00`.
+    Success,
+}
+
+/// Behaviour the specification leaves open, chosen per profile (defaults = most likely).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Knobs {
+    pub read_past_end: ReadPastEnd,
+    /// Forces RND.ICC (official-vector replay); random from the seed otherwise.
+    #[serde(with = "hex_opt")]
+    pub rnd_icc: Option<Nonce>,
+    /// Forces K.ICC (official-vector replay); random from the seed otherwise.
+    #[serde(with = "hex_opt")]
+    pub k_icc: Option<Key>,
+    /// A failed VERIFY also drops the SM session (unknown on real cards; default keeps it).
+    pub failed_verify_drops_session: bool,
+}
+
+/// Everything the card engine needs, produced by the profile compiler.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardImage {
+    pub generation: Generation,
+    /// The card number the chip's key was derived from and VERIFY compares against.
+    /// Normally the printed number; a forged chip may differ.
+    pub chip_card_number: String,
+    pub files: Vec<ElementaryFile>,
+    pub knobs: Knobs,
+    /// Seed of the card's random numbers: the same seed replays the same transcript.
+    pub seed: u64,
+}
+
+impl CardImage {
+    /// `SHA-1(card number)[0..16]`, the key of MUTUAL AUTHENTICATE.
+    pub fn chip_key(&self) -> Key {
+        card_number_key(self.chip_card_number.as_bytes())
+    }
+
+    /// The EF with `sfi` under `df`, by index.
+    pub fn find_sfi(&self, df: Df, sfi: u8) -> Option<usize> {
+        self.files.iter().position(|f| f.df == df && f.sfi == sfi)
+    }
+}
+
+/// Serde helper for optional fixed-size byte arrays written as hex strings.
+pub mod hex_opt {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer, const N: usize>(
+        value: &Option<[u8; N]>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => s.serialize_some(&hex::encode_upper(v)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<Option<[u8; N]>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        let cleaned: String = text.split_whitespace().collect();
+        let bytes = hex::decode(&cleaned)
+            .map_err(|e| D::Error::custom(format!("{text:?} is not hex: {e}")))?;
+        let len = bytes.len();
+        bytes
+            .try_into()
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("expected {N} hex bytes, got {len}")))
+    }
+}

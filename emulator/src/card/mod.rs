@@ -1,0 +1,7 @@
+//! The emulated chip: its compiled image and the engine that answers APDUs.
+
+pub mod engine;
+pub mod image;
+
+pub use engine::Card;
+pub use image::{Access, CardImage, Df, ElementaryFile, Knobs, ReadPastEnd};

@@ -1,0 +1,592 @@
+//! From a merged profile document to a [`CardImage`]: EF layouts per generation (spec §2.2,
+//! §2.3, §6) and the check code made with the profile's TEST signer (spec §7).
+
+use std::path::Path;
+
+use encoding_rs::SHIFT_JIS;
+use p384::ecdsa::signature::hazmat::PrehashSigner;
+use rsa::pkcs8::DecodePrivateKey;
+use rsa::signature::{SignatureEncoding, Signer};
+use sha2::{Digest, Sha256};
+
+use super::load::ProfileError;
+use super::schema::*;
+use crate::card::{Access, CardImage, Df, ElementaryFile};
+use crate::protocol::Generation;
+use crate::protocol::signature::{self as target, push_padded};
+use crate::protocol::tlv::{push, push_tag};
+
+/// Generation 1 `DB` value area (certificate zero-padded inside).
+const GEN1_CERTIFICATE_AREA: usize = 1_200;
+/// Generation 2 DF3/EF01 size: `DC` + `DD` + zero fill.
+const GEN2_DF3_SIZE: usize = 704;
+/// Generation 1 DF2 text areas (spec §2.2: D4 320, D5/D6 120).
+const GEN1_ADDRESS_AREA: usize = 320;
+const GEN1_PERMISSION_AREA: usize = 120;
+/// Generation 2 `DE` reserved-text area.
+const GEN2_RESERVED_AREA: usize = 200;
+
+/// The fields a compile needs, with the file to blame when one is missing.
+struct Ctx<'a> {
+    file: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn require<'v, T>(&self, value: &'v Option<T>, field: &str) -> Result<&'v T, ProfileError> {
+        value.as_ref().ok_or_else(|| {
+            ProfileError::new(
+                self.file,
+                Some(field),
+                "required, but neither this profile nor what it extends sets it",
+            )
+        })
+    }
+
+    fn error(&self, field: &str, message: impl Into<String>) -> ProfileError {
+        ProfileError::new(self.file, Some(field), message)
+    }
+
+    fn read_file(
+        &self,
+        path: &Path,
+        field: &str,
+        max: Option<usize>,
+    ) -> Result<Vec<u8>, ProfileError> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| self.error(field, format!("cannot read {}: {e}", path.display())))?;
+        match max {
+            Some(max) if bytes.len() > max => Err(self.error(
+                field,
+                format!(
+                    "{} is {} bytes, the chip field holds {max}",
+                    path.display(),
+                    bytes.len()
+                ),
+            )),
+            _ => Ok(bytes),
+        }
+    }
+}
+
+/// Builds the chip image of a merged profile.
+pub fn compile(doc: &ProfileDoc, file: &Path) -> Result<CardImage, ProfileError> {
+    let ctx = Ctx { file };
+    let card = ctx.require(&doc.card, "card")?;
+    let generation = *ctx.require(&card.generation, "card.generation")?;
+    let card_type = *ctx.require(&card.card_type, "card.type")?;
+    let number = ctx.require(&card.number, "card.number")?;
+    let version = ctx.require(&card.spec_version, "card.spec_version")?;
+
+    let mut files = vec![
+        ef(
+            "MF/EF01 common data",
+            Df::Mf,
+            0x0B,
+            Access::Free,
+            tlv(0xC0, version.0.as_bytes()),
+        ),
+        ef(
+            "MF/EF02 card type",
+            Df::Mf,
+            0x0A,
+            Access::Free,
+            tlv(0xC1, card_type.code(generation).as_bytes()),
+        ),
+    ];
+    match generation {
+        Generation::First => gen1_files(&ctx, doc, card_type, &mut files)?,
+        Generation::Second => gen2_files(&ctx, doc, card_type, number, &mut files)?,
+    }
+    Ok(CardImage {
+        generation,
+        chip_card_number: doc
+            .chip_card_number
+            .as_ref()
+            .unwrap_or(number)
+            .as_str()
+            .to_owned(),
+        files,
+        knobs: doc.knobs.clone().unwrap_or_default(),
+        seed: doc.seed.unwrap_or(0),
+    })
+}
+
+fn ef(name: &str, df: Df, sfi: u8, access: Access, content: Vec<u8>) -> ElementaryFile {
+    ElementaryFile {
+        name: name.to_owned(),
+        df,
+        sfi,
+        fid: None,
+        access,
+        content,
+    }
+}
+
+fn tlv(tag: u16, value: &[u8]) -> Vec<u8> {
+    crate::protocol::tlv::encode(tag, value)
+}
+
+/// A TLV whose value is zero-padded to a fixed area (the card's fixed-size fields).
+fn fixed(out: &mut Vec<u8>, tag: u16, value: &[u8], area: usize) {
+    let mut padded = Vec::with_capacity(area);
+    push_padded(&mut padded, value, area);
+    push(out, tag, &padded);
+}
+
+/// Reads the face image, or the stand-in the face layout prescribes when there is none.
+fn face(ctx: &Ctx, doc: &ProfileDoc) -> Result<Option<Vec<u8>>, ProfileError> {
+    doc.images
+        .as_ref()
+        .and_then(|i| i.face.as_ref())
+        .map(|p| ctx.read_file(p, "images.face", Some(target::FACE_AREA)))
+        .transpose()
+}
+
+fn push_face(out: &mut Vec<u8>, face: Option<&[u8]>, layout: FaceLayout) {
+    match (face, layout) {
+        (Some(face), _) => fixed(out, 0xD1, face, target::FACE_AREA),
+        (None, FaceLayout::ZeroFilled) => fixed(out, 0xD1, &[], target::FACE_AREA),
+        (None, FaceLayout::ZeroLength) => push(out, 0xD1, &[]),
+        (None, FaceLayout::Omitted) => {}
+    }
+}
+
+fn encode_text(
+    ctx: &Ctx,
+    field: &str,
+    text: &str,
+    encoding: TextEncoding,
+    area: usize,
+) -> Result<Vec<u8>, ProfileError> {
+    let bytes = match encoding {
+        TextEncoding::Utf8 => text.as_bytes().to_vec(),
+        TextEncoding::ShiftJis => {
+            let (bytes, _, unmappable) = SHIFT_JIS.encode(text);
+            if unmappable {
+                return Err(ctx.error(
+                    field,
+                    format!("{text:?} has characters Shift_JIS cannot encode"),
+                ));
+            }
+            bytes.into_owned()
+        }
+    };
+    if bytes.len() > area {
+        return Err(ctx.error(
+            field,
+            format!(
+                "encodes to {} bytes, the chip field holds {area}",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+fn gen1_files(
+    ctx: &Ctx,
+    doc: &ProfileDoc,
+    card_type: CardType,
+    files: &mut Vec<ElementaryFile>,
+) -> Result<(), ProfileError> {
+    let imgs = doc.images.clone().unwrap_or_default();
+    let front_path = ctx.require(&imgs.front, "images.front")?;
+    let front = ctx.read_file(front_path, "images.front", Some(target::GEN1_FRONT_AREA))?;
+    let face = face(ctx, doc)?;
+    let layout = doc.face_layout.unwrap_or_default();
+
+    let mut front_ef = Vec::new();
+    fixed(&mut front_ef, 0xD0, &front, target::GEN1_FRONT_AREA);
+    let mut face_ef = Vec::new();
+    push_face(&mut face_ef, face.as_deref(), layout);
+    files.push(ef(
+        "DF1/EF01 front image",
+        Df::Df1,
+        0x05,
+        Access::AuthSm,
+        front_ef,
+    ));
+    files.push(ef(
+        "DF1/EF02 face image",
+        Df::Df1,
+        0x06,
+        Access::AuthSm,
+        face_ef,
+    ));
+
+    let encoding = doc.text_encoding.unwrap_or_default();
+    let address = ctx.require(&doc.address, "address")?;
+    let mut address_ef = Vec::new();
+    push(
+        &mut address_ef,
+        0xD2,
+        ctx.require(&address.date, "address.date")?.0.as_bytes(),
+    );
+    push(
+        &mut address_ef,
+        0xD3,
+        ctx.require(&address.municipality_code, "address.municipality_code")?
+            .0
+            .as_bytes(),
+    );
+    let text = ctx.require(&address.text, "address.text")?;
+    let text = encode_text(ctx, "address.text", text, encoding, GEN1_ADDRESS_AREA)?;
+    fixed(&mut address_ef, 0xD4, &text, GEN1_ADDRESS_AREA);
+    files.push(ef(
+        "DF2/EF01 address",
+        Df::Df2,
+        0x01,
+        Access::Auth,
+        address_ef,
+    ));
+
+    if card_type == CardType::ResidenceCard {
+        let back = ctx.require(&doc.back_side, "back_side")?;
+        for (field, tag, sfi, name, value) in [
+            (
+                "back_side.comprehensive_permission",
+                0xD5,
+                0x02,
+                "DF2/EF02 comprehensive permission",
+                &back.comprehensive_permission,
+            ),
+            (
+                "back_side.individual_permission",
+                0xD6,
+                0x03,
+                "DF2/EF03 individual permission",
+                &back.individual_permission,
+            ),
+        ] {
+            let text = encode_text(
+                ctx,
+                field,
+                ctx.require(value, field)?,
+                encoding,
+                GEN1_PERMISSION_AREA,
+            )?;
+            let mut content = Vec::new();
+            fixed(&mut content, tag, &text, GEN1_PERMISSION_AREA);
+            files.push(ef(name, Df::Df2, sfi, Access::Auth, content));
+        }
+        let renewal = *ctx.require(&back.renewal_application, "back_side.renewal_application")?;
+        files.push(ef(
+            "DF2/EF04 renewal application",
+            Df::Df2,
+            0x04,
+            Access::Auth,
+            tlv(0xD7, flag(renewal)),
+        ));
+    }
+
+    let signature = ctx.require(&doc.signature, "signature")?;
+    let certificate = ctx.read_file(
+        ctx.require(&signature.certificate, "signature.certificate")?,
+        "signature.certificate",
+        None,
+    )?;
+    let key_path = ctx.require(&signature.key, "signature.key")?;
+    let key_pem =
+        String::from_utf8_lossy(&ctx.read_file(key_path, "signature.key", None)?).into_owned();
+    let key = rsa::PrivateKey::from_pkcs8_pem(&key_pem).map_err(|e| {
+        ctx.error(
+            "signature.key",
+            format!("{} is not an RSA PKCS#8 key: {e}", key_path.display()),
+        )
+    })?;
+    let signed = target::gen1_signed_data(&front, face.as_deref().unwrap_or_default());
+    let check_code = rsa::pkcs1v15::SigningKey::<Sha256>::new(key)
+        .sign(&signed)
+        .to_vec();
+
+    let mut df3 = Vec::new();
+    push(&mut df3, 0xDA, &check_code);
+    match signature.certificate_layout.unwrap_or_default() {
+        CertificateLayout::Padded => {
+            if certificate.len() > GEN1_CERTIFICATE_AREA {
+                return Err(ctx.error(
+                    "signature.certificate",
+                    format!(
+                        "{} bytes do not fit the {GEN1_CERTIFICATE_AREA}-byte DB area",
+                        certificate.len()
+                    ),
+                ));
+            }
+            fixed(&mut df3, 0xDB, &certificate, GEN1_CERTIFICATE_AREA);
+        }
+        CertificateLayout::Exact => push(&mut df3, 0xDB, &certificate),
+    }
+    files.push(ef(
+        "DF3/EF01 check code and certificate",
+        Df::Df3,
+        0x02,
+        Access::Auth,
+        df3,
+    ));
+    Ok(())
+}
+
+fn flag(value: bool) -> &'static [u8] {
+    if value { b"1" } else { b"0" }
+}
+
+fn gen2_files(
+    ctx: &Ctx,
+    doc: &ProfileDoc,
+    card_type: CardType,
+    number: &CardNumber,
+    files: &mut Vec<ElementaryFile>,
+) -> Result<(), ProfileError> {
+    let residence = card_type == CardType::ResidenceCard;
+    files.push(ef(
+        "DF1/EF01 card number",
+        Df::Df1,
+        0x01,
+        Access::AuthSm,
+        tlv(0xC2, number.as_str().as_bytes()),
+    ));
+
+    let printed = ctx.require(&doc.printed, "printed")?;
+    let mut entries: Vec<(u16, Vec<u8>)> = vec![
+        (
+            0xC5,
+            ctx.require(&printed.card_expiry, "printed.card_expiry")?
+                .0
+                .clone()
+                .into_bytes(),
+        ),
+        (
+            0xC6,
+            ctx.require(&printed.birth_date, "printed.birth_date")?
+                .0
+                .clone()
+                .into_bytes(),
+        ),
+        (0xC7, vec![ctx.require(&printed.sex, "printed.sex")?.code()]),
+        (
+            0xC8,
+            ctx.require(&printed.nationality, "printed.nationality")?
+                .0
+                .clone()
+                .into_bytes(),
+        ),
+    ];
+    let status = ctx.require(&printed.status_of_residence, "printed.status_of_residence")?;
+    if status.len() > 10 || !status.is_ascii() {
+        return Err(ctx.error(
+            "printed.status_of_residence",
+            format!("{status:?} must be at most 10 ASCII characters"),
+        ));
+    }
+    let mut status = status.clone().into_bytes();
+    status.resize(10, 0);
+    entries.push((0xC9, status));
+    entries.push((
+        0xCE,
+        ctx.require(&printed.period_of_stay, "printed.period_of_stay")?
+            .0
+            .clone()
+            .into_bytes(),
+    ));
+    if residence {
+        entries.push((
+            0xCA,
+            ctx.require(&printed.permission_type, "printed.permission_type")?
+                .0
+                .clone()
+                .into_bytes(),
+        ));
+        entries.push((
+            0xCB,
+            ctx.require(&printed.permission_date, "printed.permission_date")?
+                .0
+                .clone()
+                .into_bytes(),
+        ));
+        entries.push((
+            0xCC,
+            ctx.require(&printed.work_restriction, "printed.work_restriction")?
+                .0
+                .clone()
+                .into_bytes(),
+        ));
+        entries.push((
+            0xCD,
+            ctx.require(
+                &printed.period_of_stay_expiry,
+                "printed.period_of_stay_expiry",
+            )?
+            .0
+            .clone()
+            .into_bytes(),
+        ));
+    }
+    let mut printed_ef = Vec::new();
+    let mut printed_values = Vec::new();
+    for (tag, value) in &entries {
+        push(&mut printed_ef, *tag, value);
+        printed_values.extend_from_slice(value);
+    }
+    files.push(ef(
+        "DF1/EF02 printed entries",
+        Df::Df1,
+        0x03,
+        Access::AuthSm,
+        printed_ef,
+    ));
+
+    let imgs = doc.images.clone().unwrap_or_default();
+    let name = ctx.read_file(
+        ctx.require(&imgs.name, "images.name")?,
+        "images.name",
+        Some(target::GEN2_NAME_AREA),
+    )?;
+    let face = face(ctx, doc)?;
+    let address = ctx.read_file(
+        ctx.require(&imgs.address, "images.address")?,
+        "images.address",
+        Some(target::GEN2_ADDRESS_AREA),
+    )?;
+    let mut images_ef = Vec::new();
+    fixed(&mut images_ef, 0xD0, &name, target::GEN2_NAME_AREA);
+    push_face(
+        &mut images_ef,
+        face.as_deref(),
+        doc.face_layout.unwrap_or_default(),
+    );
+    files.push(ef(
+        "DF1/EF03 name and face images",
+        Df::Df1,
+        0x04,
+        Access::AuthSm,
+        images_ef,
+    ));
+    let mut address_ef = Vec::new();
+    fixed(&mut address_ef, 0xDFD1, &address, target::GEN2_ADDRESS_AREA);
+    files.push(ef(
+        "DF1/EF04 address image",
+        Df::Df1,
+        0x06,
+        Access::AuthSm,
+        address_ef,
+    ));
+
+    if residence {
+        let permission = ctx.require(&doc.work_permission, "work_permission")?;
+        let mut content = Vec::new();
+        fixed(
+            &mut content,
+            0xD5,
+            ctx.require(&permission.comprehensive, "work_permission.comprehensive")?
+                .0
+                .as_bytes(),
+            7,
+        );
+        fixed(
+            &mut content,
+            0xD6,
+            permission
+                .comprehensive_expiry
+                .as_ref()
+                .map(|d| d.0.as_bytes())
+                .unwrap_or_default(),
+            8,
+        );
+        push(
+            &mut content,
+            0xD7,
+            flag(*ctx.require(&permission.individual, "work_permission.individual")?),
+        );
+        files.push(ef(
+            "DF2/EF01 work permission",
+            Df::Df2,
+            0x01,
+            Access::Auth,
+            content,
+        ));
+        let pending = *ctx.require(&doc.application_pending, "application_pending")?;
+        files.push(ef(
+            "DF2/EF02 application status",
+            Df::Df2,
+            0x02,
+            Access::Auth,
+            tlv(0xD8, flag(pending)),
+        ));
+    }
+    let other = ctx.require(&doc.other, "other")?;
+    let mut content = Vec::new();
+    push(
+        &mut content,
+        0xD9,
+        flag(*ctx.require(&other.commissioner_entry, "other.commissioner_entry")?),
+    );
+    let reserved = other
+        .reserved_text
+        .as_deref()
+        .unwrap_or_default()
+        .as_bytes();
+    if reserved.len() > GEN2_RESERVED_AREA {
+        return Err(ctx.error(
+            "other.reserved_text",
+            format!(
+                "{} bytes, the chip field holds {GEN2_RESERVED_AREA}",
+                reserved.len()
+            ),
+        ));
+    }
+    // `DE 82 00 C8`: the non-minimal length that makes the EF the specified 207 bytes.
+    push_tag(&mut content, 0xDE);
+    content.extend_from_slice(&[0x82, 0x00, GEN2_RESERVED_AREA as u8]);
+    push_padded(&mut content, reserved, GEN2_RESERVED_AREA);
+    files.push(ef("DF2/EF03 other", Df::Df2, 0x03, Access::Auth, content));
+
+    let signature = ctx.require(&doc.signature, "signature")?;
+    let certificate = ctx.read_file(
+        ctx.require(&signature.certificate, "signature.certificate")?,
+        "signature.certificate",
+        None,
+    )?;
+    let key_path = ctx.require(&signature.key, "signature.key")?;
+    let key_pem =
+        String::from_utf8_lossy(&ctx.read_file(key_path, "signature.key", None)?).into_owned();
+    let key = p384::ecdsa::SigningKey::from_pkcs8_pem(&key_pem).map_err(|e| {
+        ctx.error(
+            "signature.key",
+            format!("{} is not a P-384 PKCS#8 key: {e}", key_path.display()),
+        )
+    })?;
+    let signed =
+        target::gen2_signed_data(&printed_values, face.as_deref().unwrap_or_default(), &name);
+    let sig: p384::ecdsa::Signature = key
+        .sign_prehash(&Sha256::digest(&signed))
+        .map_err(|e| ctx.error("signature.key", format!("signing failed: {e}")))?;
+    let check_code = match signature.encoding.unwrap_or_default() {
+        CheckCodeEncoding::Raw => sig.to_bytes().to_vec(),
+        CheckCodeEncoding::Der => sig.to_der().as_bytes().to_vec(),
+    };
+    let mut df3 = Vec::new();
+    push(&mut df3, 0xDC, &check_code);
+    // `DD 82 xx xx` even for a short certificate, as on real cards.
+    push_tag(&mut df3, 0xDD);
+    df3.push(0x82);
+    df3.extend_from_slice(&(certificate.len() as u16).to_be_bytes());
+    df3.extend_from_slice(&certificate);
+    if df3.len() > GEN2_DF3_SIZE {
+        return Err(ctx.error(
+            "signature.certificate",
+            format!(
+                "check code and certificate take {} bytes, DF3/EF01 holds {GEN2_DF3_SIZE}",
+                df3.len()
+            ),
+        ));
+    }
+    df3.resize(GEN2_DF3_SIZE, 0);
+    files.push(ef(
+        "DF3/EF01 check code and certificate",
+        Df::Df3,
+        0x02,
+        Access::Auth,
+        df3,
+    ));
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! Reading profile files: YAML syntax, `extends:` chains and errors that name the file,
+//! line, column and field.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_yaml_ng::{Mapping, Value};
+use thiserror::Error;
+
+use super::schema::ProfileDoc;
+
+/// A profile that cannot be loaded or compiled.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub struct ProfileError {
+    pub file: PathBuf,
+    /// 1-based line and column, when the problem has a place in the file.
+    pub location: Option<(usize, usize)>,
+    /// Dotted path of the field (`card.number`), when the problem has one.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl ProfileError {
+    pub fn new(file: &Path, field: Option<&str>, message: impl Into<String>) -> ProfileError {
+        ProfileError {
+            file: file.to_path_buf(),
+            location: None,
+            field: field.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ProfileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some((line, column)) = self.location {
+            write!(f, ":{line}:{column}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": field `{field}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Keys whose values are file paths, relative to the file that writes them.
+const PATH_FIELDS: [(&str, &str); 6] = [
+    ("images", "front"),
+    ("images", "face"),
+    ("images", "name"),
+    ("images", "address"),
+    ("signature", "certificate"),
+    ("signature", "key"),
+];
+
+/// Loads `path` and everything it extends; returns the merged document and the chain of
+/// files (the profile first, its farthest ancestor last).
+pub fn load_merged(path: &Path) -> Result<(ProfileDoc, Vec<PathBuf>), ProfileError> {
+    let mut chain: Vec<PathBuf> = Vec::new();
+    let mut layers: Vec<Value> = Vec::new();
+    let mut next = Some(path.to_path_buf());
+    while let Some(file) = next.take() {
+        let canonical = file
+            .canonicalize()
+            .map_err(|e| ProfileError::new(&file, None, format!("cannot open: {e}")))?;
+        if chain
+            .iter()
+            .any(|seen| seen.canonicalize().ok().as_ref() == Some(&canonical))
+        {
+            return Err(ProfileError::new(
+                path,
+                Some("extends"),
+                format!("`extends:` cycle through {}", file.display()),
+            ));
+        }
+        let (doc, value) = read_one(&file)?;
+        if let Some(parent) = &doc.extends {
+            next = Some(relative_to(&file, parent));
+        }
+        chain.push(file);
+        layers.push(value);
+    }
+    let mut merged = Value::Mapping(Mapping::new());
+    for layer in layers.into_iter().rev() {
+        merge(&mut merged, layer);
+    }
+    if let Value::Mapping(map) = &mut merged {
+        map.remove("extends");
+    }
+    let doc = serde_path_to_error::deserialize(merged).map_err(|e| path_error(path, e))?;
+    Ok((doc, chain))
+}
+
+/// Parses one file: typed (for precise errors) and as a value (for merging), with path
+/// fields made absolute so that a child in another folder inherits working paths.
+fn read_one(file: &Path) -> Result<(ProfileDoc, Value), ProfileError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| ProfileError::new(file, None, format!("cannot read: {e}")))?;
+    let doc = deserialize(file, &text)?;
+    let mut value: Value =
+        serde_yaml_ng::from_str(&text).map_err(|e| yaml_error(file, None, &e))?;
+    if value.is_null() {
+        value = Value::Mapping(Mapping::new());
+    }
+    for (section, key) in PATH_FIELDS {
+        if let Some(Value::String(p)) = value.get_mut(section).and_then(|s| s.get_mut(key)) {
+            *p = relative_to(file, Path::new(p.as_str()))
+                .to_string_lossy()
+                .into_owned();
+        }
+    }
+    Ok((doc, value))
+}
+
+fn deserialize(file: &Path, text: &str) -> Result<ProfileDoc, ProfileError> {
+    serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text))
+        .map_err(|e| path_error(file, e))
+}
+
+fn path_error(file: &Path, e: serde_path_to_error::Error<serde_yaml_ng::Error>) -> ProfileError {
+    let field = e.path().to_string();
+    let field = (field != ".").then_some(field);
+    yaml_error(file, field, e.inner())
+}
+
+fn yaml_error(file: &Path, field: Option<String>, e: &serde_yaml_ng::Error) -> ProfileError {
+    let mut message = e.to_string();
+    // serde_yaml_ng appends " at line L column C"; the location is printed separately.
+    if let Some(cut) = message.find(" at line ") {
+        message.truncate(cut);
+    }
+    ProfileError {
+        file: file.to_path_buf(),
+        location: e.location().map(|l| (l.line(), l.column())),
+        field,
+        message,
+    }
+}
+
+/// `target` read relative to the folder of `file` (absolute paths stay).
+pub fn relative_to(file: &Path, target: &Path) -> PathBuf {
+    file.parent().unwrap_or(Path::new(".")).join(target)
+}
+
+/// Deep merge: mappings merge key by key, anything else (sequences, scalars, `null`)
+/// replaces what the parent had.
+fn merge(base: &mut Value, overlay: Value) {
+    match (base, overlay) {
+        (Value::Mapping(base), Value::Mapping(overlay)) => {
+            for (key, value) in overlay {
+                match base.get_mut(&key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, overlay) => *base = overlay,
+    }
+}

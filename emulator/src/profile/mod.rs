@@ -1,0 +1,113 @@
+//! Card profiles: YAML files that describe a card (person, numbers, images, signer, knobs)
+//! and what a correct checker must conclude about it.
+
+mod compile;
+mod load;
+pub mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use load::ProfileError;
+pub use schema::{CardNumber, CardType, ExpectDoc};
+
+use crate::card::{Card, CardImage};
+use crate::protocol::Generation;
+
+/// A loaded, compiled profile.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    /// Name used in reports: the path below the profiles folder, without `.yaml`.
+    pub name: String,
+    pub path: PathBuf,
+    pub description: String,
+    pub generation: Generation,
+    pub card_type: CardType,
+    /// The printed card number: what a checker is told to enter.
+    pub card_number: CardNumber,
+    pub expect: ExpectDoc,
+    pub image: Arc<CardImage>,
+}
+
+impl Profile {
+    /// A fresh chip (new session, RNG at its seed) built from this profile.
+    pub fn card(&self) -> Card {
+        Card::new(Arc::clone(&self.image))
+    }
+}
+
+/// Loads, merges and compiles one profile file.
+pub fn load(path: &Path) -> Result<Profile, ProfileError> {
+    let (doc, _chain) = load::load_merged(path)?;
+    let image = compile::compile(&doc, path)?;
+    let required = |field: &str| {
+        ProfileError::new(
+            path,
+            Some(field),
+            "required, but neither this profile nor what it extends sets it",
+        )
+    };
+    let card = doc.card.as_ref().ok_or_else(|| required("card"))?;
+    Ok(Profile {
+        name: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        path: path.to_path_buf(),
+        description: doc
+            .description
+            .clone()
+            .ok_or_else(|| required("description"))?,
+        generation: image.generation,
+        card_type: card.card_type.ok_or_else(|| required("card.type"))?,
+        card_number: card.number.clone().ok_or_else(|| required("card.number"))?,
+        expect: doc.expect.clone().ok_or_else(|| required("expect"))?,
+        image: Arc::new(image),
+    })
+}
+
+/// Every `*.yaml` below `dir` (sorted), named by their path relative to `dir`. Files whose
+/// name starts with `_` are bases for `extends:` only and are skipped.
+pub fn profile_paths(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if path.is_dir() {
+                stack.push(path);
+            } else if name.ends_with(".yaml") && !name.starts_with('_') {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Loads every profile below `dir`; all errors are reported, not just the first.
+pub fn load_dir(dir: &Path) -> Result<Vec<Profile>, Vec<ProfileError>> {
+    let paths = profile_paths(dir)
+        .map_err(|e| vec![ProfileError::new(dir, None, format!("cannot list: {e}"))])?;
+    let mut profiles = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        match load(&path) {
+            Ok(mut p) => {
+                let rel = path.strip_prefix(dir).unwrap_or(&path).with_extension("");
+                p.name = rel.to_string_lossy().replace('\\', "/");
+                profiles.push(p);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(profiles)
+    } else {
+        Err(errors)
+    }
+}

@@ -1,0 +1,346 @@
+//! The YAML profile format. Every field is optional here because a profile may get it from
+//! the profile it `extends:`; the compiler checks what the generation requires.
+//! Field values that can be checked alone are checked while deserialising, so their errors
+//! carry the line and column.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::card::Knobs;
+use crate::protocol::Generation;
+use crate::verdict::Verdict;
+
+/// One profile file, as written (before `extends:` is resolved).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileDoc {
+    /// Path of the profile this one derives from, relative to this file.
+    pub extends: Option<PathBuf>,
+    /// One line saying what the card is.
+    pub description: Option<String>,
+    /// Seed of the card's random numbers (challenges, K.ICC).
+    pub seed: Option<u64>,
+    pub card: Option<CardDoc>,
+    pub images: Option<ImagesDoc>,
+    /// Generation 1, DF2/EF01.
+    pub address: Option<AddressDoc>,
+    /// Generation 1, DF2/EF02–EF04 (residence card only).
+    pub back_side: Option<BackSideDoc>,
+    /// Generation 1 text encoding of `D4`–`D6` (spec §6.2: unresolved).
+    pub text_encoding: Option<TextEncoding>,
+    /// Generation 2, DF1/EF02.
+    pub printed: Option<PrintedDoc>,
+    /// Generation 2, DF2/EF01 (residence card only).
+    pub work_permission: Option<WorkPermissionDoc>,
+    /// Generation 2, DF2/EF02 `D8`: a renewal/change application is pending.
+    pub application_pending: Option<bool>,
+    /// Generation 2, DF2/EF03.
+    pub other: Option<OtherDoc>,
+    pub signature: Option<SignatureDoc>,
+    /// How a missing face image is stored (spec §6.5: unresolved).
+    pub face_layout: Option<FaceLayout>,
+    /// The chip's own card number when it differs from the printed one (a forged chip).
+    pub chip_card_number: Option<CardNumber>,
+    pub knobs: Option<Knobs>,
+    pub expect: Option<ExpectDoc>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardDoc {
+    pub generation: Option<Generation>,
+    #[serde(rename = "type")]
+    pub card_type: Option<CardType>,
+    /// Printed card number: two letters, eight digits, two letters.
+    pub number: Option<CardNumber>,
+    /// `C0` common data: four ASCII characters.
+    pub spec_version: Option<Ascii<4>>,
+}
+
+/// Residence card or special permanent resident certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CardType {
+    ResidenceCard,
+    SpecialPermanentResidentCertificate,
+}
+
+impl CardType {
+    /// The `C1` value: `1`/`2` in generation 1, `05`/`06` in generation 2.
+    pub fn code(self, generation: Generation) -> &'static str {
+        match (generation, self) {
+            (Generation::First, CardType::ResidenceCard) => "1",
+            (Generation::First, CardType::SpecialPermanentResidentCertificate) => "2",
+            (Generation::Second, CardType::ResidenceCard) => "05",
+            (Generation::Second, CardType::SpecialPermanentResidentCertificate) => "06",
+        }
+    }
+}
+
+/// Image files, relative to the profile that names them; `null` removes an inherited one.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesDoc {
+    /// Generation 1 `D0`: front-face image, G4/MMR TIFF.
+    pub front: Option<PathBuf>,
+    /// `D1`: face photo, JPEG 2000.
+    pub face: Option<PathBuf>,
+    /// Generation 2 `D0`: name image, G4/MMR TIFF.
+    pub name: Option<PathBuf>,
+    /// Generation 2 `DF D1`: address image, G4/MMR TIFF.
+    pub address: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressDoc {
+    /// `D2`: date the address was written, `YYYYMMDD`.
+    pub date: Option<Date>,
+    /// `D3`: six-digit local-government code.
+    pub municipality_code: Option<Digits<6>>,
+    /// `D4`: the address text.
+    pub text: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackSideDoc {
+    /// `D5`: comprehensive permission for activity outside status.
+    pub comprehensive_permission: Option<String>,
+    /// `D6`: individual permission for activity outside status.
+    pub individual_permission: Option<String>,
+    /// `D7`: an extension/change application is in progress.
+    pub renewal_application: Option<bool>,
+}
+
+/// Byte encoding of generation-1 text fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextEncoding {
+    /// Shift_JIS as Windows code page 932 (what two of three public readers decode first).
+    #[default]
+    ShiftJis,
+    Utf8,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrintedDoc {
+    /// `C5` card expiry date.
+    pub card_expiry: Option<Date>,
+    /// `C6` birth date.
+    pub birth_date: Option<Date>,
+    /// `C7` sex.
+    pub sex: Option<Sex>,
+    /// `C8` nationality/region code, three letters.
+    pub nationality: Option<Ascii<3>>,
+    /// `C9` status-of-residence code (up to ten ASCII characters, zero-padded).
+    pub status_of_residence: Option<String>,
+    /// `CE` period of stay: `YYMM`, three-digit days, or `0000` for indefinite.
+    pub period_of_stay: Option<Ascii<4>>,
+    /// `CA` permission type code (residence card only).
+    pub permission_type: Option<Ascii<2>>,
+    /// `CB` permission date (residence card only).
+    pub permission_date: Option<Date>,
+    /// `CC` work restriction: 1 none, 2 per status, 4 per designation, 9 not allowed.
+    pub work_restriction: Option<Ascii<1>>,
+    /// `CD` period-of-stay expiry (residence card only).
+    pub period_of_stay_expiry: Option<Date>,
+}
+
+/// `C7` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sex {
+    Male,
+    Female,
+    Unspecified,
+}
+
+impl Sex {
+    pub fn code(self) -> u8 {
+        match self {
+            Sex::Male => b'1',
+            Sex::Female => b'2',
+            Sex::Unspecified => b'3',
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkPermissionDoc {
+    /// `D5`: 0 none, 1 up to 28 h/week (excl. adult entertainment), 2 education-type.
+    pub comprehensive: Option<Ascii<1>>,
+    /// `D6`: expiry of the comprehensive permission (absent: zero-filled).
+    pub comprehensive_expiry: Option<Date>,
+    /// `D7`: an individual permission exists.
+    pub individual: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtherDoc {
+    /// `D9`: an ISA Commissioner entry is present.
+    pub commissioner_entry: Option<bool>,
+    /// `DE`: reserved text, UTF-8, at most 200 bytes.
+    pub reserved_text: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureDoc {
+    /// DER certificate stored in `DB`/`DD`.
+    pub certificate: Option<PathBuf>,
+    /// PKCS#8 PEM private key that makes the check code.
+    pub key: Option<PathBuf>,
+    /// Generation 2 `DC` encoding.
+    pub encoding: Option<CheckCodeEncoding>,
+    /// Generation 1 `DB` layout.
+    pub certificate_layout: Option<CertificateLayout>,
+}
+
+/// How the generation-2 ECDSA check code is stored in `DC`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckCodeEncoding {
+    /// `r ‖ s`, 48 + 48 bytes (fits the 96-byte field; spec §7.2).
+    #[default]
+    Raw,
+    /// ASN.1 DER `SEQUENCE { r, s }` (101–104 bytes).
+    Der,
+}
+
+/// How the generation-1 certificate sits in `DB`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateLayout {
+    /// Zero-padded inside a fixed 1 200-byte value, as real cards are reported to do.
+    #[default]
+    Padded,
+    /// Exactly the certificate's length.
+    Exact,
+}
+
+/// How a missing face image is stored (generation-2 holders under one year old).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaceLayout {
+    /// `D1 82 0B B8` and 3 000 zero bytes: the EF keeps its fixed size, and the signature
+    /// covers the zeros like any padded image.
+    #[default]
+    ZeroFilled,
+    /// `D1 00`: the TLV is present but empty; the signature covers 3 000 zero bytes.
+    ZeroLength,
+    /// No `D1` TLV at all; the signature covers 3 000 zero bytes.
+    Omitted,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectDoc {
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    /// Wycheproof-style labels (e.g. `Valid`, `SignatureTarget`).
+    #[serde(default)]
+    pub flags: Vec<String>,
+    /// One line in plain words: why a correct checker gives this verdict.
+    pub why: String,
+}
+
+/// A card number: two upper-case letters, eight digits, two upper-case letters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CardNumber(String);
+
+impl CardNumber {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for CardNumber {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let b = s.as_bytes();
+        let ok = b.len() == 12
+            && b[..2].iter().all(u8::is_ascii_uppercase)
+            && b[2..10].iter().all(u8::is_ascii_digit)
+            && b[10..].iter().all(u8::is_ascii_uppercase);
+        if ok {
+            Ok(CardNumber(s))
+        } else {
+            Err(format!(
+                "card number {s:?} must be 2 upper-case letters, 8 digits, 2 upper-case letters"
+            ))
+        }
+    }
+}
+
+impl From<CardNumber> for String {
+    fn from(n: CardNumber) -> String {
+        n.0
+    }
+}
+
+impl fmt::Display for CardNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A date written `YYYYMMDD` (kept as text: that is what the chip stores).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Date(pub String);
+
+impl TryFrom<String> for Date {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let valid = s.len() == 8
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && (1..=12).contains(&s[4..6].parse::<u8>().unwrap_or(0))
+            && (1..=31).contains(&s[6..8].parse::<u8>().unwrap_or(0));
+        if valid {
+            Ok(Date(s))
+        } else {
+            Err(format!("date {s:?} must be YYYYMMDD"))
+        }
+    }
+}
+
+/// Exactly `N` printable ASCII characters.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Ascii<const N: usize>(pub String);
+
+impl<const N: usize> TryFrom<String> for Ascii<N> {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.len() == N && s.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(Ascii(s))
+        } else {
+            Err(format!(
+                "{s:?} must be exactly {N} printable ASCII characters"
+            ))
+        }
+    }
+}
+
+/// Exactly `N` decimal digits.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Digits<const N: usize>(pub String);
+
+impl<const N: usize> TryFrom<String> for Digits<N> {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.len() == N && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Digits(s))
+        } else {
+            Err(format!("{s:?} must be exactly {N} digits"))
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The closed vocabulary of checker verdicts, shared by profile expectations, the reference
+//! checker and the suite.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// What a checker concluded about a card.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictKind {
+    /// Data authentic: check code verified, chain to a trusted root.
+    Genuine,
+    /// Evidence of tampering or a counterfeit chip.
+    Forged,
+    /// The chip is not a residence card / special permanent resident certificate.
+    NotResidenceCard,
+    /// The card number given to the checker does not open this chip.
+    WrongCardNumber,
+    /// The chip could not be read to a conclusion.
+    Unreadable,
+    /// The data verifies, but against a signer the checker does not trust.
+    UntrustedCertificate,
+}
+
+/// Why: a closed list so that verdicts of different checkers compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    SignatureMismatch,
+    UnknownSigner,
+    CertificateExpired,
+    MalformedCertificate,
+    MissingSignature,
+    AuthFailed,
+    SmError,
+    MalformedData,
+    UnexpectedStatus,
+    CardRemoved,
+    Timeout,
+    Transport,
+}
+
+/// A verdict with its optional reason, written `forged{signature_mismatch}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verdict {
+    pub verdict: VerdictKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+}
+
+impl Verdict {
+    pub const GENUINE: Verdict = Verdict {
+        verdict: VerdictKind::Genuine,
+        reason: None,
+    };
+
+    pub fn new(verdict: VerdictKind, reason: Option<Reason>) -> Verdict {
+        Verdict { verdict, reason }
+    }
+
+    pub fn with(verdict: VerdictKind, reason: Reason) -> Verdict {
+        Verdict {
+            verdict,
+            reason: Some(reason),
+        }
+    }
+
+    /// True when `actual` satisfies this expectation: same kind, and the same reason
+    /// when the expectation names one.
+    pub fn accepts(&self, actual: &Verdict) -> bool {
+        self.verdict == actual.verdict && self.reason.is_none_or(|r| actual.reason == Some(r))
+    }
+}
+
+impl VerdictKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictKind::Genuine => "genuine",
+            VerdictKind::Forged => "forged",
+            VerdictKind::NotResidenceCard => "not_residence_card",
+            VerdictKind::WrongCardNumber => "wrong_card_number",
+            VerdictKind::Unreadable => "unreadable",
+            VerdictKind::UntrustedCertificate => "untrusted_certificate",
+        }
+    }
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::SignatureMismatch => "signature_mismatch",
+            Reason::UnknownSigner => "unknown_signer",
+            Reason::CertificateExpired => "certificate_expired",
+            Reason::MalformedCertificate => "malformed_certificate",
+            Reason::MissingSignature => "missing_signature",
+            Reason::AuthFailed => "auth_failed",
+            Reason::SmError => "sm_error",
+            Reason::MalformedData => "malformed_data",
+            Reason::UnexpectedStatus => "unexpected_status",
+            Reason::CardRemoved => "card_removed",
+            Reason::Timeout => "timeout",
+            Reason::Transport => "transport",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.verdict.as_str())?;
+        match self.reason {
+            None => Ok(()),
+            Some(reason) => write!(f, "{{{}}}", reason.as_str()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_serde() {
+        let v = Verdict::with(VerdictKind::NotResidenceCard, Reason::SignatureMismatch);
+        assert_eq!(v.to_string(), "not_residence_card{signature_mismatch}");
+        let json = serde_json::to_string(&v).unwrap();
+        assert_eq!(
+            json,
+            r#"{"verdict":"not_residence_card","reason":"signature_mismatch"}"#
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! rclab suite
