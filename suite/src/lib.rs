@@ -1,1 +1,4 @@
-//! rclab suite
+//! rclab suite: the reference checker and the conformance tooling built around the
+//! emulated residence card.
+
+pub mod checker;

@@ -1,1 +1,219 @@
-fn main() {}
+//! `rclab`: the command-line front of the emulator and the conformance suite.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use rclab_emulator::profile::{self, Profile};
+use rclab_suite::checker::{Checker, Options, Report, TrustStore};
+
+#[derive(Parser)]
+#[command(
+    name = "rclab",
+    version,
+    about = "Residence-card chip emulator and checker conformance suite"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the reference checker in-process against emulated cards.
+    ///
+    /// With one `--profile`, prints the checker's JSON report. Otherwise checks every
+    /// profile (default: vectors/profiles) and prints expected against actual verdicts;
+    /// the exit code is 1 when any verdict differs from its expectation.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// A profile file; repeat for several.
+    #[arg(long = "profile", value_name = "FILE")]
+    profiles: Vec<PathBuf>,
+    /// A folder of profiles (searched recursively).
+    #[arg(long = "profiles", value_name = "DIR", conflicts_with = "profiles")]
+    profile_dir: Option<PathBuf>,
+    /// Card number the checker enters (default: the number printed on each card).
+    #[arg(long)]
+    card_number: Option<String>,
+    /// Folder of trusted root certificates (default: the TEST roots built into rclab).
+    #[arg(long, value_name = "DIR")]
+    trust: Option<PathBuf>,
+    /// Check certificates as of this date, YYYY-MM-DD (default: now).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    at: Option<SystemTime>,
+    /// Largest response the checker accepts, in bytes: read EFs in chunks (phones: ~1700).
+    #[arg(long, value_name = "BYTES")]
+    max_response: Option<usize>,
+    /// Seed of the checker's random numbers (default: from the operating system).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print the JSON report(s) instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rclab: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Check(args) => check(args),
+    }
+}
+
+fn check(args: CheckArgs) -> Result<ExitCode> {
+    let trust = match &args.trust {
+        Some(dir) => TrustStore::from_dir(dir)?,
+        None => TrustStore::embedded_test_roots(),
+    };
+    let options = Options {
+        max_response: args.max_response,
+        at: args.at.unwrap_or_else(SystemTime::now),
+        seed: args.seed,
+    };
+    let checker = Checker {
+        trust: &trust,
+        options,
+    };
+    let profiles = load_profiles(&args)?;
+    let reports: Vec<(Profile, Report)> = profiles
+        .into_iter()
+        .map(|p| {
+            let number = args
+                .card_number
+                .clone()
+                .unwrap_or_else(|| p.card_number.to_string());
+            let report = checker.check(&mut p.card(), &number);
+            (p, report)
+        })
+        .collect();
+
+    if args.json || (args.profiles.len() == 1 && args.profile_dir.is_none()) {
+        let out: Vec<_> = reports
+            .iter()
+            .map(|(p, r)| serde_json::json!({ "profile": p.name, "report": r }))
+            .collect();
+        let value = if out.len() == 1 {
+            out[0]["report"].clone()
+        } else {
+            serde_json::Value::Array(out)
+        };
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    Ok(print_table(
+        &reports,
+        args.card_number.is_some() || args.trust.is_some(),
+    ))
+}
+
+fn load_profiles(args: &CheckArgs) -> Result<Vec<Profile>> {
+    if !args.profiles.is_empty() {
+        return args
+            .profiles
+            .iter()
+            .map(|path| profile::load(path).map_err(anyhow::Error::new))
+            .collect();
+    }
+    let dir = args
+        .profile_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("vectors/profiles"));
+    if !dir.is_dir() {
+        bail!(
+            "{}: no such folder (run from the repository root or pass --profiles DIR)",
+            dir.display()
+        );
+    }
+    profile::load_dir(&dir).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(
+            "{} profile(s) failed to load:\n{}",
+            errors.len(),
+            lines.join("\n")
+        )
+    })
+}
+
+/// Prints expected vs actual; returns failure when any differs. With a changed card
+/// number or trust store the expectations do not apply, so only the verdicts are shown.
+fn print_table(reports: &[(Profile, Report)], expectations_off: bool) -> ExitCode {
+    let width = reports
+        .iter()
+        .map(|(p, _)| p.name.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    println!(
+        "{:width$}  {:<34}  {:<34}  result",
+        "profile", "expected", "actual"
+    );
+    let mut failures = 0;
+    for (p, r) in reports {
+        let expected = p.expect.verdict;
+        let result = if expectations_off {
+            "-"
+        } else if expected.accepts(&r.verdict) {
+            "ok"
+        } else {
+            failures += 1;
+            "MISMATCH"
+        };
+        println!(
+            "{:width$}  {:<34}  {:<34}  {result}",
+            p.name,
+            expected.to_string(),
+            r.verdict.to_string()
+        );
+        if result == "MISMATCH" {
+            println!("{:width$}  ↳ {}", "", r.detail);
+        }
+    }
+    println!(
+        "\n{} profile(s), {failures} unexpected verdict(s)",
+        reports.len()
+    );
+    if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `YYYY-MM-DD` at 00:00 UTC.
+fn parse_date(text: &str) -> Result<SystemTime> {
+    let parts: Vec<&str> = text.split('-').collect();
+    let [y, m, d] = parts.as_slice() else {
+        bail!("{text:?} is not YYYY-MM-DD");
+    };
+    let (y, m, d): (i64, i64, i64) = (
+        y.parse().context("year")?,
+        m.parse().context("month")?,
+        d.parse().context("day")?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || y < 1970 {
+        bail!("{text:?} is not a date from 1970 on");
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(UNIX_EPOCH + Duration::from_secs(days as u64 * 86_400))
+}

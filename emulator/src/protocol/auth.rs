@@ -46,13 +46,13 @@ pub fn cryptogram(
     out
 }
 
-/// Checks the MAC of `E ‖ M`, decrypts `E` and checks that it starts with `expected_first`
-/// (the receiver's own random); returns `(second random, key part)`.
+/// Checks the MAC of `E ‖ M`, decrypts `E` and checks that its second random is
+/// `own_random` (the receiver's, echoed back); returns `(sender's random, key part)`.
 pub fn open_cryptogram(
     generation: Generation,
     key: &Key,
     data: &[u8],
-    expected_first: &Nonce,
+    own_random: &Nonce,
 ) -> Result<(Nonce, Key), AuthError> {
     if data.len() != 40 {
         return Err(AuthError::Length(data.len()));
@@ -62,14 +62,14 @@ pub fn open_cryptogram(
         return Err(AuthError::Mac);
     }
     let plain = generation.decrypt(key, e).expect("32 bytes are aligned");
-    if plain[..8] != expected_first[..] {
+    if plain[8..16] != own_random[..] {
         return Err(AuthError::Random);
     }
-    let mut second = [0; 8];
-    second.copy_from_slice(&plain[8..16]);
+    let mut sender_random = [0; 8];
+    sender_random.copy_from_slice(&plain[..8]);
     let mut key_part = [0; 16];
     key_part.copy_from_slice(&plain[16..]);
-    Ok((second, key_part))
+    Ok((sender_random, key_part))
 }
 
 /// Card side: verifies `E.IFD ‖ M.IFD` against the challenge it issued and answers
@@ -96,8 +96,8 @@ pub fn reader_finish(
     k_ifd: &Key,
     card_answer: &[u8],
 ) -> Result<Key, AuthError> {
-    let (echoed_ifd, k_icc) = open_cryptogram(generation, key, card_answer, rnd_icc)?;
-    if &echoed_ifd != rnd_ifd {
+    let (echoed_icc, k_icc) = open_cryptogram(generation, key, card_answer, rnd_ifd)?;
+    if &echoed_icc != rnd_icc {
         return Err(AuthError::Random);
     }
     Ok(session_key(k_ifd, &k_icc))

@@ -1,0 +1,102 @@
+//! What the reference checker read from a card, in a form that serialises to JSON.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// An image field: size and fingerprint instead of the bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ImageInfo {
+    /// Value bytes without trailing zero padding.
+    pub length: usize,
+    /// `tiff-g4`, `jp2`, `j2k`, `empty` or `unknown`.
+    pub format: &'static str,
+    pub sha256: String,
+}
+
+impl ImageInfo {
+    pub fn of(value: &[u8]) -> ImageInfo {
+        let trimmed = trim_zeros(value);
+        let format = if trimmed.is_empty() {
+            "empty"
+        } else if trimmed.starts_with(&[0, 0, 0, 0x0C, 0x6A, 0x50, 0x20, 0x20]) {
+            "jp2"
+        } else if trimmed.starts_with(&[0xFF, 0x4F, 0xFF, 0x51]) {
+            "j2k"
+        } else if trimmed.starts_with(b"II*\0") || trimmed.starts_with(b"MM\0*") {
+            "tiff"
+        } else {
+            "unknown"
+        };
+        ImageInfo {
+            length: trimmed.len(),
+            format,
+            sha256: hex::encode(Sha256::digest(value)),
+        }
+    }
+}
+
+/// Strips trailing `00` padding.
+pub fn trim_zeros(value: &[u8]) -> &[u8] {
+    let end = value.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    &value[..end]
+}
+
+/// Text of a NUL-padded field.
+pub fn text(value: &[u8]) -> String {
+    String::from_utf8_lossy(trim_zeros(value)).into_owned()
+}
+
+/// Generation-1 text (D4–D6): Shift_JIS (cp932) first, UTF-8 when that fails cleanly.
+pub fn text_gen1(value: &[u8]) -> String {
+    let value = trim_zeros(value);
+    if let Ok(utf8) = std::str::from_utf8(value)
+        && !utf8.is_ascii()
+    {
+        return utf8.to_owned();
+    }
+    let (decoded, _, _) = encoding_rs::SHIFT_JIS.decode(value);
+    decoded.into_owned()
+}
+
+/// The certificate as the card presented it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CertificateInfo {
+    pub subject: String,
+    pub issuer: String,
+    pub serial: String,
+    pub not_before_unix: u64,
+    pub not_after_unix: u64,
+    pub der_length: usize,
+    /// Root of the trust store that signed it, when one did.
+    pub trusted_root: Option<String>,
+}
+
+/// Everything read, per generation; absent fields were not read (the check stopped).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CardData {
+    pub generation: Option<u8>,
+    /// `C1`, as ASCII.
+    pub card_type: Option<String>,
+    /// `C0`, as ASCII.
+    pub common_data: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub front_image: Option<ImageInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub face_image: Option<ImageInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_image: Option<ImageInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address_image: Option<ImageInfo>,
+    /// Generation 2 `C2`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card_number: Option<String>,
+    /// Generation 2 printed entries by tag name (`C5` …).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub printed: Vec<(String, String)>,
+    /// Text fields by tag name (`D2` …), decoded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateInfo>,
+    pub check_code_length: Option<usize>,
+}

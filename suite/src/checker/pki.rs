@@ -1,0 +1,252 @@
+//! Certificates for the check code: parsing what the card stores, the trust store, chain
+//! and signature verification (spec §7). Strict: DER only, known algorithms only.
+
+use std::path::Path;
+use std::time::Duration;
+
+use der::{Decode, DecodePem, Encode};
+use p384::ecdsa::signature::hazmat::PrehashVerifier;
+use rsa::pkcs8::DecodePublicKey;
+use rsa::signature::Verifier;
+use sha2::{Digest, Sha256, Sha384};
+use thiserror::Error;
+use x509_cert::Certificate;
+
+use rclab_emulator::protocol::tlv;
+
+const OID_SHA256_WITH_RSA: &str = "1.2.840.113549.1.1.11";
+const OID_ECDSA_WITH_SHA256: &str = "1.2.840.10045.4.3.2";
+const OID_ECDSA_WITH_SHA384: &str = "1.2.840.10045.4.3.3";
+
+/// The TEST roots compiled into the binary: the default trust store.
+pub const EMBEDDED_TEST_ROOTS: [(&str, &[u8]); 2] = [
+    (
+        "test-ca.crt",
+        include_bytes!("../../../vectors/pki/trust/test-ca.crt"),
+    ),
+    (
+        "test-ca2.crt",
+        include_bytes!("../../../vectors/pki/trust/test-ca2.crt"),
+    ),
+];
+
+#[derive(Debug, Error)]
+pub enum PkiError {
+    #[error("{path}: {message}")]
+    TrustFile { path: String, message: String },
+}
+
+/// A parsed certificate with the raw bytes its signature covers.
+#[derive(Clone, Debug)]
+pub struct ParsedCertificate {
+    pub certificate: Certificate,
+    pub der: Vec<u8>,
+    tbs: Vec<u8>,
+}
+
+impl ParsedCertificate {
+    /// Parses exactly one DER certificate (no trailing bytes).
+    pub fn from_der(der: &[u8]) -> Result<ParsedCertificate, String> {
+        let certificate =
+            Certificate::from_der(der).map_err(|e| format!("not a DER X.509 certificate: {e}"))?;
+        // The signature covers the TBSCertificate exactly as encoded: the first element.
+        let (outer, _) = tlv::parse_at(der, 0).map_err(|e| e.to_string())?;
+        let (_, tbs_end) = tlv::parse_at(outer.value, 0).map_err(|e| e.to_string())?;
+        let tbs_bytes = outer.value[..tbs_end].to_vec();
+        Ok(ParsedCertificate {
+            certificate,
+            der: der.to_vec(),
+            tbs: tbs_bytes,
+        })
+    }
+
+    /// Parses a certificate stored in a card field: the DER object, then only zero padding.
+    pub fn from_card_field(field: &[u8]) -> Result<ParsedCertificate, String> {
+        let (outer, end) =
+            tlv::parse_at(field, 0).map_err(|e| format!("certificate framing: {e}"))?;
+        if outer.tag != 0x30 {
+            return Err(format!(
+                "certificate starts with tag {:02X}, not a SEQUENCE",
+                outer.tag
+            ));
+        }
+        if field[end..].iter().any(|&b| b != 0) {
+            return Err("non-zero bytes after the certificate".into());
+        }
+        ParsedCertificate::from_der(&field[..end])
+    }
+
+    pub fn subject(&self) -> String {
+        self.certificate.tbs_certificate().subject().to_string()
+    }
+
+    pub fn issuer(&self) -> String {
+        self.certificate.tbs_certificate().issuer().to_string()
+    }
+
+    pub fn serial(&self) -> String {
+        hex::encode_upper(
+            self.certificate
+                .tbs_certificate()
+                .serial_number()
+                .as_bytes(),
+        )
+    }
+
+    pub fn not_before(&self) -> Duration {
+        self.certificate
+            .tbs_certificate()
+            .validity()
+            .not_before
+            .to_unix_duration()
+    }
+
+    pub fn not_after(&self) -> Duration {
+        self.certificate
+            .tbs_certificate()
+            .validity()
+            .not_after
+            .to_unix_duration()
+    }
+
+    /// True when `at` (seconds since the Unix epoch) lies in the validity period.
+    pub fn valid_at(&self, at: Duration) -> bool {
+        self.not_before() <= at && at <= self.not_after()
+    }
+
+    fn spki_der(&self) -> Result<Vec<u8>, String> {
+        self.certificate
+            .tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .map_err(|e| e.to_string())
+    }
+
+    /// Verifies that `child` was signed by this certificate's key.
+    pub fn verifies(&self, child: &ParsedCertificate) -> bool {
+        let algorithm = child.certificate.signature_algorithm().oid.to_string();
+        let Some(signature) = child.certificate.signature().as_bytes() else {
+            return false;
+        };
+        let Ok(spki) = self.spki_der() else {
+            return false;
+        };
+        match algorithm.as_str() {
+            OID_SHA256_WITH_RSA => verify_rsa_sha256(&spki, &child.tbs, signature),
+            OID_ECDSA_WITH_SHA256 => {
+                verify_p384(&spki, &Sha256::digest(&child.tbs), signature, false)
+            }
+            OID_ECDSA_WITH_SHA384 => {
+                verify_p384(&spki, &Sha384::digest(&child.tbs), signature, false)
+            }
+            _ => false,
+        }
+    }
+
+    /// RSASSA-PKCS1-v1_5 / SHA-256 over `data` with this certificate's RSA key.
+    pub fn verifies_rsa_sha256(&self, data: &[u8], signature: &[u8]) -> bool {
+        self.spki_der()
+            .is_ok_and(|spki| verify_rsa_sha256(&spki, data, signature))
+    }
+
+    /// ECDSA P-384 / SHA-256 over `data`, signature as raw `r ‖ s`.
+    pub fn verifies_p384_sha256_raw(&self, data: &[u8], signature: &[u8]) -> bool {
+        self.spki_der()
+            .is_ok_and(|spki| verify_p384(&spki, &Sha256::digest(data), signature, true))
+    }
+}
+
+fn verify_rsa_sha256(spki: &[u8], data: &[u8], signature: &[u8]) -> bool {
+    let Ok(key) = rsa::PublicKey::from_public_key_der(spki) else {
+        return false;
+    };
+    let Ok(signature) = rsa::pkcs1v15::Signature::try_from(signature) else {
+        return false;
+    };
+    rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key)
+        .verify(data, &signature)
+        .is_ok()
+}
+
+fn verify_p384(spki: &[u8], prehash: &[u8], signature: &[u8], raw: bool) -> bool {
+    let Ok(key) = p384::ecdsa::VerifyingKey::from_public_key_der(spki) else {
+        return false;
+    };
+    let signature = if raw {
+        p384::ecdsa::Signature::from_slice(signature)
+    } else {
+        p384::ecdsa::Signature::from_der(signature)
+    };
+    signature.is_ok_and(|s| key.verify_prehash(prehash, &s).is_ok())
+}
+
+/// Root certificates a checker trusts.
+#[derive(Clone, Debug, Default)]
+pub struct TrustStore {
+    pub roots: Vec<(String, ParsedCertificate)>,
+}
+
+impl TrustStore {
+    /// The TEST ZairyuCard CA and CA2 compiled into the binary.
+    pub fn embedded_test_roots() -> TrustStore {
+        let roots = EMBEDDED_TEST_ROOTS
+            .iter()
+            .map(|(name, der)| {
+                let cert =
+                    ParsedCertificate::from_der(der).expect("embedded TEST root is valid DER");
+                ((*name).to_owned(), cert)
+            })
+            .collect();
+        TrustStore { roots }
+    }
+
+    /// Every `*.crt`, `*.der` (DER) and `*.pem` file of `dir`; an empty folder is an empty store.
+    pub fn from_dir(dir: &Path) -> Result<TrustStore, PkiError> {
+        let err = |path: &Path, message: String| PkiError::TrustFile {
+            path: path.display().to_string(),
+            message,
+        };
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| err(dir, e.to_string()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("crt" | "der" | "pem")
+                )
+            })
+            .collect();
+        entries.sort();
+        let mut roots = Vec::new();
+        for path in entries {
+            let bytes = std::fs::read(&path).map_err(|e| err(&path, e.to_string()))?;
+            let der = if bytes.starts_with(b"-----BEGIN") {
+                Certificate::from_pem(&bytes)
+                    .and_then(|c| c.to_der())
+                    .map_err(|e| err(&path, format!("not a PEM certificate: {e}")))?
+            } else {
+                bytes
+            };
+            let cert = ParsedCertificate::from_der(&der).map_err(|e| err(&path, e))?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            roots.push((name, cert));
+        }
+        Ok(TrustStore { roots })
+    }
+
+    /// Roots (with their file names) whose subject is the issuer named by `cert`.
+    pub fn issuers_of<'a>(
+        &'a self,
+        cert: &'a ParsedCertificate,
+    ) -> impl Iterator<Item = (&'a str, &'a ParsedCertificate)> + 'a {
+        let issuer = cert.certificate.tbs_certificate().issuer();
+        self.roots
+            .iter()
+            .filter(move |(_, root)| root.certificate.tbs_certificate().subject() == issuer)
+            .map(|(name, root)| (name.as_str(), root))
+    }
+}
