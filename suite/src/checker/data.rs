@@ -1,5 +1,7 @@
 //! What the reference checker read from a card, in a form that serialises to JSON.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -91,11 +93,11 @@ pub struct CardData {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub card_number: Option<String>,
     /// Generation 2 printed entries by tag name (`C5` …).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub printed: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub printed: BTreeMap<String, String>,
     /// Text fields by tag name (`D2` …), decoded.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub fields: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<CertificateInfo>,
     pub check_code_length: Option<usize>,

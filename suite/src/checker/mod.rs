@@ -173,7 +173,7 @@ impl Checker<'_> {
                 let mut printed_values = Vec::new();
                 for t in &printed {
                     printed_values.extend_from_slice(t.value);
-                    data.printed.push((format!("{:02X}", t.tag), text(t.value)));
+                    data.printed.insert(format!("{:02X}", t.tag), text(t.value));
                 }
                 let images_ef = s.read_sm(0x04, "DF1/EF03 name and face images")?;
                 let images = parse(&images_ef, "DF1/EF03 name and face images")?;
@@ -208,7 +208,7 @@ impl Checker<'_> {
                     (Generation::First, 0xD4..=0xD6) => text_gen1(t.value),
                     _ => text(t.value),
                 };
-                data.fields.push((format!("{:02X}", t.tag), value));
+                data.fields.insert(format!("{:02X}", t.tag), value);
             }
         }
 

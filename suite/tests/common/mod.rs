@@ -1,0 +1,51 @@
+//! Shared by the suite's integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rclab_emulator::profile::{self, Profile};
+use rclab_suite::checker::Options;
+
+/// The repository's `vectors/` folder.
+pub fn vectors() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vectors")
+}
+
+/// Every profile below `vectors/profiles/<sub>`.
+pub fn profiles(sub: &str) -> Vec<Profile> {
+    profile::load_dir(&vectors().join("profiles").join(sub)).unwrap_or_else(|errors| {
+        panic!(
+            "{}",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
+}
+
+/// 2026-11-25 00:00 UTC: a fixed "now" so that certificate validity never drifts.
+pub fn fixed_now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_795_564_800)
+}
+
+/// Checker options with a fixed clock and seed: transcripts replay byte for byte.
+pub fn options(seed: u64) -> Options {
+    Options {
+        max_response: None,
+        at: fixed_now(),
+        seed: Some(seed),
+    }
+}
+
+/// Snapshot with the project's standard redactions (timings vary run to run).
+#[macro_export]
+macro_rules! assert_case_snapshot {
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({ snapshot_suffix => $name, prepend_module_to_snapshot => false }, {
+            insta::assert_yaml_snapshot!($value, { ".transcript[].micros" => "[micros]" });
+        });
+    };
+}
