@@ -1,0 +1,286 @@
+//! Reader-side helpers shared by the integration tests: profile loading, APDU exchange with
+//! reply-shape checks, and a minimal reader that authenticates with the shared protocol code
+//! (`protocol::auth`, `protocol::sm`) the card and the checker use.
+//!
+//! Each test binary uses a different subset, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use rclab_emulator::card::{Access, Card, CardImage, Df, ElementaryFile};
+use rclab_emulator::profile::{self, Profile};
+use rclab_emulator::protocol::crypto::{Key, card_number_key};
+use rclab_emulator::protocol::{
+    AID_DF1, AID_DF2, AID_DF3, CommandBuilder, Generation, Response, Status, auth, sm,
+};
+
+/// Names of the bundled valid profiles (`vectors/profiles/valid/<name>.yaml`).
+pub const VALID_PROFILES: [&str; 5] = [
+    "gen1-residence",
+    "gen1-sprc",
+    "gen2-infant",
+    "gen2-residence",
+    "gen2-sprc",
+];
+
+/// `vectors/` of the workspace.
+pub fn vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors")
+}
+
+/// Loads `vectors/profiles/valid/<name>.yaml`.
+pub fn valid_profile(name: &str) -> Profile {
+    let path = vectors_dir()
+        .join("profiles/valid")
+        .join(format!("{name}.yaml"));
+    profile::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Every bundled valid profile, in [`VALID_PROFILES`] order.
+pub fn valid_profiles() -> Vec<Profile> {
+    VALID_PROFILES.iter().map(|n| valid_profile(n)).collect()
+}
+
+/// A card built from a modified copy of `profile`'s image.
+pub fn card_with(profile: &Profile, edit: impl FnOnce(&mut CardImage)) -> Card {
+    let mut image = (*profile.image).clone();
+    edit(&mut image);
+    Card::new(Arc::new(image))
+}
+
+/// Hex to bytes; spaces allowed.
+pub fn h(text: &str) -> Vec<u8> {
+    let cleaned: String = text.split_whitespace().collect();
+    hex::decode(&cleaned).unwrap_or_else(|e| panic!("{text:?}: {e}"))
+}
+
+/// Hex to a fixed-size array.
+pub fn ha<const N: usize>(text: &str) -> [u8; N] {
+    h(text)
+        .try_into()
+        .unwrap_or_else(|v: Vec<u8>| panic!("{text:?}: {} bytes, expected {N}", v.len()))
+}
+
+/// Sends one C-APDU and checks the R-APDU shape every answer must have: at least a status
+/// word, a status word the card is known to use, and no data with an error status.
+pub fn send(card: &mut Card, apdu: &[u8]) -> Response {
+    let raw = card.transmit(apdu);
+    check_reply(apdu, &raw)
+}
+
+/// The reply-shape invariant of [`send`], for callers that hold the raw reply.
+pub fn check_reply(apdu: &[u8], raw: &[u8]) -> Response {
+    let response = Response::parse(raw)
+        .unwrap_or_else(|| panic!("{}: reply {raw:02X?} has no status word", hex(apdu)));
+    assert!(
+        !matches!(response.status, Status::Other(_)),
+        "{}: unexpected status word {}",
+        hex(apdu),
+        response.status
+    );
+    assert!(
+        response.status.carries_data() || response.data.is_empty(),
+        "{}: status {} with {} data bytes",
+        hex(apdu),
+        response.status,
+        response.data.len()
+    );
+    response
+}
+
+/// The status word of one exchange, as a number (`0x9000`).
+pub fn sw(card: &mut Card, apdu: &[u8]) -> u16 {
+    send(card, apdu).status.sw()
+}
+
+/// Upper-case hex of bytes, for messages.
+pub fn hex(bytes: &[u8]) -> String {
+    hex::encode_upper(bytes)
+}
+
+/// The AID of DF1–DF3.
+pub fn aid(df: Df) -> [u8; 16] {
+    match df {
+        Df::Df1 => AID_DF1,
+        Df::Df2 => AID_DF2,
+        Df::Df3 => AID_DF3,
+        Df::Mf => panic!("the MF is selected by FID, not by AID"),
+    }
+}
+
+/// `00 A4 04 0C 10 <AID>` for a DF, `00 A4 00 0C 02 3F 00` for the MF.
+pub fn select_apdu(df: Df) -> Vec<u8> {
+    match df {
+        Df::Mf => CommandBuilder::new(0x00, 0xA4, 0x00, 0x0C)
+            .data([0x3F, 0x00])
+            .to_bytes(),
+        df => CommandBuilder::new(0x00, 0xA4, 0x04, 0x0C)
+            .data(aid(df))
+            .to_bytes(),
+    }
+}
+
+/// Selects `df`, which must succeed.
+pub fn select(card: &mut Card, df: Df) {
+    assert_eq!(sw(card, &select_apdu(df)), 0x9000, "SELECT {df:?}");
+}
+
+/// `00 84 00 00 08`.
+pub const GET_CHALLENGE: [u8; 5] = [0x00, 0x84, 0x00, 0x00, 0x08];
+
+/// GET CHALLENGE, which must succeed with 8 bytes.
+pub fn get_challenge(card: &mut Card) -> [u8; 8] {
+    let r = send(card, &GET_CHALLENGE);
+    assert_eq!(r.status, Status::Success, "GET CHALLENGE");
+    r.data.try_into().expect("RND.ICC is 8 bytes")
+}
+
+/// `00 82 00 00 28 <E.IFD ‖ M.IFD> 00`.
+pub fn mutual_authenticate_apdu(cryptogram: &[u8]) -> Vec<u8> {
+    CommandBuilder::new(0x00, 0x82, 0x00, 0x00)
+        .data(cryptogram)
+        .ne(256)
+        .to_bytes()
+}
+
+/// The reader's random side of one authentication, drawn from a seeded generator.
+pub fn reader_secrets(rng: &mut ChaCha20Rng) -> ([u8; 8], Key) {
+    let mut rnd_ifd = [0; 8];
+    let mut k_ifd = [0; 16];
+    rng.fill_bytes(&mut rnd_ifd);
+    rng.fill_bytes(&mut k_ifd);
+    (rnd_ifd, k_ifd)
+}
+
+/// A reader's GET CHALLENGE + MUTUAL AUTHENTICATE with `number` and the cipher suite of
+/// `generation`: KSenc, or the status word the card refused with. A card answer that does
+/// not verify (bad M.ICC, wrong echoed random) fails the test.
+pub fn try_authenticate_as(
+    card: &mut Card,
+    generation: Generation,
+    number: &str,
+    rng: &mut ChaCha20Rng,
+) -> Result<Key, Status> {
+    let rnd_icc = get_challenge(card);
+    let (rnd_ifd, k_ifd) = reader_secrets(rng);
+    let key = card_number_key(number.as_bytes());
+    let cryptogram = auth::cryptogram(generation, &key, &rnd_ifd, &rnd_icc, &k_ifd);
+    let r = send(card, &mutual_authenticate_apdu(&cryptogram));
+    if r.status != Status::Success {
+        return Err(r.status);
+    }
+    Ok(
+        auth::reader_finish(generation, &key, &rnd_ifd, &rnd_icc, &k_ifd, &r.data)
+            .unwrap_or_else(|e| panic!("card answer {} does not verify: {e}", hex(&r.data))),
+    )
+}
+
+/// Authenticates with the chip's own card number and generation; returns KSenc.
+pub fn authenticate(card: &mut Card, rng: &mut ChaCha20Rng) -> Key {
+    let generation = card.image().generation;
+    let number = card.image().chip_card_number.clone();
+    try_authenticate_as(card, generation, &number, rng).expect("MUTUAL AUTHENTICATE")
+}
+
+/// `08 20 00 86 13 86 11 01 <Enc(KSenc, pad(number))>`.
+pub fn verify_apdu(generation: Generation, session_key: &Key, number: &str) -> Vec<u8> {
+    CommandBuilder::new(0x08, 0x20, 0x00, 0x86)
+        .data(sm::seal(generation, session_key, number.as_bytes()))
+        .to_bytes()
+}
+
+/// VERIFY with `number` under `session_key`; the status word.
+pub fn verify(card: &mut Card, session_key: &Key, number: &str) -> Status {
+    let generation = card.image().generation;
+    send(card, &verify_apdu(generation, session_key, number)).status
+}
+
+/// The genuine reader flow up to a verified session: authenticate, VERIFY; returns KSenc.
+pub fn open_session(card: &mut Card, seed: u64) -> Key {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let key = authenticate(card, &mut rng);
+    let number = card.image().chip_card_number.clone();
+    assert_eq!(verify(card, &key, &number), Status::Success, "VERIFY");
+    key
+}
+
+/// `08 B0 P1 P2 00 00 04 96 02 Lh Ll 00 00` (`len` 0 = whole EF).
+pub fn sm_read_apdu(p1: u8, p2: u8, len: u16) -> Vec<u8> {
+    CommandBuilder::new(0x08, 0xB0, p1, p2)
+        .data(sm::expected_length(len))
+        .ne(65_536)
+        .extended()
+        .to_bytes()
+}
+
+/// An SM READ BINARY, decrypted: plaintext and status, or the error status.
+pub fn sm_read(
+    card: &mut Card,
+    session_key: &Key,
+    p1: u8,
+    p2: u8,
+    len: u16,
+) -> Result<(Vec<u8>, Status), Status> {
+    let generation = card.image().generation;
+    let apdu = sm_read_apdu(p1, p2, len);
+    let r = send(card, &apdu);
+    if !r.status.carries_data() {
+        return Err(r.status);
+    }
+    let plain = sm::open(generation, session_key, &r.data)
+        .unwrap_or_else(|e| panic!("{}: SM reply does not open: {e}", hex(&apdu)));
+    Ok((plain, r.status))
+}
+
+/// `00 B0 P1 P2 00 00 00`: plain extended READ BINARY of everything.
+pub fn read_all_apdu(p1: u8, p2: u8) -> Vec<u8> {
+    CommandBuilder::new(0x00, 0xB0, p1, p2)
+        .ne(65_536)
+        .to_bytes()
+}
+
+/// Reads a whole EF the way its access condition requires (selecting its DF first) and
+/// returns the plaintext; the session must be verified for protected EFs.
+pub fn read_ef(card: &mut Card, session_key: &Key, ef: &ElementaryFile) -> Vec<u8> {
+    select(card, ef.df);
+    let p1 = 0x80 | ef.sfi;
+    match ef.access {
+        Access::AuthSm => {
+            let (plain, status) = sm_read(card, session_key, p1, 0, 0)
+                .unwrap_or_else(|s| panic!("SM READ {}: {s}", ef.name));
+            assert_eq!(status, Status::Success, "SM READ {}", ef.name);
+            plain
+        }
+        Access::Free | Access::Auth => {
+            let r = send(card, &read_all_apdu(p1, 0));
+            assert_eq!(r.status, Status::Success, "READ {}", ef.name);
+            r.data
+        }
+    }
+}
+
+/// Reads every EF of the card's image and compares it with the image content.
+pub fn read_every_ef_matches_image(card: &mut Card, session_key: &Key) {
+    let image = card.image().clone();
+    for ef in &image.files {
+        let got = read_ef(card, session_key, ef);
+        assert!(
+            got == ef.content,
+            "{}: read {} bytes that differ from the {} content bytes",
+            ef.name,
+            got.len(),
+            ef.content.len()
+        );
+    }
+}
+
+/// The EF of `image` with `sfi` under `df`.
+pub fn ef<'a>(image: &'a CardImage, df: Df, sfi: u8) -> &'a ElementaryFile {
+    let index = image
+        .find_sfi(df, sfi)
+        .unwrap_or_else(|| panic!("no EF with SFI {sfi:02X} under {df:?}"));
+    &image.files[index]
+}
