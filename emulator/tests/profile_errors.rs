@@ -6,25 +6,38 @@ use rclab_emulator::profile::{self, ProfileError};
 
 /// A scratch folder with the valid profiles' images and keys reachable.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rclab-profile-errors-{}-{name}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "rclab-profile-errors-{}-{name}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 fn valid(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors/profiles/valid").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../vectors/profiles/valid")
+        .join(name)
 }
 
 fn load_text(name: &str, text: &str) -> Result<profile::Profile, ProfileError> {
     let dir = scratch(name);
     let path = dir.join(format!("{name}.yaml"));
-    std::fs::write(&path, text.replace("VALID", &valid("").display().to_string())).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("VALID", &valid("").display().to_string()),
+    )
+    .unwrap();
     profile::load(&path)
 }
 
 #[test]
 fn unknown_field_names_file_line_column_and_field() {
-    let err = load_text("unknown", "extends: VALID/gen1-residence.yaml\ncard:\n  numbr: AB12345678CD\n").unwrap_err();
+    let err = load_text(
+        "unknown",
+        "extends: VALID/gen1-residence.yaml\ncard:\n  numbr: AB12345678CD\n",
+    )
+    .unwrap_err();
     assert!(err.file.ends_with("unknown.yaml"));
     assert_eq!(err.location.map(|(line, _)| line), Some(3));
     assert_eq!(err.field.as_deref(), Some("card.numbr"));
@@ -35,15 +48,26 @@ fn unknown_field_names_file_line_column_and_field() {
 
 #[test]
 fn bad_card_number_is_located() {
-    let err = load_text("badnumber", "extends: VALID/gen1-residence.yaml\nseed: 1\ncard:\n  number: AB123\n").unwrap_err();
+    let err = load_text(
+        "badnumber",
+        "extends: VALID/gen1-residence.yaml\nseed: 1\ncard:\n  number: AB123\n",
+    )
+    .unwrap_err();
     assert_eq!(err.location.map(|(line, _)| line), Some(4), "{err}");
     assert_eq!(err.field.as_deref(), Some("card.number"));
-    assert!(err.message.contains("2 upper-case letters, 8 digits"), "{err}");
+    assert!(
+        err.message.contains("2 upper-case letters, 8 digits"),
+        "{err}"
+    );
 }
 
 #[test]
 fn wrong_type_is_located() {
-    let err = load_text("wrongtype", "extends: VALID/gen1-residence.yaml\nseed: many\n").unwrap_err();
+    let err = load_text(
+        "wrongtype",
+        "extends: VALID/gen1-residence.yaml\nseed: many\n",
+    )
+    .unwrap_err();
     assert_eq!(err.location.map(|(line, _)| line), Some(2), "{err}");
     assert_eq!(err.field.as_deref(), Some("seed"));
 }
@@ -52,7 +76,11 @@ fn wrong_type_is_located() {
 fn missing_required_field_names_it() {
     let err = load_text("missing", "description: no card at all\n").unwrap_err();
     assert_eq!(err.field.as_deref(), Some("card"), "{err}");
-    let err = load_text("noimage", "extends: VALID/gen1-residence.yaml\nimages:\n  front: null\n").unwrap_err();
+    let err = load_text(
+        "noimage",
+        "extends: VALID/gen1-residence.yaml\nimages:\n  front: null\n",
+    )
+    .unwrap_err();
     assert_eq!(err.field.as_deref(), Some("images.front"), "{err}");
 }
 
@@ -60,7 +88,11 @@ fn missing_required_field_names_it() {
 fn oversized_image_is_refused_with_its_size() {
     let dir = scratch("oversized");
     std::fs::write(dir.join("big.tif"), vec![1u8; 7001]).unwrap();
-    let err = load_text("oversized", "extends: VALID/gen1-residence.yaml\nimages:\n  front: big.tif\n").unwrap_err();
+    let err = load_text(
+        "oversized",
+        "extends: VALID/gen1-residence.yaml\nimages:\n  front: big.tif\n",
+    )
+    .unwrap_err();
     assert_eq!(err.field.as_deref(), Some("images.front"));
     assert!(err.message.contains("7001 bytes"), "{err}");
 }
@@ -82,7 +114,15 @@ fn extends_overrides_only_what_it_names() {
     assert_eq!(infant.generation, base.generation);
     assert_eq!(infant.card_type, base.card_type);
     // Inherited: the DF3 certificate (same signer) and the DF2 "other" EF.
-    let other = |p: &profile::Profile| p.image.files.iter().find(|f| f.name.starts_with("DF2/EF03")).unwrap().content.clone();
+    let other = |p: &profile::Profile| {
+        p.image
+            .files
+            .iter()
+            .find(|f| f.name.starts_with("DF2/EF03"))
+            .unwrap()
+            .content
+            .clone()
+    };
     assert_eq!(other(&infant), other(&base));
 }
 

@@ -130,6 +130,12 @@ fn yaml_error(file: &Path, field: Option<String>, e: &serde_yaml_ng::Error) -> P
     if let Some(cut) = message.find(" at line ") {
         message.truncate(cut);
     }
+    // It also prefixes the path of the enclosing mapping, which `field` already names.
+    if let Some((prefix, rest)) = message.split_once(": ")
+        && field.as_deref().is_some_and(|f| f.starts_with(prefix))
+    {
+        message = rest.to_owned();
+    }
     ProfileError {
         file: file.to_path_buf(),
         location: e.location().map(|l| (l.line(), l.column())),

@@ -284,3 +284,12 @@ pub fn ef<'a>(image: &'a CardImage, df: Df, sfi: u8) -> &'a ElementaryFile {
         .unwrap_or_else(|| panic!("no EF with SFI {sfi:02X} under {df:?}"));
     &image.files[index]
 }
+
+/// The first EF of `image` under `df`.
+pub fn ef_in(image: &CardImage, df: Df) -> &ElementaryFile {
+    image
+        .files
+        .iter()
+        .find(|f| f.df == df)
+        .unwrap_or_else(|| panic!("no EF under {df:?}"))
+}
