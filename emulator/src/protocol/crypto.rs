@@ -51,7 +51,7 @@ pub fn pad(data: &[u8], block: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + block);
     out.extend_from_slice(data);
     out.push(0x80);
-    while out.len() % block != 0 {
+    while !out.len().is_multiple_of(block) {
         out.push(0);
     }
     out
@@ -118,7 +118,7 @@ impl Generation {
 
     fn check_aligned(self, data: &[u8]) -> Result<(), NotBlockAligned> {
         let block = self.block_size();
-        if data.len() % block == 0 {
+        if data.len().is_multiple_of(block) {
             Ok(())
         } else {
             Err(NotBlockAligned {
