@@ -2,3 +2,4 @@
 //! emulated residence card.
 
 pub mod checker;
+pub mod pcsc_channel;

@@ -9,6 +9,9 @@ use clap::{Args, Parser, Subcommand};
 
 use rclab_emulator::profile::{self, Profile};
 use rclab_suite::checker::{Checker, Options, Report, TrustStore};
+use rclab_suite::pcsc_channel::PcscChannel;
+
+mod serve;
 
 #[derive(Parser)]
 #[command(
@@ -29,10 +32,39 @@ enum Command {
     /// profile (default: vectors/profiles) and prints expected against actual verdicts;
     /// the exit code is 1 when any verdict differs from its expectation.
     Check(CheckArgs),
+    /// Serve profiles as cards in vpcd virtual readers of a running pcscd.
+    ///
+    /// Each profile gets its own reader (`--reader-port`, or the next free port from 35963).
+    /// Commands on standard input: `remove PORT`, `insert PORT [PROFILE]`, `list`, `quit`.
+    /// SIGINT/SIGTERM remove every card and exit.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Profiles to serve, one reader each.
+    #[arg(required = true, value_name = "PROFILE")]
+    profiles: Vec<PathBuf>,
+    /// vpcd port of each profile's reader, in order (default: 35963, 35964, …).
+    #[arg(long = "reader-port", value_name = "PORT")]
+    ports: Vec<u16>,
+    /// Log every APDU (`>>>` command, `<<<` response) and power event to stderr.
+    #[arg(long)]
+    trace: bool,
+    /// ATR to present, hex (default: an ISO 14443-B card behind a PC/SC reader).
+    #[arg(long, value_name = "HEX")]
+    atr: Option<String>,
 }
 
 #[derive(Args)]
 struct CheckArgs {
+    /// Read a real card (or an emulated one served by `rclab serve`) in this PC/SC reader
+    /// instead of emulating profiles in-process; needs --card-number.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["profiles", "profile_dir"], requires = "card_number")]
+    reader: Option<String>,
+    /// Seconds to wait for a card in --reader.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    wait: f64,
     /// A profile file; repeat for several.
     #[arg(long = "profile", value_name = "FILE")]
     profiles: Vec<PathBuf>,
@@ -72,6 +104,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Check(args) => check(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 
@@ -89,6 +122,15 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
         trust: &trust,
         options,
     };
+    if let Some(reader) = &args.reader {
+        let number = args.card_number.as_deref().unwrap_or_default();
+        let wait = Duration::from_secs_f64(args.wait.max(0.0));
+        let mut channel = PcscChannel::connect(reader, wait)?;
+        let report = checker.check(&mut channel, number);
+        channel.close();
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let profiles = load_profiles(&args)?;
     let reports: Vec<(Profile, Report)> = profiles
         .into_iter()

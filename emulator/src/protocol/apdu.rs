@@ -79,9 +79,14 @@ impl<'a> Command<'a> {
         Ok(cmd)
     }
 
-    /// True when Ne asks for "everything available" (`Le = 00` or `00 00`).
+    /// True when Ne asks for "everything available" (`Le = 00` or `00 00`). An extended
+    /// `Le = 01 00` is an explicit 256, not "everything".
     pub fn ne_is_maximum(&self) -> bool {
-        matches!(self.ne, Some(NE_SHORT_MAX) | Some(NE_EXTENDED_MAX))
+        match self.ne {
+            Some(NE_SHORT_MAX) => !self.extended,
+            Some(NE_EXTENDED_MAX) => self.extended,
+            _ => false,
+        }
     }
 }
 
@@ -223,6 +228,20 @@ mod tests {
         assert_eq!((c.data, c.ne), (&[0x96, 2, 0, 0][..], Some(65_536)));
         let c = Command::parse(&[0, 0xD6, 0, 0, 0, 0, 1, 7]).unwrap();
         assert_eq!((c.data, c.ne), (&[7][..], None));
+    }
+
+    #[test]
+    fn only_le_00_and_00_00_mean_everything() {
+        assert!(Command::parse(&[0, 0xB0, 0, 0, 0]).unwrap().ne_is_maximum());
+        assert!(
+            Command::parse(&[0, 0xB0, 0, 0, 0, 0, 0])
+                .unwrap()
+                .ne_is_maximum()
+        );
+        let explicit_256 = Command::parse(&[0, 0xB0, 0, 0, 0, 1, 0]).unwrap();
+        assert_eq!(explicit_256.ne, Some(256));
+        assert!(!explicit_256.ne_is_maximum());
+        assert!(!Command::parse(&[0, 0xB0, 0, 0, 8]).unwrap().ne_is_maximum());
     }
 
     #[test]

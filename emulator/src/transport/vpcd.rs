@@ -1,0 +1,359 @@
+//! Client of vsmartcard's `vpcd` driver: puts a card into a virtual reader of pcscd.
+//!
+//! Wire protocol (see `../shared/vpcd.md` §4): one TCP stream per reader slot, the card
+//! connects to `127.0.0.1:port`; every message is a 2-byte big-endian length and its bytes.
+//! One-byte messages are control codes (`00` power off, `01` power on, `02` reset, `04` get
+//! ATR); anything longer is a C-APDU, answered by the R-APDU. The card never sends an empty
+//! frame (that hangs pcscd's reader) and never one over 65 535 bytes.
+//!
+//! Debian's vpcd writes the length and the payload in two `send()`s; with delayed ACK on
+//! our side that costs ~44 ms per APDU. Re-arming `TCP_QUICKACK` before every read brings
+//! the round trip to ~0.1 ms.
+//!
+//! Each reader runs on its own thread with blocking I/O: a handful of readers, one
+//! exchange at a time each, no async runtime needed.
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::card::Card;
+
+/// First vpcd port (reader `Virtual PCD 00 00`); slot `n` listens on `BASE_PORT + n`.
+pub const BASE_PORT: u16 = 35963;
+
+/// ATR of an ISO 14443-4 Type B card as a PC/SC reader presents it (PC/SC Part 3 §3.1.3.2.3):
+/// `3B` direct convention, `88` (TD1 follows, 8 historical bytes), `80` (TD2 follows, T=0),
+/// `01` (T=1), historical bytes = ATQB application data `00 00 00 00` (the residence card's
+/// is not public) + ATQB protocol info `00 81 81` (106 kbit/s only; max frame 256 bytes,
+/// ISO 14443-4 compliant; FWI 8, CID supported) + MBLI `00`, then TCK `09` (XOR of T0…).
+pub const DEFAULT_ATR: [u8; 13] = [
+    0x3B, 0x88, 0x80, 0x01, 0, 0, 0, 0, 0x00, 0x81, 0x81, 0x00, 0x09,
+];
+
+/// PC/SC reader name of a vpcd slot as configured by `scripts/pcsc-up`: Debian's entry
+/// (`Virtual PCD`, ports 35963–35964), then `Virtual PCD B`, `C`, … two slots each.
+pub fn reader_name(port: u16) -> String {
+    let index = port.saturating_sub(BASE_PORT);
+    let entry = index / 2;
+    let suffix = match entry {
+        0 => String::new(),
+        n => format!(" {}", char::from(b'A' + (n as u8).min(25))),
+    };
+    format!("Virtual PCD{suffix} 00 {:02}", index % 2)
+}
+
+/// What sits in a virtual reader: anything that answers APDUs and can be reset.
+pub trait VirtualCard: Send {
+    fn reset(&mut self);
+    fn transmit(&mut self, apdu: &[u8]) -> Vec<u8>;
+}
+
+impl VirtualCard for Card {
+    fn reset(&mut self) {
+        Card::reset(self);
+    }
+    fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
+        Card::transmit(self, apdu)
+    }
+}
+
+/// How a reader serves its card.
+#[derive(Clone, Debug)]
+pub struct ReaderOptions {
+    pub port: u16,
+    pub atr: Vec<u8>,
+    /// Log `>>>` / `<<<` lines for every APDU and control code to stderr.
+    pub trace: bool,
+    /// Transport fault: take the card out after it answered this many APDUs.
+    pub remove_after: Option<usize>,
+}
+
+impl ReaderOptions {
+    pub fn new(port: u16) -> ReaderOptions {
+        ReaderOptions {
+            port,
+            atr: DEFAULT_ATR.to_vec(),
+            trace: false,
+            remove_after: None,
+        }
+    }
+}
+
+struct Slot {
+    card: Option<Box<dyn VirtualCard>>,
+    /// A handle on the live connection, so that removal can close it from outside.
+    socket: Option<TcpStream>,
+    /// APDUs answered since the card was inserted.
+    answered: usize,
+    stop: bool,
+}
+
+/// A vpcd reader slot with a card that can be inserted and removed while it runs.
+pub struct VirtualReader {
+    shared: Arc<(Mutex<Slot>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+    port: u16,
+}
+
+impl VirtualReader {
+    /// Starts serving `port`; connects (and reconnects) whenever a card is inserted.
+    pub fn spawn(options: ReaderOptions, card: Option<Box<dyn VirtualCard>>) -> VirtualReader {
+        let shared = Arc::new((
+            Mutex::new(Slot {
+                card,
+                socket: None,
+                answered: 0,
+                stop: false,
+            }),
+            Condvar::new(),
+        ));
+        let port = options.port;
+        let worker = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name(format!("vpcd-{port}"))
+            .spawn(move || serve(&options, &worker))
+            .expect("spawn reader thread");
+        VirtualReader {
+            shared,
+            thread: Some(thread),
+            port,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn name(&self) -> String {
+        reader_name(self.port)
+    }
+
+    /// Puts a card in the reader (replacing any card there).
+    pub fn insert(&self, card: Box<dyn VirtualCard>) {
+        let mut slot = lock(&self.shared.0);
+        disconnect(&mut slot);
+        slot.card = Some(card);
+        slot.answered = 0;
+        self.shared.1.notify_all();
+    }
+
+    /// Takes the card out: pcscd sees the card removed at once.
+    pub fn remove(&self) -> Option<Box<dyn VirtualCard>> {
+        let mut slot = lock(&self.shared.0);
+        disconnect(&mut slot);
+        self.shared.1.notify_all();
+        slot.card.take()
+    }
+
+    /// Removes the card and stops the thread.
+    pub fn stop(mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&mut self) {
+        {
+            let mut slot = lock(&self.shared.0);
+            slot.stop = true;
+            disconnect(&mut slot);
+            self.shared.1.notify_all();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for VirtualReader {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}
+
+fn lock(m: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
+    // A panic elsewhere must not take the reader down with it.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn disconnect(slot: &mut Slot) {
+    if let Some(socket) = slot.socket.take() {
+        let _ = socket.shutdown(Shutdown::Both);
+    }
+}
+
+/// The reader thread: wait for a card, connect, serve until removal or disconnection, repeat.
+fn serve(options: &ReaderOptions, shared: &(Mutex<Slot>, Condvar)) {
+    let (mutex, condvar) = shared;
+    loop {
+        // Wait until there is a card to serve (or we are told to stop).
+        {
+            let mut slot = lock(mutex);
+            while slot.card.is_none() && !slot.stop {
+                slot = condvar.wait(slot).unwrap_or_else(|p| p.into_inner());
+            }
+            if slot.stop {
+                return;
+            }
+        }
+        let stream = match TcpStream::connect((Ipv4Addr::LOCALHOST, options.port)) {
+            Ok(s) => s,
+            Err(e) => {
+                if options.trace {
+                    eprintln!("[{}] vpcd not reachable ({e}); retrying", options.port);
+                }
+                // pcscd down or restarting: retry, but wake at once on stop/removal.
+                let slot = lock(mutex);
+                let _ = condvar.wait_timeout(slot, Duration::from_millis(200));
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        {
+            let mut slot = lock(mutex);
+            if slot.stop || slot.card.is_none() {
+                let _ = stream.shutdown(Shutdown::Both);
+                continue;
+            }
+            slot.socket = stream.try_clone().ok();
+            if let Some(card) = slot.card.as_mut() {
+                card.reset();
+            }
+        }
+        if options.trace {
+            eprintln!(
+                "[{}] connected to vpcd as {}",
+                options.port,
+                reader_name(options.port)
+            );
+        }
+        let result = exchange_frames(options, stream, mutex);
+        let mut slot = lock(mutex);
+        slot.socket = None;
+        if options.trace {
+            eprintln!(
+                "[{}] disconnected: {}",
+                options.port,
+                match &result {
+                    Ok(()) => "closed".to_owned(),
+                    Err(e) => e.to_string(),
+                }
+            );
+        }
+        if slot.stop {
+            return;
+        }
+        if slot.card.is_some() {
+            // pcscd went away (restart): try again shortly.
+            let _ = condvar.wait_timeout(slot, Duration::from_millis(200));
+        }
+    }
+}
+
+/// Sets `TCP_QUICKACK`: Linux then ACKs at once instead of delaying; it clears the flag by
+/// itself, so it is re-armed before every read.
+fn quickack(stream: &TcpStream) {
+    let one: libc::c_int = 1;
+    // SAFETY: `stream` owns a valid, open socket descriptor for the duration of the call;
+    // `one` is a live c_int and the length passed is exactly its size, so the kernel reads
+    // only initialised memory we own. setsockopt has no other memory effects.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Reads frames and answers them until the connection ends.
+fn exchange_frames(
+    options: &ReaderOptions,
+    mut stream: TcpStream,
+    mutex: &Mutex<Slot>,
+) -> io::Result<()> {
+    let mut header = [0u8; 2];
+    let mut message = Vec::with_capacity(1024);
+    let mut frame = Vec::with_capacity(8 * 1024);
+    loop {
+        quickack(&stream);
+        match stream.read_exact(&mut header) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let len = usize::from(u16::from_be_bytes(header));
+        message.resize(len, 0);
+        stream.read_exact(&mut message)?;
+        quickack(&stream);
+
+        let reply = {
+            let mut slot = lock(mutex);
+            let Some(card) = slot.card.as_mut() else {
+                return Ok(()); // removed while we were reading
+            };
+            match message.as_slice() {
+                [] => None,
+                [0x00] | [0x01] | [0x02] => {
+                    if options.trace {
+                        let what = ["power off", "power on", "reset"][usize::from(message[0])];
+                        eprintln!("[{}] --- {what}", options.port);
+                    }
+                    card.reset();
+                    None
+                }
+                [0x04] => Some(options.atr.clone()),
+                [code] => {
+                    eprintln!(
+                        "[{}] unknown vpcd control code {code:#04x} ignored",
+                        options.port
+                    );
+                    None
+                }
+                apdu => {
+                    if options.trace {
+                        eprintln!("[{}] >>> {}", options.port, hex::encode_upper(apdu));
+                    }
+                    let mut response = card.transmit(apdu);
+                    if options.trace {
+                        eprintln!("[{}] <<< {}", options.port, hex::encode_upper(&response));
+                    }
+                    if response.len() > usize::from(u16::MAX) {
+                        eprintln!(
+                            "[{}] response of {} bytes does not fit a vpcd frame (65 535 max); answering 6F 00",
+                            options.port,
+                            response.len()
+                        );
+                        response = vec![0x6F, 0x00];
+                    }
+                    slot.answered += 1;
+                    Some(response)
+                }
+            }
+        };
+        let Some(reply) = reply.filter(|r| !r.is_empty()) else {
+            continue;
+        };
+        frame.clear();
+        frame.extend_from_slice(&(reply.len() as u16).to_be_bytes());
+        frame.extend_from_slice(&reply);
+        stream.write_all(&frame)?;
+
+        let mut slot = lock(mutex);
+        if options.remove_after.is_some_and(|n| slot.answered >= n) {
+            if options.trace {
+                eprintln!(
+                    "[{}] fault: card removed after {} APDUs",
+                    options.port, slot.answered
+                );
+            }
+            slot.card = None;
+            disconnect(&mut slot);
+            return Ok(());
+        }
+    }
+}
