@@ -94,14 +94,14 @@ fn select_mf_variants_succeed_and_make_the_mf_current() {
             let mut card = card(name);
             assert_eq!(
                 sw(&mut card, &h(variant)),
-                0x9000,
+                "9000",
                 "{name} {variant} at reset"
             );
             common::select(&mut card, Df::Df1);
             // SFI 0A does not exist in DF1: the MF EFs are not visible from there.
-            assert_eq!(sw(&mut card, &h("00B08A0000")), 0x6A82, "{name}");
-            assert_eq!(sw(&mut card, &h(variant)), 0x9000, "{name} {variant}");
-            assert_eq!(sw(&mut card, &h("00B08A0000")), 0x9000, "{name} {variant}");
+            assert_eq!(sw(&mut card, &h("00B08A0000")), "6A82", "{name}");
+            assert_eq!(sw(&mut card, &h(variant)), "9000", "{name} {variant}");
+            assert_eq!(sw(&mut card, &h("00B08A0000")), "9000", "{name} {variant}");
         }
     }
 }
@@ -109,7 +109,7 @@ fn select_mf_variants_succeed_and_make_the_mf_current() {
 #[test]
 fn select_mf_with_other_p2_is_6a86() {
     for name in BOTH {
-        assert_eq!(sw(&mut card(name), &h("00A40004023F00")), 0x6A86, "{name}");
+        assert_eq!(sw(&mut card(name), &h("00A40004023F00")), "6A86", "{name}");
     }
 }
 
@@ -143,7 +143,7 @@ fn select_unknown_aid_is_6a82() {
             let apdu = CommandBuilder::new(0, 0xA4, 0x04, 0x0C)
                 .data(h(aid))
                 .to_bytes();
-            assert_eq!(sw(&mut card, &apdu), 0x6A82, "{name} {aid}");
+            assert_eq!(sw(&mut card, &apdu), "6A82", "{name} {aid}");
         }
     }
 }
@@ -152,7 +152,7 @@ fn select_unknown_aid_is_6a82() {
 fn select_ef_by_fid_is_6a82_with_the_default_empty_fid_map() {
     for name in BOTH {
         for apdu in ["00A4020C020001", "00A4020C023F00", "00A40000020101"] {
-            assert_eq!(sw(&mut card(name), &h(apdu)), 0x6A82, "{name} {apdu}");
+            assert_eq!(sw(&mut card(name), &h(apdu)), "6A82", "{name} {apdu}");
         }
     }
 }
@@ -169,13 +169,13 @@ fn assert_protected_efs_refused(card: &mut Card, name: &str, when: &str) {
         let p1 = 0x80 | ef.sfi;
         assert_eq!(
             sw(card, &read_apdu(p1, 0, 0)),
-            0x6982,
+            "6982",
             "{name} {when}: plain {}",
             ef.name
         );
         assert_eq!(
             sw(card, &common::sm_read_apdu(p1, 0, 0)),
-            0x6982,
+            "6982",
             "{name} {when}: SM {}",
             ef.name
         );
@@ -210,7 +210,7 @@ fn plain_read_of_df1_after_verify_is_6982() {
                 read_apdu(0x80 | ef.sfi, 0, 0),
                 common::read_all_apdu(0x80 | ef.sfi, 0),
             ] {
-                assert_eq!(sw(&mut card, &apdu), 0x6982, "{name} {}", ef.name);
+                assert_eq!(sw(&mut card, &apdu), "6982", "{name} {}", ef.name);
             }
         }
     }
@@ -263,10 +263,10 @@ fn get_challenge_is_fresh_and_replays_from_the_profile_seed() {
 fn get_challenge_with_other_le_is_6c08_and_without_le_is_6700() {
     for name in BOTH {
         let mut card = card(name);
-        assert_eq!(sw(&mut card, &h("0084000004")), 0x6C08, "{name}");
-        assert_eq!(sw(&mut card, &h("00840000")), 0x6700, "{name}");
-        assert_eq!(sw(&mut card, &h("008400000100 08")), 0x6700, "{name}");
-        assert_eq!(sw(&mut card, &h("0084010008")), 0x6A86, "{name}");
+        assert_eq!(sw(&mut card, &h("0084000004")), "6C08", "{name}");
+        assert_eq!(sw(&mut card, &h("00840000")), "6700", "{name}");
+        assert_eq!(sw(&mut card, &h("008400000100 08")), "6700", "{name}");
+        assert_eq!(sw(&mut card, &h("0084010008")), "6A86", "{name}");
     }
 }
 
@@ -284,7 +284,7 @@ fn mutual_authenticate_without_get_challenge_is_6985() {
     for name in BOTH {
         let mut card = card(name);
         let apdu = reader_cryptogram(&card, &[0x11; 8]);
-        assert_eq!(sw(&mut card, &apdu), 0x6985, "{name}");
+        assert_eq!(sw(&mut card, &apdu), "6985", "{name}");
     }
 }
 
@@ -302,7 +302,7 @@ fn mutual_authenticate_after_an_intervening_command_is_6985() {
             let rnd_icc = common::get_challenge(&mut card);
             let apdu = reader_cryptogram(&card, &rnd_icc);
             send(&mut card, &h(other));
-            assert_eq!(sw(&mut card, &apdu), 0x6985, "{name} after {other}");
+            assert_eq!(sw(&mut card, &apdu), "6985", "{name} after {other}");
         }
     }
 }
@@ -313,8 +313,8 @@ fn mutual_authenticate_challenge_is_single_use() {
         let mut card = card(name);
         let rnd_icc = common::get_challenge(&mut card);
         let apdu = reader_cryptogram(&card, &rnd_icc);
-        assert_eq!(sw(&mut card, &apdu), 0x9000, "{name}");
-        assert_eq!(sw(&mut card, &apdu), 0x6985, "{name}: replay");
+        assert_eq!(sw(&mut card, &apdu), "9000", "{name}");
+        assert_eq!(sw(&mut card, &apdu), "6985", "{name}: replay");
     }
 }
 
@@ -325,7 +325,7 @@ fn mutual_authenticate_against_an_older_challenge_is_6300() {
         let old = common::get_challenge(&mut card);
         common::get_challenge(&mut card);
         let apdu = reader_cryptogram(&card, &old);
-        assert_eq!(sw(&mut card, &apdu), 0x6300, "{name}");
+        assert_eq!(sw(&mut card, &apdu), "6300", "{name}");
     }
 }
 
@@ -376,7 +376,7 @@ fn mutual_authenticate_with_wrong_data_length_is_6700() {
             .data([0; 39])
             .ne(256)
             .to_bytes();
-        assert_eq!(sw(&mut card, &apdu), 0x6700, "{name}");
+        assert_eq!(sw(&mut card, &apdu), "6700", "{name}");
     }
 }
 
@@ -390,7 +390,7 @@ fn failed_mutual_authenticate_ends_the_previous_session() {
         let got = common::try_authenticate_as(&mut card, generation, "ZZ00000000ZZ", &mut rng());
         assert_eq!(got, Err(Status::VerificationFailed));
         common::select(&mut card, Df::Df2);
-        assert_eq!(sw(&mut card, &read_apdu(0x81, 0, 0)), 0x6982, "{name}");
+        assert_eq!(sw(&mut card, &read_apdu(0x81, 0, 0)), "6982", "{name}");
         let number = card.image().chip_card_number.clone();
         assert_eq!(
             common::verify(&mut card, &key, &number),
@@ -435,7 +435,7 @@ fn verify_wrong_number_is_6300_and_never_locks_out() {
             );
         }
         common::select(&mut card, Df::Df2);
-        assert_eq!(sw(&mut card, &read_apdu(0x81, 0, 0)), 0x9000, "{name}");
+        assert_eq!(sw(&mut card, &read_apdu(0x81, 0, 0)), "9000", "{name}");
     }
 }
 
@@ -448,10 +448,10 @@ fn failed_verify_clears_the_verified_state_but_keeps_the_session_by_default() {
             Status::VerificationFailed
         );
         common::select(&mut card, Df::Df2);
-        assert_eq!(sw(&mut card, &read_apdu(0x81, 0, 0)), 0x6982, "{name}");
+        assert_eq!(sw(&mut card, &read_apdu(0x81, 0, 0)), "6982", "{name}");
         let number = card.image().chip_card_number.clone();
         assert_eq!(common::verify(&mut card, &key, &number), Status::Success);
-        assert_eq!(sw(&mut card, &read_apdu(0x81, 0, 0)), 0x9000, "{name}");
+        assert_eq!(sw(&mut card, &read_apdu(0x81, 0, 0)), "9000", "{name}");
     }
 }
 
@@ -519,14 +519,14 @@ fn verify_with_bad_sm_data_is_6988_and_bad_p1_p2_is_6a86() {
         for apdu in [wrong_indicator, misaligned, wrong_tag, plain_class] {
             assert_eq!(
                 sw(&mut card, &apdu),
-                0x6988,
+                "6988",
                 "{name} {}",
                 common::hex(&apdu)
             );
         }
         let mut bad_p2 = common::verify_apdu(generation, &key, &number);
         bad_p2[3] = 0x80;
-        assert_eq!(sw(&mut card, &bad_p2), 0x6A86, "{name}");
+        assert_eq!(sw(&mut card, &bad_p2), "6A86", "{name}");
     }
 }
 
@@ -536,21 +536,13 @@ fn verify_with_bad_sm_data_is_6988_and_bad_p1_p2_is_6a86() {
 
 #[test]
 fn session_survives_selecting_df1_df2_df3_and_the_mf() {
+    // Every working reader authenticates once, then hops between DFs (README §3.3).
     for name in BOTH {
         let (mut card, key) = verified(name);
-        let df1_sfi = common::ef_in(card.image(), Df::Df1).sfi;
         for df in [Df::Df1, Df::Df2, Df::Df3, Df::Mf, Df::Df2, Df::Df1] {
             common::select(&mut card, df);
             let ef = common::ef_in(card.image(), df).clone();
-            let p1 = 0x80 | ef.sfi;
-            let got = if df == Df::Df1 {
-                assert_eq!(ef.sfi, df1_sfi);
-                common::sm_read(&mut card, &key, p1, 0, 0).unwrap().0
-            } else {
-                let r = send(&mut card, &common::read_all_apdu(p1, 0));
-                assert_eq!(r.status, Status::Success, "{name} {}", ef.name);
-                r.data
-            };
+            let got = common::read_ef(&mut card, &key, &ef);
             assert!(got == ef.content, "{name} {}", ef.name);
         }
     }
@@ -563,18 +555,18 @@ fn reset_clears_session_selection_and_challenge() {
         let generation = card.image().generation;
         let number = card.image().chip_card_number.clone();
         common::select(&mut card, Df::Df3);
-        assert_eq!(sw(&mut card, &read_apdu(0x82, 0, 0x10)), 0x9000);
+        assert_eq!(sw(&mut card, &read_apdu(0x82, 0, 0x10)), "9000");
         card.reset();
         // MF current, no current EF.
         assert_eq!(
             sw(&mut card, &read_apdu(0x00, 0x00, 0x01)),
-            0x6986,
+            "6986",
             "{name}"
         );
-        assert_eq!(sw(&mut card, &read_apdu(0x8A, 0, 0)), 0x9000, "{name}");
+        assert_eq!(sw(&mut card, &read_apdu(0x8A, 0, 0)), "9000", "{name}");
         // No session: protected reads refused, VERIFY has no key.
         common::select(&mut card, Df::Df3);
-        assert_eq!(sw(&mut card, &read_apdu(0x82, 0, 0)), 0x6982, "{name}");
+        assert_eq!(sw(&mut card, &read_apdu(0x82, 0, 0)), "6982", "{name}");
         assert_eq!(
             card.transmit(&common::verify_apdu(generation, &key, &number)),
             [0x69, 0x85],
@@ -584,7 +576,7 @@ fn reset_clears_session_selection_and_challenge() {
         let rnd_icc = common::get_challenge(&mut card);
         let apdu = reader_cryptogram(&card, &rnd_icc);
         card.reset();
-        assert_eq!(sw(&mut card, &apdu), 0x6985, "{name}");
+        assert_eq!(sw(&mut card, &apdu), "6985", "{name}");
     }
 }
 
@@ -625,7 +617,7 @@ fn offset_read_without_a_current_ef_is_6986() {
         let mut card = card(name);
         assert_eq!(
             sw(&mut card, &read_apdu(0, 0, 1)),
-            0x6986,
+            "6986",
             "{name} after reset"
         );
         for df in [Df::Df1, Df::Df2, Df::Mf] {
@@ -633,7 +625,7 @@ fn offset_read_without_a_current_ef_is_6986() {
             common::select(&mut card, df);
             assert_eq!(
                 sw(&mut card, &read_apdu(0, 0, 1)),
-                0x6986,
+                "6986",
                 "{name} after SELECT {df:?}"
             );
         }
@@ -646,22 +638,22 @@ fn offset_at_or_past_the_end_is_6b00() {
         let mut card = card(name);
         assert_eq!(
             sw(&mut card, &read_apdu(0x8A, len, 1)),
-            0x6B00,
+            "6B00",
             "{name} SFI form"
         );
         assert_eq!(
             sw(&mut card, &read_apdu(0x8A, len - 1, 1)),
-            0x9000,
+            "9000",
             "{name} last byte"
         );
         assert_eq!(
             sw(&mut card, &read_apdu(0x00, len, 1)),
-            0x6B00,
+            "6B00",
             "{name} offset form"
         );
         assert_eq!(
             sw(&mut card, &read_apdu(0x7F, 0xFF, 1)),
-            0x6B00,
+            "6B00",
             "{name} max offset"
         );
     }
@@ -746,6 +738,16 @@ fn le_00_reads_what_is_available_with_9000_whatever_the_knob() {
 }
 
 #[test]
+fn extended_le_of_256_past_eof_is_an_explicit_length_not_everything() {
+    // `00 00` / `00` mean "everything"; an extended Le of `01 00` asks for exactly 256
+    // bytes, so past the end of a 3-byte EF the read-past-end knob applies.
+    let mut card = card("gen1-residence");
+    assert_eq!(card.transmit(&h("00B08A00 000100")), h("C10131 6282"));
+    let mut card = with_read_past_end("gen1-residence", ReadPastEnd::WrongLe);
+    assert_eq!(card.transmit(&h("00B08A00 000100")), h("6C03"));
+}
+
+#[test]
 fn whole_ef_extended_read_of_df3() {
     for (name, len) in [("gen1-residence", 1464), ("gen2-residence", 704)] {
         let (mut card, _) = verified(name);
@@ -764,8 +766,8 @@ fn whole_ef_extended_read_of_df3() {
 fn plain_read_without_le_is_6700_and_with_data_is_6700() {
     let (mut card, _) = verified("gen1-residence");
     common::select(&mut card, Df::Df3);
-    assert_eq!(sw(&mut card, &h("00B08200")), 0x6700);
-    assert_eq!(sw(&mut card, &h("00B08200 01 00 00")), 0x6700);
+    assert_eq!(sw(&mut card, &h("00B08200")), "6700");
+    assert_eq!(sw(&mut card, &h("00B08200 01 00 00")), "6700");
 }
 
 #[test]
@@ -775,7 +777,7 @@ fn read_binary_p1_with_sfi_flag_and_bits_7_6_is_6a86() {
         for p1 in [0xAA, 0xCA, 0xEA] {
             assert_eq!(
                 sw(&mut card, &read_apdu(p1, 0, 0)),
-                0x6A86,
+                "6A86",
                 "{name} {p1:02X}"
             );
         }
@@ -789,7 +791,7 @@ fn read_binary_of_a_missing_sfi_is_6a82() {
         for p1 in [0x80, 0x81, 0x85, 0x9F] {
             assert_eq!(
                 sw(&mut card, &read_apdu(p1, 0, 0)),
-                0x6A82,
+                "6A82",
                 "{name} {p1:02X}"
             );
         }
@@ -876,7 +878,7 @@ fn sm_read_past_end_follows_the_read_past_end_knob() {
     common::select(&mut card, Df::Df1);
     let (plain, status) = common::sm_read(&mut card, &key, 0x81, 0, 20).unwrap();
     assert_eq!((plain.len(), status), (14, Status::EndOfFileWarning));
-    assert_eq!(sw(&mut card, &common::sm_read_apdu(0x81, 14, 1)), 0x6B00);
+    assert_eq!(sw(&mut card, &common::sm_read_apdu(0x81, 14, 1)), "6B00");
 }
 
 #[test]
@@ -884,12 +886,15 @@ fn sm_read_without_a_valid_do96_is_6988() {
     for name in BOTH {
         let (mut card, _) = verified(name);
         common::select(&mut card, Df::Df1);
-        for apdu in [
-            "08B08100 00 0000",                 // no data, Le 00 00
-            "08B08100 00 0004 97020000 0000",   // DO 97 instead of 96
-            "08B08100 00 0005 9603000000 0000", // 3-byte length
+        let p1 = format!("{:02X}", 0x80 | common::ef_in(card.image(), Df::Df1).sfi);
+        for (what, body) in [
+            ("no data", "00 0000"),
+            ("DO 97 instead of 96", "00 0004 97020000 0000"),
+            ("3-byte length", "00 0005 9603000000 0000"),
+            ("DO 86 instead of 96", "00 0004 86020000 0000"),
         ] {
-            assert_eq!(sw(&mut card, &h(apdu)), 0x6988, "{name} {apdu}");
+            let apdu = h(&format!("08B0{p1}00 {body}"));
+            assert_eq!(sw(&mut card, &apdu), "6988", "{name}: {what}");
         }
     }
 }
@@ -913,9 +918,9 @@ fn short_sm_read_with_short_le() {
 fn gen1_type_2_card_has_no_df2_ef02_to_ef04() {
     let (mut card, _) = verified("gen1-sprc");
     common::select(&mut card, Df::Df2);
-    assert_eq!(sw(&mut card, &read_apdu(0x81, 0, 0)), 0x9000);
+    assert_eq!(sw(&mut card, &read_apdu(0x81, 0, 0)), "9000");
     for p1 in [0x82, 0x83, 0x84] {
-        assert_eq!(sw(&mut card, &read_apdu(p1, 0, 0)), 0x6A82, "{p1:02X}");
+        assert_eq!(sw(&mut card, &read_apdu(p1, 0, 0)), "6A82", "{p1:02X}");
     }
 }
 
@@ -967,7 +972,7 @@ fn unknown_ins_is_6d00() {
             "08CA000000",
             "00C0000000",
         ] {
-            assert_eq!(sw(&mut card(name), &h(apdu)), 0x6D00, "{name} {apdu}");
+            assert_eq!(sw(&mut card(name), &h(apdu)), "6D00", "{name} {apdu}");
         }
     }
 }
@@ -982,7 +987,7 @@ fn unknown_cla_is_6e00() {
             "01B08A0000",
             "80AE000000",
         ] {
-            assert_eq!(sw(&mut card(name), &h(apdu)), 0x6E00, "{name} {apdu}");
+            assert_eq!(sw(&mut card(name), &h(apdu)), "6E00", "{name} {apdu}");
         }
     }
 }
@@ -995,7 +1000,7 @@ fn cla_0c_is_6882() {
             "0C2000861386110100000000000000000000000000000000",
             "0C84000008",
         ] {
-            assert_eq!(sw(&mut card(name), &h(apdu)), 0x6882, "{name} {apdu}");
+            assert_eq!(sw(&mut card(name), &h(apdu)), "6882", "{name} {apdu}");
         }
     }
 }
@@ -1004,7 +1009,7 @@ fn cla_0c_is_6882() {
 fn sm_class_on_select_get_challenge_and_mutual_authenticate_is_6882() {
     for name in BOTH {
         for apdu in ["08A4000C023F00", "0884000008", "0882000000"] {
-            assert_eq!(sw(&mut card(name), &h(apdu)), 0x6882, "{name} {apdu}");
+            assert_eq!(sw(&mut card(name), &h(apdu)), "6882", "{name} {apdu}");
         }
     }
 }
@@ -1026,7 +1031,7 @@ fn short_or_inconsistent_lc_is_6700() {
             "00A4000C 03 3F0000",    // consistent Lc, but 3-byte FID
             "00A40400",              // DF by name without a name
         ] {
-            assert_eq!(sw(&mut card(name), &h(apdu)), 0x6700, "{name} {apdu:?}");
+            assert_eq!(sw(&mut card(name), &h(apdu)), "6700", "{name} {apdu:?}");
         }
     }
 }

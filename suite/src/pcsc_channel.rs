@@ -81,18 +81,28 @@ impl PcscChannel {
         })
     }
 
-    /// Disconnects, resetting the card so that the next reader starts from power-up.
+    /// Disconnects and powers the card down, so that the next reader starts from power-up.
+    /// (`SCARD_RESET_CARD` would also do, but when the reset meets a card that just left,
+    /// pcscd marks the reader empty until it sees a new card, which vpcd may never report.)
     pub fn close(self) {
-        let _ = self.card.disconnect(Disposition::ResetCard);
+        let _ = self.card.disconnect(Disposition::UnpowerCard);
     }
 }
 
 impl Channel for PcscChannel {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
         match self.card.transmit(apdu, &mut self.buffer) {
+            // vpcd lost the card while pcscd waited for its answer (no real card answers
+            // with nothing: even an error is a status word).
+            Ok([]) => Err(TransportError::CardRemoved),
             Ok(response) => Ok(response.to_vec()),
+            // pcscd answers NOT_TRANSACTED when the card vanishes in the middle of an exchange.
             Err(
-                Error::RemovedCard | Error::NoSmartcard | Error::ResetCard | Error::UnpoweredCard,
+                Error::RemovedCard
+                | Error::NoSmartcard
+                | Error::ResetCard
+                | Error::UnpoweredCard
+                | Error::NotTransacted,
             ) => Err(TransportError::CardRemoved),
             Err(Error::Timeout) => Err(TransportError::Timeout),
             Err(e) => Err(TransportError::Other(format!("SCardTransmit: {e}"))),

@@ -34,6 +34,23 @@ pub const DEFAULT_ATR: [u8; 13] = [
     0x3B, 0x88, 0x80, 0x01, 0, 0, 0, 0, 0x00, 0x81, 0x81, 0x00, 0x09,
 ];
 
+/// True while vpcd still holds a connection on `port` (its side ESTABLISHED or
+/// CLOSE_WAIT): a card that left has not been noticed yet. pcscd notices on its next
+/// presence poll (every 400 ms), closing vpcd's socket and marking the card removed; a card
+/// that connects before that is taken for the old one, and pcscd's client-visible state can
+/// stay "empty" after a transmit to the vanished card failed. Read from /proc, because a
+/// probe connect() would itself look like a card.
+fn vpcd_still_holds_a_card(port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        matches!(fields.as_slice(), [_, l, _, state, ..] if *l == local && matches!(*state, "01" | "08"))
+    })
+}
+
 /// PC/SC reader name of a vpcd slot as configured by `scripts/pcsc-up`: Debian's entry
 /// (`Virtual PCD`, ports 35963–35964), then `Virtual PCD B`, `C`, … two slots each.
 pub fn reader_name(port: u16) -> String {
@@ -89,6 +106,9 @@ struct Slot {
     socket: Option<TcpStream>,
     /// APDUs answered since the card was inserted.
     answered: usize,
+    /// vpcd has spoken on the current connection: pcscd knows this card now (and not a
+    /// card that an earlier connection left behind).
+    attached: bool,
     stop: bool,
 }
 
@@ -107,6 +127,7 @@ impl VirtualReader {
                 card,
                 socket: None,
                 answered: 0,
+                attached: false,
                 stop: false,
             }),
             Condvar::new(),
@@ -139,6 +160,18 @@ impl VirtualReader {
         slot.card = Some(card);
         slot.answered = 0;
         self.shared.1.notify_all();
+    }
+
+    /// Waits until vpcd has talked to the current card (pcscd then reports this card, not
+    /// the one an earlier connection left); false after `timeout`.
+    pub fn wait_attached(&self, timeout: Duration) -> bool {
+        let slot = lock(&self.shared.0);
+        let (slot, _) = self
+            .shared
+            .1
+            .wait_timeout_while(slot, timeout, |s| !s.attached && !s.stop)
+            .unwrap_or_else(|p| p.into_inner());
+        slot.attached
     }
 
     /// Takes the card out: pcscd sees the card removed at once.
@@ -179,6 +212,7 @@ fn lock(m: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
 }
 
 fn disconnect(slot: &mut Slot) {
+    slot.attached = false;
     if let Some(socket) = slot.socket.take() {
         let _ = socket.shutdown(Shutdown::Both);
     }
@@ -197,6 +231,11 @@ fn serve(options: &ReaderOptions, shared: &(Mutex<Slot>, Condvar)) {
             if slot.stop {
                 return;
             }
+        }
+        if vpcd_still_holds_a_card(options.port) {
+            let slot = lock(mutex);
+            let _ = condvar.wait_timeout(slot, Duration::from_millis(50));
+            continue;
         }
         let stream = match TcpStream::connect((Ipv4Addr::LOCALHOST, options.port)) {
             Ok(s) => s,
@@ -229,9 +268,10 @@ fn serve(options: &ReaderOptions, shared: &(Mutex<Slot>, Condvar)) {
                 reader_name(options.port)
             );
         }
-        let result = exchange_frames(options, stream, mutex);
+        let result = exchange_frames(options, stream, shared);
         let mut slot = lock(mutex);
         slot.socket = None;
+        slot.attached = false;
         if options.trace {
             eprintln!(
                 "[{}] disconnected: {}",
@@ -274,7 +314,7 @@ fn quickack(stream: &TcpStream) {
 fn exchange_frames(
     options: &ReaderOptions,
     mut stream: TcpStream,
-    mutex: &Mutex<Slot>,
+    (mutex, condvar): &(Mutex<Slot>, Condvar),
 ) -> io::Result<()> {
     let mut header = [0u8; 2];
     let mut message = Vec::with_capacity(1024);
@@ -293,6 +333,10 @@ fn exchange_frames(
 
         let reply = {
             let mut slot = lock(mutex);
+            if !slot.attached {
+                slot.attached = true;
+                condvar.notify_all();
+            }
             let Some(card) = slot.card.as_mut() else {
                 return Ok(()); // removed while we were reading
             };

@@ -91,9 +91,10 @@ pub fn check_reply(apdu: &[u8], raw: &[u8]) -> Response {
     response
 }
 
-/// The status word of one exchange, as a number (`0x9000`).
-pub fn sw(card: &mut Card, apdu: &[u8]) -> u16 {
-    send(card, apdu).status.sw()
+/// The status word of one exchange, as upper-case hex (`"9000"`), so that a failed
+/// comparison prints readably.
+pub fn sw(card: &mut Card, apdu: &[u8]) -> String {
+    hex(&send(card, apdu).status.to_bytes())
 }
 
 /// Upper-case hex of bytes, for messages.
@@ -125,7 +126,7 @@ pub fn select_apdu(df: Df) -> Vec<u8> {
 
 /// Selects `df`, which must succeed.
 pub fn select(card: &mut Card, df: Df) {
-    assert_eq!(sw(card, &select_apdu(df)), 0x9000, "SELECT {df:?}");
+    assert_eq!(sw(card, &select_apdu(df)), "9000", "SELECT {df:?}");
 }
 
 /// `00 84 00 00 08`.
@@ -278,7 +279,7 @@ pub fn read_every_ef_matches_image(card: &mut Card, session_key: &Key) {
 }
 
 /// The EF of `image` with `sfi` under `df`.
-pub fn ef<'a>(image: &'a CardImage, df: Df, sfi: u8) -> &'a ElementaryFile {
+pub fn ef(image: &CardImage, df: Df, sfi: u8) -> &ElementaryFile {
     let index = image
         .find_sfi(df, sfi)
         .unwrap_or_else(|| panic!("no EF with SFI {sfi:02X} under {df:?}"));
