@@ -81,6 +81,18 @@ impl PcscChannel {
         })
     }
 
+    /// Powers the card down and up again (`SCardReconnect` with unpower): a fresh chip
+    /// state for the next read, without waiting for a new card.
+    pub fn power_cycle(&mut self) -> Result<(), PcscError> {
+        self.card
+            .reconnect(
+                ShareMode::Shared,
+                Protocols::T1 | Protocols::T0,
+                pcsc::Disposition::UnpowerCard,
+            )
+            .map_err(|e| PcscError::Pcsc("SCardReconnect", e))
+    }
+
     /// Disconnects and powers the card down, so that the next reader starts from power-up.
     /// (`SCARD_RESET_CARD` would also do, but when the reset meets a card that just left,
     /// pcscd marks the reader empty until it sees a new card, which vpcd may never report.)

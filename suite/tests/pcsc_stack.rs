@@ -239,10 +239,15 @@ fn pyscard_script_authenticates_and_reads_every_profile() {
         // The script reads every EF: compare what it read with the card's own image.
         let read = json["files_read"].as_object().expect("files_read");
         for file in &p.image.files {
+            let key = format!(
+                "{}:{:02X}",
+                format!("{:?}", file.df).to_uppercase(),
+                file.sfi
+            );
             let got = read
-                .get(&file.name)
+                .get(&key)
                 .and_then(|v| v.as_str())
-                .unwrap_or_else(|| panic!("{}: {} not read", p.name, file.name));
+                .unwrap_or_else(|| panic!("{}: {key} not read", p.name));
             assert_eq!(
                 got,
                 hex::encode_upper(&file.content),
