@@ -92,6 +92,7 @@ struct CheckArgs {
 }
 
 fn main() -> ExitCode {
+    restore_default_sigpipe();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
@@ -233,6 +234,16 @@ fn print_table(reports: &[(Profile, Report)], expectations_off: bool) -> ExitCod
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Rust starts programs with SIGPIPE ignored, so `rclab check | head` would panic on the
+/// closed pipe; like other Unix tools, rclab should just stop.
+fn restore_default_sigpipe() {
+    // SAFETY: called first thing in main, before any other thread exists, so no thread can
+    // race the disposition change; SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
