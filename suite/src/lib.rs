@@ -3,3 +3,4 @@
 
 pub mod checker;
 pub mod pcsc_channel;
+pub mod run;

@@ -38,6 +38,50 @@ enum Command {
     /// Commands on standard input: `remove PORT`, `insert PORT [PROFILE]`, `list`, `quit`.
     /// SIGINT/SIGTERM remove every card and exit.
     Serve(ServeArgs),
+    /// Run checkers against every profile and write reports (the conformance suite).
+    ///
+    /// Each outcome is appended to OUT/results.jsonl as soon as it is known; `--resume`
+    /// continues a killed run. Reports: OUT/report.md, report.html, junit.xml, results.json.
+    /// Exit code 1 when any case is FAIL, CRASH, TIMEOUT or BAD-OUTPUT (with --baseline:
+    /// only when a case that passed in the baseline no longer does).
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// `reference` (built in) or an adapter YAML file; repeat for several.
+    #[arg(long = "checker", value_name = "ADAPTER", default_value = "reference")]
+    checkers: Vec<String>,
+    /// Only profiles whose name matches this glob (e.g. `forged/*`, `*gen2*`).
+    #[arg(long, value_name = "GLOB", default_value = "*")]
+    profiles: String,
+    /// Folder of profiles.
+    #[arg(long, value_name = "DIR", default_value = "vectors/profiles")]
+    profile_dir: PathBuf,
+    /// Cases run at once (with pcsc: at most one per virtual reader).
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// Where the cards live: in this process, or behind pcscd (needed by process checkers).
+    #[arg(long, value_enum, default_value = "inproc")]
+    transport: rclab_suite::run::Transport,
+    /// Output folder for results and reports.
+    #[arg(long, value_name = "DIR", default_value = "target/rclab-run")]
+    out: PathBuf,
+    /// Keep the results already in OUT/results.jsonl and run only the missing cases.
+    #[arg(long)]
+    resume: bool,
+    /// Trusted roots handed to checkers (`{trust_dir}`) and used by the reference checker.
+    #[arg(long, value_name = "DIR", default_value = "vectors/pki/trust")]
+    trust: PathBuf,
+    /// Check certificates as of this date, YYYY-MM-DD (default: now).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    at: Option<SystemTime>,
+    /// A results.json of an earlier run: fail only on regressions against it.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// Plain progress lines even on a terminal.
+    #[arg(long)]
+    plain: bool,
 }
 
 #[derive(Args)]
@@ -106,6 +150,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Check(args) => check(args),
         Command::Serve(args) => serve::run(args),
+        Command::Run(args) => run_suite(args),
     }
 }
 
@@ -235,6 +280,96 @@ fn print_table(reports: &[(Profile, Report)], expectations_off: bool) -> ExitCod
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn run_suite(args: RunArgs) -> Result<ExitCode> {
+    use rclab_suite::run::{
+        self, Outcome, RunConfig,
+        adapter::{Adapter, glob_match},
+        report,
+    };
+    let checkers = args
+        .checkers
+        .iter()
+        .map(|c| Adapter::load(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let profiles: Vec<Profile> = profile::load_dir(&args.profile_dir)
+        .map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!(
+                "{} profile(s) failed to load:\n{}",
+                errors.len(),
+                lines.join("\n")
+            )
+        })?
+        .into_iter()
+        .filter(|p| glob_match(&args.profiles, &p.name))
+        .collect();
+    if profiles.is_empty() {
+        bail!(
+            "no profile in {} matches {:?}",
+            args.profile_dir.display(),
+            args.profiles
+        );
+    }
+    let repo = std::env::current_dir()?;
+    let config = RunConfig {
+        checkers,
+        profiles,
+        jobs: args.jobs,
+        transport: args.transport,
+        out: args.out.clone(),
+        resume: args.resume,
+        trust_dir: repo.join(&args.trust),
+        repo,
+        at: args.at.unwrap_or_else(SystemTime::now),
+        plain: args.plain,
+    };
+    let results = run::run(&config)?;
+    report::write_all(&args.out, &config.checkers, &results)?;
+    let summary = report::markdown(&config.checkers, &results);
+    let end = summary.find("\n## Matrix").unwrap_or(summary.len());
+    println!("{}", &summary[..end]);
+    println!(
+        "reports: {}/report.md, report.html, junit.xml, results.json",
+        args.out.display()
+    );
+
+    let failed = match &args.baseline {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let baseline: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            let passed_before = |checker: &str, profile: &str| {
+                baseline["results"].as_array().is_some_and(|rs| {
+                    rs.iter().any(|r| {
+                        r["checker"] == checker && r["profile"] == profile && r["outcome"] == "PASS"
+                    })
+                })
+            };
+            let regressions: Vec<_> = results
+                .iter()
+                .filter(|r| r.outcome != Outcome::Pass && passed_before(&r.checker, &r.profile))
+                .collect();
+            for r in &regressions {
+                println!(
+                    "REGRESSION {} × {}: {} ({})",
+                    r.checker,
+                    r.profile,
+                    r.outcome.as_str(),
+                    r.detail
+                );
+            }
+            !regressions.is_empty()
+        }
+        None => results.iter().any(|r| r.outcome.is_failure()),
+    };
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Rust starts programs with SIGPIPE ignored, so `rclab check | head` would panic on the

@@ -1,0 +1,341 @@
+#!/usr/bin/python3
+"""A small, independent residence-card checker over PC/SC (pyscard + pycryptodome).
+
+It reads a Japanese residence card / special permanent resident certificate chip of
+either generation (gen 1: card type '1'/'2', 2-key TDES + ISO 9797-1 MAC 3; gen 2: '05'/'06',
+AES-128 + CMAC-8): card type, GET CHALLENGE, MUTUAL AUTHENTICATE with the card-number key,
+VERIFY of the card number under SM, then every EF of DF1 (SM), DF2 and DF3. It shares no
+code with rclab: it is written from the protocol note only, as a second implementation.
+
+It SKIPS the check code (signature) and certificate verification ON PURPOSE: a card that
+authenticates and reads cleanly is called "genuine". rclab's conformance report against
+this checker shows which forgeries such a reader lets through.
+
+    /usr/bin/python3 pyscard_checker.py --reader "Virtual PCD 00 00" \\
+        --card-number AB12345678CD [--wait SECONDS] [--max-response N]
+
+stdout: exactly one JSON object (schema rclab.verdict/1); diagnostics go to stderr.
+Exit 0 whenever a verdict was printed, 2 on usage errors.
+"""
+import argparse
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+
+from Cryptodome.Cipher import AES, DES, DES3
+from Cryptodome.Hash import CMAC
+from smartcard import scard
+
+AID = {df: bytes([0xD3, 0x92, 0xF0, 0x00, 0x4F, n]) + bytes(10)
+       for df, n in (("DF1", 2), ("DF2", 3), ("DF3", 4))}
+# Card type -> (DF, [(SFI, under SM)]) in reading order.
+LAYOUT = {
+    "1": [("DF1", [(5, True), (6, True)]), ("DF2", [(1, False), (2, False), (3, False), (4, False)]),
+          ("DF3", [(2, False)])],
+    "2": [("DF1", [(5, True), (6, True)]), ("DF2", [(1, False)]), ("DF3", [(2, False)])],
+    "05": [("DF1", [(1, True), (3, True), (4, True), (6, True)]),
+           ("DF2", [(1, False), (2, False), (3, False)]), ("DF3", [(2, False)])],
+    "06": [("DF1", [(1, True), (3, True), (4, True), (6, True)]), ("DF2", [(3, False)]),
+           ("DF3", [(2, False)])],
+}
+REMOVED = {scard.SCARD_W_REMOVED_CARD, scard.SCARD_E_NO_SMARTCARD, scard.SCARD_W_RESET_CARD,
+           scard.SCARD_W_UNPOWERED_CARD, scard.SCARD_E_NOT_TRANSACTED}
+RETRY = REMOVED | {scard.SCARD_W_UNRESPONSIVE_CARD}  # SCardConnect errors worth a retry
+
+
+class Stop(Exception):
+    """Ends the check with a verdict."""
+    def __init__(self, verdict, reason, detail):
+        super().__init__(detail)
+        self.verdict, self.reason, self.detail = verdict, reason, detail
+
+
+def unexpected(what, sw):
+    return Stop("unreadable", "unexpected_status", f"{what}: status {sw:04X}")
+
+
+def malformed(what):
+    return Stop("unreadable", "malformed_data", what)
+
+
+def pad(data, block):
+    data += b"\x80"
+    return data + bytes(-len(data) % block)
+
+
+def xor(a, b):
+    return bytes(x ^ y for x, y in zip(a, b))
+
+
+class Crypto:
+    """Gen 1: 2-key TDES-CBC, zero IV, ISO 9797-1 MAC algorithm 3 with padding method 2
+    always added. Gen 2: AES-128-CBC, zero IV, AES-CMAC truncated to 8 bytes."""
+    def __init__(self, generation):
+        self.generation, self.block = generation, 8 if generation == 1 else 16
+
+    def cipher(self, key):
+        if self.generation == 1:
+            return DES3.new(key, DES3.MODE_CBC, iv=bytes(8))
+        return AES.new(key, AES.MODE_CBC, iv=bytes(16))
+
+    def enc(self, key, data):
+        return self.cipher(key).encrypt(data)
+
+    def dec(self, key, data):
+        return self.cipher(key).decrypt(data)
+
+    def mac(self, key, data):
+        if self.generation == 2:
+            return CMAC.new(key, msg=data, ciphermod=AES).digest()[:8]
+        h = DES.new(key[:8], DES.MODE_CBC, iv=bytes(8)).encrypt(pad(data, 8))[-8:]
+        return DES.new(key[:8], DES.MODE_ECB).encrypt(DES.new(key[8:], DES.MODE_ECB).decrypt(h))
+
+
+def parse_tlv(ef, what):
+    """BER-TLV list [(tag, value)]; 1- or 2-byte tags; 00 in tag position starts the padding."""
+    out, i = [], 0
+    while i < len(ef):
+        if ef[i] == 0:
+            if any(ef[i:]):
+                raise malformed(f"{what}: data after zero padding at byte {i}")
+            break
+        try:
+            tag, i = ef[i], i + 1
+            if tag & 0x1F == 0x1F:
+                tag, i = tag << 8 | ef[i], i + 1
+            n, i = ef[i], i + 1
+            if n == 0x81:
+                n, i = ef[i], i + 1
+            elif n == 0x82:
+                n, i = ef[i] << 8 | ef[i + 1], i + 2
+            elif n > 0x7F:
+                raise malformed(f"{what}: length byte {n:02X} at byte {i - 1}")
+        except IndexError:
+            raise malformed(f"{what}: TLV header cut short at the end of the EF") from None
+        if i + n > len(ef):
+            raise malformed(f"{what}: tag {tag:02X} needs {n} bytes, {len(ef) - i} left")
+        out.append((tag, ef[i:i + n]))
+        i += n
+    return out
+
+
+class Reader:
+    def __init__(self):
+        self.ctx = self.card = None
+
+    def connect(self, reader, wait):
+        """Waits up to `wait` seconds for a card in `reader`, then connects (T=0 or T=1)."""
+        hr, self.ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+        if hr != scard.SCARD_S_SUCCESS:
+            self.ctx = None
+            raise Stop("unreadable", "transport", f"pcscd: {scard.SCardGetErrorMessage(hr)}")
+        hr, names = scard.SCardListReaders(self.ctx, [])
+        if reader not in (names if hr == scard.SCARD_S_SUCCESS else []):
+            raise Stop("unreadable", "transport", f"no reader {reader!r}; readers: {names}")
+        deadline, states = time.monotonic() + wait, [(reader, scard.SCARD_STATE_UNAWARE)]
+        failed = None  # last SCardConnect error
+        while True:
+            # Block until the reader's state changes (or time runs out). After a failed
+            # connect, wait at most 250 ms: pcscd may still report the card that was just
+            # replaced ("Card is unpowered") and send no event when the new one is ready.
+            left = max(0.0, deadline - time.monotonic())
+            ms = int(min(left, 0.25) * 1000 if failed else left * 1000)
+            hr, states = scard.SCardGetStatusChange(self.ctx, ms, states)
+            if hr not in (scard.SCARD_S_SUCCESS, scard.SCARD_E_TIMEOUT):
+                raise Stop("unreadable", "transport",
+                           f"SCardGetStatusChange: {scard.SCardGetErrorMessage(hr)}")
+            state = states[0][1]
+            if state & scard.SCARD_STATE_PRESENT and not state & scard.SCARD_STATE_MUTE:
+                hr, card, proto = scard.SCardConnect(self.ctx, reader, scard.SCARD_SHARE_SHARED,
+                                                     scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1)
+                if hr == scard.SCARD_S_SUCCESS:
+                    self.card, self.proto = card, proto
+                    return
+                if hr not in RETRY:
+                    raise Stop("unreadable", "transport",
+                               f"SCardConnect: {scard.SCardGetErrorMessage(hr)}")
+                failed = hr
+            if time.monotonic() >= deadline:
+                if failed:
+                    raise Stop("unreadable", "card_removed",
+                               f"SCardConnect: {scard.SCardGetErrorMessage(failed)}")
+                raise Stop("unreadable", "timeout", f"no card in {reader!r} within {wait} s")
+            states = [(reader, state & ~scard.SCARD_STATE_CHANGED)]
+
+    def transmit(self, apdu, what):
+        """Sends one APDU; returns (SW as int, data). Follows 61 xx with GET RESPONSE (T=0)."""
+        data = b""
+        while True:
+            hr, resp = scard.SCardTransmit(self.card, self.proto, list(apdu))
+            if hr != scard.SCARD_S_SUCCESS or len(resp) < 2:
+                reason = ("card_removed" if hr in REMOVED or (hr == 0 and not resp) else
+                          "timeout" if hr == scard.SCARD_E_TIMEOUT else "transport")
+                msg = scard.SCardGetErrorMessage(hr) if hr else f"{len(resp)}-byte response"
+                raise Stop("unreadable", reason, f"{what}: {msg}")
+            data += bytes(resp[:-2])
+            sw = resp[-2] << 8 | resp[-1]
+            if sw >> 8 != 0x61:
+                return sw, data
+            apdu = bytes([0x00, 0xC0, 0x00, 0x00, sw & 0xFF])
+
+    def close(self):
+        if self.card is not None:  # unpower: a reset on disconnect confuses pcscd with vpcd
+            scard.SCardDisconnect(self.card, scard.SCARD_UNPOWER_CARD)
+        if self.ctx is not None:
+            scard.SCardReleaseContext(self.ctx)
+
+
+class Checker:
+    def __init__(self, reader, number, max_response, files):
+        self.r, self.number, self.max, self.files = reader, number, max_response, files
+        self.g, self.ks = None, None  # Crypto, KSenc
+
+    def sm_open(self, data, what):
+        """DO 86 = 01 || Enc(KSenc, pad(plain)) -> plain; any defect is forged/sm_error."""
+        def bad(why):
+            return Stop("forged", "sm_error", f"{what}: secure messaging: {why}")
+        if len(data) < 2 or data[0] != 0x86:
+            raise bad("response is not a DO 86")
+        n, i = data[1], 2
+        if n in (0x81, 0x82):
+            i += n - 0x80
+            n = int.from_bytes(data[2:i], "big")
+        elif n > 0x7F:
+            raise bad(f"DO 86 length byte {n:02X}")
+        if i + n != len(data):
+            raise bad(f"DO 86 of length {n} in {len(data)} bytes of response")
+        value = data[i:]
+        if not value or value[0] != 0x01:
+            raise bad("padding indicator is not 01")
+        ct = value[1:]
+        if not ct or len(ct) % self.g.block:
+            raise bad(f"cryptogram of {len(ct)} bytes")
+        plain = self.g.dec(self.ks, ct).rstrip(b"\x00")
+        if not plain.endswith(b"\x80"):
+            raise bad("plaintext padding is not 80 00..")
+        return plain[:-1]
+
+    def read_once(self, sfi_p1, p2, n, secure, what):
+        """One READ BINARY asking n bytes (0 = whole EF); returns (SW, plaintext)."""
+        if secure:
+            apdu = bytes([0x08, 0xB0, sfi_p1, p2, 0, 0, 4, 0x96, 2, n >> 8, n & 0xFF, 0, 0])
+            sw, data = self.r.transmit(apdu, what)
+            return sw, self.sm_open(data, what) if sw in (0x9000, 0x6282) else b""
+        le = [0, 0, 0] if n == 0 else [n & 0xFF] if n <= 256 else [0, n >> 8, n & 0xFF]
+        return self.r.transmit(bytes([0x00, 0xB0, sfi_p1, p2] + le), what)
+
+    def read_ef(self, df, sfi, secure):
+        what = f"{df}:{sfi:02X}"
+        if self.max is None:
+            sw, out = self.read_once(0x80 | sfi, 0, 0, secure, what)
+            if sw != 0x9000:
+                raise unexpected(what, sw)
+        else:
+            if secure:  # room for SW, `86 82 LL LL 01` and one padding block
+                b = self.g.block
+                chunk = max(b, min(self.max - 7 - b, 0x7FF0) // b * b)
+            else:
+                chunk = max(1, min(self.max - 2, 0x7FFF))
+            out = b""
+            while True:
+                off = len(out)
+                if off > 0x7FFF:
+                    raise malformed(f"{what}: EF larger than 32 KiB")
+                p1, p2 = (0x80 | sfi, 0) if off == 0 else (off >> 8, off & 0xFF)
+                sw, data = self.read_once(p1, p2, chunk, secure, what)
+                if sw == 0x6B00 and off > 0:
+                    break
+                if sw not in (0x9000, 0x6282):
+                    raise unexpected(what, sw)
+                if len(data) > chunk:
+                    raise malformed(f"{what}: card sent {len(data)} bytes, asked {chunk}")
+                out += data
+                if sw == 0x6282 or len(data) < chunk:
+                    break
+        self.files[what] = out.hex().upper()
+        return parse_tlv(out, what)
+
+    def authenticate(self):
+        key = hashlib.sha1(self.number.encode()).digest()[:16]
+        sw, rnd_icc = self.r.transmit(b"\x00\x84\x00\x00\x08", "GET CHALLENGE")
+        if sw != 0x9000:
+            raise unexpected("GET CHALLENGE", sw)
+        if len(rnd_icc) != 8:
+            raise malformed(f"GET CHALLENGE returned {len(rnd_icc)} bytes")
+        rnd_ifd, k_ifd = os.urandom(8), os.urandom(16)
+        e_ifd = self.g.enc(key, rnd_ifd + rnd_icc + k_ifd)
+        apdu = b"\x00\x82\x00\x00\x28" + e_ifd + self.g.mac(key, e_ifd) + b"\x00"
+        sw, resp = self.r.transmit(apdu, "MUTUAL AUTHENTICATE")
+        if sw == 0x6300:
+            raise Stop("wrong_card_number", None, "MUTUAL AUTHENTICATE rejected (63 00)")
+        if sw != 0x9000:
+            raise unexpected("MUTUAL AUTHENTICATE", sw)
+        if len(resp) != 40 or self.g.mac(key, resp[:32]) != resp[32:]:
+            raise Stop("forged", "auth_failed", f"M.ICC does not match E.ICC ({len(resp)} bytes)")
+        plain = self.g.dec(key, resp[:32])
+        if plain[:8] != rnd_icc or plain[8:16] != rnd_ifd:
+            raise Stop("forged", "auth_failed", "E.ICC does not echo RND.ICC || RND.IFD")
+        self.ks = hashlib.sha1(xor(k_ifd, plain[16:]) + b"\x00\x00\x00\x01").digest()[:16]
+        ct = self.g.enc(self.ks, self.number.encode() + b"\x80\x00\x00\x00")
+        sw, _ = self.r.transmit(b"\x08\x20\x00\x86\x13\x86\x11\x01" + ct, "VERIFY")
+        if sw == 0x6300:
+            raise Stop("wrong_card_number", None, "VERIFY rejected the card number (63 00)")
+        if sw != 0x9000:
+            raise unexpected("VERIFY", sw)
+
+    def run(self):
+        try:
+            c1 = self.read_ef("MF", 0x0A, False)
+        except Stop as s:
+            if s.reason in ("unexpected_status", "malformed_data"):
+                raise Stop("not_residence_card", None, s.detail) from None
+            raise
+        card_type = c1[0][1].decode("latin-1") if len(c1) == 1 and c1[0][0] == 0xC1 else None
+        if card_type not in LAYOUT:
+            raise Stop("not_residence_card", None, f"card type EF holds {self.files['MF:0A']}")
+        self.g = Crypto(1 if len(card_type) == 1 else 2)
+        self.read_ef("MF", 0x0B, False)
+        self.authenticate()
+        for df, efs in LAYOUT[card_type]:
+            sw, _ = self.r.transmit(b"\x00\xA4\x04\x0C\x10" + AID[df], f"SELECT {df}")
+            if sw == 0x6A82:
+                raise Stop("not_residence_card", None, f"SELECT {df}: 6A 82")
+            if sw != 0x9000:
+                raise unexpected(f"SELECT {df}", sw)
+            for sfi, secure in efs:
+                self.read_ef(df, sfi, secure)  # parsed for well-formedness only
+        return (f"card type {card_type}: authenticated and read {len(self.files)} EFs; "
+                "check code and certificate NOT verified (skipped on purpose)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reader", required=True, help="PC/SC reader name")
+    ap.add_argument("--card-number", required=True, help="12 characters, e.g. AB12345678CD")
+    ap.add_argument("--wait", type=float, default=10.0, help="seconds to wait for a card")
+    ap.add_argument("--max-response", type=int, help="largest response (bytes): chunked reads")
+    args = ap.parse_args()
+    if not re.fullmatch(r"[A-Z]{2}[0-9]{8}[A-Z]{2}", args.card_number):
+        ap.error("--card-number must be 2 upper-case letters, 8 digits, 2 upper-case letters")
+    if args.max_response is not None and args.max_response < 3:
+        ap.error("--max-response must be at least 3")
+    files, reader = {}, Reader()
+    try:
+        reader.connect(args.reader, args.wait)
+        verdict, reason, detail = "genuine", None, \
+            Checker(reader, args.card_number, args.max_response, files).run()
+    except Stop as s:
+        verdict, reason, detail = s.verdict, s.reason, s.detail
+    finally:
+        reader.close()
+    print(f"{verdict} ({reason}): {detail}", file=sys.stderr)
+    print(json.dumps({"schema": "rclab.verdict/1", "verdict": verdict, "reason": reason,
+                      "detail": " ".join(detail.split()), "files_read": files}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,337 @@
+//! Reports of a run: Markdown matrix, self-contained HTML, JUnit XML and JSON.
+//! Markdown, HTML and JUnit carry no timings or dates, so a re-run with the same results
+//! writes the same files.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::adapter::Adapter;
+use super::{CaseResult, Outcome};
+
+const OUTCOMES: [Outcome; 6] = [
+    Outcome::Pass,
+    Outcome::Fail,
+    Outcome::NotApplicable,
+    Outcome::Crash,
+    Outcome::Timeout,
+    Outcome::BadOutput,
+];
+
+/// Writes `report.md`, `report.html`, `junit.xml` and `results.json` into `dir`.
+pub fn write_all(dir: &Path, checkers: &[Adapter], results: &[CaseResult]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("report.md"), markdown(checkers, results))?;
+    std::fs::write(dir.join("report.html"), html(checkers, results))?;
+    std::fs::write(dir.join("junit.xml"), junit(results))?;
+    #[derive(Serialize)]
+    struct Json<'a> {
+        schema: &'static str,
+        checkers: &'a [Adapter],
+        results: &'a [CaseResult],
+    }
+    let json = serde_json::to_string_pretty(&Json {
+        schema: "rclab.report/1",
+        checkers,
+        results,
+    })
+    .unwrap_or_default();
+    std::fs::write(dir.join("results.json"), json + "\n")
+}
+
+/// Profiles in first-seen order, with their expected verdict (from the first checker).
+fn profiles(results: &[CaseResult]) -> Vec<(&str, &CaseResult)> {
+    let mut seen = Vec::new();
+    for r in results {
+        if !seen.iter().any(|(p, _)| *p == r.profile.as_str()) {
+            seen.push((r.profile.as_str(), r));
+        }
+    }
+    seen
+}
+
+fn cell(r: &CaseResult) -> String {
+    match (r.outcome, r.actual) {
+        (Outcome::Pass, _) => "PASS".into(),
+        (Outcome::Fail, Some(actual)) if r.false_accept => {
+            format!("**FAIL** (false accept): {actual}")
+        }
+        (Outcome::Fail, Some(actual)) => format!("FAIL: {actual}"),
+        (Outcome::NotApplicable, _) => "N/A".into(),
+        (outcome, _) => outcome.as_str().into(),
+    }
+}
+
+/// Per-checker counts, in `OUTCOMES` order, plus false accepts.
+fn counts(results: &[CaseResult], checker: &str) -> ([usize; 6], usize) {
+    let mut counts = [0; 6];
+    let mut false_accepts = 0;
+    for r in results.iter().filter(|r| r.checker == checker) {
+        if let Some(i) = OUTCOMES.iter().position(|o| *o == r.outcome) {
+            counts[i] += 1;
+        }
+        false_accepts += usize::from(r.false_accept);
+    }
+    (counts, false_accepts)
+}
+
+pub fn markdown(checkers: &[Adapter], results: &[CaseResult]) -> String {
+    let mut md = String::from("# rclab conformance report\n\n");
+    let _ = writeln!(
+        md,
+        "{} cases: {} checker(s) × {} profile(s).\n",
+        results.len(),
+        checkers.len(),
+        profiles(results).len()
+    );
+    md.push_str("## Summary\n\n| checker | trust | PASS | FAIL | false accepts | N/A | CRASH | TIMEOUT | BAD-OUTPUT |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for c in checkers {
+        let (n, fa) = counts(results, &c.name);
+        let trust = match c.trust {
+            super::adapter::TrustMode::TestCa => "test_ca",
+            super::adapter::TrustMode::Pinned => "pinned",
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {trust} | {} | {} | {fa} | {} | {} | {} | {} |",
+            c.name, n[0], n[1], n[2], n[3], n[4], n[5]
+        );
+    }
+    md.push_str("\n## False accepts\n\nForged or corrupted cards a checker called genuine.\n\n");
+    let false_accepts: Vec<_> = results.iter().filter(|r| r.false_accept).collect();
+    if false_accepts.is_empty() {
+        md.push_str("None.\n");
+    }
+    for r in false_accepts {
+        let _ = writeln!(
+            md,
+            "- **{}** × `{}`: expected {}, said genuine",
+            r.checker, r.profile, r.expected
+        );
+    }
+    md.push_str("\n## Matrix\n\n| profile | expected |");
+    for c in checkers {
+        let _ = write!(md, " {} |", c.name);
+    }
+    md.push_str("\n|---|---|");
+    md.push_str(&"---|".repeat(checkers.len()));
+    md.push('\n');
+    for (profile, first) in profiles(results) {
+        let _ = write!(md, "| `{profile}` | {} |", first.expected);
+        for c in checkers {
+            let r = results
+                .iter()
+                .find(|r| r.profile == profile && r.checker == c.name);
+            let _ = write!(md, " {} |", r.map(cell).unwrap_or_default());
+        }
+        md.push('\n');
+    }
+    md.push_str("\n## Privacy audit\n\nFrom the emulator's transcript of each case. *Unneeded* EFs are personal data a verdict does not need (address, permissions, the card-number EF).\n\n| checker | cases read | read the face image | read unneeded EFs | max MUTUAL AUTH | max VERIFY | card number in clear | bytes read / needed |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for c in checkers {
+        let audits: Vec<_> = results
+            .iter()
+            .filter(|r| r.checker == c.name)
+            .filter_map(|r| r.audit.as_ref())
+            .filter(|a| a.bytes_read > 0)
+            .collect();
+        let read: usize = audits.iter().map(|a| a.bytes_read).sum();
+        let needed: usize = audits.iter().map(|a| a.bytes_needed).sum();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} / {} |",
+            c.name,
+            audits.len(),
+            audits.iter().filter(|a| a.face_image_read).count(),
+            audits.iter().filter(|a| !a.unneeded_efs.is_empty()).count(),
+            audits
+                .iter()
+                .map(|a| a.mutual_authenticate)
+                .max()
+                .unwrap_or(0),
+            audits.iter().map(|a| a.verify).max().unwrap_or(0),
+            audits.iter().filter(|a| a.card_number_in_clear).count(),
+            read,
+            needed
+        );
+    }
+    md.push_str("\n## Checkers\n\n");
+    for c in checkers {
+        let _ = writeln!(md, "- **{}**: {}", c.name, c.description);
+    }
+    md
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+pub fn html(checkers: &[Adapter], results: &[CaseResult]) -> String {
+    let mut h = String::from(concat!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>rclab conformance report</title>\n<style>\n",
+        "body{font:14px system-ui,sans-serif;margin:1.5em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}\n",
+        "td.c{cursor:pointer}.PASS{background:#dfd}.FAIL{background:#fcc}.FA{background:#f66;font-weight:bold}.NA{background:#eee}.CRASH,.TIMEOUT,.BAD-OUTPUT{background:#fd9}\n",
+        "pre{background:#f7f7f7;padding:1em;max-height:40em;overflow:auto;white-space:pre-wrap;word-break:break-all}\n",
+        "</style></head><body>\n<h1>rclab conformance report</h1>\n<p>Show: "
+    ));
+    for o in OUTCOMES {
+        let _ = write!(
+            h,
+            "<label><input type=\"checkbox\" class=\"f\" value=\"{0}\" checked> {0}</label> ",
+            o.as_str()
+        );
+    }
+    h.push_str("</p>\n<table><thead><tr><th>profile</th><th>expected</th>");
+    for c in checkers {
+        let _ = write!(h, "<th>{}</th>", escape(&c.name));
+    }
+    h.push_str("</tr></thead><tbody>\n");
+    let mut index = 0;
+    let mut details = Vec::new();
+    for (profile, first) in profiles(results) {
+        let row: Vec<_> = checkers
+            .iter()
+            .filter_map(|c| {
+                results
+                    .iter()
+                    .find(|r| r.profile == profile && r.checker == c.name)
+            })
+            .collect();
+        let outcomes: Vec<&str> = row.iter().map(|r| r.outcome.as_str()).collect();
+        let _ = write!(
+            h,
+            "<tr data-outcomes=\"{}\"><td>{}</td><td>{}</td>",
+            outcomes.join(" "),
+            escape(profile),
+            escape(&first.expected.to_string())
+        );
+        for r in row {
+            let class = match r.outcome {
+                Outcome::NotApplicable => "NA",
+                Outcome::Fail if r.false_accept => "FA",
+                o => o.as_str(),
+            };
+            let actual = r.actual.map(|a| a.to_string()).unwrap_or_default();
+            let _ = write!(
+                h,
+                "<td class=\"c {class}\" data-i=\"{index}\">{} {}</td>",
+                r.outcome.as_str(),
+                escape(&actual)
+            );
+            let mut text = format!(
+                "{} × {}\nexpected: {}\nactual: {}\noutcome: {}\ndetail: {}\n\n",
+                r.checker,
+                r.profile,
+                r.expected,
+                actual,
+                r.outcome.as_str(),
+                r.detail
+            );
+            for e in &r.transcript {
+                let _ = writeln!(
+                    text,
+                    ">>> {}\n<<< {}",
+                    e.command,
+                    e.response.as_deref().unwrap_or("(transport error)")
+                );
+            }
+            details.push(text);
+            index += 1;
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</tbody></table>\n<h2>Case</h2><pre id=\"d\">Click a cell to see the case and its APDU transcript.</pre>\n");
+    let data = serde_json::to_string(&details)
+        .unwrap_or_default()
+        .replace("</", "<\\/");
+    let _ = write!(
+        h,
+        "<script type=\"application/json\" id=\"data\">{data}</script>\n"
+    );
+    h.push_str(concat!(
+        "<script>\nconst cases=JSON.parse(document.getElementById('data').textContent);\n",
+        "document.querySelectorAll('td.c').forEach(td=>td.onclick=()=>{document.getElementById('d').textContent=cases[td.dataset.i];});\n",
+        "function filter(){const on=[...document.querySelectorAll('.f:checked')].map(b=>b.value);\n",
+        "document.querySelectorAll('tbody tr').forEach(tr=>{tr.style.display=tr.dataset.outcomes.split(' ').some(o=>on.includes(o))?'':'none';});}\n",
+        "document.querySelectorAll('.f').forEach(b=>b.onchange=filter);\n</script>\n</body></html>\n"
+    ));
+    h
+}
+
+pub fn junit(results: &[CaseResult]) -> String {
+    let mut by_checker: BTreeMap<&str, Vec<&CaseResult>> = BTreeMap::new();
+    for r in results {
+        by_checker.entry(&r.checker).or_default().push(r);
+    }
+    let count =
+        |rs: &[&CaseResult], f: fn(Outcome) -> bool| rs.iter().filter(|r| f(r.outcome)).count();
+    let failures = |o: Outcome| matches!(o, Outcome::Fail | Outcome::BadOutput);
+    let errors = |o: Outcome| matches!(o, Outcome::Crash | Outcome::Timeout);
+    let skipped = |o: Outcome| o == Outcome::NotApplicable;
+    let all: Vec<&CaseResult> = results.iter().collect();
+    let mut x = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"rclab\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">\n",
+        all.len(),
+        count(&all, failures),
+        count(&all, errors),
+        count(&all, skipped)
+    );
+    for (checker, rs) in by_checker {
+        let _ = writeln!(
+            x,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">",
+            escape(checker),
+            rs.len(),
+            count(&rs, failures),
+            count(&rs, errors),
+            count(&rs, skipped)
+        );
+        for r in rs {
+            let _ = write!(
+                x,
+                "    <testcase classname=\"rclab.{}\" name=\"{}\">",
+                escape(checker),
+                escape(&r.profile)
+            );
+            let actual = r
+                .actual
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "none".into());
+            let message = escape(&format!("expected {}, got {actual}", r.expected));
+            match r.outcome {
+                Outcome::Pass => {}
+                Outcome::NotApplicable => {
+                    let _ = write!(x, "<skipped message=\"{}\"/>", escape(&r.detail));
+                }
+                o if failures(o) => {
+                    let kind = if r.false_accept {
+                        "FALSE ACCEPT"
+                    } else {
+                        o.as_str()
+                    };
+                    let _ = write!(
+                        x,
+                        "<failure type=\"{kind}\" message=\"{message}\">{}</failure>",
+                        escape(&r.detail)
+                    );
+                }
+                o => {
+                    let _ = write!(
+                        x,
+                        "<error type=\"{}\" message=\"{message}\">{}</error>",
+                        o.as_str(),
+                        escape(&r.detail)
+                    );
+                }
+            }
+            x.push_str("</testcase>\n");
+        }
+        x.push_str("  </testsuite>\n");
+    }
+    x.push_str("</testsuites>\n");
+    x
+}
