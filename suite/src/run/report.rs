@@ -248,10 +248,7 @@ pub fn html(checkers: &[Adapter], results: &[CaseResult]) -> String {
     let data = serde_json::to_string(&details)
         .unwrap_or_default()
         .replace("</", "<\\/");
-    let _ = write!(
-        h,
-        "<script type=\"application/json\" id=\"data\">{data}</script>\n"
-    );
+    let _ = writeln!(h, "<script type=\"application/json\" id=\"data\">{data}</script>");
     h.push_str(concat!(
         "<script>\nconst cases=JSON.parse(document.getElementById('data').textContent);\n",
         "document.querySelectorAll('td.c').forEach(td=>td.onclick=()=>{document.getElementById('d').textContent=cases[td.dataset.i];});\n",
