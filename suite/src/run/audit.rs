@@ -28,7 +28,8 @@ pub struct PrivacyAudit {
     pub bytes_needed: usize,
 }
 
-/// EFs a verdict needs: `(DF, SFI)`.
+/// EFs a verdict needs, `(DF, SFI)`: the MF (card type, format version), the signed
+/// fields and the check code.
 fn needed(generation: Generation) -> &'static [(Df, u8)] {
     match generation {
         Generation::First => &[

@@ -32,13 +32,44 @@ pub fn write_all(dir: &Path, checkers: &[Adapter], results: &[CaseResult]) -> st
         checkers: &'a [Adapter],
         results: &'a [CaseResult],
     }
+    let shortened: Vec<CaseResult> = results
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            for e in &mut r.transcript {
+                e.command = shorten(&e.command);
+                e.response = e
+                    .response
+                    .as_ref()
+                    .map(|h| shorten(h))
+                    .map_err(Clone::clone);
+            }
+            r
+        })
+        .collect();
     let json = serde_json::to_string_pretty(&Json {
         schema: "rclab.report/1",
         checkers,
-        results,
+        results: &shortened,
     })
     .unwrap_or_default();
     std::fs::write(dir.join("results.json"), json + "\n")
+}
+
+/// Long APDUs as their first 32 bytes, the byte count and a SHA-256 prefix: reports stay
+/// small and reviewable, and equal bytes still show as equal.
+pub fn shorten(hex: &str) -> String {
+    use sha2::Digest;
+    if hex.len() <= 96 {
+        return hex.to_owned();
+    }
+    let digest = sha2::Sha256::digest(hex::decode(hex).unwrap_or_default());
+    format!(
+        "{}… ({} bytes, sha256 {})",
+        &hex[..64],
+        hex.len() / 2,
+        &hex::encode(digest)[..16]
+    )
 }
 
 /// Profiles in first-seen order, with their expected verdict (from the first checker).
@@ -232,12 +263,11 @@ pub fn html(checkers: &[Adapter], results: &[CaseResult]) -> String {
                 r.detail
             );
             for e in &r.transcript {
-                let _ = writeln!(
-                    text,
-                    ">>> {}\n<<< {}",
-                    e.command,
-                    e.response.as_deref().unwrap_or("(transport error)")
-                );
+                let response = e
+                    .response
+                    .as_deref()
+                    .map_or_else(|_| "(transport error)".to_owned(), shorten);
+                let _ = writeln!(text, ">>> {}\n<<< {response}", shorten(&e.command));
             }
             details.push(text);
             index += 1;
@@ -248,7 +278,10 @@ pub fn html(checkers: &[Adapter], results: &[CaseResult]) -> String {
     let data = serde_json::to_string(&details)
         .unwrap_or_default()
         .replace("</", "<\\/");
-    let _ = writeln!(h, "<script type=\"application/json\" id=\"data\">{data}</script>");
+    let _ = writeln!(
+        h,
+        "<script type=\"application/json\" id=\"data\">{data}</script>"
+    );
     h.push_str(concat!(
         "<script>\nconst cases=JSON.parse(document.getElementById('data').textContent);\n",
         "document.querySelectorAll('td.c').forEach(td=>td.onclick=()=>{document.getElementById('d').textContent=cases[td.dataset.i];});\n",

@@ -1,0 +1,271 @@
+//! The conformance runner: outcomes, resumption, reports and one snapshot per checker.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rclab_suite::run::adapter::Adapter;
+use rclab_suite::run::{self, CaseResult, Outcome, RunConfig, Transport, report};
+use serde::Serialize;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rclab-conformance-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn config(checkers: Vec<Adapter>, profiles: &str, transport: Transport, out: PathBuf) -> RunConfig {
+    RunConfig {
+        checkers,
+        profiles: common::profiles(profiles),
+        jobs: 2,
+        transport,
+        out,
+        resume: false,
+        repo: repo(),
+        trust_dir: repo().join("vectors/pki/trust"),
+        at: common::fixed_now(),
+        plain: true,
+    }
+}
+
+fn stack_available() -> bool {
+    let up =
+        std::path::Path::new("/run/pcscd/pcscd.comm").exists() && !run::vpcd_ports().is_empty();
+    if !up {
+        let message =
+            "pcscd with vpcd readers is not running: start it with `sudo scripts/pcsc-up`";
+        assert!(
+            std::env::var_os("RCLAB_REQUIRE_PCSC").is_none(),
+            "{message} (RCLAB_REQUIRE_PCSC is set)"
+        );
+        eprintln!("SKIPPED: {message}");
+    }
+    up
+}
+
+fn adapter(name: &str) -> Adapter {
+    let path = repo().join(name);
+    Adapter::load(path.to_str().unwrap()).unwrap()
+}
+
+/// What each checker's snapshot holds: its verdict matrix and privacy audit, nothing that
+/// varies between runs (timings, random challenges).
+#[derive(Serialize)]
+struct CheckerSnapshot {
+    checker: String,
+    cases: Vec<SnapshotCase>,
+}
+
+#[derive(Serialize)]
+struct SnapshotCase {
+    profile: String,
+    expected: String,
+    actual: Option<String>,
+    outcome: &'static str,
+    false_accept: bool,
+    audit: Option<run::audit::PrivacyAudit>,
+}
+
+fn snapshot(checker: &str, results: &[CaseResult]) -> CheckerSnapshot {
+    CheckerSnapshot {
+        checker: checker.to_owned(),
+        cases: results
+            .iter()
+            .filter(|r| r.checker == checker)
+            .map(|r| SnapshotCase {
+                profile: r.profile.clone(),
+                expected: r.expected.to_string(),
+                actual: r.actual.map(|a| a.to_string()),
+                outcome: r.outcome.as_str(),
+                false_accept: r.false_accept,
+                audit: r.audit.clone(),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn reference_checker_in_process_passes_the_catalogue_and_writes_reports() {
+    let out = out_dir("inproc");
+    let config = config(
+        vec![Adapter::reference()],
+        "",
+        Transport::Inproc,
+        out.clone(),
+    );
+    let results = run::run(&config).unwrap();
+    assert_eq!(results.len(), config.profiles.len());
+    for r in &results {
+        assert_eq!(
+            r.outcome,
+            Outcome::Pass,
+            "{} × {}: {}",
+            r.checker,
+            r.profile,
+            r.detail
+        );
+    }
+    report::write_all(&out, &config.checkers, &results).unwrap();
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://") && !html.contains(" src="),
+        "HTML must be self-contained"
+    );
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(junit.starts_with("<?xml") && junit.contains(&format!("tests=\"{}\"", results.len())));
+    let lines = std::fs::read_to_string(out.join("results.jsonl")).unwrap();
+    assert_eq!(
+        lines.lines().count(),
+        results.len(),
+        "every result is on disk"
+    );
+    assert_case_snapshot!("reference", snapshot("reference", &results));
+}
+
+#[test]
+fn process_checkers_need_pcsc_and_say_so_in_process() {
+    let config = config(
+        vec![adapter("suite/adapters/pyscard-nosig.yaml")],
+        "valid",
+        Transport::Inproc,
+        out_dir("na"),
+    );
+    let results = run::run(&config).unwrap();
+    assert!(
+        results
+            .iter()
+            .all(|r| r.outcome == Outcome::NotApplicable && r.detail.contains("--transport pcsc"))
+    );
+}
+
+#[test]
+fn misbehaving_checkers_get_crash_timeout_and_bad_output() {
+    if !stack_available() {
+        return;
+    }
+    let checkers = ["crash", "hang", "garbage", "exit-unmapped"]
+        .iter()
+        .map(|n| adapter(&format!("suite/tests/data/checkers/{n}.yaml")))
+        .collect();
+    let mut config = config(checkers, "valid", Transport::Pcsc, out_dir("misbehaving"));
+    config.profiles.truncate(2);
+    let started = Instant::now();
+    let results = run::run(&config).unwrap();
+    assert_eq!(results.len(), 8, "the run completes every case");
+    let outcome = |checker: &str| {
+        results
+            .iter()
+            .filter(|r| r.checker == checker)
+            .map(|r| r.outcome)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(outcome("crash"), [Outcome::Crash; 2]);
+    assert_eq!(outcome("hang"), [Outcome::Timeout; 2]);
+    assert_eq!(outcome("garbage"), [Outcome::BadOutput; 2]);
+    assert_eq!(outcome("exit-unmapped"), [Outcome::BadOutput; 2]);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "a hanging checker must not hang the run"
+    );
+}
+
+#[test]
+fn killed_run_resumes_without_losing_finished_cases() {
+    if !stack_available() {
+        return;
+    }
+    let out = out_dir("resume");
+    let slow = repo().join("suite/tests/data/checkers/slow-genuine.yaml");
+    let args = |resume: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rclab"));
+        cmd.current_dir(repo())
+            .args([
+                "run",
+                "--transport",
+                "pcsc",
+                "--jobs",
+                "1",
+                "--plain",
+                "--profiles",
+                "valid/*",
+                "--checker",
+            ])
+            .arg(&slow)
+            .arg("--out")
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if resume {
+            cmd.arg("--resume");
+        }
+        cmd
+    };
+    let results = out.join("results.jsonl");
+    let mut child = args(false).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&results)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(Instant::now() < deadline, "no results appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = std::fs::read_to_string(&results).unwrap();
+    let finished: Vec<&str> = before.lines().filter(|l| l.ends_with('}')).collect();
+    assert!(
+        finished.len() >= 2 && finished.len() < 5,
+        "killed mid-run: {} results",
+        finished.len()
+    );
+
+    let status = args(true).status().unwrap();
+    assert!(status.success());
+    let after = std::fs::read_to_string(&results).unwrap();
+    for line in &finished {
+        assert!(
+            after.contains(line),
+            "a finished case was lost or rewritten"
+        );
+    }
+    let all = run::read_results(&results).unwrap();
+    let mut profiles: Vec<_> = all.iter().map(|r| r.profile.clone()).collect();
+    profiles.sort();
+    profiles.dedup();
+    assert_eq!(profiles.len(), 5, "every case present");
+    assert_eq!(all.len(), 5, "no case ran twice");
+}
+
+#[test]
+fn example_checkers_over_pcsc_match_their_snapshots() {
+    if !stack_available() {
+        return;
+    }
+    let checkers = vec![
+        Adapter::reference(),
+        adapter("suite/adapters/pyscard-nosig.yaml"),
+        adapter("suite/adapters/accept-all.yaml"),
+    ];
+    let mut config = config(checkers, "", Transport::Pcsc, out_dir("pcsc"));
+    config.jobs = 6;
+    let results = run::run(&config).unwrap();
+    for checker in ["pyscard-nosig", "accept-all"] {
+        assert_case_snapshot!(checker, snapshot(checker, &results));
+    }
+    // Over PC/SC the reference checker gives the same verdicts as in-process.
+    for r in results.iter().filter(|r| r.checker == "reference") {
+        assert_eq!(r.outcome, Outcome::Pass, "{}: {}", r.profile, r.detail);
+    }
+}

@@ -1,0 +1,3 @@
+#!/bin/sh
+# A checker that dies of a signal.
+kill -SEGV $$

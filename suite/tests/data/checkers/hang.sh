@@ -1,0 +1,3 @@
+#!/bin/sh
+# A checker that never answers.
+exec sleep 60
