@@ -34,12 +34,14 @@ fn needed(generation: Generation) -> &'static [(Df, u8)] {
     match generation {
         Generation::First => &[
             (Df::Mf, 0x0A),
+            (Df::Mf, 0x0B),
             (Df::Df1, 0x05),
             (Df::Df1, 0x06),
             (Df::Df3, 0x02),
         ],
         Generation::Second => &[
             (Df::Mf, 0x0A),
+            (Df::Mf, 0x0B),
             (Df::Df1, 0x03),
             (Df::Df1, 0x04),
             (Df::Df3, 0x02),
