@@ -38,21 +38,6 @@ fn config(checkers: Vec<Adapter>, profiles: &str, transport: Transport, out: Pat
     }
 }
 
-fn stack_available() -> bool {
-    let up =
-        std::path::Path::new("/run/pcscd/pcscd.comm").exists() && !run::vpcd_ports().is_empty();
-    if !up {
-        let message =
-            "pcscd with vpcd readers is not running: start it with `sudo scripts/pcsc-up`";
-        assert!(
-            std::env::var_os("RCLAB_REQUIRE_PCSC").is_none(),
-            "{message} (RCLAB_REQUIRE_PCSC is set)"
-        );
-        eprintln!("SKIPPED: {message}");
-    }
-    up
-}
-
 fn adapter(name: &str) -> Adapter {
     let path = repo().join(name);
     Adapter::load(path.to_str().unwrap()).unwrap()
@@ -150,7 +135,7 @@ fn process_checkers_need_pcsc_and_say_so_in_process() {
 
 #[test]
 fn misbehaving_checkers_get_crash_timeout_and_bad_output() {
-    if !stack_available() {
+    if !common::stack_available() {
         return;
     }
     let checkers = ["crash", "hang", "garbage", "exit-unmapped"]
@@ -181,7 +166,7 @@ fn misbehaving_checkers_get_crash_timeout_and_bad_output() {
 
 #[test]
 fn killed_run_resumes_without_losing_finished_cases() {
-    if !stack_available() {
+    if !common::stack_available() {
         return;
     }
     let out = out_dir("resume");
@@ -250,7 +235,7 @@ fn killed_run_resumes_without_losing_finished_cases() {
 
 #[test]
 fn example_checkers_over_pcsc_match_their_snapshots() {
-    if !stack_available() {
+    if !common::stack_available() {
         return;
     }
     let checkers = vec![

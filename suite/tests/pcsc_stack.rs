@@ -9,33 +9,10 @@ mod common;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rclab_emulator::transport::vpcd::{BASE_PORT, ReaderOptions, VirtualReader};
+use rclab_emulator::transport::vpcd::{ReaderOptions, VirtualReader};
 use rclab_emulator::verdict::{Reason, Verdict, VerdictKind};
 use rclab_suite::checker::{Checker, TrustStore};
 use rclab_suite::pcsc_channel::PcscChannel;
-
-/// vpcd ports whose listener is up (read from /proc: a probe connect() would insert a
-/// phantom card).
-fn vpcd_ports() -> Vec<u16> {
-    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    (BASE_PORT..BASE_PORT + 16)
-        .filter(|p| tcp.contains(&format!(":{p:04X} 00000000:0000 0A")))
-        .collect()
-}
-
-/// True when the stack is up; otherwise prints why the test is skipped (or fails in CI).
-fn stack_available() -> bool {
-    let up = std::path::Path::new("/run/pcscd/pcscd.comm").exists() && !vpcd_ports().is_empty();
-    if !up {
-        let message =
-            "pcscd with vpcd readers is not running: start it with `sudo scripts/pcsc-up`";
-        if std::env::var_os("RCLAB_REQUIRE_PCSC").is_some() {
-            panic!("{message} (RCLAB_REQUIRE_PCSC is set)");
-        }
-        eprintln!("SKIPPED: {message}");
-    }
-    up
-}
 
 /// Serves `card` on the leased port and waits until pcscd has taken it in.
 fn serve(
@@ -72,7 +49,7 @@ fn pool() -> MutexGuard<'static, Vec<u16>> {
 }
 
 fn lease() -> Lease {
-    POOL_READY.call_once(|| pool().extend(vpcd_ports()));
+    POOL_READY.call_once(|| pool().extend(rclab_suite::run::vpcd_ports()));
     loop {
         if let Some(port) = pool().pop() {
             return Lease(port);
@@ -83,7 +60,7 @@ fn lease() -> Lease {
 
 #[test]
 fn every_valid_profile_reads_the_same_over_pcsc_as_in_process() {
-    if !stack_available() {
+    if !common::stack_available() {
         return;
     }
     let trust = TrustStore::embedded_test_roots();
@@ -120,7 +97,7 @@ fn every_valid_profile_reads_the_same_over_pcsc_as_in_process() {
 
 #[test]
 fn wrong_number_and_chunked_reads_over_pcsc() {
-    if !stack_available() {
+    if !common::stack_available() {
         return;
     }
     let trust = TrustStore::embedded_test_roots();
@@ -157,7 +134,7 @@ fn wrong_number_and_chunked_reads_over_pcsc() {
 
 #[test]
 fn card_removed_mid_read_is_unreadable_quickly() {
-    if !stack_available() {
+    if !common::stack_available() {
         return;
     }
     let trust = TrustStore::embedded_test_roots();
@@ -207,7 +184,7 @@ fn card_removed_mid_read_is_unreadable_quickly() {
 
 #[test]
 fn pyscard_script_authenticates_and_reads_every_profile() {
-    if !stack_available() {
+    if !common::stack_available() {
         return;
     }
     let script = common::vectors().join("../suite/examples/pyscard_checker.py");

@@ -7,6 +7,7 @@ use rclab_emulator::protocol::Status;
 use rclab_emulator::transport::Tap;
 use rclab_emulator::verdict::{Verdict, VerdictKind};
 use rclab_suite::checker::{Checker, Report, TrustStore};
+use rclab_suite::run::report;
 use serde::Serialize;
 
 fn check(
@@ -132,20 +133,6 @@ struct ShortExchange {
     micros: u64,
 }
 
-fn shorten(hex: &str) -> String {
-    use sha2::Digest;
-    if hex.len() <= 96 {
-        return hex.to_owned();
-    }
-    let digest = sha2::Sha256::digest(hex::decode(hex).unwrap_or_default());
-    format!(
-        "{}… ({} bytes, sha256 {})",
-        &hex[..64],
-        hex.len() / 2,
-        &hex::encode(digest)[..16]
-    )
-}
-
 #[test]
 fn transcripts_and_verdicts_are_stable() {
     let trust = TrustStore::embedded_test_roots();
@@ -166,8 +153,8 @@ fn transcripts_and_verdicts_are_stable() {
                     .map(Status::from_sw)
                     .unwrap_or(Status::Other(0));
                 ShortExchange {
-                    command: shorten(&e.command),
-                    response: shorten(&raw[..split]),
+                    command: report::shorten(&e.command),
+                    response: report::shorten(&raw[..split]),
                     status: status.to_string(),
                     micros: e.micros,
                 }

@@ -40,6 +40,23 @@ pub fn options(seed: u64) -> Options {
     }
 }
 
+/// True when pcscd with vpcd readers runs; otherwise prints why the caller skips, or
+/// fails when `RCLAB_REQUIRE_PCSC` is set (CI), so the real-stack tests cannot vanish.
+pub fn stack_available() -> bool {
+    let up = std::path::Path::new("/run/pcscd/pcscd.comm").exists()
+        && !rclab_suite::run::vpcd_ports().is_empty();
+    if !up {
+        let message =
+            "pcscd with vpcd readers is not running: start it with `sudo scripts/pcsc-up`";
+        assert!(
+            std::env::var_os("RCLAB_REQUIRE_PCSC").is_none(),
+            "{message} (RCLAB_REQUIRE_PCSC is set)"
+        );
+        eprintln!("SKIPPED: {message}");
+    }
+    up
+}
+
 /// Snapshot with the project's standard redactions (timings vary run to run).
 #[macro_export]
 macro_rules! assert_case_snapshot {
