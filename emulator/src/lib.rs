@@ -3,6 +3,7 @@
 //! checker shares.
 
 pub mod card;
+pub mod fault;
 pub mod profile;
 pub mod protocol;
 pub mod transport;

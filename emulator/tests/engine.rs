@@ -19,7 +19,7 @@ const SEED: u64 = 0x5EED_0001;
 const BOTH: [&str; 2] = ["gen1-residence", "gen2-residence"];
 
 fn card(name: &str) -> Card {
-    common::valid_profile(name).card()
+    common::valid_profile(name).chip()
 }
 
 fn rng() -> ChaCha20Rng {

@@ -260,8 +260,8 @@ fn df_strategy() -> impl Strategy<Value = Df> {
 /// with `df` selected; checks every reply.
 fn every_card_answers_with_a_status_word(apdu: &[u8], df: Df) {
     for profile in PROFILES.iter() {
-        let fresh = profile.card();
-        let mut verified = profile.card();
+        let fresh = profile.chip();
+        let mut verified = profile.chip();
         common::open_session(&mut verified, SESSION_SEED);
         common::select(&mut verified, df);
         for mut card in [fresh, verified] {
@@ -740,7 +740,7 @@ fn check_read(
 /// Runs `steps` from the given start, then resets and checks the genuine flow.
 fn run_sequence(profile: &Profile, steps: &[Step], from_session: bool) {
     let image = Arc::clone(&profile.image);
-    let mut card = profile.card();
+    let mut card = profile.chip();
     let mut model = if from_session {
         Model::verified(common::open_session(&mut card, SESSION_SEED))
     } else {
@@ -805,7 +805,7 @@ fn model_checks_a_known_sequence_exactly() {
     ];
     let profile = &PROFILES[3];
     assert_eq!(profile.name, "gen2-residence");
-    let mut card = profile.card();
+    let mut card = profile.chip();
     let mut model = Model::after_reset();
     for step in &steps {
         run_step(&mut card, &profile.image, &mut model, step);

@@ -60,7 +60,7 @@ fn main() {
     for name in ["gen1-residence.yaml", "gen2-residence.yaml"] {
         let p = load(name);
         let generation = p.generation;
-        let mut card = p.card();
+        let mut card = p.chip();
 
         let get_challenge = CommandBuilder::new(cla::PLAIN, ins::GET_CHALLENGE, 0, 0)
             .ne(8)

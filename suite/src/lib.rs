@@ -2,5 +2,6 @@
 //! emulated residence card.
 
 pub mod checker;
+pub mod fuzzing;
 pub mod pcsc_channel;
 pub mod run;

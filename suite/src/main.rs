@@ -253,10 +253,15 @@ fn print_table(reports: &[(Profile, Report)], expectations_off: bool) -> ExitCod
     let mut failures = 0;
     for (p, r) in reports {
         let expected = p.expect.verdict;
+        let false_accept = r.verdict.verdict == rclab_emulator::verdict::VerdictKind::Genuine
+            && expected.verdict != rclab_emulator::verdict::VerdictKind::Genuine;
         let result = if expectations_off {
             "-"
         } else if expected.accepts(&r.verdict) {
             "ok"
+        } else if p.expect.limitation.is_some() && !false_accept {
+            // A declared limitation of the reference checker (`expect.limitation`).
+            "limitation"
         } else {
             failures += 1;
             "MISMATCH"
@@ -269,6 +274,9 @@ fn print_table(reports: &[(Profile, Report)], expectations_off: bool) -> ExitCod
         );
         if result == "MISMATCH" {
             println!("{:width$}  ↳ {}", "", r.detail);
+        }
+        if let (Some(limitation), "limitation") = (&p.expect.limitation, result) {
+            println!("{:width$}  ↳ {limitation}", "");
         }
     }
     println!(

@@ -18,7 +18,7 @@ use rclab_suite::pcsc_channel::PcscChannel;
 fn serve(
     lease: &Lease,
     options: Option<ReaderOptions>,
-    card: rclab_emulator::card::Card,
+    card: impl rclab_emulator::transport::vpcd::VirtualCard + 'static,
 ) -> VirtualReader {
     let mut options = options.unwrap_or_else(|| ReaderOptions::new(lease.0));
     options.trace = std::env::var_os("RCLAB_TRACE").is_some();

@@ -3,6 +3,7 @@
 #
 #   vectors/pki/generate.sh           regenerate every key and certificate (NEW keys!)
 #   vectors/pki/generate.sh --verify  only verify the files already in place
+#   vectors/pki/generate.sh --add-self-signed  (re)create only the self-signed signers
 #
 # THESE ARE TEST KEYS. They are not, and never were, keys of any real authority.
 # Regenerating creates fresh random keys; the committed files are the ones the
@@ -17,8 +18,9 @@ MODE=generate
 case "${1:-}" in
   "") ;;
   --verify) MODE=verify ;;
-  -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-  *) echo "usage: $0 [--verify]" >&2; exit 2 ;;
+  --add-self-signed) MODE=self-signed ;;
+  -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+  *) echo "usage: $0 [--verify|--add-self-signed]" >&2; exit 2 ;;
 esac
 
 WORK="$(mktemp -d)"
@@ -122,6 +124,18 @@ EOF
 }
 
 # ---------------------------------------------------------------- generation
+# Self-signed card signers with the genuine signer DNs: their issuer is no trusted root's
+# name ("certificate issued by an unknown CA"). Separate so that they can be added to an
+# existing tree: `generate.sh --add-self-signed` creates only these four files.
+generate_self_signed() {
+  local G1_FROM=20240508000000Z G1_TO=20340808235959Z
+  local G2_FROM=20260420000000Z G2_TO=20390720235959Z
+  newkey_rsa  "$D/selfsigned-card-signer.key.pem"
+  issue selfsigned-card-signer "TEST ZairyuCard Signer" 1004 "$G1_FROM" "$G1_TO" v3_signer self
+  newkey_p384 "$D/selfsigned-card-signer2.key.pem"
+  issue selfsigned-card-signer2 "TEST ZairyuCard Signer2" 2004 "$G2_FROM" "$G2_TO" v3_signer self
+}
+
 generate() {
   D="$WORK/out"
   mkdir -p "$D"
@@ -176,12 +190,14 @@ generate() {
   newkey_rsa  "$D/other-signer.key.pem"
   newkey_p384 "$D/other-signer2.key.pem"
 
+  generate_self_signed
+
   # --- install
   chmod 644 "$D"/*
   mkdir -p "$OUT/trust"
   rm -f "$OUT"/*.key.pem "$OUT"/*.crt "$OUT"/trust/*.crt
   cp "$D"/* "$OUT/"
-  cp "$OUT/test-ca.crt" "$OUT/test-ca2.crt" "$OUT/trust/"
+  cp "$OUT/test-ca.crt" "$OUT/test-ca2.crt" "$OUT/expired-ca.crt" "$OUT/trust/"
 }
 
 # ---------------------------------------------------------------- verification
@@ -254,11 +270,15 @@ verify_all() {
   expect fail expired-ca-card-signer expired-ca -attime "$NOW"
   expect fail expired-ca-card-signer test-ca   -no_check_time
   expect fail test-card-signer       test-ca2  -attime "$T2"
+  expect ok   selfsigned-card-signer  selfsigned-card-signer  -attime "$T1"
+  expect ok   selfsigned-card-signer2 selfsigned-card-signer2 -attime "$T2"
+  expect fail selfsigned-card-signer  test-ca   -attime "$T1"
+  expect fail selfsigned-card-signer2 test-ca2  -attime "$T2"
 
   for n in test-ca test-card-signer test-ca2 test-card-signer2 \
            lookalike-ca lookalike-card-signer lookalike-ca2 lookalike-card-signer2 \
            expired-card-signer expired-card-signer2 expired-ca expired-ca-card-signer \
-           other-signer other-signer2; do
+           selfsigned-card-signer selfsigned-card-signer2 other-signer other-signer2; do
     check_key "$n"
   done
   # The bare keys must not be the genuine signer keys.
@@ -269,8 +289,9 @@ verify_all() {
     [ "$pk1" != "$pk2" ] || { echo "FAIL ${pair%%:*} equals ${pair##*:}" >&2; fail=1; }
   done
   cmp -s "$OUT/trust/test-ca.crt" "$OUT/test-ca.crt" && cmp -s "$OUT/trust/test-ca2.crt" "$OUT/test-ca2.crt" \
-    && [ "$(ls "$OUT/trust" | wc -l)" -eq 2 ] \
-    || { echo "FAIL trust/ must hold exactly test-ca.crt and test-ca2.crt" >&2; fail=1; }
+    && cmp -s "$OUT/trust/expired-ca.crt" "$OUT/expired-ca.crt" \
+    && [ "$(ls "$OUT/trust" | wc -l)" -eq 3 ] \
+    || { echo "FAIL trust/ must hold exactly test-ca.crt, test-ca2.crt and expired-ca.crt" >&2; fail=1; }
 
   local s2
   s2="$(stat -c %s "$OUT/test-card-signer2.crt")"
@@ -298,6 +319,11 @@ verify_all() {
 if [ "$MODE" = generate ]; then
   echo "generating NEW test keys and certificates in $OUT" >&2
   generate
+elif [ "$MODE" = self-signed ]; then
+  D="$WORK/out"; mkdir -p "$D"
+  generate_self_signed
+  chmod 644 "$D"/*
+  cp "$D"/* "$OUT/"
 fi
 verify_all
 if [ "$fail" -ne 0 ]; then

@@ -53,6 +53,22 @@ impl Card {
         &self.image
     }
 
+    /// The current DF. Read-only views of the session let a fault layer
+    /// (`crate::fault`) aim at one file or re-seal an answer without the engine knowing.
+    pub fn current_df(&self) -> Df {
+        self.session.df
+    }
+
+    /// Index in the image of the current EF, if any.
+    pub fn current_file(&self) -> Option<usize> {
+        self.session.ef
+    }
+
+    /// KSenc of the session opened by MUTUAL AUTHENTICATE, if any.
+    pub fn session_key(&self) -> Option<Key> {
+        self.session.key
+    }
+
     /// Reset, power-on or power-off: MF current, no EF, no challenge, no session.
     pub fn reset(&mut self) {
         self.session = Session::default();

@@ -14,7 +14,7 @@ use super::schema::*;
 use crate::card::{Access, CardImage, Df, ElementaryFile};
 use crate::protocol::Generation;
 use crate::protocol::signature::{self as target, push_padded};
-use crate::protocol::tlv::{push, push_tag};
+use crate::protocol::tlv::{self, push, push_length, push_tag};
 
 /// Generation 1 `DB` value area (certificate zero-padded inside).
 const GEN1_CERTIFICATE_AREA: usize = 1_200;
@@ -199,6 +199,22 @@ fn gen1_files(
     fixed(&mut front_ef, 0xD0, &front, target::GEN1_FRONT_AREA);
     let mut face_ef = Vec::new();
     push_face(&mut face_ef, face.as_deref(), layout);
+    let signed = match doc.signature.as_ref().and_then(|s| s.signed_data) {
+        None | Some(SignedData::Specified) => {
+            target::gen1_signed_data(&front, face.as_deref().unwrap_or_default())
+        }
+        Some(SignedData::ImagesSwapped) => {
+            let mut out = Vec::new();
+            push_padded(
+                &mut out,
+                face.as_deref().unwrap_or_default(),
+                target::FACE_AREA,
+            );
+            push_padded(&mut out, &front, target::GEN1_FRONT_AREA);
+            out
+        }
+        Some(SignedData::WithTlvHeaders) => [&front_ef[..], &face_ef[..]].concat(),
+    };
     files.push(ef(
         "DF1/EF01 front image",
         Df::Df1,
@@ -280,11 +296,7 @@ fn gen1_files(
     }
 
     let signature = ctx.require(&doc.signature, "signature")?;
-    let certificate = ctx.read_file(
-        ctx.require(&signature.certificate, "signature.certificate")?,
-        "signature.certificate",
-        None,
-    )?;
+    let certificate = stored_certificate(ctx, signature, doc.seed.unwrap_or(0))?;
     let key_path = ctx.require(&signature.key, "signature.key")?;
     let key_pem =
         String::from_utf8_lossy(&ctx.read_file(key_path, "signature.key", None)?).into_owned();
@@ -294,14 +306,16 @@ fn gen1_files(
             format!("{} is not an RSA PKCS#8 key: {e}", key_path.display()),
         )
     })?;
-    let signed = target::gen1_signed_data(&front, face.as_deref().unwrap_or_default());
     let check_code = rsa::pkcs1v15::SigningKey::<Sha256>::new(key)
         .sign(&signed)
         .to_vec();
 
     let mut df3 = Vec::new();
     push(&mut df3, 0xDA, &check_code);
-    match signature.certificate_layout.unwrap_or_default() {
+    match signature
+        .certificate_layout
+        .unwrap_or(CertificateLayout::Padded)
+    {
         CertificateLayout::Padded => {
             if certificate.len() > GEN1_CERTIFICATE_AREA {
                 return Err(ctx.error(
@@ -432,7 +446,7 @@ fn gen2_files(
         Df::Df1,
         0x03,
         Access::AuthSm,
-        printed_ef,
+        printed_ef.clone(),
     ));
 
     let imgs = doc.images.clone().unwrap_or_default();
@@ -447,13 +461,29 @@ fn gen2_files(
         "images.address",
         Some(target::GEN2_ADDRESS_AREA),
     )?;
-    let mut images_ef = Vec::new();
-    fixed(&mut images_ef, 0xD0, &name, target::GEN2_NAME_AREA);
+    let mut name_tlv = Vec::new();
+    fixed(&mut name_tlv, 0xD0, &name, target::GEN2_NAME_AREA);
+    let mut face_tlv = Vec::new();
     push_face(
-        &mut images_ef,
+        &mut face_tlv,
         face.as_deref(),
         doc.face_layout.unwrap_or_default(),
     );
+    let images_ef = [&name_tlv[..], &face_tlv[..]].concat();
+    let face = face.as_deref().unwrap_or_default();
+    let signed = match doc.signature.as_ref().and_then(|s| s.signed_data) {
+        None | Some(SignedData::Specified) => {
+            target::gen2_signed_data(&printed_values, face, &name)
+        }
+        Some(SignedData::ImagesSwapped) => {
+            let mut out = Vec::new();
+            push_padded(&mut out, &printed_values, target::GEN2_PRINTED_AREA);
+            push_padded(&mut out, &name, target::GEN2_NAME_AREA);
+            push_padded(&mut out, face, target::FACE_AREA);
+            out
+        }
+        Some(SignedData::WithTlvHeaders) => [&printed_ef[..], &face_tlv, &name_tlv].concat(),
+    };
     files.push(ef(
         "DF1/EF03 name and face images",
         Df::Df1,
@@ -541,11 +571,7 @@ fn gen2_files(
     files.push(ef("DF2/EF03 other", Df::Df2, 0x03, Access::Auth, content));
 
     let signature = ctx.require(&doc.signature, "signature")?;
-    let certificate = ctx.read_file(
-        ctx.require(&signature.certificate, "signature.certificate")?,
-        "signature.certificate",
-        None,
-    )?;
+    let certificate = stored_certificate(ctx, signature, doc.seed.unwrap_or(0))?;
     let key_path = ctx.require(&signature.key, "signature.key")?;
     let key_pem =
         String::from_utf8_lossy(&ctx.read_file(key_path, "signature.key", None)?).into_owned();
@@ -555,8 +581,6 @@ fn gen2_files(
             format!("{} is not a P-384 PKCS#8 key: {e}", key_path.display()),
         )
     })?;
-    let signed =
-        target::gen2_signed_data(&printed_values, face.as_deref().unwrap_or_default(), &name);
     let sig: p384::ecdsa::Signature = key
         .sign_prehash(&Sha256::digest(&signed))
         .map_err(|e| ctx.error("signature.key", format!("signing failed: {e}")))?;
@@ -566,11 +590,19 @@ fn gen2_files(
     };
     let mut df3 = Vec::new();
     push(&mut df3, 0xDC, &check_code);
+    let dd_value = match signature
+        .certificate_layout
+        .unwrap_or(CertificateLayout::Exact)
+    {
+        CertificateLayout::Exact => certificate.len(),
+        // The value runs to the end of the EF: `DD 82 xx xx` is 4 bytes.
+        CertificateLayout::Padded => GEN2_DF3_SIZE.saturating_sub(df3.len() + 4),
+    };
     // `DD 82 xx xx` even for a short certificate, as on real cards.
     push_tag(&mut df3, 0xDD);
     df3.push(0x82);
-    df3.extend_from_slice(&(certificate.len() as u16).to_be_bytes());
-    df3.extend_from_slice(&certificate);
+    df3.extend_from_slice(&(dd_value.max(certificate.len()) as u16).to_be_bytes());
+    push_padded(&mut df3, &certificate, dd_value);
     if df3.len() > GEN2_DF3_SIZE {
         return Err(ctx.error(
             "signature.certificate",
@@ -588,5 +620,150 @@ fn gen2_files(
         Access::Auth,
         df3,
     ));
+    Ok(())
+}
+
+/// The certificate bytes to store: the DER file, damaged as `certificate_form` says.
+fn stored_certificate(
+    ctx: &Ctx,
+    signature: &SignatureDoc,
+    seed: u64,
+) -> Result<Vec<u8>, ProfileError> {
+    let field = "signature.certificate";
+    let der = ctx.read_file(ctx.require(&signature.certificate, field)?, field, None)?;
+    Ok(match signature.certificate_form.unwrap_or_default() {
+        CertificateForm::Der => der,
+        CertificateForm::Truncated => der[..der.len() / 2].to_vec(),
+        CertificateForm::Garbage => {
+            use rand::{Rng, SeedableRng};
+            let mut garbage = vec![0; der.len()];
+            rand_chacha::ChaCha20Rng::seed_from_u64(seed).fill_bytes(&mut garbage);
+            garbage
+        }
+        CertificateForm::Ber => ber_not_der(&der).ok_or_else(|| {
+            ctx.error(
+                "signature.certificate_form",
+                "the certificate is not SEQUENCE { tbs, SEQUENCE algorithm (< 128 bytes), … }",
+            )
+        })?,
+    })
+}
+
+/// Re-encodes the certificate's outer signatureAlgorithm with the non-minimal length
+/// `81 xx`: valid BER, not DER. The signed TBSCertificate keeps its bytes.
+fn ber_not_der(der: &[u8]) -> Option<Vec<u8>> {
+    let (outer, _) = tlv::parse_at(der, 0).ok()?;
+    let (_, tbs_end) = tlv::parse_at(outer.value, 0).ok()?;
+    let (algorithm, algorithm_end) = tlv::parse_at(outer.value, tbs_end).ok()?;
+    let short = u8::try_from(algorithm.value.len())
+        .ok()
+        .filter(|&n| n < 0x80)?;
+    let mut value = outer.value[..tbs_end].to_vec();
+    value.extend_from_slice(&[0x30, 0x81, short]);
+    value.extend_from_slice(algorithm.value);
+    value.extend_from_slice(&outer.value[algorithm_end..]);
+    let mut out = vec![0x30];
+    push_length(&mut out, value.len());
+    out.extend_from_slice(&value);
+    Some(out)
+}
+
+/// The chip after tampering: the files of `on_chip` (compiled from the tampered data) with
+/// the check code and certificate of `signed` (compiled from the data as signed).
+pub fn keep_signature(mut on_chip: CardImage, signed: &CardImage) -> CardImage {
+    for file in on_chip.files.iter_mut().filter(|f| f.df == Df::Df3) {
+        if let Some(original) = signed
+            .files
+            .iter()
+            .find(|f| f.df == Df::Df3 && f.sfi == file.sfi)
+        {
+            file.content.clone_from(&original.content);
+        }
+    }
+    on_chip
+}
+
+/// Applies `tamper.files` to the compiled EFs, in order.
+pub fn apply_edits(
+    image: &mut CardImage,
+    edits: &[FileEdit],
+    file: &Path,
+) -> Result<(), ProfileError> {
+    for (i, edit) in edits.iter().enumerate() {
+        let field = format!("tamper.files[{i}]");
+        let error = |message: String| ProfileError::new(file, Some(&field), message);
+        let ef = image
+            .files
+            .iter_mut()
+            .find(|f| {
+                f.name
+                    .strip_prefix(edit.file.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+            })
+            .ok_or_else(|| error(format!("the card has no EF {}", edit.file)))?;
+        edit_file(&mut ef.content, edit).map_err(error)?;
+    }
+    Ok(())
+}
+
+fn edit_file(content: &mut Vec<u8>, edit: &FileEdit) -> Result<(), String> {
+    let actions = [
+        edit.remove.is_some(),
+        edit.duplicate.is_some(),
+        edit.length.is_some(),
+        edit.value.is_some(),
+        edit.truncate.is_some(),
+        edit.append.is_some(),
+    ];
+    if actions.iter().filter(|&&a| a).count() != 1 {
+        return Err(
+            "give exactly one of remove, duplicate, length, value, truncate, append".into(),
+        );
+    }
+    if let Some(keep) = edit.truncate {
+        if edit.tag.is_some() || keep >= content.len() {
+            return Err(format!(
+                "truncate takes no tag and must keep fewer than the EF's {} bytes",
+                content.len()
+            ));
+        }
+        content.truncate(keep);
+        return Ok(());
+    }
+    if let Some(bytes) = &edit.append {
+        if edit.tag.is_some() {
+            return Err("append takes no tag".into());
+        }
+        content.extend_from_slice(&bytes.0);
+        return Ok(());
+    }
+    let tag = match edit.tag.as_ref().map(|t| t.0.as_slice()) {
+        Some([t]) => u16::from(*t),
+        Some([a, b]) => u16::from_be_bytes([*a, *b]),
+        _ => return Err("this edit needs `tag`, one or two hex bytes".into()),
+    };
+    // The first object with the tag, walking the EF's top-level objects.
+    let mut pos = 0;
+    let (obj, end) = loop {
+        match tlv::parse_at(content, pos) {
+            Ok((obj, end)) if obj.tag == tag => break (obj, end),
+            Ok((_, end)) => pos = end,
+            Err(_) => return Err(format!("no object with tag {tag:02X} in the EF")),
+        }
+    };
+    let start = obj.offset;
+    let value_start = end - obj.value.len();
+    let tag_len = if tag > 0xFF { 2 } else { 1 };
+    if edit.remove.is_some() {
+        content.drain(start..end);
+    } else if edit.duplicate.is_some() {
+        let copy = content[start..end].to_vec();
+        content.splice(end..end, copy);
+    } else if let Some(length) = &edit.length {
+        content.splice(start + tag_len..value_start, length.0.iter().copied());
+    } else if let Some(value) = &edit.value {
+        let encoded = tlv::encode(tag, &value.0);
+        content.splice(start..end, encoded);
+    }
     Ok(())
 }

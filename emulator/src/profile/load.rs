@@ -54,9 +54,17 @@ const PATH_FIELDS: [(&str, &str); 6] = [
     ("signature", "key"),
 ];
 
-/// Loads `path` and everything it extends; returns the merged document and the chain of
-/// files (the profile first, its farthest ancestor last).
-pub fn load_merged(path: &Path) -> Result<(ProfileDoc, Vec<PathBuf>), ProfileError> {
+/// A profile with everything it extends merged in.
+pub struct Merged {
+    /// The profile as signed.
+    pub doc: ProfileDoc,
+    /// The profile with its `tamper:` data fields merged over it (what the chip holds),
+    /// when it tampers with any.
+    pub tampered: Option<ProfileDoc>,
+}
+
+/// Loads `path` and everything it extends.
+pub fn load_merged(path: &Path) -> Result<Merged, ProfileError> {
     let mut chain: Vec<PathBuf> = Vec::new();
     let mut layers: Vec<Value> = Vec::new();
     let mut next = Some(path.to_path_buf());
@@ -88,8 +96,28 @@ pub fn load_merged(path: &Path) -> Result<(ProfileDoc, Vec<PathBuf>), ProfileErr
     if let Value::Mapping(map) = &mut merged {
         map.remove("extends");
     }
+    // `tamper:` minus its byte edits is a partial profile laid over the signed one.
+    let tamper_fields = match merged.get("tamper") {
+        Some(Value::Mapping(tamper)) => {
+            let mut fields = tamper.clone();
+            fields.remove("files");
+            (!fields.is_empty()).then_some(fields)
+        }
+        _ => None,
+    };
+    let tampered = match tamper_fields {
+        Some(fields) => {
+            let mut on_chip = merged.clone();
+            if let Value::Mapping(map) = &mut on_chip {
+                map.remove("tamper");
+            }
+            merge(&mut on_chip, Value::Mapping(fields));
+            Some(serde_path_to_error::deserialize(on_chip).map_err(|e| path_error(path, e))?)
+        }
+        None => None,
+    };
     let doc = serde_path_to_error::deserialize(merged).map_err(|e| path_error(path, e))?;
-    Ok((doc, chain))
+    Ok(Merged { doc, tampered })
 }
 
 /// Parses one file: typed (for precise errors) and as a value (for merging), with path
@@ -104,7 +132,17 @@ fn read_one(file: &Path) -> Result<(ProfileDoc, Value), ProfileError> {
         value = Value::Mapping(Mapping::new());
     }
     for (section, key) in PATH_FIELDS {
-        if let Some(Value::String(p)) = value.get_mut(section).and_then(|s| s.get_mut(key)) {
+        let in_root = value.get_mut(section).and_then(|s| s.get_mut(key));
+        if let Some(Value::String(p)) = in_root {
+            *p = relative_to(file, Path::new(p.as_str()))
+                .to_string_lossy()
+                .into_owned();
+        }
+        let in_tamper = value
+            .get_mut("tamper")
+            .and_then(|t| t.get_mut(section))
+            .and_then(|s| s.get_mut(key));
+        if let Some(Value::String(p)) = in_tamper {
             *p = relative_to(file, Path::new(p.as_str()))
                 .to_string_lossy()
                 .into_owned();

@@ -12,6 +12,7 @@ pub use load::ProfileError;
 pub use schema::{CardNumber, CardType, ExpectDoc};
 
 use crate::card::{Card, CardImage};
+use crate::fault::{Fault, SimCard};
 use crate::protocol::Generation;
 
 /// A loaded, compiled profile.
@@ -27,19 +28,39 @@ pub struct Profile {
     pub card_number: CardNumber,
     pub expect: ExpectDoc,
     pub image: Arc<CardImage>,
+    /// The card's misbehaviours (`faults:`), in the order they apply.
+    pub faults: Arc<[Fault]>,
 }
 
 impl Profile {
-    /// A fresh chip (new session, RNG at its seed) built from this profile.
-    pub fn card(&self) -> Card {
+    /// A fresh card as the profile describes it: the chip (new session, RNG at its seed)
+    /// inside the profile's faults.
+    pub fn card(&self) -> SimCard {
+        SimCard::new(Arc::clone(&self.image), Arc::clone(&self.faults))
+    }
+
+    /// The faithful chip alone, without the profile's faults.
+    pub fn chip(&self) -> Card {
         Card::new(Arc::clone(&self.image))
     }
 }
 
 /// Loads, merges and compiles one profile file.
 pub fn load(path: &Path) -> Result<Profile, ProfileError> {
-    let (doc, _chain) = load::load_merged(path)?;
-    let image = compile::compile(&doc, path)?;
+    let load::Merged { doc, tampered, .. } = load::load_merged(path)?;
+    let mut image = compile::compile(&doc, path)?;
+    if let Some(tampered) = &tampered {
+        image = compile::keep_signature(compile::compile(tampered, path)?, &image);
+    }
+    if let Some(edits) = doc.tamper.as_ref().and_then(|t| t.files.as_deref()) {
+        compile::apply_edits(&mut image, edits, path)?;
+    }
+    let faults = doc.faults.clone().unwrap_or_default();
+    for (i, fault) in faults.iter().enumerate() {
+        fault
+            .check_against(&image)
+            .map_err(|message| ProfileError::new(path, Some(&format!("faults[{i}]")), message))?;
+    }
     let required = |field: &str| {
         ProfileError::new(
             path,
@@ -63,6 +84,7 @@ pub fn load(path: &Path) -> Result<Profile, ProfileError> {
         card_number: card.number.clone().ok_or_else(|| required("card.number"))?,
         expect: doc.expect.clone().ok_or_else(|| required("expect"))?,
         image: Arc::new(image),
+        faults: faults.into(),
     })
 }
 

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::card::Knobs;
+use crate::fault::{Fault, HexBytes};
 use crate::protocol::Generation;
 use crate::verdict::Verdict;
 
@@ -44,7 +45,56 @@ pub struct ProfileDoc {
     /// The chip's own card number when it differs from the printed one (a forged chip).
     pub chip_card_number: Option<CardNumber>,
     pub knobs: Option<Knobs>,
+    /// Changes made to the chip data after the check code was computed (data forgeries
+    /// and corruptions); the signature stays that of the untampered data.
+    pub tamper: Option<TamperDoc>,
+    /// Misbehaviours of the card (transport, status words, SM, crypto), in the order they
+    /// apply; see [`crate::fault::Fault`].
+    #[serde(default, with = "serde_yaml_ng::with::singleton_map_recursive")]
+    pub faults: Option<Vec<Fault>>,
     pub expect: Option<ExpectDoc>,
+}
+
+/// What changes on the chip after signing: the same data fields as a profile (merged over
+/// it like an `extends:` child), plus byte-level edits of the compiled EFs.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TamperDoc {
+    pub images: Option<ImagesDoc>,
+    pub address: Option<AddressDoc>,
+    pub back_side: Option<BackSideDoc>,
+    pub text_encoding: Option<TextEncoding>,
+    pub printed: Option<PrintedDoc>,
+    pub work_permission: Option<WorkPermissionDoc>,
+    pub application_pending: Option<bool>,
+    pub other: Option<OtherDoc>,
+    pub face_layout: Option<FaceLayout>,
+    /// Byte edits of the compiled EFs, applied last, in order.
+    pub files: Option<Vec<FileEdit>>,
+}
+
+/// One byte-level edit of a compiled EF. Exactly one action; `tag` picks the first data
+/// object with that tag for `remove`, `duplicate`, `length` and `value`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEdit {
+    /// The EF, named as in transcripts: `MF/EF02`, `DF1/EF03`, ….
+    pub file: String,
+    /// Tag of the data object to edit, hex (`D4`, `DF D1`).
+    pub tag: Option<HexBytes>,
+    /// Delete the data object.
+    pub remove: Option<bool>,
+    /// Repeat the data object right after itself.
+    pub duplicate: Option<bool>,
+    /// Replace the length bytes of the data object (`82 FF FF`: a length that lies,
+    /// `81 08`: a non-minimal one); the value stays.
+    pub length: Option<HexBytes>,
+    /// Replace the value of the data object (hex); the length is re-encoded.
+    pub value: Option<HexBytes>,
+    /// Keep only the first N bytes of the EF.
+    pub truncate: Option<usize>,
+    /// Add these bytes at the end of the EF.
+    pub append: Option<HexBytes>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -198,8 +248,41 @@ pub struct SignatureDoc {
     pub key: Option<PathBuf>,
     /// Generation 2 `DC` encoding.
     pub encoding: Option<CheckCodeEncoding>,
-    /// Generation 1 `DB` layout.
+    /// How the certificate sits in `DB`/`DD` (default: padded in generation 1, exact in 2).
     pub certificate_layout: Option<CertificateLayout>,
+    /// What the check code covers (default: what the specification says).
+    pub signed_data: Option<SignedData>,
+    /// The certificate's encoding as stored (default: the DER file as is).
+    pub certificate_form: Option<CertificateForm>,
+}
+
+/// The bytes the check code is computed over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignedData {
+    /// Spec §7: gen 1 `D0`‖`D1`, gen 2 printed values ‖ `D1` ‖ `D0`, zero-padded values.
+    #[default]
+    Specified,
+    /// The two images in the other order (gen 1 `D1`‖`D0`, gen 2 printed ‖ `D0` ‖ `D1`).
+    ImagesSwapped,
+    /// The specified components, each with its tag and length (the TLVs as stored).
+    WithTlvHeaders,
+}
+
+/// Damage done to the certificate before it is stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateForm {
+    /// The DER file unchanged.
+    #[default]
+    Der,
+    /// Only the first half of the DER bytes.
+    Truncated,
+    /// As many bytes as the DER, drawn from the profile's seed.
+    Garbage,
+    /// BER that is not DER: the outer signatureAlgorithm SEQUENCE gets a non-minimal
+    /// length (`30 81 0D`); the signed TBSCertificate is untouched.
+    Ber,
 }
 
 /// How the generation-2 ECDSA check code is stored in `DC`.
@@ -213,14 +296,14 @@ pub enum CheckCodeEncoding {
     Der,
 }
 
-/// How the generation-1 certificate sits in `DB`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+/// How the certificate sits in `DB` (generation 1) or `DD` (generation 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CertificateLayout {
-    /// Zero-padded inside a fixed 1 200-byte value, as real cards are reported to do.
-    #[default]
+    /// Zero-padded inside the value: to 1 200 bytes in `DB` (as real generation-1 cards
+    /// are reported to do, the default there), to the end of DF3/EF01 in `DD`.
     Padded,
-    /// Exactly the certificate's length.
+    /// Exactly the certificate's length (the generation-2 default, per SPEC2 Appendix 2).
     Exact,
 }
 
@@ -248,6 +331,9 @@ pub struct ExpectDoc {
     pub flags: Vec<String>,
     /// One line in plain words: why a correct checker gives this verdict.
     pub why: String,
+    /// Set when the reference checker knowingly gives another verdict: why it cannot do
+    /// better. It must still not call the card genuine.
+    pub limitation: Option<String>,
 }
 
 /// A card number: two upper-case letters, eight digits, two upper-case letters.

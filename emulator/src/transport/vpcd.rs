@@ -67,6 +67,30 @@ pub fn reader_name(port: u16) -> String {
 pub trait VirtualCard: Send {
     fn reset(&mut self);
     fn transmit(&mut self, apdu: &[u8]) -> Vec<u8>;
+    /// One exchange as the reader carries it out: what to answer, after how long, and
+    /// whether the card leaves the reader. Faulty cards (`crate::fault::SimCard`) override
+    /// this so the reader waits without holding its lock and closes the connection when the
+    /// card goes. The default answers at once; an empty answer means the card is gone (no
+    /// card answers nothing, and an empty vpcd frame would hang pcscd).
+    fn respond(&mut self, apdu: &[u8]) -> Reply {
+        let data = self.transmit(apdu);
+        Reply {
+            leave: data.is_empty(),
+            data: (!data.is_empty()).then_some(data),
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+/// What a [`VirtualCard`] does with one C-APDU.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reply {
+    /// The R-APDU; `None`: the card left before answering.
+    pub data: Option<Vec<u8>>,
+    /// How long the card takes before the answer (or before it leaves).
+    pub delay: Duration,
+    /// The card leaves the reader after this exchange.
+    pub leave: bool,
 }
 
 impl VirtualCard for Card {
@@ -85,7 +109,9 @@ pub struct ReaderOptions {
     pub atr: Vec<u8>,
     /// Log `>>>` / `<<<` lines for every APDU and control code to stderr.
     pub trace: bool,
-    /// Transport fault: take the card out after it answered this many APDUs.
+    /// Transport fault of the reader: take the card out after it answered this many APDUs
+    /// (whatever the card). Faults of a card profile (`remove_after`, `remove_during`)
+    /// work through [`VirtualCard::respond`] instead.
     pub remove_after: Option<usize>,
 }
 
@@ -341,54 +367,85 @@ fn exchange_frames(
                 return Ok(()); // removed while we were reading
             };
             match message.as_slice() {
-                [] => None,
+                [] => Reply::default(),
                 [0x00] | [0x01] | [0x02] => {
                     if options.trace {
                         let what = ["power off", "power on", "reset"][usize::from(message[0])];
                         eprintln!("[{}] --- {what}", options.port);
                     }
                     card.reset();
-                    None
+                    Reply::default()
                 }
-                [0x04] => Some(options.atr.clone()),
+                [0x04] => Reply {
+                    data: Some(options.atr.clone()),
+                    ..Reply::default()
+                },
                 [code] => {
                     eprintln!(
                         "[{}] unknown vpcd control code {code:#04x} ignored",
                         options.port
                     );
-                    None
+                    Reply::default()
                 }
                 apdu => {
                     if options.trace {
                         eprintln!("[{}] >>> {}", options.port, hex::encode_upper(apdu));
                     }
-                    let mut response = card.transmit(apdu);
+                    let mut reply = card.respond(apdu);
                     if options.trace {
-                        eprintln!("[{}] <<< {}", options.port, hex::encode_upper(&response));
+                        let answer = reply
+                            .data
+                            .as_ref()
+                            .map_or_else(|| "(no answer)".to_owned(), hex::encode_upper);
+                        eprintln!(
+                            "[{}] <<< {answer}{}{}",
+                            options.port,
+                            if reply.delay.is_zero() {
+                                String::new()
+                            } else {
+                                format!(" after {:?}", reply.delay)
+                            },
+                            if reply.leave { " (card leaves)" } else { "" }
+                        );
                     }
-                    if response.len() > usize::from(u16::MAX) {
+                    if let Some(response) = reply.data.as_mut()
+                        && response.len() > usize::from(u16::MAX)
+                    {
                         eprintln!(
                             "[{}] response of {} bytes does not fit a vpcd frame (65 535 max); answering 6F 00",
                             options.port,
                             response.len()
                         );
-                        response = vec![0x6F, 0x00];
+                        *response = vec![0x6F, 0x00];
                     }
+                    // No answer (or an empty one) means the card has left.
+                    reply.data = reply.data.filter(|r| !r.is_empty());
+                    reply.leave |= reply.data.is_none();
                     slot.answered += 1;
-                    Some(response)
+                    reply
                 }
             }
         };
-        let Some(reply) = reply.filter(|r| !r.is_empty()) else {
-            continue;
-        };
-        frame.clear();
-        frame.extend_from_slice(&(reply.len() as u16).to_be_bytes());
-        frame.extend_from_slice(&reply);
-        stream.write_all(&frame)?;
+        if !reply.delay.is_zero() {
+            // A slow card: wait without holding the lock, so a removal or stop ends the wait.
+            let slot = lock(mutex);
+            let (slot, _) = condvar
+                .wait_timeout_while(slot, reply.delay, |s| s.card.is_some() && !s.stop)
+                .unwrap_or_else(|p| p.into_inner());
+            if slot.card.is_none() || slot.stop {
+                return Ok(());
+            }
+        }
+        if let Some(data) = &reply.data {
+            frame.clear();
+            frame.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            frame.extend_from_slice(data);
+            stream.write_all(&frame)?;
+        }
 
         let mut slot = lock(mutex);
-        if options.remove_after.is_some_and(|n| slot.answered >= n) {
+        let removed_by_option = options.remove_after.is_some_and(|n| slot.answered >= n);
+        if reply.leave || removed_by_option {
             if options.trace {
                 eprintln!(
                     "[{}] fault: card removed after {} APDUs",

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use rclab_emulator::protocol::Generation;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -48,16 +49,25 @@ pub fn text(value: &[u8]) -> String {
     String::from_utf8_lossy(trim_zeros(value)).into_owned()
 }
 
-/// Generation-1 text (D4–D6): Shift_JIS (cp932) first, UTF-8 when that fails cleanly.
-pub fn text_gen1(value: &[u8]) -> String {
+/// Text of a NUL-padded field, strictly: NUL only as padding at the end, and valid in the
+/// generation's encoding. Generation 1 (D4–D6, spec §6.2 leaves it open): UTF-8 when the
+/// bytes are UTF-8, else Shift_JIS (cp932); generation 2: UTF-8 (spec §6.3). A checker that
+/// cannot show what the card says faithfully must not pretend it can.
+pub fn strict_text(value: &[u8], generation: Generation) -> Result<String, String> {
     let value = trim_zeros(value);
-    if let Ok(utf8) = std::str::from_utf8(value)
-        && !utf8.is_ascii()
-    {
-        return utf8.to_owned();
+    if value.contains(&0) {
+        return Err("NUL byte inside the text".into());
     }
-    let (decoded, _, _) = encoding_rs::SHIFT_JIS.decode(value);
-    decoded.into_owned()
+    if let Ok(utf8) = std::str::from_utf8(value) {
+        return Ok(utf8.to_owned());
+    }
+    match generation {
+        Generation::First => encoding_rs::SHIFT_JIS
+            .decode_without_bom_handling_and_without_replacement(value)
+            .map(|t| t.into_owned())
+            .ok_or_else(|| "neither UTF-8 nor Shift_JIS".into()),
+        Generation::Second => Err("not UTF-8".into()),
+    }
 }
 
 /// The certificate as the card presented it.

@@ -25,7 +25,7 @@ use rclab_emulator::transport::{Channel, TransportError};
 use rclab_emulator::verdict::{Reason, Verdict, VerdictKind};
 
 pub use data::CardData;
-use data::{CertificateInfo, ImageInfo, text, text_gen1, trim_zeros};
+use data::{CertificateInfo, ImageInfo, strict_text, text, trim_zeros};
 pub use pki::{ParsedCertificate, TrustStore};
 
 /// How the checker reads.
@@ -173,7 +173,8 @@ impl Checker<'_> {
                 let mut printed_values = Vec::new();
                 for t in &printed {
                     printed_values.extend_from_slice(t.value);
-                    data.printed.insert(format!("{:02X}", t.tag), text(t.value));
+                    let value = field_text(t, generation, "DF1/EF02")?;
+                    data.printed.insert(format!("{:02X}", t.tag), value);
                 }
                 let images_ef = s.read_sm(0x04, "DF1/EF03 name and face images")?;
                 let images = parse(&images_ef, "DF1/EF03 name and face images")?;
@@ -204,10 +205,7 @@ impl Checker<'_> {
         for (sfi, name) in df2 {
             let ef = s.read_plain(*sfi, name)?;
             for t in parse(&ef, name)? {
-                let value = match (generation, t.tag) {
-                    (Generation::First, 0xD4..=0xD6) => text_gen1(t.value),
-                    _ => text(t.value),
-                };
+                let value = field_text(&t, generation, name)?;
                 data.fields.insert(format!("{:02X}", t.tag), value);
             }
         }
@@ -249,7 +247,10 @@ impl Checker<'_> {
 
         let signature_ok = match generation {
             Generation::First => code.len() == 256 && cert.verifies_rsa_sha256(&signed, code),
-            Generation::Second => code.len() == 96 && cert.verifies_p384_sha256_raw(&signed, code),
+            // Raw r ‖ s is what SPEC2 Appendix 2 shows; a DER signature (101–104 bytes) is
+            // accepted too (spec §11.6): only the signer's key can make either.
+            Generation::Second if code.len() == 96 => cert.verifies_p384_sha256_raw(&signed, code),
+            Generation::Second => cert.verifies_p384_sha256_der(&signed, code),
         };
         if !signature_ok {
             return stop(
@@ -286,11 +287,18 @@ impl Checker<'_> {
                 ),
             );
         };
-        if !cert.valid_at(at) || !root.valid_at(at) {
+        let expired = if !cert.valid_at(at) {
+            Some("card certificate")
+        } else if !root.valid_at(at) {
+            Some(root_name)
+        } else {
+            None
+        };
+        if let Some(which) = expired {
             return stop(
                 VerdictKind::Forged,
                 Some(Reason::CertificateExpired),
-                "card certificate or its root is outside its validity period",
+                format!("{which} is outside its validity period"),
             );
         }
         info.trusted_root = Some(root_name.to_owned());
@@ -312,7 +320,33 @@ struct Session<'c> {
 }
 
 impl Session<'_> {
+    /// One command, as ISO 7816-4 lets a card answer it: `6C xx` is followed by the same
+    /// command with Le = xx (once), `61 xx` by GET RESPONSE until the data is complete.
     fn transmit(&mut self, apdu: &[u8], what: &str) -> Step<Response> {
+        let mut r = self.exchange(apdu, what)?;
+        if let Status::WrongLe(le) = r.status
+            && let Some(again) = with_le(apdu, le)
+        {
+            r = self.exchange(&again, what)?;
+        }
+        let mut rounds = 0;
+        while let Status::BytesRemaining(more) = r.status {
+            rounds += 1;
+            if rounds > 300 || r.data.len() > 0xFFFF {
+                return stop(
+                    VerdictKind::Unreadable,
+                    Some(Reason::MalformedData),
+                    format!("{what}: the card keeps answering 61 xx"),
+                );
+            }
+            let next = self.exchange(&[0x00, 0xC0, 0x00, 0x00, more], what)?;
+            r.data.extend_from_slice(&next.data);
+            r.status = next.status;
+        }
+        Ok(r)
+    }
+
+    fn exchange(&mut self, apdu: &[u8], what: &str) -> Step<Response> {
         let raw = self.channel.transmit(apdu).map_err(|e| {
             let reason = match e {
                 TransportError::CardRemoved => Reason::CardRemoved,
@@ -377,9 +411,10 @@ impl Session<'_> {
     /// Reads a whole EF by SFI under SM: DO `96` asks for the plaintext length.
     fn read_sm(&mut self, sfi: u8, what: &str) -> Step<Vec<u8>> {
         let Some(max) = self.max_response else {
-            return self
-                .read_sm_once(0x80 | sfi, 0, 0, what)
-                .map(|(_, data)| data);
+            return match self.read_sm_once(0x80 | sfi, 0, 0, what)? {
+                (Status::Success, data) => Ok(data),
+                (other, _) => unexpected(what, other),
+            };
         };
         // 2 SW + `86 82 LL LL 01` + at most one padding block.
         let block = self.generation.block_size();
@@ -403,8 +438,14 @@ impl Session<'_> {
             return unexpected(what, r.status);
         }
         let plain = sm::open(self.generation, &self.key, &r.data).or_else(|e| {
+            // Only the session key opens a well-padded answer: bad padding means the chip
+            // does not hold the key it agreed. A malformed DO 86 is damage to the form.
+            let kind = match e {
+                sm::SmError::BadPadding => VerdictKind::Forged,
+                _ => VerdictKind::Unreadable,
+            };
             stop(
-                VerdictKind::Forged,
+                kind,
                 Some(Reason::SmError),
                 format!("{what}: secure messaging: {e}"),
             )
@@ -458,6 +499,57 @@ impl Session<'_> {
     fn authenticate(&mut self, card_number: &str) -> Step<()> {
         let generation = self.generation;
         let key = card_number_key(card_number.as_bytes());
+        match self.mutual_authenticate(generation, &key)? {
+            Ok(session_key) => self.key = session_key,
+            Err(Status::VerificationFailed) => {
+                // A mistyped number, or a chip that is not the generation its card type
+                // says: the other cipher suite tells them apart.
+                let other = match generation {
+                    Generation::First => Generation::Second,
+                    Generation::Second => Generation::First,
+                };
+                if self.mutual_authenticate(other, &key)?.is_ok() {
+                    return stop(
+                        VerdictKind::Forged,
+                        Some(Reason::MalformedData),
+                        format!(
+                            "card type says generation {}, but the chip authenticates with the \
+                             card number only in generation-{} cryptography",
+                            generation.number(),
+                            other.number()
+                        ),
+                    );
+                }
+                return stop(
+                    VerdictKind::WrongCardNumber,
+                    None,
+                    "MUTUAL AUTHENTICATE rejected (63 00): the card number does not open this chip",
+                );
+            }
+            Err(other) => return unexpected("MUTUAL AUTHENTICATE", other),
+        }
+        let verify = CommandBuilder::new(cla::SM, ins::VERIFY, 0, VERIFY_P2_CARD_NUMBER)
+            .data(sm::seal(generation, &self.key, card_number.as_bytes()))
+            .to_bytes();
+        let r = self.transmit(&verify, "VERIFY")?;
+        match r.status {
+            Status::Success => Ok(()),
+            Status::VerificationFailed => stop(
+                VerdictKind::WrongCardNumber,
+                None,
+                "VERIFY rejected the card number (63 00)",
+            ),
+            other => unexpected("VERIFY", other),
+        }
+    }
+
+    /// GET CHALLENGE and MUTUAL AUTHENTICATE in `generation`'s cryptography: the session
+    /// key, or the status word the card refused with.
+    fn mutual_authenticate(
+        &mut self,
+        generation: Generation,
+        key: &Key,
+    ) -> Step<Result<Key, Status>> {
         let challenge = self.expect_ok(
             &CommandBuilder::new(cla::PLAIN, ins::GET_CHALLENGE, 0, 0)
                 .ne(8)
@@ -475,45 +567,36 @@ impl Session<'_> {
         let mut k_ifd: Key = [0; 16];
         self.rng.fill_bytes(&mut rnd_ifd);
         self.rng.fill_bytes(&mut k_ifd);
-        let cryptogram = auth::cryptogram(generation, &key, &rnd_ifd, &rnd_icc, &k_ifd);
+        let cryptogram = auth::cryptogram(generation, key, &rnd_ifd, &rnd_icc, &k_ifd);
         let apdu = CommandBuilder::new(cla::PLAIN, ins::MUTUAL_AUTHENTICATE, 0, 0)
             .data(cryptogram.to_vec())
             .ne(256)
             .to_bytes();
         let r = self.transmit(&apdu, "MUTUAL AUTHENTICATE")?;
-        match r.status {
-            Status::Success => {}
-            Status::VerificationFailed => {
-                return stop(
-                    VerdictKind::WrongCardNumber,
-                    None,
-                    "MUTUAL AUTHENTICATE rejected (63 00): the card number does not open this chip",
-                );
-            }
-            other => return unexpected("MUTUAL AUTHENTICATE", other),
+        if r.status != Status::Success {
+            return Ok(Err(r.status));
         }
-        self.key = auth::reader_finish(generation, &key, &rnd_ifd, &rnd_icc, &k_ifd, &r.data)
+        auth::reader_finish(generation, key, &rnd_ifd, &rnd_icc, &k_ifd, &r.data)
+            .map(Ok)
             .or_else(|e| {
                 stop(
                     VerdictKind::Forged,
                     Some(Reason::AuthFailed),
                     format!("card cryptogram: {e}"),
                 )
-            })?;
-        let verify = CommandBuilder::new(cla::SM, ins::VERIFY, 0, VERIFY_P2_CARD_NUMBER)
-            .data(sm::seal(generation, &self.key, card_number.as_bytes()))
-            .to_bytes();
-        let r = self.transmit(&verify, "VERIFY")?;
-        match r.status {
-            Status::Success => Ok(()),
-            Status::VerificationFailed => stop(
-                VerdictKind::WrongCardNumber,
-                None,
-                "VERIFY rejected the card number (63 00)",
-            ),
-            other => unexpected("VERIFY", other),
-        }
+            })
     }
+}
+
+/// `apdu` with its Le replaced by `le` (`00` = 256), for a card that answered `6C le`.
+fn with_le(apdu: &[u8], le: u8) -> Option<Vec<u8>> {
+    let cmd = rclab_emulator::protocol::Command::parse(apdu).ok()?;
+    let ne = if le == 0 { 256 } else { usize::from(le) };
+    let mut again = CommandBuilder::new(cmd.cla, cmd.ins, cmd.p1, cmd.p2).ne(ne);
+    if !cmd.data.is_empty() {
+        again = again.data(cmd.data.to_vec());
+    }
+    Some(again.to_bytes())
 }
 
 fn unexpected<T>(what: &str, status: Status) -> Step<T> {
@@ -532,12 +615,35 @@ fn not_residence_on_status(Stop(verdict, detail): Stop) -> Stop {
     }
 }
 
+/// The EF's data objects; a tag that appears twice is refused, so that no object can
+/// hide behind another of the same tag (a checker that verifies the first `D1` while an
+/// app shows the last would be fooled).
 fn parse<'a>(ef: &'a [u8], what: &str) -> Step<Vec<Tlv<'a>>> {
-    tlv::parse_all(ef).or_else(|e| {
+    let tlvs = tlv::parse_all(ef).or_else(|e| {
         stop(
             VerdictKind::Unreadable,
             Some(Reason::MalformedData),
             format!("{what}: {e}"),
+        )
+    })?;
+    for (i, t) in tlvs.iter().enumerate() {
+        if tlvs[..i].iter().any(|earlier| earlier.tag == t.tag) {
+            return stop(
+                VerdictKind::Unreadable,
+                Some(Reason::MalformedData),
+                format!("{what}: tag {:02X} appears twice", t.tag),
+            );
+        }
+    }
+    Ok(tlvs)
+}
+
+fn field_text(t: &Tlv, generation: Generation, what: &str) -> Step<String> {
+    strict_text(t.value, generation).or_else(|e| {
+        stop(
+            VerdictKind::Unreadable,
+            Some(Reason::MalformedData),
+            format!("{what} {:02X}: {e}", t.tag),
         )
     })
 }

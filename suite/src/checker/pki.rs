@@ -18,8 +18,15 @@ const OID_SHA256_WITH_RSA: &str = "1.2.840.113549.1.1.11";
 const OID_ECDSA_WITH_SHA256: &str = "1.2.840.10045.4.3.2";
 const OID_ECDSA_WITH_SHA384: &str = "1.2.840.10045.4.3.3";
 
-/// The TEST roots compiled into the binary: the default trust store.
-pub const EMBEDDED_TEST_ROOTS: [(&str, &[u8]); 2] = [
+/// The TEST roots compiled into the binary: the default trust store, in file-name order
+/// like `vectors/pki/trust/`. Like the MoJ's published set, it keeps an expired generation
+/// of the generation-1 root (same DN, own key): cards under it must be recognised as
+/// expired, not as unknown.
+pub const EMBEDDED_TEST_ROOTS: [(&str, &[u8]); 3] = [
+    (
+        "expired-ca.crt",
+        include_bytes!("../../../vectors/pki/trust/expired-ca.crt"),
+    ),
     (
         "test-ca.crt",
         include_bytes!("../../../vectors/pki/trust/test-ca.crt"),
@@ -40,6 +47,7 @@ pub enum PkiError {
 #[derive(Clone, Debug)]
 pub struct ParsedCertificate {
     pub certificate: Certificate,
+    /// The bytes as stored (DER, or BER that [`ParsedCertificate::from_stored`] accepted).
     pub der: Vec<u8>,
     tbs: Vec<u8>,
 }
@@ -73,7 +81,30 @@ impl ParsedCertificate {
         if field[end..].iter().any(|&b| b != 0) {
             return Err("non-zero bytes after the certificate".into());
         }
-        ParsedCertificate::from_der(&field[..end])
+        ParsedCertificate::from_stored(&field[..end])
+    }
+
+    /// Parses a certificate that may use BER length forms (non-minimal `81 xx`/`82 xx xx`,
+    /// reported on real cards, spec §7.1): they are re-encoded to DER for parsing, while
+    /// signatures stay checked over the TBSCertificate bytes as stored. Anything else that
+    /// is not DER (indefinite lengths, trailing garbage, other encodings) is refused.
+    pub fn from_stored(bytes: &[u8]) -> Result<ParsedCertificate, String> {
+        let strict = match ParsedCertificate::from_der(bytes) {
+            Ok(cert) => return Ok(cert),
+            Err(e) => e,
+        };
+        let der = match ber_lengths_to_der(bytes) {
+            Some(der) if der != bytes => der,
+            _ => return Err(strict),
+        };
+        let normalised = ParsedCertificate::from_der(&der).map_err(|_| strict)?;
+        let (outer, _) = tlv::parse_at(bytes, 0).map_err(|e| e.to_string())?;
+        let (_, tbs_end) = tlv::parse_at(outer.value, 0).map_err(|e| e.to_string())?;
+        Ok(ParsedCertificate {
+            certificate: normalised.certificate,
+            der: bytes.to_vec(),
+            tbs: outer.value[..tbs_end].to_vec(),
+        })
     }
 
     pub fn subject(&self) -> String {
@@ -154,6 +185,33 @@ impl ParsedCertificate {
         self.spki_der()
             .is_ok_and(|spki| verify_p384(&spki, &Sha256::digest(data), signature, true))
     }
+
+    /// ECDSA P-384 / SHA-256 over `data`, signature as DER `SEQUENCE { r, s }`.
+    pub fn verifies_p384_sha256_der(&self, data: &[u8], signature: &[u8]) -> bool {
+        self.spki_der()
+            .is_ok_and(|spki| verify_p384(&spki, &Sha256::digest(data), signature, false))
+    }
+}
+
+/// Re-encodes every length of a BER tree in its minimal (DER) form, recursing into
+/// constructed objects; `None` when the bytes are not a sequence of definite-length TLVs.
+fn ber_lengths_to_der(input: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut pos = 0;
+    while pos < input.len() {
+        let (obj, end) = tlv::parse_at(input, pos).ok()?;
+        let tag_len = if obj.tag > 0xFF { 2 } else { 1 };
+        let value = if input[pos] & 0x20 != 0 {
+            ber_lengths_to_der(obj.value)?
+        } else {
+            obj.value.to_vec()
+        };
+        out.extend_from_slice(&input[pos..pos + tag_len]);
+        tlv::push_length(&mut out, value.len());
+        out.extend_from_slice(&value);
+        pos = end;
+    }
+    Some(out)
 }
 
 fn verify_rsa_sha256(spki: &[u8], data: &[u8], signature: &[u8]) -> bool {

@@ -1,0 +1,919 @@
+//! Fuzz-target bodies, one per layer, as plain functions: the cargo-fuzz targets in `fuzz/`
+//! call them, and `suite/tests/fuzz_regressions.rs` replays the committed inputs
+//! (`fuzz/regressions/<target>/`) and the generated seeds through the same code under a
+//! normal `cargo test`. Each function panics when its property does not hold.
+//!
+//! | target | input | property |
+//! |---|---|---|
+//! | [`apdu_roundtrip`] | any bytes | a C-APDU that parses rebuilds byte for byte with [`CommandBuilder`] and reparses equal; status words and R-APDUs round-trip |
+//! | [`tlv_roundtrip`] | any bytes | BER-TLV that parses re-encodes (minimal lengths) and reparses to the same tags and values; SM `open` never panics and reseals |
+//! | [`card_sequence`] | profile byte, then length-prefixed APDUs and reader operations | from a verified session, every reply is a known status word (data only with success); afterwards reset + the genuine flow reads every EF back |
+//! | [`profile_loader`] | YAML text | loading never panics; a profile that loads gives a card whose genuine flow reads its image back |
+//! | [`checker_responses`] | option byte, then per-command answer records | the reference checker never panics on any card answers; untouched answers from a valid card give `genuine` |
+//!
+//! Input formats are documented on each function; [`seeds`] builds corpus seeds from real
+//! transcripts (the reference checker reading every bundled valid profile).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use rclab_emulator::card::{Access, Card, CardImage, Df};
+use rclab_emulator::profile::{self, Profile};
+use rclab_emulator::protocol::apdu::{Command, CommandBuilder, Response};
+use rclab_emulator::protocol::auth::{self, Nonce};
+use rclab_emulator::protocol::crypto::Key;
+use rclab_emulator::protocol::{
+    AID_DF1, AID_DF2, AID_DF3, Generation, Status, VERIFY_P2_CARD_NUMBER, cla, ins, sm, tlv,
+};
+use rclab_emulator::transport::{Channel, Tap, TransportError};
+use rclab_emulator::verdict::VerdictKind;
+
+use crate::checker::{Checker, Options, TrustStore};
+
+/// The fuzz targets, by name: the name of the cargo-fuzz target and of its folder under
+/// `fuzz/regressions/`.
+pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+    ("apdu_roundtrip", apdu_roundtrip),
+    ("tlv_roundtrip", tlv_roundtrip),
+    ("card_sequence", card_sequence),
+    ("profile_loader", profile_loader),
+    ("checker_responses", checker_responses),
+];
+
+/// The target function called `name`.
+pub fn target(name: &str) -> Option<fn(&[u8])> {
+    TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+}
+
+/// The bundled valid profiles, in this fixed order (the first input byte of the stateful
+/// targets picks one; the order never changes, so saved inputs keep their meaning).
+pub const PROFILES: [&str; 5] = [
+    "gen1-residence",
+    "gen2-residence",
+    "gen1-sprc",
+    "gen2-sprc",
+    "gen2-infant",
+];
+
+/// The repository's `vectors/` folder.
+pub fn vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors")
+}
+
+static VALID: LazyLock<Vec<Profile>> = LazyLock::new(|| {
+    PROFILES
+        .iter()
+        .map(|name| {
+            let path = vectors_dir().join(format!("profiles/valid/{name}.yaml"));
+            profile::load(&path).unwrap_or_else(|e| panic!("bundled profile: {e}"))
+        })
+        .collect()
+});
+
+static TRUST: LazyLock<TrustStore> = LazyLock::new(TrustStore::embedded_test_roots);
+
+fn valid_profile(selector: u8) -> &'static Profile {
+    &VALID[usize::from(selector) % PROFILES.len()]
+}
+
+/// The moment the checker judges certificates at: 2030-01-01, inside every TEST validity.
+fn checker_now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_893_456_000)
+}
+
+// ---------------------------------------------------------------------------------------
+// Input reading
+// ---------------------------------------------------------------------------------------
+
+/// A cursor over fuzz input. Chunks are length-prefixed: one byte `00`–`FD` is the length,
+/// `FF` is followed by a big-endian `u16` length; a chunk that runs past the end is cut.
+struct Input<'a>(&'a [u8]);
+
+/// Length byte of a [`card_sequence`] record that announces a reader operation.
+const OP: u8 = 0xFE;
+/// Length byte announcing a 2-byte length.
+const LONG: u8 = 0xFF;
+
+impl<'a> Input<'a> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let (head, rest) = self.0.split_at(n.min(self.0.len()));
+        self.0 = rest;
+        head
+    }
+
+    fn length(&mut self, first: u8) -> usize {
+        if first == LONG {
+            let [h, l] = [self.byte().unwrap_or(0), self.byte().unwrap_or(0)];
+            usize::from(u16::from_be_bytes([h, l]))
+        } else {
+            usize::from(first)
+        }
+    }
+
+    fn chunk(&mut self) -> &'a [u8] {
+        let first = self.byte().unwrap_or(0);
+        let n = self.length(first);
+        self.take(n)
+    }
+}
+
+/// Appends `bytes` as one length-prefixed chunk (the inverse of `Input::chunk`).
+fn push_chunk(out: &mut Vec<u8>, bytes: &[u8]) {
+    match u8::try_from(bytes.len()) {
+        Ok(n) if n < OP => out.push(n),
+        _ => {
+            let n = u16::try_from(bytes.len()).expect("chunk over 65 535 bytes");
+            out.push(LONG);
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+    }
+    out.extend_from_slice(bytes);
+}
+
+// ---------------------------------------------------------------------------------------
+// apdu_roundtrip
+// ---------------------------------------------------------------------------------------
+
+/// `protocol::apdu` and `protocol::status`. Input: the raw C-APDU.
+///
+/// A command that parses is rebuilt with [`CommandBuilder`] from its fields (extended form
+/// when it was extended): the bytes must be identical and reparse to an equal command. The
+/// last two bytes as a status word round-trip through [`Status::from_sw`]; the input as an
+/// R-APDU re-serialises to itself.
+pub fn apdu_roundtrip(data: &[u8]) {
+    if let Ok(cmd) = Command::parse(data) {
+        let mut builder = CommandBuilder::new(cmd.cla, cmd.ins, cmd.p1, cmd.p2).data(cmd.data);
+        if let Some(ne) = cmd.ne {
+            builder = builder.ne(ne);
+        }
+        if cmd.extended {
+            builder = builder.extended();
+        }
+        let rebuilt = builder.to_bytes();
+        assert_eq!(rebuilt, data, "rebuilt APDU differs from {cmd:?}");
+        let again = Command::parse(&rebuilt).expect("rebuilt APDU parses");
+        assert_eq!(again, cmd);
+        if let Some(ne) = cmd.ne {
+            assert!((1..=65_536).contains(&ne));
+            assert_eq!(
+                cmd.ne_is_maximum(),
+                ne == if cmd.extended { 65_536 } else { 256 }
+            );
+        }
+    }
+    if let [.., a, b] = data {
+        let sw = u16::from_be_bytes([*a, *b]);
+        let status = Status::from_sw(sw);
+        assert_eq!(status.sw(), sw);
+        assert_eq!(Status::from_sw(status.sw()), status);
+        assert_eq!(status.to_string(), format!("{a:02X} {b:02X}"));
+        let response = Response::parse(data).expect("two bytes or more");
+        assert_eq!(response.status, status);
+        assert_eq!(response.to_bytes(), data);
+    } else {
+        assert!(Response::parse(data).is_none());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// tlv_roundtrip
+// ---------------------------------------------------------------------------------------
+
+/// `protocol::tlv` and `protocol::sm::open`. Input: an EF's bytes.
+///
+/// A sequence that parses re-encodes with minimal lengths and reparses to the same tags and
+/// values; when every length was minimal and there was no padding, the bytes are identical.
+/// `sm::open` of the input under a fixed key (both generations) never panics, and what it
+/// opens reseals and reopens to the same plaintext.
+pub fn tlv_roundtrip(data: &[u8]) {
+    if let Ok(tlvs) = tlv::parse_all(data) {
+        let mut encoded = Vec::new();
+        for t in &tlvs {
+            tlv::push(&mut encoded, t.tag, t.value);
+        }
+        let again = tlv::parse_all(&encoded).expect("re-encoded TLVs parse");
+        let pairs = |v: &[tlv::Tlv]| {
+            v.iter()
+                .map(|t| (t.tag, t.value.to_vec()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pairs(&again), pairs(&tlvs));
+        assert!(again.iter().all(|t| !t.non_minimal_length));
+        if tlvs.iter().all(|t| !t.non_minimal_length) {
+            assert_eq!(
+                encoded[..],
+                data[..encoded.len()],
+                "minimal TLVs re-encode to themselves"
+            );
+            assert!(
+                data[encoded.len()..].iter().all(|&b| b == 0),
+                "only padding after"
+            );
+        }
+        for t in &tlvs {
+            assert!(tlv::find(&tlvs, t.tag).is_some());
+        }
+    }
+    if let Ok((t, end)) = tlv::parse_at(data, 0) {
+        assert!(end <= data.len() && end >= t.value.len() + 2);
+    }
+    let _ = sm::parse_expected_length(data);
+    let key: Key = [0x5A; 16];
+    for generation in [Generation::First, Generation::Second] {
+        if let Ok(plain) = sm::open(generation, &key, data) {
+            let sealed = sm::seal(generation, &key, &plain);
+            assert_eq!(sm::open(generation, &key, &sealed), Ok(plain));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A minimal genuine reader (shared by card_sequence and profile_loader)
+// ---------------------------------------------------------------------------------------
+
+/// Sends one APDU; the reply must have a status word the card is known to use, and data
+/// only with a status that carries data.
+fn send(card: &mut Card, apdu: &[u8]) -> Response {
+    let raw = card.transmit(apdu);
+    let response = Response::parse(&raw).unwrap_or_else(|| {
+        panic!(
+            "{}: reply {raw:02X?} has no status word",
+            hex::encode_upper(apdu)
+        )
+    });
+    assert!(
+        !matches!(response.status, Status::Other(_)),
+        "{}: unexpected status word {}",
+        hex::encode_upper(apdu),
+        response.status
+    );
+    assert!(
+        response.status.carries_data() || response.data.is_empty(),
+        "{}: status {} with {} data bytes",
+        hex::encode_upper(apdu),
+        response.status,
+        response.data.len()
+    );
+    response
+}
+
+fn select_apdu(df: Df) -> Vec<u8> {
+    match df {
+        Df::Mf => CommandBuilder::new(0, ins::SELECT, 0x00, 0x0C)
+            .data([0x3F, 0x00])
+            .to_bytes(),
+        Df::Df1 | Df::Df2 | Df::Df3 => {
+            let aid = match df {
+                Df::Df1 => AID_DF1,
+                Df::Df2 => AID_DF2,
+                _ => AID_DF3,
+            };
+            CommandBuilder::new(0, ins::SELECT, 0x04, 0x0C)
+                .data(aid)
+                .to_bytes()
+        }
+    }
+}
+
+const GET_CHALLENGE: [u8; 5] = [0x00, ins::GET_CHALLENGE, 0x00, 0x00, 0x08];
+
+/// GET CHALLENGE + MUTUAL AUTHENTICATE with the chip's own number: KSenc.
+fn authenticate(card: &mut Card, image: &CardImage, rng: &mut ChaCha20Rng) -> Result<Key, String> {
+    let r = send(card, &GET_CHALLENGE);
+    let rnd_icc: Nonce = r
+        .data
+        .as_slice()
+        .try_into()
+        .map_err(|_| format!("GET CHALLENGE: {} {:02X?}", r.status, r.data))?;
+    let mut rnd_ifd = [0; 8];
+    let mut k_ifd = [0; 16];
+    rng.fill_bytes(&mut rnd_ifd);
+    rng.fill_bytes(&mut k_ifd);
+    let key = image.chip_key();
+    let cryptogram = auth::cryptogram(image.generation, &key, &rnd_ifd, &rnd_icc, &k_ifd);
+    let apdu = CommandBuilder::new(0, ins::MUTUAL_AUTHENTICATE, 0, 0)
+        .data(cryptogram.to_vec())
+        .ne(256)
+        .to_bytes();
+    let r = send(card, &apdu);
+    if r.status != Status::Success {
+        return Err(format!("MUTUAL AUTHENTICATE: {}", r.status));
+    }
+    auth::reader_finish(image.generation, &key, &rnd_ifd, &rnd_icc, &k_ifd, &r.data)
+        .map_err(|e| format!("card cryptogram: {e}"))
+}
+
+fn verify_apdu(generation: Generation, key: &Key, number: &[u8]) -> Vec<u8> {
+    CommandBuilder::new(cla::SM, ins::VERIFY, 0, VERIFY_P2_CARD_NUMBER)
+        .data(sm::seal(generation, key, number))
+        .to_bytes()
+}
+
+/// Opens a verified session: KSenc.
+fn open_session(card: &mut Card, image: &CardImage, rng: &mut ChaCha20Rng) -> Result<Key, String> {
+    let key = authenticate(card, image, rng)?;
+    let r = send(
+        card,
+        &verify_apdu(image.generation, &key, image.chip_card_number.as_bytes()),
+    );
+    if r.status != Status::Success {
+        return Err(format!("VERIFY: {}", r.status));
+    }
+    Ok(key)
+}
+
+/// Largest EF the genuine flow compares: a whole-EF SM read must fit one extended response.
+const LARGEST_COMPARED_EF: usize = 60_000;
+
+/// SM READ BINARY (`p1`, `p2`) asking for `len` plaintext bytes (0 = to the end); the
+/// opened plaintext.
+fn read_sm(
+    card: &mut Card,
+    image: &CardImage,
+    key: &Key,
+    (p1, p2): (u8, u8),
+    len: usize,
+    what: &str,
+) -> Result<Vec<u8>, String> {
+    let apdu = CommandBuilder::new(cla::SM, ins::READ_BINARY, p1, p2)
+        .data(sm::expected_length(len as u16).to_vec())
+        .ne(65_536)
+        .extended()
+        .to_bytes();
+    let r = send(card, &apdu);
+    if r.status != Status::Success {
+        return Err(format!("SM READ {what}: {}", r.status));
+    }
+    sm::open(image.generation, key, &r.data).map_err(|e| format!("SM READ {what}: {e}"))
+}
+
+/// Bytes compared at each end of an SM file when not reading it whole.
+const SM_SLICE: usize = 48;
+
+/// Reads every EF of the image by SFI (plain, or SM where the file demands it) and compares
+/// it with the image. Plain files are read whole; SM files whole when `full`, otherwise
+/// their first bytes by SFI and their last bytes by offset in the current EF (the cipher
+/// dominates the time of a fuzz run, and the image never changes).
+fn read_every_ef(card: &mut Card, image: &CardImage, key: &Key, full: bool) -> Result<(), String> {
+    for df in [Df::Mf, Df::Df1, Df::Df2, Df::Df3] {
+        let r = send(card, &select_apdu(df));
+        if r.status != Status::Success {
+            return Err(format!("SELECT {df:?}: {}", r.status));
+        }
+        for file in image.files.iter().filter(|f| f.df == df) {
+            let content = &file.content[..];
+            if content.is_empty() || content.len() > LARGEST_COMPARED_EF {
+                continue;
+            }
+            let sfi = 0x80 | file.sfi;
+            let name = file.name.as_str();
+            let (read, expected) = if file.access != Access::AuthSm {
+                let apdu = CommandBuilder::new(cla::PLAIN, ins::READ_BINARY, sfi, 0)
+                    .ne(65_536)
+                    .to_bytes();
+                let r = send(card, &apdu);
+                if r.status != Status::Success {
+                    return Err(format!("READ {name}: {}", r.status));
+                }
+                (r.data, content.to_vec())
+            } else if full || content.len() <= 2 * SM_SLICE {
+                (
+                    read_sm(card, image, key, (sfi, 0), 0, name)?,
+                    content.to_vec(),
+                )
+            } else {
+                let mut read = read_sm(card, image, key, (sfi, 0), SM_SLICE, name)?;
+                let offset = content.len() - SM_SLICE;
+                if offset <= 0x7FFF {
+                    let [p1, p2] = (offset as u16).to_be_bytes();
+                    read.extend(read_sm(card, image, key, (p1, p2), 0, name)?);
+                }
+                let mut expected = content[..SM_SLICE].to_vec();
+                if offset <= 0x7FFF {
+                    expected.extend_from_slice(&content[offset..]);
+                }
+                (read, expected)
+            };
+            if read != expected {
+                return Err(format!(
+                    "{name}: read {} bytes that differ from the image's {}",
+                    read.len(),
+                    expected.len()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reset, then authenticate, VERIFY and read every EF: must all succeed.
+fn genuine_flow_after_reset(card: &mut Card, image: &CardImage, seed: u64, full: bool) {
+    card.reset();
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let key = open_session(card, image, &mut rng)
+        .unwrap_or_else(|e| panic!("genuine flow after reset: {e}"));
+    read_every_ef(card, image, &key, full)
+        .unwrap_or_else(|e| panic!("genuine flow after reset: {e}"));
+}
+
+// ---------------------------------------------------------------------------------------
+// card_sequence
+// ---------------------------------------------------------------------------------------
+
+/// Reader operations a [`card_sequence`] record can ask for (operation byte modulo 5).
+#[derive(Clone, Copy, Debug)]
+pub enum ReaderOp {
+    /// Chip reset (a power event).
+    Reset = 0,
+    /// A correct GET CHALLENGE + MUTUAL AUTHENTICATE; must succeed whatever came before.
+    Authenticate = 1,
+    /// VERIFY of the right number under the reader's latest KSenc.
+    VerifyRight = 2,
+    /// VERIFY of a wrong number under the reader's latest KSenc.
+    VerifyWrong = 3,
+    /// SM READ BINARY of the whole current EF (offset 0) under the reader's KSenc; when it
+    /// succeeds and the reader's key is the chip's, the plaintext is the EF.
+    ReadCurrentSm = 4,
+}
+
+/// The card engine, stateful. Input: byte 0 picks the profile (`PROFILES[b % 5]`); then
+/// records until the end: a length-prefixed C-APDU (see `Input::chunk`), or `FE op` for a
+/// [`ReaderOp`]. The card starts in a verified session (authenticated with the chip's
+/// number, VERIFY done). Every reply has a known status word, and data only with a status
+/// that carries data; a reader authentication always succeeds. At the end the chip is reset
+/// and the genuine flow (authenticate, VERIFY, read every EF equal to the image) succeeds.
+pub fn card_sequence(data: &[u8]) {
+    let mut input = Input(data);
+    let profile = valid_profile(input.byte().unwrap_or(0));
+    let image = &profile.image;
+    let mut card = Card::new(Arc::clone(image));
+    let mut rng = ChaCha20Rng::seed_from_u64(0xF022);
+    let mut key = Some(open_session(&mut card, image, &mut rng).expect("initial session"));
+    let mut records = 0;
+    while let Some(first) = input.byte() {
+        records += 1;
+        if records > 4_000 {
+            break;
+        }
+        if first != OP {
+            let n = input.length(first);
+            let apdu = input.take(n);
+            send(&mut card, apdu);
+            continue;
+        }
+        match input.byte().unwrap_or(0) % 5 {
+            0 => {
+                card.reset();
+                key = None;
+            }
+            1 => {
+                key = Some(
+                    authenticate(&mut card, image, &mut rng)
+                        .unwrap_or_else(|e| panic!("reader authentication: {e}")),
+                );
+            }
+            op @ (2 | 3) => {
+                let k = key.unwrap_or([0; 16]);
+                let number = if op == 2 {
+                    image.chip_card_number.as_bytes().to_vec()
+                } else {
+                    b"ZZ00000000ZZ".to_vec()
+                };
+                send(&mut card, &verify_apdu(image.generation, &k, &number));
+            }
+            _ => {
+                let apdu = CommandBuilder::new(cla::SM, ins::READ_BINARY, 0, 0)
+                    .data(sm::expected_length(0).to_vec())
+                    .ne(65_536)
+                    .extended()
+                    .to_bytes();
+                let r = send(&mut card, &apdu);
+                if r.status == Status::Success
+                    && let (Some(k), Some(chip_key), Some(index)) =
+                        (key, card.session_key(), card.current_file())
+                    && k == chip_key
+                {
+                    let plain = sm::open(image.generation, &k, &r.data)
+                        .unwrap_or_else(|e| panic!("SM READ under the session key: {e}"));
+                    assert_eq!(
+                        plain, image.files[index].content,
+                        "SM READ of the current EF"
+                    );
+                }
+            }
+        }
+    }
+    genuine_flow_after_reset(&mut card, image, 0xF023, false);
+}
+
+// ---------------------------------------------------------------------------------------
+// profile_loader
+// ---------------------------------------------------------------------------------------
+
+/// A private copy of the `vectors/` layout for the profile-loader target: `images` and
+/// `pki` link to the repository's, `profiles/<sub>/` hold links to every bundled profile,
+/// and the fuzz input is written as `profiles/valid/fuzz-input.yaml`, so bundled profiles
+/// (and their `extends:` and relative paths) load unchanged from there.
+static LOADER_FILE: LazyLock<PathBuf> = LazyLock::new(|| {
+    let base = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let root = base.join(format!("rclab-fuzz-{}", std::process::id()));
+    let vectors = root.join("vectors");
+    let real = vectors_dir().canonicalize().expect("vectors/");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(vectors.join("profiles/valid")).expect("fuzz dir");
+    for sub in ["images", "pki"] {
+        std::os::unix::fs::symlink(real.join(sub), vectors.join(sub)).expect("symlink");
+    }
+    let profiles = real.join("profiles");
+    for entry in walk(&profiles) {
+        let rel = entry.strip_prefix(&profiles).expect("below profiles/");
+        let link = vectors.join("profiles").join(rel);
+        std::fs::create_dir_all(link.parent().expect("parent")).expect("fuzz dir");
+        std::os::unix::fs::symlink(&entry, &link).expect("symlink");
+    }
+    vectors.join("profiles/valid/fuzz-input.yaml")
+});
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Paths a fuzz input may not name: device and kernel files can block or never end when
+/// read, which says nothing about the loader (a profile's author chooses its paths).
+const FORBIDDEN_PATHS: [&[u8]; 4] = [b"/dev", b"/proc", b"/sys", b"/run"];
+
+/// The profile loader and compiler. Input: the text of a profile file, written to
+/// `profiles/valid/fuzz-input.yaml` of a private copy of `vectors/` (see `LOADER_FILE`).
+/// Loading never panics; an error names the file; a profile that loads gives a chip on which
+/// the genuine flow (authenticate with the chip's number, VERIFY, read every EF) returns the
+/// compiled image. Inputs naming `/dev`, `/proc`, `/sys` or `/run` are skipped.
+pub fn profile_loader(data: &[u8]) {
+    if FORBIDDEN_PATHS
+        .iter()
+        .any(|p| data.windows(p.len()).any(|w| w == *p))
+    {
+        return;
+    }
+    let path = &*LOADER_FILE;
+    std::fs::write(path, data).expect("write the fuzz input");
+    match profile::load(path) {
+        Err(e) => {
+            assert!(!e.file.as_os_str().is_empty());
+            let _ = e.to_string();
+        }
+        Ok(p) => {
+            let mut card = Card::new(Arc::clone(&p.image));
+            genuine_flow_after_reset(&mut card, &p.image, 0x10AD, true);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// checker_responses
+// ---------------------------------------------------------------------------------------
+
+/// A card whose answers come from the fuzz input. A genuine chip of the chosen profile runs
+/// alongside and sees every command, so that its answer and its session key are at hand.
+/// Per command, one record (header byte `M`, mode `M & 3`):
+///
+/// - `0`: the genuine chip's answer;
+/// - `1` + chunk: the chunk, as the whole R-APDU (may be empty or lack a status word);
+/// - `2` + chunk: the chunk as response data with the genuine status word; for a command
+///   with CLA `08` (SM) while the chip has a session, the chunk is the plaintext, sealed
+///   with the session key (so the fuzzer edits what an SM read carries);
+/// - `3`: a transport error (`M >> 2` picks which).
+///
+/// When the records run out, the genuine chip answers.
+struct FuzzCard<'a> {
+    chip: Card,
+    generation: Generation,
+    chip_key: Key,
+    input: Input<'a>,
+    /// RND.ICC of the chip's latest GET CHALLENGE.
+    challenge: Option<Nonce>,
+    /// KSenc of the chip's session, recomputed from the reader's MUTUAL AUTHENTICATE.
+    session: Option<Key>,
+    /// Every answer so far was the genuine chip's, byte for byte.
+    all_genuine: bool,
+}
+
+impl FuzzCard<'_> {
+    fn track(&mut self, apdu: &[u8], genuine: &[u8]) {
+        let ok = genuine.ends_with(&[0x90, 0x00]);
+        let data = &genuine[..genuine.len().saturating_sub(2)];
+        match apdu {
+            [0x00, ins::GET_CHALLENGE, ..] if ok => self.challenge = data.try_into().ok(),
+            [0x00, ins::MUTUAL_AUTHENTICATE, ..] => {
+                let challenge = self.challenge.take();
+                self.session = None;
+                if let (true, Some(rnd_icc), Ok(cmd)) = (ok, challenge, Command::parse(apdu))
+                    && let Ok((rnd_ifd, k_ifd)) =
+                        auth::open_cryptogram(self.generation, &self.chip_key, cmd.data, &rnd_icc)
+                {
+                    self.session = auth::reader_finish(
+                        self.generation,
+                        &self.chip_key,
+                        &rnd_ifd,
+                        &rnd_icc,
+                        &k_ifd,
+                        data,
+                    )
+                    .ok();
+                }
+            }
+            _ => self.challenge = None,
+        }
+    }
+}
+
+impl Channel for FuzzCard<'_> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let genuine = self.chip.transmit(apdu);
+        self.track(apdu, &genuine);
+        let Some(header) = self.input.byte() else {
+            return Ok(genuine);
+        };
+        let answer = match header & 3 {
+            0 => Ok(genuine.clone()),
+            1 => Ok(self.input.chunk().to_vec()),
+            2 => {
+                let chunk = self.input.chunk();
+                let mut out = match (apdu.first(), self.session) {
+                    (Some(&cla::SM), Some(key)) => sm::seal(self.generation, &key, chunk),
+                    _ => chunk.to_vec(),
+                };
+                out.extend_from_slice(&genuine[genuine.len().saturating_sub(2)..]);
+                Ok(out)
+            }
+            _ => Err(match header >> 2 & 3 {
+                0 => TransportError::CardRemoved,
+                1 => TransportError::Timeout,
+                2 => TransportError::NoStatusWord,
+                _ => TransportError::Other("fuzzed transport error".into()),
+            }),
+        };
+        self.all_genuine &= answer.as_ref() == Ok(&genuine);
+        answer
+    }
+}
+
+/// How the checker reads, picked by bits 3–4 of byte 0: whole EFs, phone-sized chunks,
+/// or small chunks (many offset reads).
+const MAX_RESPONSES: [Option<usize>; 4] = [None, Some(1693), Some(256), Some(61)];
+
+/// The reference checker against a card whose answers come from the input. Input: byte 0
+/// picks the profile (`PROFILES[b & 7 % 5]`) and the read size (`MAX_RESPONSES[b >> 3 & 3]`);
+/// then one record per command (see `FuzzCard`). The checker never panics; when every
+/// answer was the genuine chip's, its verdict is `genuine`.
+pub fn checker_responses(data: &[u8]) {
+    let mut input = Input(data);
+    let options = input.byte().unwrap_or(0);
+    let profile = valid_profile(options & 7);
+    let image = &profile.image;
+    let mut card = FuzzCard {
+        chip: Card::new(Arc::clone(image)),
+        generation: image.generation,
+        chip_key: image.chip_key(),
+        input,
+        challenge: None,
+        session: None,
+        all_genuine: true,
+    };
+    let checker = Checker {
+        trust: &TRUST,
+        options: Options {
+            max_response: MAX_RESPONSES[usize::from(options >> 3 & 3)],
+            at: checker_now(),
+            seed: Some(0xC4EC),
+        },
+    };
+    let report = checker.check(&mut card, profile.card_number.as_str());
+    let _ = serde_json::to_string(&report).expect("report serialises");
+    if card.all_genuine {
+        assert_eq!(
+            report.verdict.verdict,
+            VerdictKind::Genuine,
+            "{}: untouched answers, verdict {:?}: {}",
+            profile.name,
+            report.verdict,
+            report.detail
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Seeds
+// ---------------------------------------------------------------------------------------
+
+/// The reference checker's transcript of a valid profile: (C-APDU, R-APDU) pairs.
+fn transcript(profile: &Profile, options: u8) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let checker = Checker {
+        trust: &TRUST,
+        options: Options {
+            max_response: MAX_RESPONSES[usize::from(options >> 3 & 3)],
+            at: checker_now(),
+            seed: Some(0xC4EC),
+        },
+    };
+    let mut tap = Tap::new(Card::new(Arc::clone(&profile.image)));
+    let report = checker.check(&mut tap, profile.card_number.as_str());
+    assert_eq!(
+        report.verdict.verdict,
+        VerdictKind::Genuine,
+        "{}",
+        report.detail
+    );
+    tap.transcript()
+        .iter()
+        .map(|e| {
+            let response = e.response.as_ref().expect("in-process card");
+            (
+                hex::decode(&e.command).expect("hex"),
+                hex::decode(response).expect("hex"),
+            )
+        })
+        .collect()
+}
+
+/// Corpus seeds for `target`, named, built from real transcripts of the bundled valid
+/// profiles (and the profile files themselves for the loader).
+pub fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    match target {
+        "apdu_roundtrip" => {
+            for (i, name) in PROFILES.iter().enumerate().take(2) {
+                for (j, (command, response)) in transcript(&VALID[i], 0x08).into_iter().enumerate()
+                {
+                    out.push((format!("{name}-{j:02}-command"), command));
+                    let head = response.len().min(64);
+                    let mut short = response[..head].to_vec();
+                    short.extend_from_slice(&response[response.len() - 2..]);
+                    out.push((format!("{name}-{j:02}-response"), short));
+                }
+            }
+            let cases: [(&str, &[u8]); 7] = [
+                ("case1", &[0x00, 0xA4, 0x00, 0x00]),
+                ("case2s", &[0x00, 0xB0, 0x8A, 0x00, 0x00]),
+                ("case2e", &[0x00, 0xB0, 0x85, 0x00, 0x00, 0x00, 0x00]),
+                ("case3s", &[0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00]),
+                ("case3e", &[0x00, 0xD6, 0x00, 0x00, 0x00, 0x00, 0x01, 0x07]),
+                ("case4s", &[0x00, 0x82, 0x00, 0x00, 0x01, 0x09, 0x00]),
+                (
+                    "case4e",
+                    &[
+                        0x08, 0xB0, 0x84, 0x00, 0x00, 0x00, 0x04, 0x96, 0x02, 0x00, 0x00, 0x00,
+                        0x00,
+                    ],
+                ),
+            ];
+            out.extend(cases.iter().map(|(n, b)| ((*n).to_owned(), b.to_vec())));
+        }
+        "tlv_roundtrip" => {
+            for (i, name) in PROFILES.iter().enumerate() {
+                for file in &VALID[i].image.files {
+                    let ef: String = file
+                        .name
+                        .split(' ')
+                        .next()
+                        .unwrap_or("ef")
+                        .replace('/', "-");
+                    out.push((format!("{name}-{ef}"), file.content.clone()));
+                }
+            }
+            let sealed = sm::seal(Generation::Second, &[0x5A; 16], b"EF24681357GH");
+            out.push(("sm-gen2".into(), sealed));
+            let sealed = sm::seal(Generation::First, &[0x5A; 16], b"AB12345678CD");
+            out.push(("sm-gen1".into(), sealed));
+        }
+        "card_sequence" => {
+            for (i, name) in PROFILES.iter().enumerate() {
+                // The reads of a genuine checker after its own authentication, then a
+                // re-authentication, a VERIFY and an SM read of the current EF.
+                let mut seed = vec![i as u8];
+                for (command, _) in transcript(&VALID[i], 0x08) {
+                    if matches!(command.get(1), Some(&(ins::SELECT | ins::READ_BINARY))) {
+                        push_chunk(&mut seed, &command);
+                    }
+                }
+                seed.extend_from_slice(&[OP, 1, OP, 2, OP, 4, OP, 3, OP, 0]);
+                push_chunk(&mut seed, &GET_CHALLENGE);
+                out.push((format!("{name}-reads"), seed));
+                let mut seed = vec![i as u8];
+                for op in [0, 1, 2, 4, 1, 3, 4] {
+                    seed.extend_from_slice(&[OP, op]);
+                }
+                out.push((format!("{name}-ops"), seed));
+            }
+        }
+        "profile_loader" => {
+            for path in walk(&vectors_dir().join("profiles")) {
+                if path.extension().is_some_and(|e| e == "yaml")
+                    && let Ok(text) = std::fs::read(&path)
+                {
+                    let rel = path
+                        .strip_prefix(vectors_dir().join("profiles"))
+                        .unwrap_or(&path)
+                        .with_extension("");
+                    out.push((rel.to_string_lossy().replace('/', "-"), text));
+                }
+            }
+        }
+        "checker_responses" => {
+            for (i, name) in PROFILES.iter().enumerate() {
+                for (options, how) in [(0u8, "whole"), (0x08, "chunked"), (0x18, "small")] {
+                    let options = options | i as u8;
+                    out.push((format!("{name}-{how}-genuine"), vec![options]));
+                    // Every answer raw, as recorded: replays exactly (both sides are seeded).
+                    let mut raw = vec![options];
+                    // Plain answers raw, SM answers as their plaintext.
+                    let mut plain = vec![options];
+                    let mut session: Option<Key> = None;
+                    let mut challenge: Option<Nonce> = None;
+                    let profile = &VALID[i];
+                    let generation = profile.generation;
+                    let chip_key = profile.image.chip_key();
+                    for (command, response) in transcript(profile, options) {
+                        raw.push(1);
+                        push_chunk(&mut raw, &response);
+                        let data = &response[..response.len() - 2];
+                        match command[1] {
+                            ins::GET_CHALLENGE => {
+                                challenge = data.try_into().ok();
+                                plain.push(0);
+                            }
+                            ins::MUTUAL_AUTHENTICATE => {
+                                let cmd = Command::parse(&command).expect("checker APDU");
+                                let (rnd_ifd, k_ifd) = auth::open_cryptogram(
+                                    generation,
+                                    &chip_key,
+                                    cmd.data,
+                                    &challenge.expect("challenge first"),
+                                )
+                                .expect("checker cryptogram");
+                                session = auth::reader_finish(
+                                    generation,
+                                    &chip_key,
+                                    &rnd_ifd,
+                                    &challenge.expect("challenge first"),
+                                    &k_ifd,
+                                    data,
+                                )
+                                .ok();
+                                plain.push(0);
+                            }
+                            _ if command[0] == cla::SM && !data.is_empty() => {
+                                let key = session.expect("session before SM");
+                                let opened = sm::open(generation, &key, data).expect("SM answer");
+                                plain.push(2);
+                                push_chunk(&mut plain, &opened);
+                            }
+                            _ => {
+                                plain.push(2);
+                                push_chunk(&mut plain, data);
+                            }
+                        }
+                    }
+                    out.push((format!("{name}-{how}-raw"), raw));
+                    out.push((format!("{name}-{how}-plaintext"), plain));
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Length of the longest seed of `target` (a hint for libFuzzer's `-max_len`).
+pub fn longest_seed(target: &str) -> usize {
+    seeds(target)
+        .iter()
+        .map(|(_, s)| s.len())
+        .max()
+        .unwrap_or(0)
+}
