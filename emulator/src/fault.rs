@@ -374,6 +374,7 @@ impl SimCard {
                 .selector()
                 .is_some_and(|on| matches(on, &target, &image))
         };
+        // Time the card takes.
         for (i, fault) in faults.iter().enumerate() {
             if let Fault::Delay { ms, .. } = fault
                 && hits(fault)
@@ -383,6 +384,8 @@ impl SimCard {
             }
         }
 
+        // Answers instead of the card: pending GET RESPONSE data (only the next command may
+        // fetch it), a removal mid-command, a status word.
         let pending = self.pending.take();
         let mut reply = None;
         if let (Some(pending), Some(cmd)) = (pending, &target.command)
@@ -412,6 +415,8 @@ impl SimCard {
         let reply = match reply {
             Some(reply) => reply,
             None => {
+                // The card answers; faults reshape the answer in list order (those without
+                // a selector check the command themselves).
                 let mut response = self.card.transmit(apdu);
                 for (i, fault) in faults.iter().enumerate() {
                     if (hits(fault) || fault.selector().is_none())
@@ -424,6 +429,7 @@ impl SimCard {
             }
         };
         out.reply = Some(reply);
+        // Leaving after the answer.
         self.answered += 1;
         for (i, fault) in faults.iter().enumerate() {
             if let Fault::RemoveAfter { apdus } = fault

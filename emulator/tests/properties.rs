@@ -187,14 +187,38 @@ struct Field {
 }
 
 const COMMON_FIELDS: &[Field] = &[
-    Field { path: "description", values: &["\"first override\"", "\"second override\""] },
-    Field { path: "seed", values: &["7", "4242"] },
-    Field { path: "card.number", values: &["XY11112222ZW", "QR33334444ST"] },
-    Field { path: "card.spec_version", values: &["\"0003\"", "\"0009\""] },
-    Field { path: "images.face", values: &["null"] },
-    Field { path: "knobs.read_past_end", values: &["wrong_le", "success"] },
-    Field { path: "knobs.failed_verify_drops_session", values: &["true", "false"] },
-    Field { path: "chip_card_number", values: &["MN55556666OP"] },
+    Field {
+        path: "description",
+        values: &["\"first override\"", "\"second override\""],
+    },
+    Field {
+        path: "seed",
+        values: &["7", "4242"],
+    },
+    Field {
+        path: "card.number",
+        values: &["XY11112222ZW", "QR33334444ST"],
+    },
+    Field {
+        path: "card.spec_version",
+        values: &["\"0003\"", "\"0009\""],
+    },
+    Field {
+        path: "images.face",
+        values: &["null"],
+    },
+    Field {
+        path: "knobs.read_past_end",
+        values: &["wrong_le", "success"],
+    },
+    Field {
+        path: "knobs.failed_verify_drops_session",
+        values: &["true", "false"],
+    },
+    Field {
+        path: "chip_card_number",
+        values: &["MN55556666OP"],
+    },
     // Each file must type-check alone, and `expect` has required keys (`verdict`, `why`):
     // a child can replace it whole, not one key of it. Both values have the same keys, as
     // mappings merge key by key (a child's `expect` without `reason:` keeps the parent's).
@@ -208,25 +232,73 @@ const COMMON_FIELDS: &[Field] = &[
 ];
 
 const GEN1_FIELDS: &[Field] = &[
-    Field { path: "address.text", values: &["\"東京都千代田区見本1-1\"", "\"Test street 2\""] },
-    Field { path: "address.date", values: &["\"20240101\"", "\"20261231\""] },
-    Field { path: "address.municipality_code", values: &["\"131016\""] },
-    Field { path: "back_side.renewal_application", values: &["false", "true"] },
-    Field { path: "back_side.individual_permission", values: &["\"許可\"", "\"\""] },
-    Field { path: "text_encoding", values: &["utf8", "shift_jis"] },
+    Field {
+        path: "address.text",
+        values: &["\"東京都千代田区見本1-1\"", "\"Test street 2\""],
+    },
+    Field {
+        path: "address.date",
+        values: &["\"20240101\"", "\"20261231\""],
+    },
+    Field {
+        path: "address.municipality_code",
+        values: &["\"131016\""],
+    },
+    Field {
+        path: "back_side.renewal_application",
+        values: &["false", "true"],
+    },
+    Field {
+        path: "back_side.individual_permission",
+        values: &["\"許可\"", "\"\""],
+    },
+    Field {
+        path: "text_encoding",
+        values: &["utf8", "shift_jis"],
+    },
 ];
 
 const GEN2_FIELDS: &[Field] = &[
-    Field { path: "printed.sex", values: &["female", "unspecified"] },
-    Field { path: "printed.nationality", values: &["PHL", "BRA"] },
-    Field { path: "printed.birth_date", values: &["\"20000229\"", "\"19700101\""] },
-    Field { path: "printed.status_of_residence", values: &["EIJU", "RYUGAKU"] },
-    Field { path: "work_permission.individual", values: &["false", "true"] },
-    Field { path: "work_permission.comprehensive", values: &["\"0\"", "\"1\""] },
-    Field { path: "application_pending", values: &["false", "true"] },
-    Field { path: "other.reserved_text", values: &["\"メモ\"", "\"x\""] },
-    Field { path: "other.commissioner_entry", values: &["false", "true"] },
-    Field { path: "face_layout", values: &["zero_length", "omitted"] },
+    Field {
+        path: "printed.sex",
+        values: &["female", "unspecified"],
+    },
+    Field {
+        path: "printed.nationality",
+        values: &["PHL", "BRA"],
+    },
+    Field {
+        path: "printed.birth_date",
+        values: &["\"20000229\"", "\"19700101\""],
+    },
+    Field {
+        path: "printed.status_of_residence",
+        values: &["EIJU", "RYUGAKU"],
+    },
+    Field {
+        path: "work_permission.individual",
+        values: &["false", "true"],
+    },
+    Field {
+        path: "work_permission.comprehensive",
+        values: &["\"0\"", "\"1\""],
+    },
+    Field {
+        path: "application_pending",
+        values: &["false", "true"],
+    },
+    Field {
+        path: "other.reserved_text",
+        values: &["\"メモ\"", "\"x\""],
+    },
+    Field {
+        path: "other.commissioner_entry",
+        values: &["false", "true"],
+    },
+    Field {
+        path: "face_layout",
+        values: &["zero_length", "omitted"],
+    },
 ];
 
 /// Where each field goes: not set, set in B, set in C, or set in both (C's value wins).
@@ -246,7 +318,11 @@ struct Chain {
 }
 
 fn fields(base: &str) -> Vec<&'static Field> {
-    let specific = if base.starts_with("gen1") { GEN1_FIELDS } else { GEN2_FIELDS };
+    let specific = if base.starts_with("gen1") {
+        GEN1_FIELDS
+    } else {
+        GEN2_FIELDS
+    };
     COMMON_FIELDS.iter().chain(specific).collect()
 }
 
@@ -357,11 +433,19 @@ fn resolved(p: &Profile) -> String {
 }
 
 fn load(path: &Path) -> Result<String, String> {
-    profile::load(path).map(|p| resolved(&p)).map_err(|e| e.to_string())
+    profile::load(path)
+        .map(|p| resolved(&p))
+        .map_err(|e| e.to_string())
 }
 
 /// Loads C ← B ← base with B and C as given; returns the resolved profile.
-fn load_chain(dir: &TempDir, tag: &str, base: &Path, b: &[(&str, &str)], c: &[(&str, &str)]) -> Result<String, String> {
+fn load_chain(
+    dir: &TempDir,
+    tag: &str,
+    base: &Path,
+    b: &[(&str, &str)],
+    c: &[(&str, &str)],
+) -> Result<String, String> {
     let b_path = dir.write(&format!("b-{tag}.yaml"), &yaml(base, b));
     let c_path = dir.write(&format!("c-{tag}.yaml"), &yaml(&b_path, c));
     load(&c_path)
@@ -436,8 +520,8 @@ fn overrides_reach_the_card_and_an_empty_child_is_its_parent() {
     let parent = load(&base).expect("base");
     let empty = load(&dir.write("empty.yaml", &yaml(&base, &[]))).expect("empty child");
     assert_eq!(empty, parent);
-    let changed = load(&dir.write("sex.yaml", &yaml(&base, &[("printed.sex", "female")])))
-        .expect("child");
+    let changed =
+        load(&dir.write("sex.yaml", &yaml(&base, &[("printed.sex", "female")]))).expect("child");
     assert_ne!(changed, parent);
     let p = profile::load(&dir.0.join("sex.yaml")).expect("child");
     let printed = p
@@ -447,5 +531,9 @@ fn overrides_reach_the_card_and_an_empty_child_is_its_parent() {
         .find(|f| f.name.starts_with("DF1/EF02"))
         .expect("printed entries");
     let tlvs = tlv::parse_all(&printed.content).expect("TLVs");
-    assert_eq!(tlv::find(&tlvs, 0xC7), Some(&b"2"[..]), "sex code of `female`");
+    assert_eq!(
+        tlv::find(&tlvs, 0xC7),
+        Some(&b"2"[..]),
+        "sex code of `female`"
+    );
 }

@@ -1,15 +1,30 @@
 //! APDU round trips and full card reads through the real stack: Rust `pcsc` client →
-//! libpcsclite → pcscd → Debian's vpcd → TCP → card. Needs a running pcscd with vpcd
-//! (`sudo scripts/pcsc-up`); prints a table, asserts nothing.
+//! libpcsclite → pcscd → Debian's vpcd → TCP → card, for three cards on the same stack:
 //!
-//! Run: `cargo bench -p rclab-suite --bench pcsc`
+//! - a bare echo card (answers `90 00` at once; same vpcd client as rclab, with
+//!   TCP_QUICKACK): the floor of the stack;
+//! - rclab's engine (`rclab_emulator::card::Card`) behind the same client;
+//! - vsmartcard's own Python card, `vicc -t iso7816` (Debian package `vsmartcard-vpicc`),
+//!   as shipped but for two import fixes (see [`Vicc`]).
+//!
+//! Needs a running pcscd with vpcd (`sudo scripts/pcsc-up`); prints Markdown tables, asserts
+//! nothing. Every ratio is taken inside one run, between cards measured in alternation.
+//!
+//! Run: `cargo bench -p rclab-suite --bench pcsc`. Environment:
+//! `RCLAB_BENCH_PORTS` (two vpcd ports, default `35965,35966`), `RCLAB_BENCH_N` (round
+//! trips per card, default 2000), `RCLAB_BENCH_VICC_N` (round trips against vicc, default
+//! 100), `RCLAB_BENCH_READS` (full reads per case, default 40), `RCLAB_BENCH_VICC` (`0`
+//! skips vicc).
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use rclab_emulator::profile;
-use rclab_emulator::transport::Channel;
-use rclab_emulator::transport::vpcd::{ReaderOptions, VirtualCard, VirtualReader};
+use rclab_emulator::card::Card;
+use rclab_emulator::profile::{self, Profile};
+use rclab_emulator::transport::vpcd::{ReaderOptions, VirtualCard, VirtualReader, reader_name};
+use rclab_emulator::transport::{Channel, Tap};
 use rclab_emulator::verdict::VerdictKind;
 use rclab_suite::checker::{Checker, Options, TrustStore};
 use rclab_suite::pcsc_channel::PcscChannel;
@@ -34,174 +49,491 @@ struct Stats {
 
 fn stats(mut samples: Vec<Duration>) -> Stats {
     samples.sort();
-    let n = samples.len();
+    let n = samples.len().max(1);
     Stats {
         mean: samples.iter().sum::<Duration>() / n as u32,
-        p50: samples[n / 2],
-        p99: samples[(n * 99 / 100).min(n - 1)],
-        n,
+        p50: samples.get(n / 2).copied().unwrap_or_default(),
+        p99: samples
+            .get((n * 99 / 100).min(n - 1))
+            .copied()
+            .unwrap_or_default(),
+        n: samples.len(),
         samples,
     }
 }
 
-fn micros(d: Duration) -> String {
-    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+fn merge(x: &Stats, y: &Stats) -> Stats {
+    stats([x.samples.clone(), y.samples.clone()].concat())
 }
 
-const PORT: u16 = 35964;
-const ECHO_PORT: u16 = 35963;
+fn time(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us >= 10_000.0 {
+        format!("{:.1} ms", us / 1e3)
+    } else if us >= 1_000.0 {
+        format!("{:.2} ms", us / 1e3)
+    } else {
+        format!("{us:.0} µs")
+    }
+}
 
-/// Round trips of the same APDU to each card, interleaved one by one so that every card
-/// sees the same machine load (the engine's own cost is far below the noise of one trip).
-fn interleaved_round_trips(
-    cards: Vec<(u16, Box<dyn VirtualCard>)>,
-    apdu: &[u8],
-    n: usize,
-) -> Vec<Stats> {
-    let readers: Vec<VirtualReader> = cards
-        .into_iter()
-        .map(|(port, card)| VirtualReader::spawn(ReaderOptions::new(port), Some(card)))
-        .collect();
-    let mut channels: Vec<PcscChannel> = readers
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64()
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// True while vpcd still holds a connection on `port` (ESTABLISHED or CLOSE_WAIT): a card
+/// that connects now would be taken for the old one. Read from /proc (a probe connect()
+/// would itself look like a card).
+fn vpcd_holds_a_card(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        matches!(f.as_slice(), [_, l, _, st, ..] if *l == local && matches!(*st, "01" | "08"))
+    })
+}
+
+fn wait_port_free(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while vpcd_holds_a_card(port) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// vsmartcard's vicc
+// ---------------------------------------------------------------------------------------
+
+/// Where Debian 12's `python3-virtualsmartcard` puts its package: a folder that is not on
+/// Python's path, so `vicc` as installed stops with "No module named 'virtualsmartcard'".
+const VICC_PACKAGE_DIR: &str = "/usr/lib/python3/site-packages/virtualsmartcard";
+/// Debian's PyCryptodome, which installs as `Cryptodome`; vicc imports PyCrypto's `Crypto`
+/// (and falls back to Python 2's `sha` module without it).
+const CRYPTODOME: &str = "/usr/lib/python3/dist-packages/Cryptodome";
+
+/// A `vicc -t iso7816` process serving one vpcd port. Run as Debian ships it, with
+/// `PYTHONPATH` = the package folder + a folder holding one symlink `Crypto → Cryptodome`;
+/// nothing else is changed (so it pays vpcd's 44 ms delayed-ACK stall, as shipped).
+struct Vicc {
+    child: Child,
+    port: u16,
+}
+
+impl Vicc {
+    /// Why vicc cannot run here, if it cannot.
+    fn unavailable() -> Option<String> {
+        if std::env::var("RCLAB_BENCH_VICC").is_ok_and(|v| v == "0") {
+            return Some("RCLAB_BENCH_VICC=0".into());
+        }
+        for path in ["/usr/bin/vicc", VICC_PACKAGE_DIR, CRYPTODOME] {
+            if !Path::new(path).exists() {
+                return Some(format!(
+                    "{path} missing (apt-get install --no-install-recommends vsmartcard-vpicc python3-pycryptodome)"
+                ));
+            }
+        }
+        None
+    }
+
+    fn shim() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rclab-vicc-shim-{}", std::process::id()));
+        let link = dir.join("Crypto");
+        if !link.exists() {
+            std::fs::create_dir_all(&dir).expect("shim dir");
+            std::os::unix::fs::symlink(CRYPTODOME, &link).expect("Crypto symlink");
+        }
+        dir
+    }
+
+    fn spawn(port: u16) -> Vicc {
+        wait_port_free(port);
+        let child = Command::new("/usr/bin/vicc")
+            .args(["-t", "iso7816", "-P", &port.to_string()])
+            .env(
+                "PYTHONPATH",
+                format!("{VICC_PACKAGE_DIR}:{}", Vicc::shim().display()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start vicc");
+        Vicc { child, port }
+    }
+}
+
+impl Drop for Vicc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        wait_port_free(self.port);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Cards on ports
+// ---------------------------------------------------------------------------------------
+
+enum Kind {
+    Echo,
+    Engine(Arc<Profile>),
+    Vicc,
+}
+
+/// A card being served on a port, and a PC/SC connection to it.
+struct Served {
+    channel: Option<PcscChannel>,
+    reader: Option<VirtualReader>,
+    vicc: Option<Vicc>,
+}
+
+impl Served {
+    fn start(port: u16, kind: &Kind) -> Served {
+        let (reader, vicc) = match kind {
+            Kind::Echo => (Some(serve(port, Box::new(EchoCard))), None),
+            Kind::Engine(p) => (Some(serve(port, Box::new(chip(p)))), None),
+            Kind::Vicc => (None, Some(Vicc::spawn(port))),
+        };
+        let channel = PcscChannel::connect(&reader_name(port), Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", reader_name(port)));
+        Served {
+            channel: Some(channel),
+            reader,
+            vicc,
+        }
+    }
+
+    fn channel(&mut self) -> &mut PcscChannel {
+        self.channel.as_mut().expect("connected")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(c) = self.channel.take() {
+            c.close();
+        }
+        if let Some(r) = self.reader.take() {
+            r.stop();
+        }
+        self.vicc.take();
+    }
+}
+
+fn serve(port: u16, card: Box<dyn VirtualCard>) -> VirtualReader {
+    let reader = VirtualReader::spawn(ReaderOptions::new(port), Some(card));
+    assert!(
+        reader.wait_attached(Duration::from_secs(10)),
+        "vpcd did not take the card on port {port}"
+    );
+    reader
+}
+
+/// The faithful chip of a profile (no fault layer).
+fn chip(p: &Profile) -> Card {
+    Card::new(Arc::clone(&p.image))
+}
+
+/// Round trips of the same APDU to each card, one by one in turn so that every card sees
+/// the same machine load; the first `warmup` rounds are dropped.
+fn interleaved(cards: &[(u16, &Kind)], apdu: &[u8], n: usize, warmup: usize) -> Vec<Stats> {
+    let mut served: Vec<Served> = cards
         .iter()
-        .map(|r| {
-            assert!(
-                r.wait_attached(Duration::from_secs(10)),
-                "vpcd did not take the card"
-            );
-            PcscChannel::connect(&r.name(), Duration::from_secs(10)).expect("connect")
-        })
+        .map(|(port, k)| Served::start(*port, k))
         .collect();
-    let mut samples = vec![Vec::with_capacity(n); channels.len()];
-    for i in 0..n + 100 {
-        for (channel, samples) in channels.iter_mut().zip(samples.iter_mut()) {
+    let mut samples = vec![Vec::with_capacity(n); served.len()];
+    for i in 0..n + warmup {
+        for (s, samples) in served.iter_mut().zip(samples.iter_mut()) {
             let t = Instant::now();
-            let r = channel.transmit(apdu).expect("transmit");
+            let r = s.channel().transmit(apdu).expect("transmit");
             let elapsed = t.elapsed();
-            assert_eq!(r[r.len() - 2..], [0x90, 0x00]);
-            if i >= 100 {
+            assert_eq!(r[r.len() - 2..], [0x90, 0x00], "{r:02X?}");
+            if i >= warmup {
                 samples.push(elapsed);
             }
         }
     }
-    for channel in channels {
-        channel.close();
-    }
-    for reader in readers {
-        reader.stop();
-    }
+    drop(served);
     samples.into_iter().map(stats).collect()
 }
 
+/// Same as [`interleaved`] for two cards, half the rounds with each port assignment
+/// (cancels any difference between the two reader slots); returns (first, second).
+fn paired(
+    ports: (u16, u16),
+    a: &Kind,
+    b: &Kind,
+    apdu: &[u8],
+    n: usize,
+    warmup: usize,
+) -> (Stats, Stats) {
+    let x = interleaved(&[(ports.0, a), (ports.1, b)], apdu, n / 2, warmup);
+    let y = interleaved(&[(ports.1, a), (ports.0, b)], apdu, n - n / 2, warmup);
+    (merge(&x[0], &y[0]), merge(&x[1], &y[1]))
+}
+
+// ---------------------------------------------------------------------------------------
+// Full reads
+// ---------------------------------------------------------------------------------------
+
+fn checker_options(max_response: Option<usize>) -> Options {
+    Options {
+        max_response,
+        // 2030-01-01: inside every TEST certificate's validity, whatever today is.
+        at: UNIX_EPOCH + Duration::from_secs(1_893_456_000),
+        seed: Some(1),
+    }
+}
+
+/// One full read + verify by the reference checker over PC/SC: time, and the size of every
+/// response's data field (what the vicc replay asks for).
+fn rclab_full_read(
+    channel: &mut PcscChannel,
+    checker: &Checker,
+    p: &Profile,
+) -> (Duration, Vec<usize>) {
+    channel.power_cycle().expect("power cycle");
+    let mut tap = Tap::new(&mut *channel);
+    let t = Instant::now();
+    let report = checker.check(&mut tap, p.card_number.as_str());
+    let elapsed = t.elapsed();
+    assert_eq!(
+        report.verdict.verdict,
+        VerdictKind::Genuine,
+        "{}",
+        report.detail
+    );
+    let sizes = tap
+        .transcript()
+        .iter()
+        .map(|e| e.response.as_ref().map_or(0, |r| r.len() / 2 - 2))
+        .collect();
+    (elapsed, sizes)
+}
+
+/// vicc's iso7816 card has no residence-card files: the replay creates one 32 KiB
+/// transparent EF (SFI 1), then sends, per exchange of rclab's transcript, a READ BINARY of
+/// exactly as many bytes as rclab's response carried (`00 B0 81 00 Le`, short or extended
+/// Le), or `SELECT MF` (`00 A4 00 0C 02 3F 00`, no data) where rclab's response had none.
+/// Same number of round trips, same response sizes.
+const VICC_CREATE_EF: [u8; 21] = [
+    0x00, 0xE0, 0x00, 0x00, 0x10, // CREATE FILE
+    0x62, 0x0E, // FCP
+    0x80, 0x02, 0x80, 0x00, // 32 768 bytes
+    0x82, 0x01, 0x01, // transparent EF
+    0x83, 0x02, 0x00, 0x01, // FID 0001
+    0x88, 0x01, 0x08, // SFI 1
+];
+
+fn vicc_replay_apdu(size: usize) -> Vec<u8> {
+    match size {
+        0 => vec![0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00],
+        1..=256 => vec![0x00, 0xB0, 0x81, 0x00, (size % 256) as u8],
+        _ => {
+            let [h, l] = (size as u16).to_be_bytes();
+            vec![0x00, 0xB0, 0x81, 0x00, 0x00, h, l]
+        }
+    }
+}
+
+fn vicc_replay(channel: &mut PcscChannel, sizes: &[usize]) -> Duration {
+    channel.power_cycle().expect("power cycle");
+    let t = Instant::now();
+    for &size in sizes {
+        let r = channel
+            .transmit(&vicc_replay_apdu(size))
+            .expect("vicc transmit");
+        assert_eq!(
+            r.len(),
+            size + 2,
+            "vicc answered {} bytes for {size}",
+            r.len()
+        );
+    }
+    t.elapsed()
+}
+
 fn main() {
-    if !std::path::Path::new("/run/pcscd/pcscd.comm").exists() {
+    if !Path::new("/run/pcscd/pcscd.comm").exists() {
         println!("pcscd is not running: start it with `sudo scripts/pcsc-up`; nothing measured");
         return;
     }
-    let n: usize = std::env::var("RCLAB_BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+    let ports: Vec<u16> = std::env::var("RCLAB_BENCH_PORTS")
+        .unwrap_or_else(|_| "35965,35966".into())
+        .split(',')
+        .map(|p| {
+            p.trim()
+                .parse()
+                .expect("RCLAB_BENCH_PORTS: two port numbers")
+        })
+        .collect();
+    let ports = match ports.as_slice() {
+        [a, b, ..] => (*a, *b),
+        _ => panic!("RCLAB_BENCH_PORTS needs two ports"),
+    };
+    let n = env_usize("RCLAB_BENCH_N", 2000);
+    let n_vicc = env_usize("RCLAB_BENCH_VICC_N", 100);
+    let reads = env_usize("RCLAB_BENCH_READS", 40);
+    let vicc_missing = Vicc::unavailable();
+
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vectors/profiles/valid");
-    let gen1 = profile::load(&dir.join("gen1-residence.yaml")).expect("profile");
-    let gen2 = profile::load(&dir.join("gen2-residence.yaml")).expect("profile");
+    let gen1 = Arc::new(profile::load(&dir.join("gen1-residence.yaml")).expect("profile"));
+    let gen2 = Arc::new(profile::load(&dir.join("gen2-residence.yaml")).expect("profile"));
     let select_mf = [0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00];
-
-    let mut rows = Vec::new();
-    for p in [&gen1, &gen2] {
-        // Both port assignments, half the trips each: cancels any difference between slots.
-        let a = interleaved_round_trips(
-            vec![(ECHO_PORT, Box::new(EchoCard)), (PORT, Box::new(p.card()))],
-            &select_mf,
-            n / 2,
-        );
-        let b = interleaved_round_trips(
-            vec![(PORT, Box::new(EchoCard)), (ECHO_PORT, Box::new(p.card()))],
-            &select_mf,
-            n / 2,
-        );
-        let merge = |x: &Stats, y: &Stats| stats([x.samples.clone(), y.samples.clone()].concat());
-        let (echo, engine) = (merge(&a[0], &b[0]), merge(&a[1], &b[1]));
-        let generation = p.generation.number();
-        rows.push((
-            format!("bare echo card (paired with generation {generation})"),
-            echo.mean,
-            echo,
-        ));
-        let base = rows.last().map(|r| r.1).unwrap_or_default();
-        rows.push((
-            format!("rclab engine, generation {generation}"),
-            base,
-            engine,
-        ));
-    }
-    println!("| APDU round trip (SELECT MF), interleaved | N | mean | p50 | p99 | mean vs echo |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (what, echo_mean, s) in &rows {
-        println!(
-            "| {what} | {} | {} | {} | {} | {:+.1} % |",
-            s.n,
-            micros(s.mean),
-            micros(s.p50),
-            micros(s.p99),
-            (s.mean.as_secs_f64() / echo_mean.as_secs_f64() - 1.0) * 100.0
-        );
-    }
-
-    let trust = TrustStore::embedded_test_roots();
-    println!();
     println!(
-        "| full read + verify over PC/SC (reference checker) | N | mean | p50 | p99 | APDUs |"
+        "Readers: {} and {} (ports {} and {}).",
+        reader_name(ports.0),
+        reader_name(ports.1),
+        ports.0,
+        ports.1
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!();
+
+    // 1. Echo against rclab, interleaved.
+    println!(
+        "| APDU round trip, SELECT MF `00 A4 00 0C 02 3F 00`, interleaved | N | mean | p50 | p99 | mean vs echo | p50 vs echo |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for p in [&gen1, &gen2] {
-        for max_response in [None, Some(1693)] {
-            let reader = VirtualReader::spawn(ReaderOptions::new(PORT), Some(Box::new(p.card())));
-            assert!(reader.wait_attached(Duration::from_secs(10)));
-            let mut channel =
-                PcscChannel::connect(&reader.name(), Duration::from_secs(10)).expect("connect");
-            let checker = Checker {
-                trust: &trust,
-                options: Options {
-                    max_response,
-                    at: SystemTime::now(),
-                    seed: Some(1),
-                },
-            };
-            let runs = (n / 20).max(10);
-            let mut apdus = 0;
-            let samples = (0..runs)
-                .map(|_| {
-                    channel.power_cycle().expect("power cycle");
-                    let mut tap = rclab_emulator::transport::Tap::new(&mut channel);
-                    let t = Instant::now();
-                    let report = checker.check(&mut tap, p.card_number.as_str());
-                    let elapsed = t.elapsed();
-                    assert_eq!(
-                        report.verdict.verdict,
-                        VerdictKind::Genuine,
-                        "{}",
-                        report.detail
-                    );
-                    apdus = tap.transcript().len();
-                    elapsed
-                })
-                .collect();
-            let s = stats(samples);
-            let how = match max_response {
-                None => "whole-EF reads".to_owned(),
-                Some(m) => format!("{m}-byte chunks"),
-            };
+        let (echo, engine) = paired(
+            ports,
+            &Kind::Echo,
+            &Kind::Engine(Arc::clone(p)),
+            &select_mf,
+            n,
+            100,
+        );
+        let g = p.generation.number();
+        for (what, s) in [
+            (
+                format!("bare echo card, TCP_QUICKACK (paired with generation {g})"),
+                &echo,
+            ),
+            (format!("rclab engine, generation {g}"), &engine),
+        ] {
             println!(
-                "| generation {}, {how} | {} | {} | {} | {} | {apdus} |",
-                p.generation.number(),
+                "| {what} | {} | {} | {} | {} | {:+.1} % | {:+.1} % |",
                 s.n,
-                micros(s.mean),
-                micros(s.p50),
-                micros(s.p99)
+                time(s.mean),
+                time(s.p50),
+                time(s.p99),
+                (ratio(s.mean, echo.mean) - 1.0) * 100.0,
+                (ratio(s.p50, echo.p50) - 1.0) * 100.0
             );
-            channel.close();
-            reader.stop();
         }
     }
+    println!();
+
+    // 2. rclab against vicc, interleaved.
+    match &vicc_missing {
+        Some(why) => println!("vicc not measured: {why}\n"),
+        None => {
+            let (engine, vicc) = paired(
+                ports,
+                &Kind::Engine(Arc::clone(&gen1)),
+                &Kind::Vicc,
+                &select_mf,
+                n_vicc,
+                5,
+            );
+            println!(
+                "| APDU round trip, SELECT MF, interleaved | N | mean | p50 | p99 | mean vs rclab | p50 vs rclab |"
+            );
+            println!("|---|---:|---:|---:|---:|---:|---:|");
+            for (what, s) in [
+                ("rclab engine, generation 1", &engine),
+                ("vsmartcard `vicc -t iso7816` (Debian 3.3)", &vicc),
+            ] {
+                println!(
+                    "| {what} | {} | {} | {} | {} | × {:.1} | × {:.1} |",
+                    s.n,
+                    time(s.mean),
+                    time(s.p50),
+                    time(s.p99),
+                    ratio(s.mean, engine.mean),
+                    ratio(s.p50, engine.p50)
+                );
+            }
+            println!();
+        }
+    }
+
+    // 3. Full reads: rclab's reference checker; vicc replaying the same exchange sizes.
+    let trust = TrustStore::embedded_test_roots();
+    println!(
+        "| full card read over PC/SC | reads | APDUs | response bytes | rclab mean (p50) | vicc, same sizes: reads | vicc mean (p50) | vicc ÷ rclab |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for p in [&gen1, &gen2] {
+        for max_response in [None, Some(1693), Some(258)] {
+            let checker = Checker {
+                trust: &trust,
+                options: checker_options(max_response),
+            };
+            let mut rclab = Served::start(ports.0, &Kind::Engine(Arc::clone(p)));
+            let mut vicc = vicc_missing.is_none().then(|| {
+                let mut v = Served::start(ports.1, &Kind::Vicc);
+                let r = v.channel().transmit(&VICC_CREATE_EF).expect("CREATE FILE");
+                assert_eq!(r, [0x90, 0x00], "vicc CREATE FILE");
+                v
+            });
+            let vicc_every = (reads / 4).max(1);
+            let (mut rclab_times, mut vicc_times, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+            for i in 0..reads + 2 {
+                let (t, s) = rclab_full_read(rclab.channel(), &checker, p);
+                if i >= 2 {
+                    rclab_times.push(t);
+                }
+                sizes = s;
+                if let Some(v) = vicc.as_mut()
+                    && i >= 2
+                    && (i - 2) % vicc_every == 0
+                {
+                    vicc_times.push(vicc_replay(v.channel(), &sizes));
+                }
+            }
+            drop(vicc);
+            drop(rclab);
+            let r = stats(rclab_times);
+            let how = match max_response {
+                None => "whole-EF extended reads".to_owned(),
+                Some(m) => format!("≤ {m}-byte responses"),
+            };
+            let bytes: usize = sizes.iter().sum();
+            let vicc_cols = if vicc_times.is_empty() {
+                "— | — | —".to_owned()
+            } else {
+                let v = stats(vicc_times);
+                format!(
+                    "{} | {} ({}) | × {:.0}",
+                    v.n,
+                    time(v.mean),
+                    time(v.p50),
+                    ratio(v.mean, r.mean)
+                )
+            };
+            println!(
+                "| generation {}, {how} | {} | {} | {bytes} | {} ({}) | {vicc_cols} |",
+                p.generation.number(),
+                r.n,
+                sizes.len(),
+                time(r.mean),
+                time(r.p50),
+            );
+        }
+    }
+    println!();
+    println!(
+        "rclab: the reference checker's whole read + verify (GET CHALLENGE, MUTUAL AUTHENTICATE, \
+         VERIFY, SELECTs, every EF, SM decryption, signature and chain check), after a power cycle. \
+         vicc: the same number of round trips with the same response sizes (READ BINARY of a \
+         created 32 KiB EF, SELECT MF where rclab's answer had no data); no cryptography."
+    );
 }

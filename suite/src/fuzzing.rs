@@ -34,9 +34,12 @@ use rclab_emulator::verdict::VerdictKind;
 
 use crate::checker::{Checker, Options, TrustStore};
 
+/// A fuzz target's body: panics when its property does not hold.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets, by name: the name of the cargo-fuzz target and of its folder under
 /// `fuzz/regressions/`.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+pub const TARGETS: [(&str, Target); 5] = [
     ("apdu_roundtrip", apdu_roundtrip),
     ("tlv_roundtrip", tlv_roundtrip),
     ("card_sequence", card_sequence),
@@ -45,7 +48,7 @@ pub const TARGETS: [(&str, fn(&[u8])); 5] = [
 ];
 
 /// The target function called `name`.
-pub fn target(name: &str) -> Option<fn(&[u8])> {
+pub fn target(name: &str) -> Option<Target> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 
@@ -530,6 +533,16 @@ static LOADER_FILE: LazyLock<PathBuf> = LazyLock::new(|| {
     } else {
         std::env::temp_dir()
     };
+    // Folders of processes that have ended are left over: remove them.
+    for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("rclab-fuzz-")
+            && pid.parse::<u32>().is_ok()
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
     let root = base.join(format!("rclab-fuzz-{}", std::process::id()));
     let vectors = root.join("vectors");
     let real = vectors_dir().canonicalize().expect("vectors/");

@@ -27,8 +27,13 @@ pub enum PcscError {
 
 /// A connected card in a PC/SC reader.
 pub struct PcscChannel {
-    card: pcsc::Card,
+    /// `None` once disconnected (by `close` or drop).
+    card: Option<pcsc::Card>,
+    context: Context,
+    reader: CString,
     buffer: Vec<u8>,
+    /// A transmit found the card gone.
+    card_left: bool,
     pub atr: Vec<u8>,
 }
 
@@ -75,7 +80,10 @@ impl PcscChannel {
             .map_err(|e| PcscError::Pcsc("SCardConnect", e))?;
         let atr = states[0].atr().to_vec();
         Ok(PcscChannel {
-            card,
+            card: Some(card),
+            context,
+            reader: name,
+            card_left: false,
             buffer: vec![0; pcsc::MAX_BUFFER_SIZE_EXTENDED],
             atr,
         })
@@ -85,6 +93,8 @@ impl PcscChannel {
     /// state for the next read, without waiting for a new card.
     pub fn power_cycle(&mut self) -> Result<(), PcscError> {
         self.card
+            .as_mut()
+            .ok_or(PcscError::Pcsc("SCardReconnect", Error::InvalidHandle))?
             .reconnect(
                 ShareMode::Shared,
                 Protocols::T1 | Protocols::T0,
@@ -94,16 +104,62 @@ impl PcscChannel {
     }
 
     /// Disconnects and powers the card down, so that the next reader starts from power-up.
-    /// (`SCARD_RESET_CARD` would also do, but when the reset meets a card that just left,
-    /// pcscd marks the reader empty until it sees a new card, which vpcd may never report.)
-    pub fn close(self) {
-        let _ = self.card.disconnect(Disposition::UnpowerCard);
+    /// (`SCARD_RESET_CARD` would also do, but a reset that meets a card that just left makes
+    /// pcscd report the reader empty even after a new card arrives.)
+    ///
+    /// After the card left mid-exchange, it first waits (up to 3 s) until pcscd has seen the
+    /// reader empty: pcscd notices a vanished card only at its next presence poll (every
+    /// 400 ms), and a disconnect before that leaves the reader stuck: the next card there is
+    /// never powered on.
+    pub fn close(mut self) {
+        self.disconnect();
+    }
+
+    fn disconnect(&mut self) {
+        let Some(card) = self.card.take() else { return };
+        if self.card_left {
+            let mut states = [ReaderState::new(self.reader.clone(), State::UNAWARE)];
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline {
+                let _ = self
+                    .context
+                    .get_status_change(Duration::from_millis(500), &mut states);
+                if states[0].event_state().contains(State::EMPTY) {
+                    break;
+                }
+                states[0].sync_current_state();
+            }
+            let _ = card.disconnect(Disposition::LeaveCard);
+        } else {
+            let _ = card.disconnect(Disposition::UnpowerCard);
+        }
+    }
+}
+
+/// Dropping a channel disconnects the same careful way (the `pcsc` crate's own drop would
+/// reset the card).
+impl Drop for PcscChannel {
+    fn drop(&mut self) {
+        self.disconnect();
     }
 }
 
 impl Channel for PcscChannel {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        match self.card.transmit(apdu, &mut self.buffer) {
+        let result = self.exchange(apdu);
+        if result == Err(TransportError::CardRemoved) {
+            self.card_left = true;
+        }
+        result
+    }
+}
+
+impl PcscChannel {
+    fn exchange(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let Some(card) = self.card.as_ref() else {
+            return Err(TransportError::CardRemoved);
+        };
+        match card.transmit(apdu, &mut self.buffer) {
             // vpcd lost the card while pcscd waited for its answer (no real card answers
             // with nothing: even an error is a status word).
             Ok([]) => Err(TransportError::CardRemoved),

@@ -165,20 +165,24 @@ fn card_removed_mid_read_is_unreadable_quickly() {
         took < Duration::from_secs(2),
         "removal took {took:?} to notice"
     );
-    // Insert it again: the reader works as before.
+    // Put the card back: the reader works as before (and remove_after takes it out again,
+    // because the fault applies to every insertion).
+    channel.close();
     reader.insert(Box::new(p.card()));
     assert!(reader.wait_attached(Duration::from_secs(10)));
-    drop(channel);
     let mut channel = PcscChannel::connect(&reader.name(), Duration::from_secs(10)).unwrap();
-    let mut card = p.card();
-    card.reset();
     let again = Checker {
         trust: &trust,
         options: common::options(1),
     }
     .check(&mut channel, p.card_number.as_str());
-    // remove_after applies to every insertion: the re-inserted card is removed again.
-    assert_eq!(again.verdict.verdict, VerdictKind::Unreadable);
+    assert_eq!(
+        again.verdict,
+        Verdict::with(VerdictKind::Unreadable, Reason::CardRemoved),
+        "{}",
+        again.detail
+    );
+    channel.close();
     reader.stop();
 }
 

@@ -3,7 +3,7 @@
 #
 #   vectors/pki/generate.sh           regenerate every key and certificate (NEW keys!)
 #   vectors/pki/generate.sh --verify  only verify the files already in place
-#   vectors/pki/generate.sh --add-self-signed  (re)create only the self-signed signers
+#   vectors/pki/generate.sh --additions  (re)create only the later additions (see below)
 #
 # THESE ARE TEST KEYS. They are not, and never were, keys of any real authority.
 # Regenerating creates fresh random keys; the committed files are the ones the
@@ -18,9 +18,9 @@ MODE=generate
 case "${1:-}" in
   "") ;;
   --verify) MODE=verify ;;
-  --add-self-signed) MODE=self-signed ;;
+  --additions) MODE=additions ;;
   -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-  *) echo "usage: $0 [--verify|--add-self-signed]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--verify|--additions]" >&2; exit 2 ;;
 esac
 
 WORK="$(mktemp -d)"
@@ -124,16 +124,22 @@ EOF
 }
 
 # ---------------------------------------------------------------- generation
-# Self-signed card signers with the genuine signer DNs: their issuer is no trusted root's
-# name ("certificate issued by an unknown CA"). Separate so that they can be added to an
-# existing tree: `generate.sh --add-self-signed` creates only these four files.
-generate_self_signed() {
+# Material added after the first tree, separate so that it can be added to an existing
+# one: `generate.sh --additions` creates only these files (expired-ca must exist).
+#  - self-signed card signers with the genuine signer DNs: their issuer is no trusted
+#    root's name ("certificate issued by an unknown CA");
+#  - a signer under the expired CA that outlives it (to 2034), so that only the root's
+#    expiry can reject it.
+ADDITIONS="selfsigned-card-signer selfsigned-card-signer2 expired-ca-long-signer"
+generate_additions() {
   local G1_FROM=20240508000000Z G1_TO=20340808235959Z
   local G2_FROM=20260420000000Z G2_TO=20390720235959Z
   newkey_rsa  "$D/selfsigned-card-signer.key.pem"
   issue selfsigned-card-signer "TEST ZairyuCard Signer" 1004 "$G1_FROM" "$G1_TO" v3_signer self
   newkey_p384 "$D/selfsigned-card-signer2.key.pem"
   issue selfsigned-card-signer2 "TEST ZairyuCard Signer2" 2004 "$G2_FROM" "$G2_TO" v3_signer self
+  newkey_rsa  "$D/expired-ca-long-signer.key.pem"
+  issue expired-ca-long-signer "TEST ZairyuCard Signer" 1005 20150605000000Z "$G1_TO" v3_signer expired-ca
 }
 
 generate() {
@@ -190,7 +196,7 @@ generate() {
   newkey_rsa  "$D/other-signer.key.pem"
   newkey_p384 "$D/other-signer2.key.pem"
 
-  generate_self_signed
+  generate_additions
 
   # --- install
   chmod 644 "$D"/*
@@ -274,11 +280,14 @@ verify_all() {
   expect ok   selfsigned-card-signer2 selfsigned-card-signer2 -attime "$T2"
   expect fail selfsigned-card-signer  test-ca   -attime "$T1"
   expect fail selfsigned-card-signer2 test-ca2  -attime "$T2"
+  expect ok   expired-ca-long-signer  expired-ca -attime "$(epoch 2020-01-01)"
+  expect fail expired-ca-long-signer  expired-ca -attime "$NOW"
 
   for n in test-ca test-card-signer test-ca2 test-card-signer2 \
            lookalike-ca lookalike-card-signer lookalike-ca2 lookalike-card-signer2 \
            expired-card-signer expired-card-signer2 expired-ca expired-ca-card-signer \
-           selfsigned-card-signer selfsigned-card-signer2 other-signer other-signer2; do
+           selfsigned-card-signer selfsigned-card-signer2 expired-ca-long-signer \
+           other-signer other-signer2; do
     check_key "$n"
   done
   # The bare keys must not be the genuine signer keys.
@@ -319,11 +328,14 @@ verify_all() {
 if [ "$MODE" = generate ]; then
   echo "generating NEW test keys and certificates in $OUT" >&2
   generate
-elif [ "$MODE" = self-signed ]; then
+elif [ "$MODE" = additions ]; then
   D="$WORK/out"; mkdir -p "$D"
-  generate_self_signed
-  chmod 644 "$D"/*
-  cp "$D"/* "$OUT/"
+  cp "$OUT/expired-ca.crt" "$OUT/expired-ca.key.pem" "$D/"
+  generate_additions
+  for n in $ADDITIONS; do
+    chmod 644 "$D/$n.crt" "$D/$n.key.pem"
+    cp "$D/$n.crt" "$D/$n.key.pem" "$OUT/"
+  done
 fi
 verify_all
 if [ "$fail" -ne 0 ]; then

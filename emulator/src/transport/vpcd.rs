@@ -140,6 +140,8 @@ struct Slot {
 
 /// A vpcd reader slot with a card that can be inserted and removed while it runs.
 pub struct VirtualReader {
+    /// Held while this reader serves its port: two processes never serve one port.
+    _port_lock: Option<std::fs::File>,
     shared: Arc<(Mutex<Slot>, Condvar)>,
     thread: Option<JoinHandle<()>>,
     port: u16,
@@ -147,7 +149,11 @@ pub struct VirtualReader {
 
 impl VirtualReader {
     /// Starts serving `port`; connects (and reconnects) whenever a card is inserted.
+    ///
+    /// Only one card can sit in a reader: if another process (an `rclab serve`, another
+    /// test binary) serves the port, this waits until it lets go, saying so on stderr.
     pub fn spawn(options: ReaderOptions, card: Option<Box<dyn VirtualCard>>) -> VirtualReader {
+        let port_lock = lock_port(options.port);
         let shared = Arc::new((
             Mutex::new(Slot {
                 card,
@@ -165,6 +171,7 @@ impl VirtualReader {
             .spawn(move || serve(&options, &worker))
             .expect("spawn reader thread");
         VirtualReader {
+            _port_lock: port_lock,
             shared,
             thread: Some(thread),
             port,
@@ -230,6 +237,35 @@ impl Drop for VirtualReader {
     fn drop(&mut self) {
         self.stop_inner();
     }
+}
+
+/// The lock file of a vpcd port, shared by every rclab process on this machine.
+fn port_lock_file(port: u16) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join(format!("rclab-vpcd-{port}.lock")))
+}
+
+/// Takes the port's lock, waiting while another process holds it; `None` when the lock
+/// file cannot be used at all (then nothing is protected, but serving still works).
+fn lock_port(port: u16) -> Option<std::fs::File> {
+    let file = port_lock_file(port).ok()?;
+    match file.try_lock() {
+        Ok(()) => Some(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!("[{port}] another rclab process serves this port; waiting for it to let go");
+            file.lock().ok().map(|()| file)
+        }
+        Err(std::fs::TryLockError::Error(_)) => None,
+    }
+}
+
+/// True when another process serves `port` right now.
+pub fn port_busy(port: u16) -> bool {
+    port_lock_file(port)
+        .is_ok_and(|file| matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
 }
 
 fn lock(m: &Mutex<Slot>) -> MutexGuard<'_, Slot> {

@@ -28,6 +28,9 @@ pub struct PrivacyAudit {
     pub bytes_needed: usize,
 }
 
+/// INS of GET RESPONSE (ISO 7816-4), which a `61 xx` answer calls for.
+const GET_RESPONSE: u8 = 0xC0;
+
 /// EFs a verdict needs, `(DF, SFI)`: the MF (card type, format version), the signed
 /// fields and the check code.
 fn needed(generation: Generation) -> &'static [(Df, u8)] {
@@ -100,6 +103,14 @@ pub fn audit(image: &CardImage, card_number: &str, transcript: &[Exchange]) -> P
                 } else if *p1 == 0x00 && (data.is_empty() || data.starts_with(&[0x3F, 0x00])) {
                     df = Df::Mf;
                     current = None;
+                }
+            }
+            // GET RESPONSE after `61 xx` carries the rest of the current EF.
+            GET_RESPONSE if ok => {
+                if let Some(ef) = current
+                    && !touched.contains(&ef)
+                {
+                    touched.push(ef);
                 }
             }
             ins::MUTUAL_AUTHENTICATE => report.mutual_authenticate += 1,

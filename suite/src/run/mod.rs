@@ -15,8 +15,10 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use rclab_emulator::profile::Profile;
-use rclab_emulator::transport::vpcd::{BASE_PORT, ReaderOptions, VirtualCard, VirtualReader};
-use rclab_emulator::transport::{Exchange, Tap};
+use rclab_emulator::transport::vpcd::{
+    BASE_PORT, ReaderOptions, Reply, VirtualCard, VirtualReader,
+};
+use rclab_emulator::transport::{Exchange, Tap, TransportError};
 use rclab_emulator::verdict::{Verdict, VerdictKind};
 
 use crate::checker::{Checker, Options, TrustStore};
@@ -107,11 +109,13 @@ pub struct RunConfig {
     pub plain: bool,
 }
 
-/// vpcd ports with a listener (from /proc: a probe connect() would insert a phantom card).
+/// vpcd ports with a listener (from /proc: a probe connect() would insert a phantom card)
+/// that no other rclab process is serving.
 pub fn vpcd_ports() -> Vec<u16> {
     let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
     (BASE_PORT..BASE_PORT + 32)
         .filter(|p| tcp.contains(&format!(":{p:04X} 00000000:0000 0A")))
+        .filter(|p| !rclab_emulator::transport::vpcd::port_busy(*p))
         .collect()
 }
 
@@ -331,17 +335,29 @@ impl VirtualCard for Recorder {
     fn reset(&mut self) {
         self.inner.reset();
     }
+
     fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
+        self.respond(apdu).data.unwrap_or_default()
+    }
+
+    /// Forwards the card's own reply (delay, removal) so that the reader carries it out
+    /// exactly as without the recorder.
+    fn respond(&mut self, apdu: &[u8]) -> Reply {
         let started = Instant::now();
-        let response = self.inner.transmit(apdu);
+        let reply = self.inner.respond(apdu);
         if let Ok(mut log) = self.log.lock() {
             log.push(Exchange {
                 command: hex::encode_upper(apdu),
-                response: Ok(hex::encode_upper(&response)),
-                micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                response: reply
+                    .data
+                    .as_ref()
+                    .map(hex::encode_upper)
+                    .ok_or(TransportError::CardRemoved),
+                micros: u64::try_from((started.elapsed() + reply.delay).as_micros())
+                    .unwrap_or(u64::MAX),
             });
         }
-        response
+        reply
     }
 }
 
