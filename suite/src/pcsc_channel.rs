@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use pcsc::{Context, Disposition, Error, Protocols, ReaderState, Scope, ShareMode, State};
 use thiserror::Error;
 
+use rclab_emulator::fault::FRAME_WAIT_LIMIT;
 use rclab_emulator::transport::{Channel, TransportError};
 
 #[derive(Debug, Error)]
@@ -159,7 +160,14 @@ impl PcscChannel {
         let Some(card) = self.card.as_ref() else {
             return Err(TransportError::CardRemoved);
         };
-        match card.transmit(apdu, &mut self.buffer) {
+        let started = Instant::now();
+        let result = card.transmit(apdu, &mut self.buffer);
+        // A contactless reader gives up after ISO 14443-4's longest frame wait; vpcd waits
+        // forever, so an answer that came later counts as none, as it would on a real reader.
+        if started.elapsed() > FRAME_WAIT_LIMIT {
+            return Err(TransportError::Timeout);
+        }
+        match result {
             // vpcd lost the card while pcscd waited for its answer (no real card answers
             // with nothing: even an error is a status word).
             Ok([]) => Err(TransportError::CardRemoved),

@@ -38,6 +38,14 @@ fn config(checkers: Vec<Adapter>, profiles: &str, transport: Transport, out: Pat
     }
 }
 
+/// The PC/SC tests here each use several readers (one spawns a second rclab process):
+/// they take turns so none finds every reader busy.
+static READERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn readers() -> std::sync::MutexGuard<'static, ()> {
+    READERS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn adapter(name: &str) -> Adapter {
     let path = repo().join(name);
     Adapter::load(path.to_str().unwrap()).unwrap()
@@ -138,6 +146,7 @@ fn misbehaving_checkers_get_crash_timeout_and_bad_output() {
     if !common::stack_available() {
         return;
     }
+    let _readers = readers();
     let checkers = ["crash", "hang", "garbage", "exit-unmapped"]
         .iter()
         .map(|n| adapter(&format!("suite/tests/data/checkers/{n}.yaml")))
@@ -169,6 +178,7 @@ fn killed_run_resumes_without_losing_finished_cases() {
     if !common::stack_available() {
         return;
     }
+    let _readers = readers();
     let out = out_dir("resume");
     let slow = repo().join("suite/tests/data/checkers/slow-genuine.yaml");
     let args = |resume: bool| {
@@ -238,6 +248,7 @@ fn example_checkers_over_pcsc_match_their_snapshots() {
     if !common::stack_available() {
         return;
     }
+    let _readers = readers();
     let checkers = vec![
         Adapter::reference(),
         adapter("suite/adapters/pyscard-nosig.yaml"),
