@@ -38,48 +38,57 @@ pub struct PcscChannel {
     pub atr: Vec<u8>,
 }
 
+/// Waits up to `timeout` until pcscd reports a card in `reader`; returns the context and
+/// the card's ATR. (What a process checker is started after, so that it finds the card.)
+pub fn wait_for_card(
+    reader: &str,
+    timeout: Duration,
+) -> Result<(Context, CString, Vec<u8>), PcscError> {
+    let deadline = Instant::now() + timeout;
+    let context = loop {
+        match Context::establish(Scope::User) {
+            Ok(c) => break c,
+            Err(Error::NoService | Error::ServiceStopped) if Instant::now() < deadline => {
+                // pcscd is starting: nothing to wait on but time.
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(PcscError::NoService(e)),
+        }
+    };
+    let name = CString::new(reader).map_err(|_| PcscError::BadName(reader.to_owned()))?;
+    let mut states = [ReaderState::new(name.clone(), State::UNAWARE)];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match context.get_status_change(left.min(Duration::from_millis(500)), &mut states) {
+            Ok(()) | Err(Error::Timeout) => {}
+            // The reader is not (yet) known to pcscd; its list changes are announced
+            // through the special \\?PnP?\Notification reader, which we do not track.
+            Err(Error::UnknownReader) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(PcscError::Pcsc("SCardGetStatusChange", e)),
+        }
+        let state = states[0].event_state();
+        if state.contains(State::PRESENT) && !state.contains(State::MUTE) {
+            let atr = states[0].atr().to_vec();
+            return Ok((context, name, atr));
+        }
+        if left.is_zero() {
+            return Err(PcscError::NoCard {
+                reader: reader.to_owned(),
+                waited: timeout,
+                state: format!("{state:?}"),
+            });
+        }
+        states[0].sync_current_state();
+    }
+}
+
 impl PcscChannel {
     /// Waits up to `timeout` for a card in `reader`, then connects (shared, T=1 or T=0).
     pub fn connect(reader: &str, timeout: Duration) -> Result<PcscChannel, PcscError> {
-        let deadline = Instant::now() + timeout;
-        let context = loop {
-            match Context::establish(Scope::User) {
-                Ok(c) => break c,
-                Err(Error::NoService | Error::ServiceStopped) if Instant::now() < deadline => {
-                    // pcscd is starting: nothing to wait on but time.
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => return Err(PcscError::NoService(e)),
-            }
-        };
-        let name = CString::new(reader).map_err(|_| PcscError::BadName(reader.to_owned()))?;
-        let mut states = [ReaderState::new(name.clone(), State::UNAWARE)];
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match context.get_status_change(left.min(Duration::from_millis(500)), &mut states) {
-                Ok(()) | Err(Error::Timeout) => {}
-                // The reader is not (yet) known to pcscd; its list changes are announced
-                // through the special \\?PnP?\Notification reader, which we do not track.
-                Err(Error::UnknownReader) => std::thread::sleep(Duration::from_millis(50)),
-                Err(e) => return Err(PcscError::Pcsc("SCardGetStatusChange", e)),
-            }
-            let state = states[0].event_state();
-            if state.contains(State::PRESENT) && !state.contains(State::MUTE) {
-                break;
-            }
-            if left.is_zero() {
-                return Err(PcscError::NoCard {
-                    reader: reader.to_owned(),
-                    waited: timeout,
-                    state: format!("{state:?}"),
-                });
-            }
-            states[0].sync_current_state();
-        }
+        let (context, name, atr) = wait_for_card(reader, timeout)?;
         let card = context
             .connect(&name, ShareMode::Shared, Protocols::T1 | Protocols::T0)
             .map_err(|e| PcscError::Pcsc("SCardConnect", e))?;
-        let atr = states[0].atr().to_vec();
         Ok(PcscChannel {
             card: Some(card),
             context,

@@ -18,7 +18,7 @@ use std::net::{Ipv4Addr, Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::card::Card;
 
@@ -33,6 +33,30 @@ pub const BASE_PORT: u16 = 35963;
 pub const DEFAULT_ATR: [u8; 13] = [
     0x3B, 0x88, 0x80, 0x01, 0, 0, 0, 0, 0x00, 0x81, 0x81, 0x00, 0x09,
 ];
+
+/// How long a reader stays empty between two cards: one pcscd presence poll (every 400 ms)
+/// must find it empty. Otherwise pcscd can take the new card for the old one: when a
+/// checker's power-down of a vanished card failed, pcscd shows the reader empty and, seeing
+/// no change at its next poll, never powers the new card on.
+const EMPTY_POLL: Duration = Duration::from_millis(600);
+
+/// When each port was last seen without our card (this process's view).
+static CARD_GONE: Mutex<Vec<(u16, Instant)>> = Mutex::new(Vec::new());
+
+fn note_card_gone(port: u16) {
+    let mut gone = CARD_GONE.lock().unwrap_or_else(|p| p.into_inner());
+    gone.retain(|(p, _)| *p != port);
+    gone.push((port, Instant::now()));
+}
+
+/// How long `port` has been without a card, as far as this process knows (a port it never
+/// served counts as empty for long).
+fn absent_for(port: u16) -> Duration {
+    let gone = CARD_GONE.lock().unwrap_or_else(|p| p.into_inner());
+    gone.iter()
+        .find(|(p, _)| *p == port)
+        .map_or(Duration::MAX, |(_, at)| at.elapsed())
+}
 
 /// True while vpcd still holds a connection on `port` (its side ESTABLISHED or
 /// CLOSE_WAIT): a card that left has not been noticed yet. pcscd notices on its next
@@ -295,8 +319,15 @@ fn serve(options: &ReaderOptions, shared: &(Mutex<Slot>, Condvar)) {
             }
         }
         if vpcd_still_holds_a_card(options.port) {
+            note_card_gone(options.port);
             let slot = lock(mutex);
             let _ = condvar.wait_timeout(slot, Duration::from_millis(50));
+            continue;
+        }
+        let absent = absent_for(options.port);
+        if absent < EMPTY_POLL {
+            let slot = lock(mutex);
+            let _ = condvar.wait_timeout(slot, EMPTY_POLL - absent);
             continue;
         }
         let stream = match TcpStream::connect((Ipv4Addr::LOCALHOST, options.port)) {
@@ -331,6 +362,7 @@ fn serve(options: &ReaderOptions, shared: &(Mutex<Slot>, Condvar)) {
             );
         }
         let result = exchange_frames(options, stream, shared);
+        note_card_gone(options.port);
         let mut slot = lock(mutex);
         slot.socket = None;
         slot.attached = false;

@@ -377,7 +377,10 @@ fn serve_and_check(
         inner: Box::new(profile.card()),
         log: Arc::clone(&log),
     };
-    let reader = VirtualReader::spawn(ReaderOptions::new(port), Some(Box::new(recorder)));
+    let mut options = ReaderOptions::new(port);
+    // `RCLAB_TRACE=1`: the card's side of every case on stderr (`>>>`/`<<<`, power events).
+    options.trace = std::env::var_os("RCLAB_TRACE").is_some();
+    let reader = VirtualReader::spawn(options, Some(Box::new(recorder)));
     if !reader.wait_attached(Duration::from_secs(10)) {
         return Err((
             Outcome::Crash,
@@ -397,7 +400,13 @@ fn serve_and_check(
                 format!("reference checker could not connect: {e}"),
             )),
         },
-        Kind::Process => run_process(config, checker, profile, &reader.name()),
+        Kind::Process => {
+            match crate::pcsc_channel::wait_for_card(&reader.name(), Duration::from_secs(10)) {
+                // Start the checker only once pcscd shows the card, as a user would.
+                Ok(_) => run_process(config, checker, profile, &reader.name()),
+                Err(e) => Err((Outcome::Crash, format!("pcscd never showed the card: {e}"))),
+            }
+        }
     };
     reader.stop();
     *transcript = log.lock().map(|l| l.clone()).unwrap_or_default();
