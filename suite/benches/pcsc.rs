@@ -62,10 +62,6 @@ fn stats(mut samples: Vec<Duration>) -> Stats {
     }
 }
 
-fn merge(x: &Stats, y: &Stats) -> Stats {
-    stats([x.samples.clone(), y.samples.clone()].concat())
-}
-
 fn time(d: Duration) -> String {
     let us = d.as_secs_f64() * 1e6;
     if us >= 10_000.0 {
@@ -201,8 +197,20 @@ impl Served {
             Kind::Engine(p) => (Some(serve(port, Box::new(chip(p)))), None),
             Kind::Vicc => (None, Some(Vicc::spawn(port))),
         };
-        let channel = PcscChannel::connect(&reader_name(port), Duration::from_secs(20))
-            .unwrap_or_else(|e| panic!("connect to {}: {e}", reader_name(port)));
+        // A card that has just arrived may be powered down by pcscd while we connect (its
+        // idle power-down about a second after insertion): try again.
+        let mut attempt = 0;
+        let channel = loop {
+            match PcscChannel::connect(&reader_name(port), Duration::from_secs(20)) {
+                Ok(c) => break c,
+                Err(e) if attempt < 5 => {
+                    eprintln!("connect to {}: {e}; retrying", reader_name(port));
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                Err(e) => panic!("connect to {}: {e}", reader_name(port)),
+            }
+        };
         Served {
             channel: Some(channel),
             reader,
@@ -241,22 +249,26 @@ fn chip(p: &Profile) -> Card {
     Card::new(Arc::clone(&p.image))
 }
 
-/// Round trips of the same APDU to each card, one by one in turn so that every card sees
-/// the same machine load; the first `warmup` rounds are dropped.
+/// Round trips of the same APDU to each card, one by one in turn (each round starting with
+/// the next card) so that every card sees the same machine load; the first `warmup` rounds
+/// are dropped.
 fn interleaved(cards: &[(u16, &Kind)], apdu: &[u8], n: usize, warmup: usize) -> Vec<Stats> {
     let mut served: Vec<Served> = cards
         .iter()
         .map(|(port, k)| Served::start(*port, k))
         .collect();
     let mut samples = vec![Vec::with_capacity(n); served.len()];
+    let count = served.len();
     for i in 0..n + warmup {
-        for (s, samples) in served.iter_mut().zip(samples.iter_mut()) {
+        // Each round starts with the next card: no card always goes first.
+        for k in 0..count {
+            let j = (i + k) % count;
             let t = Instant::now();
-            let r = s.channel().transmit(apdu).expect("transmit");
+            let r = served[j].channel().transmit(apdu).expect("transmit");
             let elapsed = t.elapsed();
             assert_eq!(r[r.len() - 2..], [0x90, 0x00], "{r:02X?}");
             if i >= warmup {
-                samples.push(elapsed);
+                samples[j].push(elapsed);
             }
         }
     }
@@ -264,8 +276,8 @@ fn interleaved(cards: &[(u16, &Kind)], apdu: &[u8], n: usize, warmup: usize) -> 
     samples.into_iter().map(stats).collect()
 }
 
-/// Same as [`interleaved`] for two cards, half the rounds with each port assignment
-/// (cancels any difference between the two reader slots); returns (first, second).
+/// Same as [`interleaved`] for two cards `a` and `b`, in four quarters (see below);
+/// returns (`a`, `b`).
 fn paired(
     ports: (u16, u16),
     a: &Kind,
@@ -274,9 +286,28 @@ fn paired(
     n: usize,
     warmup: usize,
 ) -> (Stats, Stats) {
-    let x = interleaved(&[(ports.0, a), (ports.1, b)], apdu, n / 2, warmup);
-    let y = interleaved(&[(ports.1, a), (ports.0, b)], apdu, n - n / 2, warmup);
-    (merge(&x[0], &y[0]), merge(&x[1], &y[1]))
+    let (p, q) = ports;
+    // Four quarters: each card in each reader slot, and each card started first (its
+    // reader thread spawned first); this cancels slot and start-order effects.
+    let quarters: [(bool, [(u16, &Kind); 2]); 4] = [
+        (false, [(p, a), (q, b)]),
+        (false, [(q, a), (p, b)]),
+        (true, [(p, b), (q, a)]),
+        (true, [(q, b), (p, a)]),
+    ];
+    let (mut sa, mut sb) = (Vec::new(), Vec::new());
+    for (i, (b_first, cards)) in quarters.into_iter().enumerate() {
+        let rounds = n / 4 + usize::from(i < n % 4);
+        let r = interleaved(&cards, apdu, rounds, warmup);
+        let (ra, rb) = if b_first {
+            (&r[1], &r[0])
+        } else {
+            (&r[0], &r[1])
+        };
+        sa.extend_from_slice(&ra.samples);
+        sb.extend_from_slice(&rb.samples);
+    }
+    (stats(sa), stats(sb))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -401,6 +432,23 @@ fn main() {
         "| APDU round trip, SELECT MF `00 A4 00 0C 02 3F 00`, interleaved | N | mean | p50 | p99 | mean vs echo | p50 vs echo |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
+    // A/A calibration: the echo card against itself shows how far apart two identical
+    // cards measure in this set-up (the noise floor of the ratios below).
+    let (echo_a, echo_b) = paired(ports, &Kind::Echo, &Kind::Echo, &select_mf, n, 100);
+    for (what, s) in [
+        ("bare echo card A (A/A calibration)", &echo_a),
+        ("bare echo card B, same card type", &echo_b),
+    ] {
+        println!(
+            "| {what} | {} | {} | {} | {} | {:+.1} % | {:+.1} % |",
+            s.n,
+            time(s.mean),
+            time(s.p50),
+            time(s.p99),
+            (ratio(s.mean, echo_a.mean) - 1.0) * 100.0,
+            (ratio(s.p50, echo_a.p50) - 1.0) * 100.0
+        );
+    }
     for p in [&gen1, &gen2] {
         let (echo, engine) = paired(
             ports,
