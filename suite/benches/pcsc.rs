@@ -120,6 +120,9 @@ const CRYPTODOME: &str = "/usr/lib/python3/dist-packages/Cryptodome";
 struct Vicc {
     child: Child,
     port: u16,
+    /// The port's lock file, as `VirtualReader` takes it, so that no other rclab process
+    /// serves this port while vicc does.
+    _lock: Option<std::fs::File>,
 }
 
 impl Vicc {
@@ -138,17 +141,27 @@ impl Vicc {
         None
     }
 
+    /// A folder holding only the symlink `Crypto → Cryptodome` (shared by every run).
     fn shim() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("rclab-vicc-shim-{}", std::process::id()));
+        let dir = std::env::temp_dir().join("rclab-vicc-shim");
         let link = dir.join("Crypto");
         if !link.exists() {
-            std::fs::create_dir_all(&dir).expect("shim dir");
-            std::os::unix::fs::symlink(CRYPTODOME, &link).expect("Crypto symlink");
+            let _ = std::fs::create_dir_all(&dir);
+            // Another run may create it at the same moment: only the result matters.
+            let _ = std::os::unix::fs::symlink(CRYPTODOME, &link);
         }
+        assert!(link.exists(), "cannot create {}", link.display());
         dir
     }
 
     fn spawn(port: u16) -> Vicc {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(std::env::temp_dir().join(format!("rclab-vpcd-{port}.lock")))
+            .ok()
+            .filter(|f| f.lock().is_ok());
         wait_port_free(port);
         let child = Command::new("/usr/bin/vicc")
             .args(["-t", "iso7816", "-P", &port.to_string()])
@@ -161,7 +174,11 @@ impl Vicc {
             .stderr(Stdio::null())
             .spawn()
             .expect("start vicc");
-        Vicc { child, port }
+        Vicc {
+            child,
+            port,
+            _lock: lock,
+        }
     }
 }
 
