@@ -131,3 +131,30 @@ fn syntax_error_is_located() {
     let err = load_text("syntax", "card: [unclosed\n").unwrap_err();
     assert!(err.location.is_some(), "{err}");
 }
+
+#[test]
+fn device_files_are_refused_not_read() {
+    let err = load_text("devzero", "extends: /dev/zero\n").unwrap_err();
+    assert!(err.message.contains("not a regular file"), "{err}");
+    let err = load_text(
+        "devface",
+        "extends: VALID/gen1-residence.yaml\nimages:\n  face: /dev/urandom\n",
+    )
+    .unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("images.face"));
+    assert!(err.message.contains("not a regular file"), "{err}");
+}
+
+#[test]
+fn a_childs_expect_replaces_the_parents_whole() {
+    let child = load_text(
+        "expectchild",
+        "extends: VALID/../forged/gen1-certificate-truncated.yaml\nexpect:\n  verdict: genuine\n  why: only to test the merge\n",
+    )
+    .unwrap();
+    assert_eq!(
+        child.expect.verdict.reason, None,
+        "the parent's reason must not leak"
+    );
+    assert!(child.expect.flags.is_empty());
+}

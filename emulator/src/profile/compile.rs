@@ -52,7 +52,7 @@ impl Ctx<'_> {
         field: &str,
         max: Option<usize>,
     ) -> Result<Vec<u8>, ProfileError> {
-        let bytes = std::fs::read(path)
+        let bytes = super::load::read_limited(path)
             .map_err(|e| self.error(field, format!("cannot read {}: {e}", path.display())))?;
         match max {
             Some(max) if bytes.len() > max => Err(self.error(

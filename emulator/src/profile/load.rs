@@ -91,6 +91,13 @@ pub fn load_merged(path: &Path) -> Result<Merged, ProfileError> {
     }
     let mut merged = Value::Mapping(Mapping::new());
     for layer in layers.into_iter().rev() {
+        // `expect:` judges one card as a whole: a child's replaces its parent's, so a
+        // forged child never inherits the valid parent's reason or flags.
+        if layer.get("expect").is_some()
+            && let Value::Mapping(map) = &mut merged
+        {
+            map.remove("expect");
+        }
         merge(&mut merged, layer);
     }
     if let Value::Mapping(map) = &mut merged {
@@ -120,11 +127,32 @@ pub fn load_merged(path: &Path) -> Result<Merged, ProfileError> {
     Ok(Merged { doc, tampered })
 }
 
+/// Largest file a profile reads (YAML, images, keys, certificates are all far smaller).
+pub const MAX_FILE: u64 = 1 << 20;
+
+/// Reads a regular file of at most [`MAX_FILE`] bytes: a profile naming `/dev/zero` or a
+/// huge file gets an error, not an exhausted memory.
+pub fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, Read};
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(Error::other(format!("larger than {MAX_FILE} bytes")));
+    }
+    Ok(bytes)
+}
+
 /// Parses one file: typed (for precise errors) and as a value (for merging), with path
 /// fields made absolute so that a child in another folder inherits working paths.
 fn read_one(file: &Path) -> Result<(ProfileDoc, Value), ProfileError> {
-    let text = std::fs::read_to_string(file)
+    let bytes = read_limited(file)
         .map_err(|e| ProfileError::new(file, None, format!("cannot read: {e}")))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| ProfileError::new(file, None, "not UTF-8 text"))?;
     let doc = deserialize(file, &text)?;
     let mut value: Value =
         serde_yaml_ng::from_str(&text).map_err(|e| yaml_error(file, None, &e))?;
