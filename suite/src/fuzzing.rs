@@ -718,14 +718,7 @@ pub fn checker_responses(data: &[u8]) {
         session: None,
         all_genuine: true,
     };
-    let checker = Checker {
-        trust: &TRUST,
-        options: Options {
-            max_response: MAX_RESPONSES[usize::from(options >> 3 & 3)],
-            at: checker_now(),
-            seed: Some(0xC4EC),
-        },
-    };
+    let checker = fuzz_checker(options);
     let report = checker.check(&mut card, profile.card_number.as_str());
     let _ = serde_json::to_string(&report).expect("report serialises");
     if card.all_genuine {
@@ -744,16 +737,22 @@ pub fn checker_responses(data: &[u8]) {
 // Seeds
 // ---------------------------------------------------------------------------------------
 
-/// The reference checker's transcript of a valid profile: (C-APDU, R-APDU) pairs.
-fn transcript(profile: &Profile, options: u8) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let checker = Checker {
+/// The reference checker as every target and seed uses it: bits 3–4 of `options` pick the
+/// response cap, clock and seed are fixed.
+fn fuzz_checker(options: u8) -> Checker<'static> {
+    Checker {
         trust: &TRUST,
         options: Options {
             max_response: MAX_RESPONSES[usize::from(options >> 3 & 3)],
             at: checker_now(),
             seed: Some(0xC4EC),
         },
-    };
+    }
+}
+
+/// The reference checker's transcript of a valid profile: (C-APDU, R-APDU) pairs.
+fn transcript(profile: &Profile, options: u8) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let checker = fuzz_checker(options);
     let mut tap = Tap::new(Card::new(Arc::clone(&profile.image)));
     let report = checker.check(&mut tap, profile.card_number.as_str());
     assert_eq!(

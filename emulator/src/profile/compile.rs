@@ -297,9 +297,7 @@ fn gen1_files(
 
     let signature = ctx.require(&doc.signature, "signature")?;
     let certificate = stored_certificate(ctx, signature, doc.seed.unwrap_or(0))?;
-    let key_path = ctx.require(&signature.key, "signature.key")?;
-    let key_pem =
-        String::from_utf8_lossy(&ctx.read_file(key_path, "signature.key", None)?).into_owned();
+    let (key_path, key_pem) = signing_key_pem(ctx, signature)?;
     let key = rsa::PrivateKey::from_pkcs8_pem(&key_pem).map_err(|e| {
         ctx.error(
             "signature.key",
@@ -338,6 +336,16 @@ fn gen1_files(
         df3,
     ));
     Ok(())
+}
+
+/// The signer's key file (`signature.key`) and its PEM text.
+fn signing_key_pem<'d>(
+    ctx: &Ctx,
+    signature: &'d SignatureDoc,
+) -> Result<(&'d Path, String), ProfileError> {
+    let path = ctx.require(&signature.key, "signature.key")?;
+    let pem = String::from_utf8_lossy(&ctx.read_file(path, "signature.key", None)?).into_owned();
+    Ok((path, pem))
 }
 
 fn flag(value: bool) -> &'static [u8] {
@@ -572,9 +580,7 @@ fn gen2_files(
 
     let signature = ctx.require(&doc.signature, "signature")?;
     let certificate = stored_certificate(ctx, signature, doc.seed.unwrap_or(0))?;
-    let key_path = ctx.require(&signature.key, "signature.key")?;
-    let key_pem =
-        String::from_utf8_lossy(&ctx.read_file(key_path, "signature.key", None)?).into_owned();
+    let (key_path, key_pem) = signing_key_pem(ctx, signature)?;
     let key = p384::ecdsa::SigningKey::from_pkcs8_pem(&key_pem).map_err(|e| {
         ctx.error(
             "signature.key",
