@@ -4,6 +4,7 @@
 
 pub mod card;
 pub mod fault;
+pub mod files;
 pub mod profile;
 pub mod protocol;
 pub mod transport;

@@ -128,22 +128,12 @@ pub fn load_merged(path: &Path) -> Result<Merged, ProfileError> {
 }
 
 /// Largest file a profile reads (YAML, images, keys, certificates are all far smaller).
-pub const MAX_FILE: u64 = 1 << 20;
+pub const MAX_FILE: u64 = crate::files::MAX_PROFILE_FILE;
 
-/// Reads a regular file of at most [`MAX_FILE`] bytes: a profile naming `/dev/zero` or a
-/// huge file gets an error, not an exhausted memory.
-pub fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::{Error, Read};
-    let file = std::fs::File::open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(Error::other("not a regular file"));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_FILE {
-        return Err(Error::other(format!("larger than {MAX_FILE} bytes")));
-    }
-    Ok(bytes)
+/// Reads a regular file of at most [`MAX_FILE`] bytes: a profile naming `/dev/zero`, a FIFO
+/// or a huge file gets an error, not a hang or an exhausted memory.
+pub fn read_limited(path: &Path) -> Result<Vec<u8>, crate::files::ReadError> {
+    crate::files::read_bounded(path, MAX_FILE)
 }
 
 /// Parses one file: typed (for precise errors) and as a value (for merging), with path
