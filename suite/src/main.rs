@@ -58,8 +58,9 @@ struct RunArgs {
     /// Folder of profiles.
     #[arg(long, value_name = "DIR", default_value = "vectors/profiles")]
     profile_dir: PathBuf,
-    /// Cases run at once (with pcsc: at most one per virtual reader).
-    #[arg(long, default_value_t = 2)]
+    /// Cases run at once, 1 or more; capped at the number of cases to run, at 64, and with
+    /// pcsc at the number of free virtual readers.
+    #[arg(long, default_value_t = 2, value_parser = parse_jobs)]
     jobs: usize,
     /// Where the cards live: in this process, or behind pcscd (needed by process checkers).
     #[arg(long, value_enum, default_value = "inproc")]
@@ -106,9 +107,9 @@ struct CheckArgs {
     /// instead of emulating profiles in-process; needs --card-number.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["profiles", "profile_dir"], requires = "card_number")]
     reader: Option<String>,
-    /// Seconds to wait for a card in --reader.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
-    wait: f64,
+    /// Seconds to wait for a card in --reader: 0 to 86400 (24 h), fractions allowed.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_wait)]
+    wait: Duration,
     /// A profile file; repeat for several.
     #[arg(long = "profile", value_name = "FILE")]
     profiles: Vec<PathBuf>,
@@ -125,7 +126,8 @@ struct CheckArgs {
     #[arg(long, value_name = "DATE", value_parser = parse_date)]
     at: Option<SystemTime>,
     /// Largest response the checker accepts, in bytes: read EFs in chunks (phones: ~1700).
-    #[arg(long, value_name = "BYTES")]
+    /// 32 to 65538.
+    #[arg(long, value_name = "BYTES", value_parser = parse_max_response)]
     max_response: Option<usize>,
     /// Seed of the checker's random numbers (default: from the operating system).
     #[arg(long)]
@@ -170,8 +172,7 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
     };
     if let Some(reader) = &args.reader {
         let number = args.card_number.as_deref().unwrap_or_default();
-        let wait = Duration::from_secs_f64(args.wait.max(0.0));
-        let mut channel = PcscChannel::connect(reader, wait)?;
+        let mut channel = PcscChannel::connect(reader, args.wait)?;
         let report = checker.check(&mut channel, number);
         channel.close();
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -294,13 +295,11 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
     use rclab_suite::run::{
         self, Outcome, RunConfig,
         adapter::{Adapter, glob_match},
+        baseline::Baseline,
+        lock::lock_out,
         report,
     };
-    let checkers = args
-        .checkers
-        .iter()
-        .map(|c| Adapter::load(c))
-        .collect::<Result<Vec<_>, _>>()?;
+    let checkers = Adapter::load_all(&args.checkers)?;
     let profiles: Vec<Profile> = profile::load_dir(&args.profile_dir)
         .map_err(|errors| {
             let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -320,7 +319,18 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
             args.profiles
         );
     }
-    let repo = std::env::current_dir()?;
+    // A bad baseline is an error now, not after the whole run.
+    let baseline = match &args.baseline {
+        Some(path) => {
+            let cases: Vec<(String, String)> = checkers
+                .iter()
+                .flat_map(|c| profiles.iter().map(|p| (c.name.clone(), p.name.clone())))
+                .collect();
+            Some(Baseline::load(path, &cases)?)
+        }
+        None => None,
+    };
+    let repo = std::env::current_dir().context("the current folder")?;
     let config = RunConfig {
         checkers,
         profiles,
@@ -333,8 +343,10 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
         at: args.at.unwrap_or_else(SystemTime::now),
         plain: args.plain,
     };
-    let results = run::run(&config)?;
-    report::write_all(&args.out, &config.checkers, &results)?;
+    // Held until the reports are written: no other run writes into OUT meanwhile.
+    let lock = lock_out(&args.out)?;
+    let results = run::run_locked(&config, &lock)?;
+    report::write_all(&args.out, &config.checkers, &results).context("writing the reports")?;
     let summary = report::markdown(&config.checkers, &results);
     let end = summary.find("\n## Matrix").unwrap_or(summary.len());
     println!("{}", &summary[..end]);
@@ -343,22 +355,19 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
         args.out.display()
     );
 
-    let failed = match &args.baseline {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let baseline: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
-            let passed_before = |checker: &str, profile: &str| {
-                baseline["results"].as_array().is_some_and(|rs| {
-                    rs.iter().any(|r| {
-                        r["checker"] == checker && r["profile"] == profile && r["outcome"] == "PASS"
-                    })
-                })
-            };
+    let idle = run::idle_checkers(&config.checkers, &results);
+    for (checker, why) in &idle {
+        eprintln!(
+            "rclab: checker `{}` ran no case ({}): a run that exercises nothing cannot pass",
+            run::printable(checker, 80),
+            run::printable(why, 300)
+        );
+    }
+    let failed = match &baseline {
+        Some(baseline) => {
             let regressions: Vec<_> = results
                 .iter()
-                .filter(|r| r.outcome != Outcome::Pass && passed_before(&r.checker, &r.profile))
+                .filter(|r| r.outcome != Outcome::Pass && baseline.passed(&r.checker, &r.profile))
                 .collect();
             for r in &regressions {
                 println!(
@@ -373,7 +382,7 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
         }
         None => results.iter().any(|r| r.outcome.is_failure()),
     };
-    Ok(if failed {
+    Ok(if failed || !idle.is_empty() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
@@ -390,26 +399,78 @@ fn restore_default_sigpipe() {
     }
 }
 
-/// `YYYY-MM-DD` at 00:00 UTC.
-fn parse_date(text: &str) -> Result<SystemTime> {
+/// `YYYY-MM-DD` at 00:00 UTC, a real calendar day from 1970-01-01 to 9999-12-31 (clap
+/// names the flag in the error).
+fn parse_date(text: &str) -> Result<SystemTime, String> {
+    let not_a_date = || format!("{text:?} is not a date YYYY-MM-DD");
     let parts: Vec<&str> = text.split('-').collect();
     let [y, m, d] = parts.as_slice() else {
-        bail!("{text:?} is not YYYY-MM-DD");
+        return Err(not_a_date());
     };
-    let (y, m, d): (i64, i64, i64) = (
-        y.parse().context("year")?,
-        m.parse().context("month")?,
-        d.parse().context("day")?,
-    );
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || y < 1970 {
-        bail!("{text:?} is not a date from 1970 on");
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(y, 4) && digits(m, 2) && digits(d, 2)) {
+        return Err(not_a_date());
     }
-    // Days from civil (Howard Hinnant's algorithm).
+    let number = |s: &str| s.parse::<i64>().map_err(|_| not_a_date());
+    let (y, m, d) = (number(y)?, number(m)?, number(d)?);
+    if y < 1970 {
+        return Err(format!("{text:?}: the year must be 1970 or later"));
+    }
+    if !(1..=12).contains(&m) {
+        return Err(format!("{text:?}: there is no month {m}"));
+    }
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1..=month_days).contains(&d) {
+        return Err(format!("{text:?}: month {m} of {y} has {month_days} days"));
+    }
+    // Days from civil (Howard Hinnant's algorithm); y ≤ 9999 keeps every step small.
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Ok(UNIX_EPOCH + Duration::from_secs(days as u64 * 86_400))
+    let days = u64::try_from(era * 146_097 + doe - 719_468).map_err(|_| not_a_date())?;
+    Ok(UNIX_EPOCH + Duration::from_secs(days * 86_400))
+}
+
+/// Longest `--wait`: a day.
+const MAX_WAIT_SECS: f64 = 86_400.0;
+
+/// `--wait`: seconds, finite, 0 to [`MAX_WAIT_SECS`].
+fn parse_wait(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !secs.is_finite() || !(0.0..=MAX_WAIT_SECS).contains(&secs) {
+        return Err(format!(
+            "{text:?}: the wait is 0 to {MAX_WAIT_SECS} seconds (24 h)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `--jobs`: 1 or more (the run caps it, see `run::job_count`).
+fn parse_jobs(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("0: at least one case must run at a time".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a whole number of 1 or more")),
+    }
+}
+
+/// `--max-response`: 32 (one SM block and its framing) to 65538 (an extended response).
+fn parse_max_response(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (32..=65_538).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?}: the largest response is 32 to 65538 bytes"
+        )),
+    }
 }

@@ -11,14 +11,21 @@
 //!   - profiles: "forged/gen2-*"
 //!     reason: does not know generation 2
 //! ```
+//!
+//! Placeholders are substituted once, left to right (a value holding `{repo}` stays as it
+//! is), each into its own argument: the argv form runs no shell, so no value can become
+//! code. A placeholder inside the script of `sh -c '…'` (or bash, dash, zsh, ksh) is refused
+//! when the adapter loads, because there a profile path such as `$(touch X)` would run.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
+use rclab_emulator::files::{MAX_PROFILE_FILE, read_bounded_text};
 use rclab_emulator::verdict::{Reason, Verdict, VerdictKind};
 
 /// The JSON schema id checkers print (see README, "Verdict protocol").
@@ -45,7 +52,9 @@ pub enum TrustMode {
 
 /// How to read the checker's verdict: `verdict: json`, or
 /// `verdict: {exit_codes: {0: {verdict: genuine}, 3: {verdict: unreadable}}}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Deserialized by hand (not `untagged`) so that a mistake is reported where it is, with
+/// the accepted forms.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum VerdictProtocol {
     /// A `rclab.verdict/1` JSON object on stdout (the last line that parses wins).
@@ -88,11 +97,11 @@ pub struct Adapter {
     pub kind: Kind,
     /// Program and arguments; placeholders: `{reader}`, `{card_number}`, `{profile}`
     /// (profile file), `{profile_name}`, `{trust_dir}`, `{repo}` (repository root).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "command")]
     pub command: Vec<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    #[serde(default = "default_timeout")]
+    #[serde(default = "default_timeout", deserialize_with = "timeout_ms")]
     pub timeout_ms: u64,
     #[serde(default = "default_protocol")]
     pub verdict: VerdictProtocol,
@@ -103,6 +112,143 @@ pub struct Adapter {
     /// One line for reports: what this checker is.
     #[serde(default)]
     pub description: String,
+    /// Where it was loaded from (`built-in` for the reference checker), for messages.
+    #[serde(skip)]
+    pub source: String,
+}
+
+/// Longest checker timeout an adapter may set: one hour.
+pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
+
+/// The placeholders a command may hold.
+pub const PLACEHOLDERS: [&str; 6] = [
+    "reader",
+    "card_number",
+    "profile",
+    "profile_name",
+    "trust_dir",
+    "repo",
+];
+
+/// Programs whose `-c` argument is a script: placeholders there would be parsed as code.
+const SHELLS: [&str; 8] = ["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"];
+
+fn timeout_ms<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let ms = u64::deserialize(d)?;
+    if !(1..=MAX_TIMEOUT_MS).contains(&ms) {
+        return Err(serde::de::Error::custom(format!(
+            "{ms} is out of range: a timeout is 1 to {MAX_TIMEOUT_MS} ms (one hour)"
+        )));
+    }
+    Ok(ms)
+}
+
+/// `{name}` placeholders in `arg` (identifier-like names only: other braces are text).
+fn placeholders(arg: &str) -> impl Iterator<Item = &str> {
+    arg.match_indices('{').filter_map(move |(start, _)| {
+        let rest = &arg[start + 1..];
+        let end = rest.find('}')?;
+        let name = &rest[..end];
+        (!name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .then_some(name)
+    })
+}
+
+/// A command with known placeholders only, none inside a shell's `-c` script.
+fn command<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    use serde::de::Error;
+    let command = Vec::<String>::deserialize(d)?;
+    for (i, arg) in command.iter().enumerate() {
+        if let Some(unknown) = placeholders(arg).find(|p| !PLACEHOLDERS.contains(p)) {
+            return Err(D::Error::custom(format!(
+                "command[{i}]: unknown placeholder {{{unknown}}}; known: {}",
+                PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
+            )));
+        }
+    }
+    if let Some((i, shell, placeholder)) = placeholder_in_shell_script(&command) {
+        return Err(D::Error::custom(format!(
+            "command[{i}]: placeholder {{{placeholder}}} inside a `{shell} -c` script: values are \
+             pasted in raw, so a reader, profile or folder name holding shell syntax (`$(…)`, `;`) \
+             would run as code. Call the checker directly (argv form: one placeholder per \
+             argument), or pass values as arguments: [{shell}, -c, 'checker \"$1\"', {shell}, \"{{{placeholder}}}\"]"
+        )));
+    }
+    Ok(command)
+}
+
+/// `(index, shell, placeholder)` of the first `sh -c` script argument holding a placeholder.
+fn placeholder_in_shell_script(command: &[String]) -> Option<(usize, &str, &str)> {
+    let shell_at = command.iter().position(|arg| {
+        let base = arg.rsplit('/').next().unwrap_or(arg);
+        SHELLS.contains(&base)
+    })?;
+    let shell = command[shell_at].rsplit('/').next().unwrap_or("sh");
+    let mut args = command.iter().enumerate().skip(shell_at + 1);
+    while let Some((_, arg)) = args.next() {
+        let is_c = arg.starts_with('-') && !arg.starts_with("--") && arg.contains('c');
+        if is_c {
+            let (i, script) = args.next()?;
+            return placeholders(script).next().map(|p| (i, shell, p));
+        }
+    }
+    None
+}
+
+impl<'de> Deserialize<'de> for VerdictProtocol {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ProtocolVisitor)
+    }
+}
+
+/// The accepted forms of `verdict:`, for messages.
+const VERDICT_FORMS: &str = "`json`, or `{exit_codes: {CODE: {verdict: VERDICT, reason: REASON}}}` (e.g. `{exit_codes: {0: {verdict: genuine}}}`)";
+
+struct ProtocolVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ProtocolVisitor {
+    type Value = VerdictProtocol;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{VERDICT_FORMS}")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        match v {
+            "json" => Ok(VerdictProtocol::Json(JsonKeyword::Json)),
+            other => Err(E::custom(format!(
+                "{:?} is not a verdict protocol; expected {VERDICT_FORMS}",
+                super::printable(other, 40)
+            ))),
+        }
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error;
+        let mut exit_codes = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "exit_codes" if exit_codes.is_none() => {
+                    exit_codes = Some(map.next_value::<BTreeMap<i32, Verdict>>()?);
+                }
+                "exit_codes" => return Err(A::Error::duplicate_field("exit_codes")),
+                other => {
+                    return Err(A::Error::custom(format!(
+                        "unknown key {:?}; expected {VERDICT_FORMS}",
+                        super::printable(other, 40)
+                    )));
+                }
+            }
+        }
+        match exit_codes {
+            Some(exit_codes) if !exit_codes.is_empty() => {
+                Ok(VerdictProtocol::ExitCodes { exit_codes })
+            }
+            _ => Err(A::Error::custom(format!(
+                "`exit_codes` must map at least one exit code; expected {VERDICT_FORMS}"
+            ))),
+        }
+    }
 }
 
 fn default_kind() -> Kind {
@@ -128,7 +274,28 @@ impl Adapter {
             trust: TrustMode::TestCa,
             unsupported: Vec::new(),
             description: "rclab's strict reference checker (Rust, reads everything, verifies check code and chain)".into(),
+            source: "built-in".into(),
         }
+    }
+
+    /// Loads every spec; two checkers with one name are an error naming both sources.
+    pub fn load_all(specs: &[String]) -> Result<Vec<Adapter>, AdapterError> {
+        let mut adapters: Vec<Adapter> = Vec::new();
+        for spec in specs {
+            let adapter = Adapter::load(spec)?;
+            if let Some(first) = adapters.iter().find(|a| a.name == adapter.name) {
+                return Err(AdapterError {
+                    file: adapter.source.clone(),
+                    message: format!(
+                        "checker name `{}` is already used by {}: every checker needs its own name (it is the report's column)",
+                        super::printable(&adapter.name, 80),
+                        first.source
+                    ),
+                });
+            }
+            adapters.push(adapter);
+        }
+        Ok(adapters)
     }
 
     /// `reference`, or an adapter YAML file.
@@ -141,8 +308,9 @@ impl Adapter {
             file: path.display().to_string(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        let adapter: Adapter =
+        let text = read_bounded_text(path, MAX_PROFILE_FILE)
+            .map_err(|e| err(format!("cannot read: {e}")))?;
+        let mut adapter: Adapter =
             serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(&text))
                 .map_err(|e| {
                     let location = e
@@ -159,6 +327,13 @@ impl Adapter {
         if adapter.kind == Kind::Process && adapter.command.is_empty() {
             return Err(err("a process checker needs `command`".into()));
         }
+        if adapter.name.trim().is_empty() || adapter.name.chars().any(char::is_control) {
+            return Err(err(format!(
+                "field `name`: {:?} is not a name (empty, or holds control characters)",
+                super::printable(&adapter.name, 80)
+            )));
+        }
+        adapter.source = path.display().to_string();
         Ok(adapter)
     }
 
@@ -174,17 +349,39 @@ impl Adapter {
             .map(|u| u.reason.as_str())
     }
 
-    /// The command line with placeholders filled in.
+    /// The command line with placeholders filled in: one pass, left to right, so a value
+    /// is never searched for placeholders again (a profile path holding `{repo}` stays so).
     pub fn render(&self, values: &BTreeMap<&str, String>) -> Vec<String> {
         self.command
             .iter()
-            .map(|arg| {
-                values.iter().fold(arg.clone(), |acc, (key, value)| {
-                    acc.replace(&format!("{{{key}}}"), value)
-                })
-            })
+            .map(|arg| substitute(arg, values))
             .collect()
     }
+}
+
+/// `arg` with each `{name}` of `values` replaced by its value, in one pass.
+fn substitute(arg: &str, values: &BTreeMap<&str, String>) -> String {
+    let mut out = String::with_capacity(arg.len());
+    let mut rest = arg;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let found = after
+            .find('}')
+            .and_then(|end| values.get(&after[..end]).map(|value| (end, value)));
+        match found {
+            Some((end, value)) => {
+                out.push_str(value);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The expectation a checker in `mode` must meet for a profile expecting `expected`.

@@ -2,13 +2,16 @@
 
 pub mod adapter;
 pub mod audit;
+pub mod baseline;
+pub mod journal;
+pub mod lock;
+pub mod process;
 pub mod report;
 
-use std::collections::{BTreeMap, HashSet};
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::io::{BufReader, IsTerminal, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -25,6 +28,7 @@ use crate::checker::{Checker, Options, TrustStore};
 use crate::pcsc_channel::PcscChannel;
 use adapter::{Adapter, Kind, VerdictProtocol, expectation_for, parse_json_verdict};
 use audit::{PrivacyAudit, audit};
+use journal::Journal;
 
 /// Where cards live during a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -119,33 +123,58 @@ pub fn vpcd_ports() -> Vec<u16> {
         .collect()
 }
 
-/// Runs every case not already in `results.jsonl` (with `resume`), writing each result the
-/// moment it is known; returns all results, old and new, in case order.
-pub fn run(config: &RunConfig) -> anyhow::Result<Vec<CaseResult>> {
-    std::fs::create_dir_all(&config.out)?;
-    let results_path = config.out.join("results.jsonl");
-    let mut done: Vec<CaseResult> = if config.resume {
-        read_results(&results_path)?
-    } else {
-        Vec::new()
-    };
-    let done_keys: HashSet<(String, String)> = done.iter().map(CaseResult::key).collect();
-    let sink = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .append(config.resume)
-        .truncate(!config.resume)
-        .open(&results_path)?;
-    let sink = Mutex::new(sink);
+/// Most cases run at once in-process (pcsc runs are capped by the number of readers too).
+pub const MAX_JOBS: usize = 64;
 
-    let cases: Vec<(&Adapter, &Profile)> = config
+/// Runs every case not already in `results.jsonl` (with `resume`), writing each result the
+/// moment it is known; returns all results, old and new, in case order. Locks `out` for
+/// the duration (see [`lock::lock_out`]).
+pub fn run(config: &RunConfig) -> anyhow::Result<Vec<CaseResult>> {
+    let lock = lock::lock_out(&config.out)?;
+    run_locked(config, &lock)
+}
+
+/// [`run`] in an output folder the caller has locked (and keeps locked while it writes the
+/// reports).
+pub fn run_locked(config: &RunConfig, lock: &lock::OutLock) -> anyhow::Result<Vec<CaseResult>> {
+    anyhow::ensure!(
+        lock.dir() == config.out,
+        "the lock is on {}, the run writes to {}",
+        lock.dir().display(),
+        config.out.display()
+    );
+    check_checkers(config)?;
+    let results_path = config.out.join("results.jsonl");
+    let cases_expected: HashMap<(String, String), Verdict> = config
+        .checkers
+        .iter()
+        .flat_map(|c| {
+            config.profiles.iter().map(move |p| {
+                (
+                    (c.name.clone(), p.name.clone()),
+                    expectation_for(c.trust, p.expect.verdict),
+                )
+            })
+        })
+        .collect();
+    let (journal, resumed) = Journal::open(&results_path, config.resume, &cases_expected)?;
+    if config.resume {
+        eprintln!("{}", resumed.summary(&results_path));
+    }
+    let mut done = resumed.results;
+    let done_keys: HashSet<(String, String)> = done.iter().map(CaseResult::key).collect();
+    let journal = Mutex::new(journal);
+
+    let cases: VecDeque<(usize, (&Adapter, &Profile))> = config
         .checkers
         .iter()
         .flat_map(|c| config.profiles.iter().map(move |p| (c, p)))
         .filter(|(c, p)| !done_keys.contains(&(c.name.clone(), p.name.clone())))
+        .enumerate()
         .collect();
+    let total = cases.len();
     let readers = match config.transport {
-        Transport::Pcsc => {
+        Transport::Pcsc if total > 0 => {
             let ports = vpcd_ports();
             anyhow::ensure!(
                 !ports.is_empty(),
@@ -153,30 +182,22 @@ pub fn run(config: &RunConfig) -> anyhow::Result<Vec<CaseResult>> {
             );
             ports
         }
-        Transport::Inproc => Vec::new(),
+        _ => Vec::new(),
     };
-    let jobs = match config.transport {
-        Transport::Pcsc => config.jobs.clamp(1, readers.len()),
-        Transport::Inproc => config.jobs.max(1),
-    };
+    let jobs = job_count(config.jobs, total, config.transport, readers.len());
     let pool = Mutex::new(readers);
-    let queue = Mutex::new(cases.into_iter().enumerate().collect::<Vec<_>>());
-    let total = queue.lock().map(|q| q.len()).unwrap_or(0);
+    let queue = Mutex::new(cases);
     let trust = TrustStore::from_dir(&config.trust_dir)?;
     let progress = Progress::new(total, config.plain);
     let fresh: Mutex<Vec<(usize, CaseResult)>> = Mutex::new(Vec::new());
+    let failure: Mutex<Option<journal::JournalError>> = Mutex::new(None);
+    let stop = AtomicBool::new(false);
 
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| {
-                loop {
-                    let next = queue.lock().ok().and_then(|mut q| {
-                        if q.is_empty() {
-                            None
-                        } else {
-                            Some(q.remove(0))
-                        }
-                    });
+                while !stop.load(Ordering::SeqCst) {
+                    let next = queue.lock().ok().and_then(|mut q| q.pop_front());
                     let Some((index, (checker, profile))) = next else {
                         break;
                     };
@@ -195,11 +216,21 @@ pub fn run(config: &RunConfig) -> anyhow::Result<Vec<CaseResult>> {
                     {
                         p.push(port);
                     }
-                    if let Ok(mut file) = sink.lock() {
-                        // One line per result, synced: a killed run loses nothing it reported.
-                        let line = serde_json::to_string(&result).unwrap_or_default();
-                        let _ = writeln!(file, "{line}");
-                        let _ = file.sync_data();
+                    // One line per result, synced: a killed run loses nothing it reported,
+                    // and a result that could not be written stops the run.
+                    let written = match journal.lock() {
+                        Ok(mut journal) => journal.append(&result),
+                        Err(_) => Err(journal::JournalError {
+                            path: results_path.display().to_string(),
+                            message: "a writer panicked".into(),
+                        }),
+                    };
+                    if let Err(e) = written {
+                        stop.store(true, Ordering::SeqCst);
+                        if let Ok(mut slot) = failure.lock() {
+                            slot.get_or_insert(e);
+                        }
+                        break;
                     }
                     progress.done(&result);
                     if let Ok(mut f) = fresh.lock() {
@@ -210,6 +241,9 @@ pub fn run(config: &RunConfig) -> anyhow::Result<Vec<CaseResult>> {
         }
     });
     progress.finish();
+    if let Some(e) = failure.into_inner().ok().flatten() {
+        anyhow::bail!("the run stopped: {e}");
+    }
     let mut fresh = fresh.into_inner().unwrap_or_default();
     fresh.sort_by_key(|(i, _)| *i);
     done.extend(fresh.into_iter().map(|(_, r)| r));
@@ -229,16 +263,86 @@ pub fn run(config: &RunConfig) -> anyhow::Result<Vec<CaseResult>> {
     Ok(done)
 }
 
-/// Results already on disk; a line cut off by a kill is ignored (its case runs again).
-pub fn read_results(path: &Path) -> anyhow::Result<Vec<CaseResult>> {
-    let Ok(file) = File::open(path) else {
-        return Ok(Vec::new());
+/// Threads a run uses: `--jobs`, but never more than the cases to run, [`MAX_JOBS`], or
+/// (over PC/SC) the free virtual readers; at least one.
+pub fn job_count(requested: usize, cases: usize, transport: Transport, readers: usize) -> usize {
+    let cap = match transport {
+        Transport::Pcsc => readers.min(MAX_JOBS),
+        Transport::Inproc => MAX_JOBS,
     };
-    Ok(BufReader::new(file)
-        .lines()
-        .map_while(Result::ok)
-        .filter_map(|line| serde_json::from_str(&line).ok())
-        .collect())
+    requested.min(cases).min(cap).max(1)
+}
+
+/// Refuses checker lists a run cannot honour: two checkers of one name (one report column
+/// for both), and process checkers without PC/SC (they would run no case at all).
+fn check_checkers(config: &RunConfig) -> anyhow::Result<()> {
+    for (i, checker) in config.checkers.iter().enumerate() {
+        if let Some(first) = config.checkers[..i].iter().find(|c| c.name == checker.name) {
+            anyhow::bail!(
+                "two checkers are named `{}` ({} and {}): every checker needs its own name",
+                printable(&checker.name, 80),
+                first.source,
+                checker.source
+            );
+        }
+        if checker.kind == Kind::Process && config.transport == Transport::Inproc {
+            anyhow::bail!(
+                "checker `{}` ({}) is a process checker: it reads a PC/SC reader, so it needs --transport pcsc (in-process it would run no case)",
+                printable(&checker.name, 80),
+                checker.source
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Checkers that ran no case in `results` (every case N/A), with the reason of the first:
+/// a run that never exercised a checker must not pass.
+pub fn idle_checkers(checkers: &[Adapter], results: &[CaseResult]) -> Vec<(String, String)> {
+    checkers
+        .iter()
+        .filter_map(|c| {
+            let mine: Vec<&CaseResult> = results.iter().filter(|r| r.checker == c.name).collect();
+            if mine.iter().any(|r| r.outcome != Outcome::NotApplicable) {
+                return None;
+            }
+            let why = mine.first().map_or_else(
+                || "no profile was selected".to_owned(),
+                |r| r.detail.clone(),
+            );
+            Some((c.name.clone(), why))
+        })
+        .collect()
+}
+
+/// Results on disk (any case, the first line of each kept), for tools and tests; bounded
+/// like `--resume`, skipping what does not parse.
+pub fn read_results(path: &Path) -> anyhow::Result<Vec<CaseResult>> {
+    let file = match rclab_emulator::files::open_regular(path) {
+        Ok(file) => file,
+        Err(rclab_emulator::files::ReadError::Io(e))
+            if e.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return Ok(Vec::new());
+        }
+        Err(e) => anyhow::bail!("{}: {e}", path.display()),
+    };
+    let reader = BufReader::new(file.take(journal::MAX_JOURNAL));
+    Ok(journal::parse_any(reader).results)
+}
+
+/// `text` for a message or console line: control characters (terminal escapes) shown as
+/// `\u{..}`, at most `max` characters.
+pub fn printable(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in text.chars().take(max) {
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn run_case(
@@ -431,83 +535,37 @@ fn run_process(
     .into_iter()
     .collect();
     let argv = checker.render(&values);
-    let Some((program, args)) = argv.split_first() else {
-        return Err((Outcome::Crash, "empty command".into()));
-    };
-    let mut child = match Command::new(program)
-        .args(args)
-        .envs(&checker.env)
-        .current_dir(&config.repo)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) => return Err((Outcome::Crash, format!("cannot start {program}: {e}"))),
-    };
-    // Drain both pipes on threads so a chatty checker cannot block on a full pipe.
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_string(&mut text);
-            }
-            text
-        })
-    };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + checker.timeout();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err((Outcome::Crash, format!("waiting for the checker: {e}"))),
+    let finished = match process::run(&argv, &checker.env, &config.repo, checker.timeout()) {
+        Ok(finished) => finished,
+        Err(e) => {
+            let program = argv.first().map_or("", String::as_str);
+            return Err((
+                Outcome::Crash,
+                format!("cannot start {}: {e}", printable(program, 200)),
+            ));
         }
     };
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
-    let tail = |text: &str| {
-        text.lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .chars()
-            .take(200)
-            .collect::<String>()
-    };
-    let Some(status) = status else {
+    let Some(status) = finished.status else {
         return Err((
             Outcome::Timeout,
             format!("no verdict within {} ms", checker.timeout_ms),
         ));
     };
+    let stderr = || process::last_line(&finished.stderr.text());
     match &checker.verdict {
-        VerdictProtocol::Json(_) => match parse_json_verdict(&stdout) {
-            Ok(found) => Ok(found),
+        VerdictProtocol::Json(_) => match parse_json_verdict(&finished.stdout.text()) {
+            Ok((verdict, detail)) => Ok((verdict, printable(&detail, 2000))),
             Err(_) if status.code().is_none() || !status.success() => Err((
                 Outcome::Crash,
-                format!("exited with {status}: {}", tail(&stderr)),
+                format!("exited with {status}: {}", stderr()),
             )),
             Err(e) => Err((
                 Outcome::BadOutput,
-                format!("stdout is not a {} verdict: {e}", adapter::VERDICT_SCHEMA),
+                format!(
+                    "stdout is not a {} verdict: {}",
+                    adapter::VERDICT_SCHEMA,
+                    printable(&e, 300)
+                ),
             )),
         },
         VerdictProtocol::ExitCodes { exit_codes } => match status
@@ -523,7 +581,7 @@ fn run_process(
                 Outcome::BadOutput,
                 format!(
                     "exit code {status} is not in the adapter's map: {}",
-                    tail(&stderr)
+                    stderr()
                 ),
             )),
         },

@@ -20,12 +20,24 @@ const OUTCOMES: [Outcome; 6] = [
     Outcome::BadOutput,
 ];
 
-/// Writes `report.md`, `report.html`, `junit.xml` and `results.json` into `dir`.
+/// The `schema` of `results.json`.
+pub const REPORT_SCHEMA: &str = "rclab.report/1";
+
+/// Writes `report.md`, `report.html`, `junit.xml` and `results.json` into `dir`. Every
+/// error names the file it concerns.
 pub fn write_all(dir: &Path, checkers: &[Adapter], results: &[CaseResult]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join("report.md"), markdown(checkers, results))?;
-    std::fs::write(dir.join("report.html"), html(checkers, results))?;
-    std::fs::write(dir.join("junit.xml"), junit(results))?;
+    let named = |path: &Path| {
+        let path = path.display().to_string();
+        move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{path}: {e}"))
+    };
+    std::fs::create_dir_all(dir).map_err(named(dir))?;
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(named(&path))
+    };
+    write("report.md", markdown(checkers, results))?;
+    write("report.html", html(checkers, results))?;
+    write("junit.xml", junit(results))?;
     #[derive(Serialize)]
     struct Json<'a> {
         schema: &'static str,
@@ -48,12 +60,13 @@ pub fn write_all(dir: &Path, checkers: &[Adapter], results: &[CaseResult]) -> st
         })
         .collect();
     let json = serde_json::to_string_pretty(&Json {
-        schema: "rclab.report/1",
+        schema: REPORT_SCHEMA,
         checkers,
         results: &shortened,
     })
-    .unwrap_or_default();
-    std::fs::write(dir.join("results.json"), json + "\n")
+    .map_err(std::io::Error::other)
+    .map_err(named(&dir.join("results.json")))?;
+    write("results.json", json + "\n")
 }
 
 /// Long APDUs as their first 32 bytes, the byte count and a SHA-256 prefix: reports stay
@@ -127,7 +140,13 @@ pub fn markdown(checkers: &[Adapter], results: &[CaseResult]) -> String {
         let _ = writeln!(
             md,
             "| {} | {trust} | {} | {} | {fa} | {} | {} | {} | {} |",
-            c.name, n[0], n[1], n[2], n[3], n[4], n[5]
+            md_text(&c.name),
+            n[0],
+            n[1],
+            n[2],
+            n[3],
+            n[4],
+            n[5]
         );
     }
     md.push_str("\n## False accepts\n\nForged or corrupted cards a checker called genuine.\n\n");
@@ -139,18 +158,20 @@ pub fn markdown(checkers: &[Adapter], results: &[CaseResult]) -> String {
         let _ = writeln!(
             md,
             "- **{}** × `{}`: expected {}, said genuine",
-            r.checker, r.profile, r.expected
+            md_text(&r.checker),
+            md_text(&r.profile),
+            r.expected
         );
     }
     md.push_str("\n## Matrix\n\n| profile | expected |");
     for c in checkers {
-        let _ = write!(md, " {} |", c.name);
+        let _ = write!(md, " {} |", md_text(&c.name));
     }
     md.push_str("\n|---|---|");
     md.push_str(&"---|".repeat(checkers.len()));
     md.push('\n');
     for (profile, first) in profiles(results) {
-        let _ = write!(md, "| `{profile}` | {} |", first.expected);
+        let _ = write!(md, "| `{}` | {} |", md_text(profile), first.expected);
         for c in checkers {
             let r = results
                 .iter()
@@ -172,7 +193,7 @@ pub fn markdown(checkers: &[Adapter], results: &[CaseResult]) -> String {
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} | {} | {} / {} |",
-            c.name,
+            md_text(&c.name),
             audits.len(),
             audits.iter().filter(|a| a.face_image_read).count(),
             audits.iter().filter(|a| !a.unneeded_efs.is_empty()).count(),
@@ -189,16 +210,53 @@ pub fn markdown(checkers: &[Adapter], results: &[CaseResult]) -> String {
     }
     md.push_str("\n## Checkers\n\n");
     for c in checkers {
-        let _ = writeln!(md, "- **{}**: {}", c.name, c.description);
+        let _ = writeln!(
+            md,
+            "- **{}**: {}",
+            md_text(&c.name),
+            md_text(&c.description)
+        );
     }
     md
 }
 
+/// Text for HTML and XML: markup characters as entities, and characters XML 1.0 cannot
+/// carry at all (control characters such as a checker's ANSI colours, U+FFFE, U+FFFF) as
+/// visible `\u{..}` escapes, so that the file stays well-formed whatever a name or detail
+/// holds. Tabs and newlines stay.
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' | '\n' => out.push(c),
+            c if c.is_control() || matches!(c, '\u{FFFE}' | '\u{FFFF}') => {
+                out.extend(c.escape_unicode());
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text for one Markdown table cell or list item: on one line, control characters as
+/// `\u{..}`, and `|` escaped so that it cannot open a new column.
+fn md_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '|' => out.push_str("\\|"),
+            '`' => out.push('\''),
+            c if c.is_control() || matches!(c, '\u{FFFE}' | '\u{FFFF}') => {
+                out.extend(c.escape_unicode());
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 pub fn html(checkers: &[Adapter], results: &[CaseResult]) -> String {

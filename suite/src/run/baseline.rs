@@ -1,0 +1,111 @@
+//! `--baseline`: the `results.json` of an earlier run, read and checked before the first
+//! case runs, so that a wrong file is an error at once instead of a silent pass after the
+//! whole run.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use rclab_emulator::files::read_bounded;
+
+use super::Outcome;
+use super::report::REPORT_SCHEMA;
+
+/// Largest baseline read (a report of a dozen checkers is a few MiB: transcripts are
+/// shortened there).
+pub const MAX_BASELINE: u64 = 256 << 20;
+
+/// The parts of `results.json` a baseline needs; other fields are ignored.
+#[derive(Deserialize)]
+struct ReportFile {
+    schema: String,
+    results: Vec<BaselineResult>,
+}
+
+#[derive(Deserialize)]
+struct BaselineResult {
+    checker: String,
+    profile: String,
+    outcome: Outcome,
+}
+
+/// The cases that passed in the baseline.
+#[derive(Debug)]
+pub struct Baseline {
+    passed: HashSet<(String, String)>,
+}
+
+/// A baseline that cannot be used; the message names the file (and position).
+#[derive(Debug, thiserror::Error)]
+#[error("--baseline {file}: {message}")]
+pub struct BaselineError {
+    pub file: String,
+    pub message: String,
+}
+
+impl Baseline {
+    /// Reads `path` (a `results.json`), which must share at least one case (checker ×
+    /// profile) with `cases`, or it could never flag a regression.
+    pub fn load(path: &Path, cases: &[(String, String)]) -> Result<Baseline, BaselineError> {
+        let err = |message: String| BaselineError {
+            file: path.display().to_string(),
+            message,
+        };
+        let bytes =
+            read_bounded(path, MAX_BASELINE).map_err(|e| err(format!("cannot read: {e}")))?;
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let report: ReportFile = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let inner = e.inner();
+            let at = if inner.line() > 0 {
+                format!("line {} column {}: ", inner.line(), inner.column())
+            } else {
+                String::new()
+            };
+            let field = e.path().to_string();
+            let field = if field == "." {
+                String::new()
+            } else {
+                format!("field `{field}`: ")
+            };
+            let mut what = inner.to_string();
+            // serde_json appends its own " at line L column C".
+            if let Some(i) = what.find(" at line ") {
+                what.truncate(i);
+            }
+            err(format!(
+                "{at}{field}{what} (a baseline is the results.json of an earlier run: {{\"schema\": \"{REPORT_SCHEMA}\", \"results\": [...]}})"
+            ))
+        })?;
+        if report.schema != REPORT_SCHEMA {
+            return Err(err(format!(
+                "field `schema`: {:?}, expected {REPORT_SCHEMA:?}",
+                super::printable(&report.schema, 60)
+            )));
+        }
+        let wanted: HashSet<&(String, String)> = cases.iter().collect();
+        let mut shared = false;
+        let mut passed = HashSet::new();
+        for r in report.results {
+            let key = (r.checker, r.profile);
+            if wanted.contains(&key) {
+                shared = true;
+                if r.outcome == Outcome::Pass {
+                    passed.insert(key);
+                }
+            }
+        }
+        if !shared {
+            return Err(err(
+                "none of its results is a case of this run (other checkers or profiles): it could never flag a regression".into(),
+            ));
+        }
+        Ok(Baseline { passed })
+    }
+
+    /// True when `checker` × `profile` passed in the baseline.
+    pub fn passed(&self, checker: &str, profile: &str) -> bool {
+        self.passed
+            .contains(&(checker.to_owned(), profile.to_owned()))
+    }
+}
