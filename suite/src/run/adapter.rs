@@ -133,14 +133,34 @@ pub const PLACEHOLDERS: [&str; 6] = [
 /// Programs whose `-c` argument is a script: placeholders there would be parsed as code.
 const SHELLS: [&str; 8] = ["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"];
 
+/// `timeout_ms`, range-checked inside the visitor so that the error carries the value's
+/// line and column.
 fn timeout_ms<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    let ms = u64::deserialize(d)?;
-    if !(1..=MAX_TIMEOUT_MS).contains(&ms) {
-        return Err(serde::de::Error::custom(format!(
-            "{ms} is out of range: a timeout is 1 to {MAX_TIMEOUT_MS} ms (one hour)"
-        )));
+    struct Millis;
+    impl serde::de::Visitor<'_> for Millis {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "a timeout of 1 to {MAX_TIMEOUT_MS} ms (one hour)")
+        }
+        fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<u64, E> {
+            if (1..=MAX_TIMEOUT_MS).contains(&ms) {
+                Ok(ms)
+            } else {
+                Err(E::custom(format!(
+                    "{ms} is out of range: a timeout is 1 to {MAX_TIMEOUT_MS} ms (one hour)"
+                )))
+            }
+        }
+        fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<u64, E> {
+            match u64::try_from(ms) {
+                Ok(ms) => self.visit_u64(ms),
+                Err(_) => Err(E::custom(format!(
+                    "{ms} is out of range: a timeout is 1 to {MAX_TIMEOUT_MS} ms (one hour)"
+                ))),
+            }
+        }
     }
-    Ok(ms)
+    d.deserialize_u64(Millis)
 }
 
 /// `{name}` placeholders in `arg` (identifier-like names only: other braces are text).
@@ -154,20 +174,40 @@ fn placeholders(arg: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// A command with known placeholders only, none inside a shell's `-c` script.
+/// A command with known placeholders only, none inside a shell's `-c` script (checked
+/// inside the visitor, so that the error carries a line and column).
 fn command<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    use serde::de::Error;
-    let command = Vec::<String>::deserialize(d)?;
+    struct Argv;
+    impl<'de> serde::de::Visitor<'de> for Argv {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "a list: program, then its arguments")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Vec<String>, A::Error> {
+            let mut command = Vec::new();
+            while let Some(arg) = seq.next_element::<String>()? {
+                command.push(arg);
+            }
+            check_command(command)
+        }
+    }
+    d.deserialize_seq(Argv)
+}
+
+fn check_command<E: serde::de::Error>(command: Vec<String>) -> Result<Vec<String>, E> {
     for (i, arg) in command.iter().enumerate() {
         if let Some(unknown) = placeholders(arg).find(|p| !PLACEHOLDERS.contains(p)) {
-            return Err(D::Error::custom(format!(
+            return Err(E::custom(format!(
                 "command[{i}]: unknown placeholder {{{unknown}}}; known: {}",
                 PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
             )));
         }
     }
     if let Some((i, shell, placeholder)) = placeholder_in_shell_script(&command) {
-        return Err(D::Error::custom(format!(
+        return Err(E::custom(format!(
             "command[{i}]: placeholder {{{placeholder}}} inside a `{shell} -c` script: values are \
              pasted in raw, so a reader, profile or folder name holding shell syntax (`$(…)`, `;`) \
              would run as code. Call the checker directly (argv form: one placeholder per \
