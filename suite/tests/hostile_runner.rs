@@ -384,3 +384,104 @@ fn invalid_adapter_fields_are_located_and_explained() {
         );
     }
 }
+
+/// Characters XML 1.0 cannot carry, raw or as references.
+fn check_chars(text: &str) -> Result<(), String> {
+    match text
+        .chars()
+        .find(|&c| (c.is_control() && !"\t\n\r".contains(c)) || c == '\u{FFFE}' || c == '\u{FFFF}')
+    {
+        Some(c) => Err(format!("character {c:?} is not allowed in XML 1.0")),
+        None if text.contains("&#") => Err("a character reference".into()),
+        None => Ok(()),
+    }
+}
+
+/// Well-formed XML, or the parser's complaint.
+fn xml_well_formed(text: &str) -> Result<(), String> {
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut depth = 0usize;
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => {
+                return if depth == 0 {
+                    Ok(())
+                } else {
+                    Err("unclosed element".into())
+                };
+            }
+            Ok(quick_xml::events::Event::End(_)) => depth -= 1,
+            Ok(quick_xml::events::Event::Text(t)) => {
+                check_chars(&t.into_inner())?;
+            }
+            Ok(
+                event @ (quick_xml::events::Event::Empty(_) | quick_xml::events::Event::Start(_)),
+            ) => {
+                let (quick_xml::events::Event::Empty(e) | quick_xml::events::Event::Start(e)) =
+                    &event
+                else {
+                    unreachable!()
+                };
+                for attribute in e.attributes() {
+                    let attribute = attribute.map_err(|e| e.to_string())?;
+                    check_chars(&attribute.value)?;
+                }
+                if matches!(event, quick_xml::events::Event::Start(_)) {
+                    depth += 1;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+#[test]
+fn reports_stay_well_formed_whatever_names_and_details_hold() {
+    // Before: an ANSI escape from a checker's stderr made junit.xml invalid XML.
+    let out = temp("escapes");
+    let config = config(out.clone(), "valid");
+    let mut results = run::run(&config).unwrap();
+    let hostile = "\u{1b}[31mred\u{1b}[0m <b>&\"|`\u{0}\u{7}\u{FFFE}\r\nnext";
+    let mut checkers = config.checkers.clone();
+    checkers[0].name = format!("ref{hostile}");
+    checkers[0].description = hostile.to_owned();
+    for (i, r) in results.iter_mut().enumerate() {
+        r.checker = checkers[0].name.clone();
+        r.profile = format!("valid/{i}{hostile}");
+        r.detail = hostile.to_owned();
+        r.outcome = [
+            Outcome::Fail,
+            Outcome::Crash,
+            Outcome::NotApplicable,
+            Outcome::Pass,
+            Outcome::BadOutput,
+        ][i % 5];
+    }
+    run::report::write_all(&out, &checkers, &results).unwrap();
+
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    xml_well_formed(&junit).unwrap_or_else(|e| panic!("junit.xml: {e}\n{junit}"));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(
+        json["results"][0]["detail"], hostile,
+        "JSON keeps the text, escaped"
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        !html.chars().any(|c| c.is_control() && c != '\n'),
+        "raw control characters in report.html"
+    );
+    assert!(!html.contains("<b>"), "markup from a name reached the HTML");
+    assert!(html.contains("&lt;b&gt;") && html.contains("\\u003cb>"));
+    let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(!markdown.chars().any(|c| c.is_control() && c != '\n'));
+    // Every row of the matrix has its two columns plus one per checker.
+    let matrix =
+        &markdown[markdown.find("## Matrix").unwrap()..markdown.find("## Privacy").unwrap()];
+    for row in matrix.lines().filter(|l| l.starts_with('|')) {
+        let cells = row.replace("\\|", "").matches('|').count();
+        assert_eq!(cells, 4, "{row}");
+    }
+}

@@ -359,9 +359,18 @@ impl Adapter {
                         .map(|l| format!(":{}:{}", l.line(), l.column()))
                         .unwrap_or_default();
                     let field = e.path().to_string();
+                    // The YAML error's text repeats the path and ends with the position.
+                    let mut what = e.inner().to_string();
+                    if let Some(i) = what.rfind(" at line ") {
+                        what.truncate(i);
+                    }
+                    let what = what
+                        .strip_prefix(&format!("{field}: "))
+                        .unwrap_or(&what)
+                        .to_owned();
                     AdapterError {
                         file: format!("{}{location}", path.display()),
-                        message: format!("field `{field}`: {}", e.inner()),
+                        message: format!("field `{field}`: {what}"),
                     }
                 })?;
         if adapter.kind == Kind::Process && adapter.command.is_empty() {

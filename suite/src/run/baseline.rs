@@ -54,6 +54,11 @@ impl Baseline {
         };
         let bytes =
             read_bounded(path, MAX_BASELINE).map_err(|e| err(format!("cannot read: {e}")))?;
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(err(format!(
+                "not a JSON object (a baseline is the results.json of an earlier run: {{\"schema\": \"{REPORT_SCHEMA}\", \"results\": [...]}})"
+            )));
+        }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let report: ReportFile = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let inner = e.inner();

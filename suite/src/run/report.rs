@@ -335,7 +335,9 @@ pub fn html(checkers: &[Adapter], results: &[CaseResult]) -> String {
     h.push_str("</tbody></table>\n<h2>Case</h2><pre id=\"d\">Click a cell to see the case and its APDU transcript.</pre>\n");
     let data = serde_json::to_string(&details)
         .unwrap_or_default()
-        .replace("</", "<\\/");
+        // No `<` at all inside the script element: neither `</script>` nor `<!--` can end
+        // or confuse it, whatever a name or detail holds.
+        .replace('<', "\\u003c");
     let _ = writeln!(
         h,
         "<script type=\"application/json\" id=\"data\">{data}</script>"
