@@ -10,10 +10,12 @@
 //! | [`card_sequence`] | profile byte, then length-prefixed APDUs and reader operations | from a verified session, every reply is a known status word (data only with success); afterwards reset + the genuine flow reads every EF back |
 //! | [`profile_loader`] | YAML text | loading never panics; a profile that loads gives a card whose genuine flow reads its image back |
 //! | [`checker_responses`] | option byte, then per-command answer records | the reference checker never panics on any card answers; untouched answers from a valid card give `genuine` |
+//! | [`journal`] | `results.jsonl` bytes | `--resume`'s reader never panics; it keeps only known cases with their expectation, each at most once, and accounts for every line |
 //!
 //! Input formats are documented on each function; [`seeds`] builds corpus seeds from real
 //! transcripts (the reference checker reading every bundled valid profile).
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -30,21 +32,24 @@ use rclab_emulator::protocol::{
     AID_DF1, AID_DF2, AID_DF3, Generation, Status, VERIFY_P2_CARD_NUMBER, cla, ins, sm, tlv,
 };
 use rclab_emulator::transport::{Channel, Tap, TransportError};
-use rclab_emulator::verdict::VerdictKind;
+use rclab_emulator::verdict::{Verdict, VerdictKind};
 
 use crate::checker::{Checker, Options, TrustStore};
+use crate::run;
+use crate::run::adapter::{TrustMode, expectation_for};
 
 /// A fuzz target's body: panics when its property does not hold.
 pub type Target = fn(&[u8]);
 
 /// The fuzz targets, by name: the name of the cargo-fuzz target and of its folder under
 /// `fuzz/regressions/`.
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("apdu_roundtrip", apdu_roundtrip),
     ("tlv_roundtrip", tlv_roundtrip),
     ("card_sequence", card_sequence),
     ("profile_loader", profile_loader),
     ("checker_responses", checker_responses),
+    ("journal", journal),
 ];
 
 /// The target function called `name`.
@@ -916,9 +921,111 @@ pub fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
                 }
             }
         }
+        "journal" => {
+            let lines: Vec<Vec<u8>> = VALID.iter().map(journal_line).collect();
+            out.push(("whole".into(), lines.concat()));
+            let mut cut = lines[..2].concat();
+            cut.extend_from_slice(&lines[2][..lines[2].len() / 2]);
+            out.push(("cut-last-line".into(), cut));
+            let mut mixed = lines[0].clone();
+            mixed.extend_from_slice(b"{\"checker\":\"reference\",\xff}\n\nnot json\n");
+            mixed.extend_from_slice(&lines[0]);
+            let foreign = String::from_utf8_lossy(&lines[1]).replacen(
+                &format!("\"profile\":\"{}\"", VALID[1].name),
+                "\"profile\":\"forged/does-not-exist\"",
+                1,
+            );
+            mixed.extend_from_slice(foreign.as_bytes());
+            mixed.extend_from_slice(&lines[4]);
+            out.push(("bad-lines".into(), mixed));
+        }
         _ => {}
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------
+// journal
+// ---------------------------------------------------------------------------------------
+
+/// The cases the [`journal`] target resumes: the reference checker × the bundled valid
+/// profiles, with their expectations.
+static JOURNAL_CASES: LazyLock<HashMap<(String, String), Verdict>> = LazyLock::new(|| {
+    VALID
+        .iter()
+        .map(|p| {
+            (
+                ("reference".to_owned(), p.name.clone()),
+                expectation_for(TrustMode::TestCa, p.expect.verdict),
+            )
+        })
+        .collect()
+});
+
+/// `run::journal::parse`, what `rclab run --resume` reads. Input: the bytes of a
+/// `results.jsonl`. Every kept result must be one of [`JOURNAL_CASES`] with its
+/// expectation, none twice; every line is kept, skipped (with a line number in order) or
+/// blank; a last line without newline is reported cut; the summary never panics.
+pub fn journal(data: &[u8]) {
+    let resumed = run::journal::parse(data, &JOURNAL_CASES);
+    let mut seen = HashSet::new();
+    for r in &resumed.results {
+        let key = (r.checker.clone(), r.profile.clone());
+        assert_eq!(
+            JOURNAL_CASES.get(&key),
+            Some(&r.expected),
+            "kept a foreign case"
+        );
+        assert!(seen.insert(key), "kept a case twice");
+    }
+    let lines = data.split(|&b| b == b'\n').count() - usize::from(data.ends_with(b"\n"));
+    let lines = if data.is_empty() { 0 } else { lines };
+    assert!(resumed.results.len() + resumed.skipped.len() <= lines);
+    assert!(resumed.skipped.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(resumed.skipped.iter().all(|(n, _)| (1..=lines).contains(n)));
+    assert_eq!(
+        resumed.cut_last_line,
+        !data.is_empty() && !data.ends_with(b"\n")
+    );
+    let _ = resumed.summary(Path::new("results.jsonl"));
+}
+
+/// A journal line of the reference checker reading `profile` in-process (the first
+/// exchanges of its transcript only: seeds stay small).
+fn journal_line(profile: &Profile) -> Vec<u8> {
+    let checker = Checker {
+        trust: &TRUST,
+        options: Options {
+            max_response: None,
+            at: checker_now(),
+            seed: Some(1),
+        },
+    };
+    let mut tap = Tap::new(profile.card());
+    let report = checker.check(&mut tap, profile.card_number.as_str());
+    let mut transcript = tap.into_parts().1;
+    transcript.truncate(3);
+    let expected = expectation_for(TrustMode::TestCa, profile.expect.verdict);
+    let result = run::CaseResult {
+        checker: "reference".into(),
+        profile: profile.name.clone(),
+        generation: profile.generation.number(),
+        expected,
+        actual: Some(report.verdict),
+        outcome: if expected.accepts(&report.verdict) {
+            run::Outcome::Pass
+        } else {
+            run::Outcome::Fail
+        },
+        false_accept: false,
+        detail: report.detail,
+        millis: 7,
+        audit: None,
+        transcript,
+    };
+    let mut line = serde_json::to_vec(&result).expect("a result encodes");
+    line.push(b'\n');
+    line
 }
 
 /// Length of the longest seed of `target` (a hint for libFuzzer's `-max_len`).

@@ -65,7 +65,8 @@ target_tests!(
     tlv_roundtrip,
     card_sequence,
     profile_loader,
-    checker_responses
+    checker_responses,
+    journal
 );
 
 #[test]
@@ -78,7 +79,8 @@ fn every_target_has_a_test_here() {
             "tlv_roundtrip",
             "card_sequence",
             "profile_loader",
-            "checker_responses"
+            "checker_responses",
+            "journal"
         ]
     );
 }
