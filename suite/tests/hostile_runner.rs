@@ -485,3 +485,61 @@ fn reports_stay_well_formed_whatever_names_and_details_hold() {
         assert_eq!(cells, 4, "{row}");
     }
 }
+
+/// The misbehaving checkers above, through the whole runner over PC/SC, with a profile
+/// folder named `$(touch X)` (before: 100 s for the grandchild, 30 s for the background
+/// child; with a `sh -c` adapter the folder name ran).
+#[test]
+fn misbehaving_process_checkers_over_pcsc_cost_their_timeout_at_most() {
+    if !common::stack_available() {
+        return;
+    }
+    let dir = temp("pcsc");
+    let folder = dir.join("$(touch X)");
+    std::fs::create_dir_all(&folder).unwrap();
+    let vectors = format!("{}/", repo().join("vectors").display());
+    let yaml = std::fs::read_to_string(repo().join("vectors/profiles/valid/gen1-residence.yaml"))
+        .unwrap()
+        .replace("../../", &vectors);
+    std::fs::write(folder.join("gen1.yaml"), yaml).unwrap();
+    let profiles = rclab_emulator::profile::load_dir(&dir).unwrap();
+    assert_eq!(profiles[0].name, "$(touch X)/gen1");
+
+    let write = |name: &str, body: String| {
+        let path = dir.join(format!("{name}.yaml"));
+        std::fs::write(&path, body).unwrap();
+        Adapter::load(path.to_str().unwrap()).unwrap()
+    };
+    let grandchild = write(
+        "grandchild",
+        "name: grandchild\ncommand: [sh, -c, 'sleep 100; true']\ntimeout_ms: 3000\n".into(),
+    );
+    let background = write(
+        "background",
+        format!(
+            "name: background\ncommand: [sh, -c, 'echo \"$1\" >&2; echo ''{VERDICT}''; sleep 30 &', sh, \"{{profile}}\", \"{{profile_name}}\"]\ntimeout_ms: 20000\n"
+        ),
+    );
+    let config = RunConfig {
+        checkers: vec![grandchild, background],
+        profiles,
+        jobs: 1,
+        transport: Transport::Pcsc,
+        out: dir.join("out"),
+        resume: false,
+        repo: dir.clone(),
+        trust_dir: repo().join("vectors/pki/trust"),
+        at: common::fixed_now(),
+        plain: true,
+    };
+    let started = Instant::now();
+    let results = run::run(&config).unwrap();
+    let took = started.elapsed();
+    let outcomes: Vec<Outcome> = results.iter().map(|r| r.outcome).collect();
+    assert_eq!(outcomes, [Outcome::Timeout, Outcome::Pass], "{results:#?}");
+    assert!(took < Duration::from_secs(25), "took {took:?}");
+    assert!(
+        !dir.join("X").exists(),
+        "the profile folder's name ran as a command"
+    );
+}
