@@ -175,7 +175,7 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
         let mut channel = PcscChannel::connect(reader, args.wait)?;
         let report = checker.check(&mut channel, number);
         channel.close();
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
         return Ok(ExitCode::SUCCESS);
     }
     let profiles = load_profiles(&args)?;
@@ -201,13 +201,10 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
         } else {
             serde_json::Value::Array(out)
         };
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        emit(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
         return Ok(ExitCode::SUCCESS);
     }
-    Ok(print_table(
-        &reports,
-        args.card_number.is_some() || args.trust.is_some(),
-    ))
+    print_table(&reports, args.card_number.is_some() || args.trust.is_some())
 }
 
 fn load_profiles(args: &CheckArgs) -> Result<Vec<Profile>> {
@@ -240,17 +237,20 @@ fn load_profiles(args: &CheckArgs) -> Result<Vec<Profile>> {
 
 /// Prints expected vs actual; returns failure when any differs. With a changed card
 /// number or trust store the expectations do not apply, so only the verdicts are shown.
-fn print_table(reports: &[(Profile, Report)], expectations_off: bool) -> ExitCode {
+fn print_table(reports: &[(Profile, Report)], expectations_off: bool) -> Result<ExitCode> {
+    use std::fmt::Write as _;
+    let mut table = String::new();
     let width = reports
         .iter()
         .map(|(p, _)| p.name.len())
         .max()
         .unwrap_or(7)
         .max(7);
-    println!(
+    writeln!(
+        table,
         "{:width$}  {:<34}  {:<34}  result",
         "profile", "expected", "actual"
-    );
+    )?;
     let mut failures = 0;
     for (p, r) in reports {
         let expected = p.expect.verdict;
@@ -267,28 +267,31 @@ fn print_table(reports: &[(Profile, Report)], expectations_off: bool) -> ExitCod
             failures += 1;
             "MISMATCH"
         };
-        println!(
+        writeln!(
+            table,
             "{:width$}  {:<34}  {:<34}  {result}",
             p.name,
             expected.to_string(),
             r.verdict.to_string()
-        );
+        )?;
         if result == "MISMATCH" {
-            println!("{:width$}  ↳ {}", "", r.detail);
+            writeln!(table, "{:width$}  ↳ {}", "", r.detail)?;
         }
         if let (Some(limitation), "limitation") = (&p.expect.limitation, result) {
-            println!("{:width$}  ↳ {limitation}", "");
+            writeln!(table, "{:width$}  ↳ {limitation}", "")?;
         }
     }
-    println!(
+    writeln!(
+        table,
         "\n{} profile(s), {failures} unexpected verdict(s)",
         reports.len()
-    );
-    if failures == 0 {
+    )?;
+    emit(&table)?;
+    Ok(if failures == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
+    })
 }
 
 fn run_suite(args: RunArgs) -> Result<ExitCode> {
@@ -349,11 +352,11 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
     report::write_all(&args.out, &config.checkers, &results).context("writing the reports")?;
     let summary = report::markdown(&config.checkers, &results);
     let end = summary.find("\n## Matrix").unwrap_or(summary.len());
-    println!("{}", &summary[..end]);
-    println!(
-        "reports: {}/report.md, report.html, junit.xml, results.json",
+    emit(&format!(
+        "{}\nreports: {}/report.md, report.html, junit.xml, results.json\n",
+        &summary[..end],
         args.out.display()
-    );
+    ))?;
 
     let idle = run::idle_checkers(&config.checkers, &results);
     for (checker, why) in &idle {
@@ -369,15 +372,19 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
                 .iter()
                 .filter(|r| r.outcome != Outcome::Pass && baseline.passed(&r.checker, &r.profile))
                 .collect();
-            for r in &regressions {
-                println!(
-                    "REGRESSION {} × {}: {} ({})",
-                    r.checker,
-                    r.profile,
-                    r.outcome.as_str(),
-                    r.detail
-                );
-            }
+            let lines: String = regressions
+                .iter()
+                .map(|r| {
+                    format!(
+                        "REGRESSION {} × {}: {} ({})\n",
+                        r.checker,
+                        r.profile,
+                        r.outcome.as_str(),
+                        r.detail
+                    )
+                })
+                .collect();
+            emit(&lines)?;
             !regressions.is_empty()
         }
         None => results.iter().any(|r| r.outcome.is_failure()),
@@ -387,6 +394,16 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Writes `text` to standard output: a failed write (a full disk behind a redirection) is
+/// an error, not a panic and not silence.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("writing to standard output")
 }
 
 /// Rust starts programs with SIGPIPE ignored, so `rclab check | head` would panic on the
@@ -472,5 +489,43 @@ fn parse_max_response(text: &str) -> Result<usize, String> {
         _ => Err(format!(
             "{text:?}: the largest response is 32 to 65538 bytes"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(date: &str) -> u64 {
+        parse_date(date)
+            .unwrap()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    #[test]
+    fn dates_are_calendar_days_from_1970_to_9999() {
+        assert_eq!(secs("1970-01-01"), 0);
+        assert_eq!(secs("2024-02-29"), 1_709_164_800);
+        assert_eq!(secs("2000-02-29"), 951_782_400);
+        assert_eq!(secs("9999-12-31"), 253_402_214_400);
+        for bad in [
+            "1900-02-29",
+            "2100-02-29",
+            "2024-04-31",
+            "10000-01-01",
+            "2024-00-10",
+            "+202-01-01",
+        ] {
+            assert!(parse_date(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn waits_are_bounded_durations() {
+        assert_eq!(parse_wait("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_wait("86400"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_wait("-0.1").is_err() && parse_wait("1e300").is_err());
     }
 }

@@ -268,3 +268,28 @@ fn duplicate_checker_names_fail_naming_both_files() {
     ]);
     assert_refused(&output, &["built-in", a.to_str().unwrap()]);
 }
+
+#[test]
+fn a_full_standard_output_is_an_error_not_a_panic() {
+    for args in [
+        vec!["check"],
+        vec![
+            "check",
+            "--profile",
+            "vectors/profiles/valid/gen1-sprc.yaml",
+        ],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_rclab"))
+            .current_dir(repo())
+            .args(&args)
+            .stdout(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/dev/full")
+                    .unwrap(),
+            )
+            .output()
+            .unwrap();
+        assert_refused(&output, &["standard output"]);
+    }
+}

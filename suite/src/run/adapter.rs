@@ -133,8 +133,19 @@ pub const PLACEHOLDERS: [&str; 6] = [
 /// Programs whose `-c` argument is a script: placeholders there would be parsed as code.
 const SHELLS: [&str; 8] = ["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"];
 
-/// `timeout_ms`, range-checked inside the visitor so that the error carries the value's
-/// line and column.
+/// The option letter that makes `program`'s next argument a script (`sh -c`, `python3 -c`,
+/// `perl -e`), if it has one.
+fn script_option(program: &str) -> Option<char> {
+    let base = program.rsplit('/').next().unwrap_or(program);
+    if SHELLS.contains(&base) || base.starts_with("python") {
+        Some('c')
+    } else if matches!(base, "perl" | "ruby" | "node") {
+        Some('e')
+    } else {
+        None
+    }
+}
+
 fn timeout_ms<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     struct Millis;
     impl serde::de::Visitor<'_> for Millis {
@@ -207,29 +218,34 @@ fn check_command<E: serde::de::Error>(command: Vec<String>) -> Result<Vec<String
         }
     }
     if let Some((i, shell, placeholder)) = placeholder_in_shell_script(&command) {
+        let option = script_option(shell).unwrap_or('c');
         return Err(E::custom(format!(
-            "command[{i}]: placeholder {{{placeholder}}} inside a `{shell} -c` script: values are \
+            "command[{i}]: placeholder {{{placeholder}}} inside a `{shell} -{option}` script: values are \
              pasted in raw, so a reader, profile or folder name holding shell syntax (`$(…)`, `;`) \
              would run as code. Call the checker directly (argv form: one placeholder per \
-             argument), or pass values as arguments: [{shell}, -c, 'checker \"$1\"', {shell}, \"{{{placeholder}}}\"]"
+             argument), or pass values as arguments, e.g. [sh, -c, 'checker \"$1\"', sh, \"{{{placeholder}}}\"]"
         )));
     }
     Ok(command)
 }
 
-/// `(index, shell, placeholder)` of the first `sh -c` script argument holding a placeholder.
+/// `(index, program, placeholder)` of the first inline script argument (`sh -c SCRIPT`,
+/// `python3 -c SCRIPT`, `perl -e SCRIPT`) that holds a placeholder.
 fn placeholder_in_shell_script(command: &[String]) -> Option<(usize, &str, &str)> {
-    let shell_at = command.iter().position(|arg| {
-        let base = arg.rsplit('/').next().unwrap_or(arg);
-        SHELLS.contains(&base)
-    })?;
-    let shell = command[shell_at].rsplit('/').next().unwrap_or("sh");
-    let mut args = command.iter().enumerate().skip(shell_at + 1);
+    let (at, option) = command
+        .iter()
+        .enumerate()
+        .find_map(|(i, arg)| script_option(arg).map(|o| (i, o)))?;
+    let program = command[at].rsplit('/').next().unwrap_or("sh");
+    let mut args = command.iter().enumerate().skip(at + 1);
     while let Some((_, arg)) = args.next() {
-        let is_c = arg.starts_with('-') && !arg.starts_with("--") && arg.contains('c');
-        if is_c {
+        let is_script_option = arg.len() > 1
+            && arg.starts_with('-')
+            && !arg.starts_with("--")
+            && arg[1..].contains(option);
+        if is_script_option {
             let (i, script) = args.next()?;
-            return placeholders(script).next().map(|p| (i, shell, p));
+            return placeholders(script).next().map(|p| (i, program, p));
         }
     }
     None
@@ -521,6 +537,55 @@ mod tests {
         assert_eq!(d, "x");
         assert!(parse_json_verdict("{\"schema\":\"other/2\",\"verdict\":\"genuine\"}").is_err());
         assert!(parse_json_verdict("garbage").is_err());
+    }
+
+    #[test]
+    fn placeholders_are_substituted_once() {
+        let adapter = Adapter {
+            command: vec!["x".into(), "{profile}:{repo}:{unknown}:{".into()],
+            ..Adapter::reference()
+        };
+        let values: BTreeMap<&str, String> = [
+            ("profile", "/p/{repo}/q".to_owned()),
+            ("repo", "/repo".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(adapter.render(&values)[1], "/p/{repo}/q:/repo:{unknown}:{");
+    }
+
+    #[test]
+    fn placeholders_in_shell_scripts_are_found() {
+        let argv = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+        let found = |args: &[&str]| {
+            placeholder_in_shell_script(&argv(args)).map(|(i, _, p)| (i, p.to_owned()))
+        };
+        assert_eq!(
+            found(&["sh", "-c", "x {profile}"]),
+            Some((2, "profile".into()))
+        );
+        assert_eq!(
+            found(&["/bin/bash", "-ec", "x {reader}"]),
+            Some((2, "reader".into()))
+        );
+        assert_eq!(
+            found(&["env", "A=1", "dash", "-x", "-c", "{repo}/x"]),
+            Some((5, "repo".into()))
+        );
+        assert_eq!(found(&["sh", "-c", "x \"$1\"", "sh", "{profile}"]), None);
+        assert_eq!(found(&["sh", "{repo}/script.sh", "{profile}"]), None);
+        assert_eq!(
+            found(&["python3", "-c", "{profile}"]),
+            Some((2, "profile".into()))
+        );
+        assert_eq!(
+            found(&["perl", "-e", "{profile}"]),
+            Some((2, "profile".into()))
+        );
+        assert_eq!(
+            found(&["python3", "{repo}/x.py", "-c", "{card_number}"]),
+            Some((3, "card_number".into()))
+        );
     }
 
     #[test]
