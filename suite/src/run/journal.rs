@@ -84,6 +84,8 @@ pub struct Resumed {
     pub skipped: Vec<(usize, Skip)>,
     /// The file did not end with a newline (a write cut by a kill).
     pub cut_last_line: bool,
+    /// Reading stopped at this I/O error (the rest of the file is unknown).
+    pub read_error: Option<String>,
 }
 
 impl Resumed {
@@ -132,7 +134,11 @@ fn parse_with(
     loop {
         let (ended, too_long) = match read_line(&mut reader, &mut line) {
             Ok(Some(found)) => found,
-            Ok(None) | Err(_) => break,
+            Ok(None) => break,
+            Err(e) => {
+                resumed.read_error = Some(e.to_string());
+                break;
+            }
         };
         number += 1;
         if !ended {
@@ -283,6 +289,9 @@ impl Journal {
         }
         let reader = BufReader::with_capacity(1 << 16, (&mut file).take(MAX_JOURNAL));
         let resumed = parse(reader, cases);
+        if let Some(e) = &resumed.read_error {
+            return Err(err(format!("cannot read the results journal: {e}")));
+        }
         if resumed.cut_last_line {
             // The next line must not be glued onto the cut one.
             journal.write_line(b"\n")?;
