@@ -543,3 +543,30 @@ fn misbehaving_process_checkers_over_pcsc_cost_their_timeout_at_most() {
         "the profile folder's name ran as a command"
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// The journal target's property on seeds with bytes overwritten, newlines inserted and
+    /// tails cut (a few hundred cases here; `scripts/fuzz journal` runs millions).
+    #[test]
+    fn the_journal_reader_holds_on_damaged_journals(
+        seed in 0usize..3,
+        edits in proptest::collection::vec((0usize..1 << 16, proptest::prelude::any::<u8>()), 0..12),
+        cut in 0usize..1 << 16,
+    ) {
+        static SEEDS: std::sync::LazyLock<Vec<(String, Vec<u8>)>> =
+            std::sync::LazyLock::new(|| rclab_suite::fuzzing::seeds("journal"));
+        let mut data = SEEDS[seed % SEEDS.len()].1.clone();
+        for (at, byte) in edits {
+            let at = at % (data.len() + 1);
+            if byte % 3 == 0 {
+                data.insert(at, b'\n');
+            } else if at < data.len() {
+                data[at] = byte;
+            }
+        }
+        data.truncate(data.len() - cut % (data.len() / 2 + 1));
+        rclab_suite::fuzzing::journal(&data);
+    }
+}
