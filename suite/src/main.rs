@@ -348,6 +348,7 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
     };
     // Held until the reports are written: no other run writes into OUT meanwhile.
     let lock = lock_out(&args.out)?;
+    stop_checkers_on_signals()?;
     let results = run::run_locked(&config, &lock)?;
     report::write_all(&args.out, &config.checkers, &results).context("writing the reports")?;
     let summary = report::markdown(&config.checkers, &results);
@@ -394,6 +395,21 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Checkers run in process groups of their own, out of reach of the terminal's Ctrl-C:
+/// on SIGINT or SIGTERM kill them, then exit as the signal would have (128 + signal).
+fn stop_checkers_on_signals() -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("installing the SIGINT/SIGTERM handler")?;
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            rclab_suite::run::process::kill_running();
+            std::process::exit(128 + signal);
+        }
+    });
+    Ok(())
 }
 
 /// Writes `text` to standard output: a failed write (a full disk behind a redirection) is

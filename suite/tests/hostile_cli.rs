@@ -293,3 +293,92 @@ fn a_full_standard_output_is_an_error_not_a_panic() {
         assert_refused(&output, &["standard output"]);
     }
 }
+
+#[test]
+fn ctrl_c_stops_the_running_checkers_too() {
+    // Checkers run in their own process groups, out of reach of the terminal's SIGINT.
+    let up = std::path::Path::new("/run/pcscd/pcscd.comm").exists()
+        && !rclab_suite::run::vpcd_ports().is_empty();
+    if !up {
+        eprintln!("SKIPPED: pcscd with vpcd readers is not running");
+        return;
+    }
+    let dir = temp("sigint");
+    let pid_file = dir.join("pid");
+    let checker = dir.join("sleepy.sh");
+    std::fs::write(
+        &checker,
+        format!("#!/bin/sh\necho $$ > {}\nsleep 100\n", pid_file.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &checker,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let adapter = dir.join("sleepy.yaml");
+    std::fs::write(
+        &adapter,
+        format!(
+            "name: sleepy\ncommand: [\"{}\"]\ntimeout_ms: 60000\n",
+            checker.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rclab"))
+        .current_dir(repo())
+        .args([
+            "run",
+            "--plain",
+            "--transport",
+            "pcsc",
+            "--jobs",
+            "1",
+            "--profiles",
+            "valid/gen1-sprc",
+            "--checker",
+        ])
+        .arg(&adapter)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let pid: i32 = loop {
+        if let Ok(text) = std::fs::read_to_string(&pid_file)
+            && let Ok(pid) = text.trim().parse()
+        {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the checker never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // SAFETY: signals our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + libc::SIGINT));
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while alive(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the checker outlived the run"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

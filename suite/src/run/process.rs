@@ -18,7 +18,25 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Process groups of the checkers running now. They are not in the terminal's foreground
+/// group, so Ctrl-C does not reach them: [`kill_running`] does, from rclab's signal handler.
+static RUNNING: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+
+/// Kills every running checker's process group (on SIGINT/SIGTERM of the runner).
+pub fn kill_running() {
+    if let Ok(groups) = RUNNING.lock() {
+        for &pgid in groups.iter() {
+            // SAFETY: killpg only sends a signal to a group a checker of ours leads; its
+            // leader is unreaped while it is listed, so the id cannot name another group.
+            unsafe {
+                libc::killpg(pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
 
 /// Bytes of a checker's stdout kept: the end, where the verdict line is.
 pub const STDOUT_TAIL: usize = 64 * 1024;
@@ -109,6 +127,10 @@ pub fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()?;
+    let pgid = libc::pid_t::try_from(child.id()).unwrap_or(0);
+    if let Ok(mut groups) = RUNNING.lock() {
+        groups.push(pgid);
+    }
     let mut pipes = Pipes {
         stdout: child.stdout.take(),
         stderr: child.stderr.take(),
@@ -130,6 +152,9 @@ pub fn run(
     }
     // The group dies with its leader still a zombie: its id cannot have been reused.
     kill_group(&child);
+    if let Ok(mut groups) = RUNNING.lock() {
+        groups.retain(|&g| g != pgid);
+    }
     let status = child.wait()?;
     let drain_deadline = Instant::now() + DRAIN_AFTER_EXIT;
     while pipes.open() && Instant::now() < drain_deadline {
