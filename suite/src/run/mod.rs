@@ -640,3 +640,26 @@ impl Progress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_are_capped_by_cases_readers_and_the_maximum() {
+        assert_eq!(
+            job_count(1_000_000, 62, Transport::Inproc, 0),
+            MAX_JOBS.min(62)
+        );
+        assert_eq!(job_count(1_000_000, 3, Transport::Inproc, 0), 3);
+        assert_eq!(job_count(8, 62, Transport::Pcsc, 6), 6);
+        assert_eq!(job_count(8, 0, Transport::Pcsc, 0), 1);
+        assert_eq!(job_count(0, 10, Transport::Inproc, 0), 1);
+    }
+
+    #[test]
+    fn printable_escapes_control_characters_and_bounds_length() {
+        assert_eq!(printable("a\u{1b}[0m", 10), "a\\u{1b}[0m");
+        assert_eq!(printable(&"x".repeat(500), 5), "xxxxx");
+    }
+}
