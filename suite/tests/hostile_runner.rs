@@ -213,12 +213,12 @@ fn resume_skips_every_bad_line_and_never_duplicates_a_case() {
     stale.profile = "forged/does-not-exist".into();
     stale.outcome = Outcome::Fail;
     stale.false_accept = true;
-    let mut journal = Vec::new();
+    // The invalid line comes first: the old reader stopped there and ran every case again.
+    let mut journal = b"{\"checker\":\"reference\",\xff\xfe}\n".to_vec();
     for line in &lines[..2] {
         journal.extend_from_slice(line.as_bytes());
         journal.push(b'\n');
     }
-    journal.extend_from_slice(b"{\"checker\":\"reference\",\xff\xfe}\n");
     journal.extend_from_slice(b"not json at all\n");
     journal.extend_from_slice(serde_json::to_string(&stale).unwrap().as_bytes());
     journal.push(b'\n');
@@ -248,9 +248,18 @@ fn resume_skips_every_bad_line_and_never_duplicates_a_case() {
     let bytes = std::fs::read(&path).unwrap();
     let after_cut = &bytes[journal.len()..];
     assert!(after_cut.starts_with(b"\n"), "the cut line was terminated");
-    for line in after_cut.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+    let appended: Vec<&[u8]> = after_cut
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    for line in &appended {
         serde_json::from_slice::<CaseResult>(line).expect("a whole result line");
     }
+    assert_eq!(
+        appended.len(),
+        cases - 2,
+        "only the missing cases ran again"
+    );
     let expectations = results
         .iter()
         .map(|r| ((r.checker.clone(), r.profile.clone()), r.expected))
