@@ -382,3 +382,47 @@ fn ctrl_c_stops_the_running_checkers_too() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[test]
+fn resume_lists_the_lines_it_skipped_on_the_console() {
+    let out = temp("resume-console");
+    let args = |resume: bool| {
+        let mut args = vec![
+            "run".to_owned(),
+            "--plain".into(),
+            "--profiles".into(),
+            "valid/gen1-*".into(),
+            "--out".into(),
+            out.display().to_string(),
+        ];
+        if resume {
+            args.push("--resume".into());
+        }
+        args
+    };
+    let first = Command::new(env!("CARGO_BIN_EXE_rclab"))
+        .current_dir(repo())
+        .args(args(false))
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    let journal = out.join("results.jsonl");
+    let mut bytes = b"\xff\xfe\n".to_vec();
+    bytes.extend(std::fs::read(&journal).unwrap());
+    bytes.extend_from_slice(b"{\"checker\":\"reference\",\"profile\":\"forged/does-not-exist\"}\n");
+    std::fs::write(&journal, bytes).unwrap();
+    let second = Command::new(env!("CARGO_BIN_EXE_rclab"))
+        .current_dir(repo())
+        .args(args(true))
+        .output()
+        .unwrap();
+    let text = stderr(&second);
+    assert!(second.status.success(), "{text}");
+    assert!(
+        text.contains("resume: 2 result(s) kept")
+            && text.contains("line 1: not UTF-8")
+            && text.contains("line 4: not a result"),
+        "{text}"
+    );
+    assert!(!text.contains("PASS"), "nothing ran again: {text}");
+}
