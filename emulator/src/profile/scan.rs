@@ -286,7 +286,7 @@ mod tests {
         let index = scan("a: 1\nb:\n  c: [x, {d: 2}]\n  e:\n    - f: 3\n").unwrap();
         assert_eq!(index.locate("a"), Some(((1, 1), true)));
         assert_eq!(index.locate("b.c"), Some(((3, 3), true)));
-        assert_eq!(index.locate("b.c[1].d"), Some(((3, 14), true)));
+        assert_eq!(index.locate("b.c[1].d"), Some(((3, 11), true)));
         assert_eq!(index.locate("b.e[0].f"), Some(((5, 7), true)));
         assert_eq!(index.locate("b.e[0].g"), Some(((4, 3), false)));
         assert_eq!(index.locate("z"), None);

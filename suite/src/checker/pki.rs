@@ -207,7 +207,7 @@ fn ber_lengths_to_der(input: &[u8]) -> Option<Vec<u8>> {
             obj.value.to_vec()
         };
         out.extend_from_slice(&input[pos..pos + tag_len]);
-        tlv::push_length(&mut out, value.len());
+        tlv::push_length(&mut out, value.len()).ok()?;
         out.extend_from_slice(&value);
         pos = end;
     }
