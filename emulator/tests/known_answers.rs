@@ -304,7 +304,8 @@ fn gen2_verify_command_bytes() {
         Generation::Second,
         &g.ks_enc.array(),
         V.card_number_ascii.as_bytes(),
-    ).unwrap();
+    )
+    .unwrap();
     assert_eq!(
         data,
         [&[0x86, 0x11, 0x01][..], &g.verify_ciphertext.0].concat()
@@ -434,11 +435,14 @@ fn gen1_verify_ciphertext_ignores_des_parity() {
 fn gen1_verify_command_bytes() {
     let g = &V.gen1_spec1_example;
     let apdu = CommandBuilder::new(0x08, 0x20, 0x00, 0x86)
-        .data(sm::seal(
-            Generation::First,
-            &g.ks_enc.array(),
-            V.card_number_ascii.as_bytes(),
-        ).unwrap())
+        .data(
+            sm::seal(
+                Generation::First,
+                &g.ks_enc.array(),
+                V.card_number_ascii.as_bytes(),
+            )
+            .unwrap(),
+        )
         .to_bytes();
     assert_eq!(g.verify_command, *apdu);
     let plain = sm::open(Generation::First, &g.ks_enc.array(), &apdu[5..]).unwrap();

@@ -680,8 +680,9 @@ impl Channel for FuzzCard<'_> {
             2 => {
                 let chunk = self.input.chunk();
                 let mut out = match (apdu.first(), self.session) {
-                    (Some(&cla::SM), Some(key)) => sm::seal(self.generation, &key, chunk)
-                        .unwrap_or_else(|_| chunk.to_vec()),
+                    (Some(&cla::SM), Some(key)) => {
+                        sm::seal(self.generation, &key, chunk).unwrap_or_else(|_| chunk.to_vec())
+                    }
                     _ => chunk.to_vec(),
                 };
                 out.extend_from_slice(&genuine[genuine.len().saturating_sub(2)..]);

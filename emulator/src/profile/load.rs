@@ -193,13 +193,17 @@ pub fn load_merged(path: &Path) -> Result<Merged, ProfileError> {
             .iter()
             .any(|seen| seen.canonicalize().ok().as_ref() == Some(&canonical))
         {
-            return Err(blame("`extends:` cycle: this profile is already in the chain".into()));
+            return Err(blame(
+                "`extends:` cycle: this profile is already in the chain".into(),
+            ));
         }
         let text = read_text(&file).map_err(blame)?;
         let (doc, value, index) = parse_one(&file, &text).map_err(|mut e| {
             // The parent's own error stays located in the parent; say who extends it.
             if let Some((child, position)) = &extended_by {
-                let at = position.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default();
+                let at = position
+                    .map(|(l, c)| format!(":{l}:{c}"))
+                    .unwrap_or_default();
                 e.message = format!(
                     "{} (in the profile that `extends:` at {}{at} names)",
                     e.message,
@@ -429,7 +433,10 @@ fn yaml_error(
     }
     let (file, location) = match place {
         Some((file, position)) => (file, Some(position)),
-        None => (file.to_path_buf(), e.location().map(|l| (l.line(), l.column()))),
+        None => (
+            file.to_path_buf(),
+            e.location().map(|l| (l.line(), l.column())),
+        ),
     };
     ProfileError {
         file,

@@ -28,7 +28,7 @@ pub struct ScanError {
     pub message: String,
 }
 
-/// Every key of a profile file by dotted path (`card.number`, `tamper.files[0].append`),
+/// Every key (and sequence item) of a profile file by dotted path (`card.number`, `tamper.files[0].append`),
 /// as serde_path_to_error prints paths.
 #[derive(Clone, Debug, Default)]
 pub struct KeyIndex {
@@ -54,8 +54,14 @@ impl KeyIndex {
 /// One open collection on the way to the current node.
 enum Frame {
     /// `key` is the last key read; `None` while the next scalar is a key.
-    Mapping { path: String, key: Option<String> },
-    Sequence { path: String, next: usize },
+    Mapping {
+        path: String,
+        key: Option<String>,
+    },
+    Sequence {
+        path: String,
+        next: usize,
+    },
 }
 
 /// Scans `text`: refuses aliases, anchors and nesting deeper than [`MAX_DEPTH`], and
@@ -77,6 +83,10 @@ pub fn scan(text: &str) -> Result<KeyIndex, ScanError> {
             }) => (join(path, key), false),
             Some(Frame::Sequence { path, next }) => (format!("{path}[{next}]"), false),
         };
+        // Sequence items are indexed like keys (`tamper.files[3]`): errors name items.
+        if matches!(stack.last(), Some(Frame::Sequence { .. })) {
+            index.keys.entry(node_path.clone()).or_insert(position);
+        }
         let refuse = |message: String| ScanError {
             position,
             field: (!node_path.is_empty()).then(|| node_path.clone()),
@@ -288,7 +298,8 @@ mod tests {
         assert_eq!(index.locate("b.c"), Some(((3, 3), true)));
         assert_eq!(index.locate("b.c[1].d"), Some(((3, 11), true)));
         assert_eq!(index.locate("b.e[0].f"), Some(((5, 7), true)));
-        assert_eq!(index.locate("b.e[0].g"), Some(((4, 3), false)));
+        assert_eq!(index.locate("b.e[0].g"), Some(((5, 7), false)));
+        assert_eq!(index.locate("b.c[0]"), Some(((3, 7), true)));
         assert_eq!(index.locate("z"), None);
     }
 
@@ -304,7 +315,11 @@ mod tests {
         let deeper = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
         let err = scan(&deeper).unwrap_err();
         assert_eq!(err.position, (1, MAX_DEPTH + 1));
-        assert!(err.message.contains("nested deeper than 64"), "{}", err.message);
+        assert!(
+            err.message.contains("nested deeper than 64"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -199,8 +199,14 @@ mod tests {
         let too_long = vec![7; MAX_VALUE_LEN + 1];
         assert_eq!(encode(0xD0, &too_long), Err(TlvError::TooLong(65_536)));
         let mut out = vec![1];
-        assert_eq!(push(&mut out, 0xD0, &too_long), Err(TlvError::TooLong(65_536)));
-        assert_eq!(push_length(&mut out, usize::MAX), Err(TlvError::TooLong(usize::MAX)));
+        assert_eq!(
+            push(&mut out, 0xD0, &too_long),
+            Err(TlvError::TooLong(65_536))
+        );
+        assert_eq!(
+            push_length(&mut out, usize::MAX),
+            Err(TlvError::TooLong(usize::MAX))
+        );
         assert_eq!(out, [1], "nothing is appended on error");
     }
 }
