@@ -585,9 +585,15 @@ const FORBIDDEN_PATHS: [&[u8]; 4] = [b"/dev", b"/proc", b"/sys", b"/run"];
 
 /// The profile loader and compiler. Input: the text of a profile file, written to
 /// `profiles/valid/fuzz-input.yaml` of a private copy of `vectors/` (see `LOADER_FILE`).
-/// Loading never panics; an error names the file; a profile that loads gives a chip on which
-/// the genuine flow (authenticate with the chip's number, VERIFY, read every EF) returns the
-/// compiled image. Inputs naming `/dev`, `/proc`, `/sys` or `/run` are skipped.
+/// Loading never panics; an error names the file, and an error about a field that some file
+/// writes has that field's line and column (only a required field missing from the whole
+/// chain has none); an error quotes no value or key longer than a short excerpt; a profile
+/// that loads gives a chip on which the genuine flow (authenticate with the chip's number,
+/// VERIFY, read every EF) returns the compiled image, whatever `tamper:` did to its EFs.
+/// Inputs naming `/dev`, `/proc`, `/sys` or `/run` are skipped. Deep nesting, anchors and
+/// aliases are plain text to the fuzzer (see `fuzz/dict/profile_loader.dict` and the
+/// `fuzz/regressions/profile_loader/` inputs); FIFOs and links are not reachable from an
+/// input and are covered by `emulator/tests/hostile_files.rs`.
 pub fn profile_loader(data: &[u8]) {
     if FORBIDDEN_PATHS
         .iter()
@@ -600,7 +606,27 @@ pub fn profile_loader(data: &[u8]) {
     match profile::load(path) {
         Err(e) => {
             assert!(!e.file.as_os_str().is_empty());
-            let _ = e.to_string();
+            let text = e.to_string();
+            if e.field.is_some() && !e.message.starts_with("required") {
+                assert!(
+                    e.location.is_some(),
+                    "a field error without a position: {text}"
+                );
+            }
+            let longest_quote = e
+                .message
+                .split(['"', '`'])
+                .skip(1)
+                .step_by(2)
+                .map(|quoted| quoted.chars().count())
+                .max()
+                .unwrap_or(0);
+            // An escaped excerpt: at most MAX_EXCERPT characters, each escaped to at most
+            // 10 (`\u{10ffff}`), plus the ellipsis.
+            assert!(
+                longest_quote <= 10 * profile::MAX_EXCERPT + 1,
+                "an error quotes {longest_quote} characters: {text}"
+            );
         }
         Ok(p) => {
             let mut card = Card::new(Arc::clone(&p.image));
