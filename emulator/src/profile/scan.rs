@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
 
-use unsafe_libyaml as sys;
+use unsafe_libyaml as unsafe_sys;
 
 /// Deepest nesting of mappings and sequences a profile may use (bundled profiles use 4).
 pub const MAX_DEPTH: usize = 64;
@@ -194,7 +194,7 @@ struct Event {
 struct Parser<'input> {
     /// Boxed: libyaml keeps a pointer to the parser itself (its read handler's data), so
     /// it must not move after initialisation.
-    sys: Box<MaybeUninit<sys::yaml_parser_t>>,
+    sys: Box<MaybeUninit<unsafe_sys::yaml_parser_t>>,
     /// Ties the parser to the input it reads from.
     _input: &'input [u8],
     /// `yaml_parser_initialize` succeeded: the parser must be deleted on drop.
@@ -204,19 +204,23 @@ struct Parser<'input> {
 
 impl<'input> Parser<'input> {
     fn new(input: &'input [u8]) -> Parser<'input> {
-        let mut sys = Box::new(MaybeUninit::<sys::yaml_parser_t>::uninit());
+        let mut sys = Box::new(MaybeUninit::<unsafe_sys::yaml_parser_t>::uninit());
         let parser = sys.as_mut_ptr();
         // SAFETY: `parser` points to writable, boxed (never moved) storage for a
         // `yaml_parser_t`; `yaml_parser_initialize` fully initialises it (or fails, which
         // only happens when memory allocation fails: then the scan reports nothing and
         // serde_yaml_ng, which needs the same allocation, reports the failure).
-        let initialised = unsafe { !sys::yaml_parser_initialize(parser).fail };
+        let initialised = unsafe { !unsafe_sys::yaml_parser_initialize(parser).fail };
         if initialised {
             // SAFETY: the parser was initialised above; `input` outlives the parser
             // (`'input` is held by the struct) and is never mutated while borrowed.
             unsafe {
-                sys::yaml_parser_set_encoding(parser, sys::YAML_UTF8_ENCODING);
-                sys::yaml_parser_set_input_string(parser, input.as_ptr(), input.len() as u64);
+                unsafe_sys::yaml_parser_set_encoding(parser, unsafe_sys::YAML_UTF8_ENCODING);
+                unsafe_sys::yaml_parser_set_input_string(
+                    parser,
+                    input.as_ptr(),
+                    input.len() as u64,
+                );
             }
         }
         Parser {
@@ -233,33 +237,35 @@ impl<'input> Parser<'input> {
             return None;
         }
         let parser = self.sys.as_mut_ptr();
-        let mut raw = MaybeUninit::<sys::yaml_event_t>::uninit();
+        let mut raw = MaybeUninit::<unsafe_sys::yaml_event_t>::uninit();
         let event = raw.as_mut_ptr();
         // SAFETY: the parser is initialised (`finished` is false) with a live input; on
         // success `yaml_parser_parse` fully initialises `*event`, which is read only then
         // and deleted (freeing its strings) before this function returns.
         unsafe {
-            if sys::yaml_parser_parse(parser, event).fail {
+            if unsafe_sys::yaml_parser_parse(parser, event).fail {
                 self.finished = true;
                 return None;
             }
             let e = &*event;
             let (kind, anchor) = match e.type_ {
-                sys::YAML_ALIAS_EVENT => (Kind::Alias, std::ptr::null_mut()),
-                sys::YAML_SCALAR_EVENT => {
+                unsafe_sys::YAML_ALIAS_EVENT => (Kind::Alias, std::ptr::null_mut()),
+                unsafe_sys::YAML_SCALAR_EVENT => {
                     let scalar = e.data.scalar;
                     let value = std::slice::from_raw_parts(scalar.value, scalar.length as usize);
                     (Kind::Scalar(value.to_vec()), scalar.anchor)
                 }
-                sys::YAML_SEQUENCE_START_EVENT => {
+                unsafe_sys::YAML_SEQUENCE_START_EVENT => {
                     (Kind::SequenceStart, e.data.sequence_start.anchor)
                 }
-                sys::YAML_MAPPING_START_EVENT => (Kind::MappingStart, e.data.mapping_start.anchor),
-                sys::YAML_SEQUENCE_END_EVENT | sys::YAML_MAPPING_END_EVENT => {
+                unsafe_sys::YAML_MAPPING_START_EVENT => {
+                    (Kind::MappingStart, e.data.mapping_start.anchor)
+                }
+                unsafe_sys::YAML_SEQUENCE_END_EVENT | unsafe_sys::YAML_MAPPING_END_EVENT => {
                     (Kind::End, std::ptr::null_mut())
                 }
                 // No event: libyaml has nothing more to give (it never says so twice).
-                sys::YAML_STREAM_END_EVENT | sys::YAML_NO_EVENT => {
+                unsafe_sys::YAML_STREAM_END_EVENT | unsafe_sys::YAML_NO_EVENT => {
                     self.finished = true;
                     (Kind::Other, std::ptr::null_mut())
                 }
@@ -271,7 +277,7 @@ impl<'input> Parser<'input> {
                 line: e.start_mark.line as usize,
                 column: e.start_mark.column as usize,
             };
-            sys::yaml_event_delete(event);
+            unsafe_sys::yaml_event_delete(event);
             Some(out)
         }
     }
@@ -282,7 +288,7 @@ impl Drop for Parser<'_> {
         if self.initialised {
             // SAFETY: the parser was initialised by `yaml_parser_initialize` (checked
             // above); `yaml_parser_delete` frees libyaml's buffers and runs once, here.
-            unsafe { sys::yaml_parser_delete(self.sys.as_mut_ptr()) }
+            unsafe { unsafe_sys::yaml_parser_delete(self.sys.as_mut_ptr()) }
         }
     }
 }
