@@ -150,8 +150,8 @@ impl Locator {
         ProfileError {
             file: file.to_path_buf(),
             location,
-            field: Some(field.to_owned()),
-            message: message.into(),
+            field: Some(redact_field(field.to_owned())),
+            message: redact(&message.into()),
         }
     }
 }
