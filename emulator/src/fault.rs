@@ -571,9 +571,15 @@ impl SimCard {
                 let data = match fault {
                     Fault::PlainInsteadOfSm { .. } => plain,
                     Fault::SmBadPadding { .. } => {
-                        seal_badly_padded(generation, &session_key, &plain)
+                        match seal_badly_padded(generation, &session_key, &plain) {
+                            Some(sealed) => sealed,
+                            None => return false,
+                        }
                     }
-                    _ => sm::seal(generation, &self.image().chip_key(), &plain),
+                    _ => match sm::seal(generation, &self.image().chip_key(), &plain) {
+                        Ok(sealed) => sealed,
+                        Err(_) => return false,
+                    },
                 };
                 *response = [&data[..], &sw].concat();
                 true
@@ -603,7 +609,7 @@ fn sw_carries_data(sw: [u8; 2]) -> bool {
 
 /// `86 L 01 ‖ Enc(key, data ‖ 80 FF…)`: ISO padding with the wrong filler, at least one
 /// `FF`, so that no reader can mistake it for valid padding.
-fn seal_badly_padded(generation: Generation, key: &Key, plain: &[u8]) -> Vec<u8> {
+fn seal_badly_padded(generation: Generation, key: &Key, plain: &[u8]) -> Option<Vec<u8>> {
     let block = generation.block_size();
     let mut padded = plain.to_vec();
     padded.push(0x80);
@@ -614,8 +620,9 @@ fn seal_badly_padded(generation: Generation, key: &Key, plain: &[u8]) -> Vec<u8>
         }
     }
     let mut value = vec![sm::PADDING_INDICATOR];
-    value.extend(generation.encrypt(key, &padded).unwrap_or_default());
-    tlv::encode(sm::TAG_CRYPTOGRAM, &value)
+    value.extend(generation.encrypt(key, &padded).ok()?);
+    // Too long for one DO 86: the fault does not apply (the answer stays as it was).
+    tlv::encode(sm::TAG_CRYPTOGRAM, &value).ok()
 }
 
 fn matches(on: &Selector, target: &Target, image: &CardImage) -> bool {

@@ -304,7 +304,8 @@ fn gen2_verify_command_bytes() {
         Generation::Second,
         &g.ks_enc.array(),
         V.card_number_ascii.as_bytes(),
-    );
+    )
+    .unwrap();
     assert_eq!(
         data,
         [&[0x86, 0x11, 0x01][..], &g.verify_ciphertext.0].concat()
@@ -434,11 +435,14 @@ fn gen1_verify_ciphertext_ignores_des_parity() {
 fn gen1_verify_command_bytes() {
     let g = &V.gen1_spec1_example;
     let apdu = CommandBuilder::new(0x08, 0x20, 0x00, 0x86)
-        .data(sm::seal(
-            Generation::First,
-            &g.ks_enc.array(),
-            V.card_number_ascii.as_bytes(),
-        ))
+        .data(
+            sm::seal(
+                Generation::First,
+                &g.ks_enc.array(),
+                V.card_number_ascii.as_bytes(),
+            )
+            .unwrap(),
+        )
         .to_bytes();
     assert_eq!(g.verify_command, *apdu);
     let plain = sm::open(Generation::First, &g.ks_enc.array(), &apdu[5..]).unwrap();
@@ -500,7 +504,7 @@ fn card_number_ef() -> Vec<u8> {
 #[test]
 fn derived_gen2_sm_response_df1_ef01() {
     let ks = V.gen2_spec2_appendix2.ks_enc.array();
-    let mut response = sm::seal(Generation::Second, &ks, &card_number_ef());
+    let mut response = sm::seal(Generation::Second, &ks, &card_number_ef()).unwrap();
     response.extend_from_slice(&[0x90, 0x00]);
     let d = &V.derived.gen2_sm_response_df1_ef01_under_appendix2_ks_enc;
     assert_eq!(d.response, *response);
@@ -514,7 +518,7 @@ fn derived_gen2_sm_response_df1_ef01() {
 #[test]
 fn derived_gen1_sm_response_same_plaintext() {
     let ks = V.gen1_spec1_example.ks_enc.array();
-    let mut response = sm::seal(Generation::First, &ks, &card_number_ef());
+    let mut response = sm::seal(Generation::First, &ks, &card_number_ef()).unwrap();
     response.extend_from_slice(&[0x90, 0x00]);
     let d = &V.derived.gen1_sm_response_same_plaintext_under_spec1_ks_enc;
     assert_eq!(d.response, *response);

@@ -602,7 +602,7 @@ fn run_step(card: &mut Card, image: &CardImage, m: &mut Model, step: &Step) {
                 };
                 let key = key?;
                 Some((
-                    sm::seal(generation, &key, &content[offset..offset + n]),
+                    sm::seal(generation, &key, &content[offset..offset + n]).unwrap(),
                     status,
                 ))
             })

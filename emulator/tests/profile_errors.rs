@@ -158,3 +158,299 @@ fn a_childs_expect_replaces_the_parents_whole() {
     );
     assert!(child.expect.flags.is_empty());
 }
+
+// --- Hostile inputs (issue 10) ----------------------------------------------------------
+
+fn located(err: &ProfileError) -> (Option<&str>, Option<(usize, usize)>) {
+    (err.field.as_deref(), err.location)
+}
+
+/// Nine `duplicate: true` of `D0` would grow the gen-1 front image EF to 70 040 bytes (the
+/// card engine once panicked encoding it); the edit that crosses the bound is named.
+#[test]
+fn tamper_growing_an_ef_past_the_bound_is_a_located_error() {
+    let edits = "  - { file: DF1/EF01, tag: D0, duplicate: true }\n".repeat(9);
+    let err = load_text(
+        "growdup",
+        &format!("extends: VALID/gen1-residence.yaml\ntamper:\n  files:\n{edits}"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        located(&err),
+        (Some("tamper.files[3]"), Some((7, 5))),
+        "{err}"
+    );
+    assert!(err.message.contains("at most 32768"), "{err}");
+    assert!(err.to_string().contains("growdup.yaml:7:5"), "{err}");
+
+    let append = "00".repeat(65_600);
+    let err = load_text(
+        "growappend",
+        &format!(
+            "extends: VALID/gen2-residence.yaml\ntamper:\n  files:\n    - file: DF1/EF04\n      append: \"{append}\"\n"
+        ),
+    )
+    .unwrap_err();
+    assert_eq!(
+        located(&err),
+        (Some("tamper.files[0]"), Some((4, 7))),
+        "{err}"
+    );
+    assert!(err.message.contains("at most 32768"), "{err}");
+}
+
+/// A certificate stored at its exact length is the one compiled field that can outgrow an
+/// EF: the error points at `signature.certificate` where this file writes it.
+#[test]
+fn an_oversized_certificate_is_located_at_its_field() {
+    let dir = scratch("bigcert");
+    std::fs::write(dir.join("big.crt"), vec![0x30u8; 70_000]).unwrap();
+    let err = load_text(
+        "bigcert",
+        "extends: VALID/gen1-residence.yaml\nsignature:\n  certificate_layout: exact\n  certificate: big.crt\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        located(&err),
+        (Some("signature.certificate"), Some((4, 3))),
+        "{err}"
+    );
+    assert!(err.file.ends_with("bigcert.yaml"), "{err}");
+}
+
+/// 100 000 nested brackets once took 28 s (quadratic); the pre-scan stops at level 65.
+#[test]
+fn nesting_deeper_than_the_limit_is_refused_where_it_happens() {
+    let depth = profile::MAX_DEPTH;
+    // The root mapping and `expect:` are two levels, `junk:`'s sequences the rest.
+    let ok = format!(
+        "description: x\nexpect:\n  junk: {}{}\n",
+        "[".repeat(depth - 2),
+        "]".repeat(depth - 2)
+    );
+    let err = load_text("deepok", &ok).unwrap_err();
+    assert!(!err.message.contains("nested deeper"), "{err}");
+    let n = 100_000;
+    let deep = format!(
+        "description: x\nexpect:\n  junk: {}{}\n",
+        "[".repeat(n),
+        "]".repeat(n)
+    );
+    let err = load_text("deep", &deep).unwrap_err();
+    // The first bracket is at column 9; the one that opens level 65 is bracket 63.
+    assert_eq!(err.location, Some((3, 8 + depth - 1)), "{err}");
+    assert!(
+        err.message.contains("nested deeper than 64 levels"),
+        "{err}"
+    );
+    assert!(
+        err.field
+            .as_deref()
+            .unwrap()
+            .starts_with("expect.junk[0][0]"),
+        "{err}"
+    );
+    assert!(err.to_string().len() < 300, "{err}");
+    // Block style nests the same way.
+    let mut block = String::from("description: x\nexpect:\n");
+    for level in 0..100 {
+        block.push_str(&format!("{}k{level}:\n", "  ".repeat(level + 1)));
+    }
+    let err = load_text("deepblock", &block).unwrap_err();
+    assert!(
+        err.message.contains("nested deeper than 64 levels"),
+        "{err}"
+    );
+    // The mapping that holds `k63` (line 66, column 129) is level 65.
+    assert_eq!(err.location, Some((2 + depth, 2 * depth + 1)), "{err}");
+}
+
+/// A 136 KB alias bomb once took 1.3–1.8 GB. Aliases (and anchors) are refused, located.
+#[test]
+fn aliases_and_anchors_are_refused_with_their_position() {
+    let bomb = format!(
+        "description: x\nexpect:\n  verdict: genuine\n  why: x\n  a: &a [{}]\n  b: [{}]\n",
+        vec!["\"xxxxxxxx\""; 1000].join(","),
+        vec!["*a"; 40_000].join(",")
+    );
+    let err = load_text("bomb", &bomb).unwrap_err();
+    assert_eq!(located(&err), (Some("expect.a"), Some((5, 6))), "{err}");
+    assert!(err.message.contains("anchors"), "{err}");
+    let err = load_text(
+        "alias",
+        "extends: VALID/gen1-residence.yaml\ndescription: x\nseed: *nothing\n",
+    )
+    .unwrap_err();
+    assert_eq!(located(&err), (Some("seed"), Some((3, 7))), "{err}");
+    assert!(
+        err.message.contains("aliases (`*name`) are not allowed"),
+        "{err}"
+    );
+}
+
+/// Fields only the other generation's chip has are errors at the field, not ignored.
+#[test]
+fn fields_of_the_other_generation_are_located_errors() {
+    let cases = [
+        (
+            "g1printed",
+            "gen1-residence",
+            "printed:\n  sex: male\n",
+            "printed",
+            (3, 1),
+        ),
+        (
+            "g1work",
+            "gen1-residence",
+            "work_permission:\n  individual: true\n",
+            "work_permission",
+            (3, 1),
+        ),
+        (
+            "g1name",
+            "gen1-residence",
+            "images:\n  name: a.tif\n",
+            "images.name",
+            (4, 3),
+        ),
+        (
+            "g1address",
+            "gen1-residence",
+            "images:\n  address: a.tif\n",
+            "images.address",
+            (4, 3),
+        ),
+        (
+            "g1tamper",
+            "gen1-residence",
+            "tamper:\n  printed:\n    sex: female\n",
+            "tamper.printed",
+            (4, 3),
+        ),
+        (
+            "g2address",
+            "gen2-residence",
+            "address:\n  text: x\n",
+            "address",
+            (3, 1),
+        ),
+        (
+            "g2back",
+            "gen2-residence",
+            "back_side:\n  renewal_application: true\n",
+            "back_side",
+            (3, 1),
+        ),
+        (
+            "g2front",
+            "gen2-residence",
+            "images:\n  front: a.tif\n",
+            "images.front",
+            (4, 3),
+        ),
+    ];
+    for (name, base, extra, field, position) in cases {
+        let err = load_text(
+            name,
+            &format!("extends: VALID/{base}.yaml\ndescription: x\n{extra}"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            located(&err),
+            (Some(field), Some(position)),
+            "{name}: {err}"
+        );
+        assert!(err.message.contains("only a generation-"), "{name}: {err}");
+        assert!(err.file.ends_with(format!("{name}.yaml")), "{name}: {err}");
+    }
+}
+
+/// A file named by mistake (`extends: /etc/shadow`) is never echoed: at most a short,
+/// escaped excerpt.
+#[test]
+fn errors_quote_at_most_a_short_excerpt_of_a_file() {
+    let dir = scratch("secret");
+    let secret = "root:$6$saltsalt$HASHHASHHASHHASHHASHHASHHASHHASHHASHHASHHASHHASHHASHTAILSECRET:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n";
+    std::fs::write(dir.join("shadow"), secret).unwrap();
+    let err = load_text("secret", "extends: shadow\n").unwrap_err();
+    let text = err.to_string();
+    assert!(!text.contains("TAILSECRET"), "{text}");
+    assert!(!text.contains("daemon"), "{text}");
+    assert!(
+        text.contains("secret.yaml:1:1"),
+        "the extends: is named: {text}"
+    );
+    let quoted = text.split('"').nth(1).unwrap_or_default();
+    assert!(quoted.chars().count() <= profile::MAX_EXCERPT + 1, "{text}");
+
+    // A key that is a secret line: the field path is cut too, control characters escaped.
+    let err = load_text(
+        "secretkey",
+        "\"root:$6$saltsalt$HASHHASHHASHHASHHASHHASHHASHTAILSECRET\x1b[31m\": 1\n",
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        !text.contains("TAILSECRET") && !text.contains('\x1b'),
+        "{text}"
+    );
+}
+
+/// Value errors point at the field's own key, not at the enclosing mapping; compile-time
+/// size errors carry the field's position.
+#[test]
+fn value_and_size_errors_point_at_the_field() {
+    let err = load_text(
+        "birthdate",
+        "extends: VALID/gen2-residence.yaml\ndescription: x\nseed: 3\nprinted:\n  sex: female\n  nationality: JPN\n  birth_date: \"2024133\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        located(&err),
+        (Some("printed.birth_date"), Some((7, 3))),
+        "{err}"
+    );
+    let err = load_text(
+        "toplevel",
+        "extends: VALID/gen1-residence.yaml\ndescription: x\nseed: many\n",
+    )
+    .unwrap_err();
+    assert_eq!(located(&err), (Some("seed"), Some((3, 1))), "{err}");
+    let err = load_text(
+        "unknown2",
+        "extends: VALID/gen1-residence.yaml\ncard:\n  type: residence_card\n  numbr: AB12345678CD\n",
+    )
+    .unwrap_err();
+    assert_eq!(located(&err), (Some("card.numbr"), Some((4, 3))), "{err}");
+
+    let dir = scratch("bigfront");
+    std::fs::write(dir.join("big.tif"), vec![1u8; 7001]).unwrap();
+    let err = load_text(
+        "bigfront",
+        "extends: VALID/gen1-residence.yaml\ndescription: x\nimages:\n  face: null\n  front: big.tif\n",
+    )
+    .unwrap_err();
+    assert_eq!(located(&err), (Some("images.front"), Some((5, 3))), "{err}");
+    assert!(err.file.ends_with("bigfront.yaml"), "{err}");
+}
+
+/// An `extends:` that fails names the profile whose `extends:` it is, at its line.
+#[test]
+fn a_failing_extends_names_the_extending_profile() {
+    let err = load_text(
+        "extmissing",
+        "description: x\nextends: does-not-exist.yaml\n",
+    )
+    .unwrap_err();
+    assert!(err.file.ends_with("extmissing.yaml"), "{err}");
+    assert_eq!(located(&err), (Some("extends"), Some((2, 1))), "{err}");
+    assert!(err.message.contains("does-not-exist.yaml"), "{err}");
+
+    // An error inside the parent stays in the parent, and says who extends it.
+    let dir = scratch("extparent");
+    std::fs::write(dir.join("_parent.yaml"), "seed: 1\nseed_typo: 2\n").unwrap();
+    let err = load_text("extparent", "\nextends: _parent.yaml\n").unwrap_err();
+    assert!(err.file.ends_with("_parent.yaml"), "{err}");
+    assert_eq!(located(&err), (Some("seed_typo"), Some((2, 1))), "{err}");
+    assert!(err.message.contains("extparent.yaml:2:1"), "{err}");
+}

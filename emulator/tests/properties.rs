@@ -60,7 +60,7 @@ proptest! {
         key in any::<[u8; 16]>(),
         plain in prop_oneof![vec(any::<u8>(), 0..64), vec(any::<u8>(), 0..3_100)],
     ) {
-        let sealed = sm::seal(generation, &key, &plain);
+        let sealed = sm::seal(generation, &key, &plain).unwrap();
         // One DO 86: indicator 01, then the padded plaintext's length of ciphertext.
         let (obj, end) = tlv::parse_at(&sealed, 0).expect("sealed data is one TLV");
         prop_assert_eq!(end, sealed.len());
@@ -89,7 +89,7 @@ proptest! {
         // 2-key TDES ignores the parity bits: keys equal up to parity are the same key.
         prop_assume!(generation == Generation::Second
             || key.iter().zip(&other).any(|(a, b)| a & 0xFE != b & 0xFE));
-        let sealed = sm::seal(generation, &key, &plain);
+        let sealed = sm::seal(generation, &key, &plain).unwrap();
         prop_assert_ne!(sm::open(generation, &other, &sealed), Ok(plain));
     }
 }
@@ -127,7 +127,7 @@ proptest! {
     ) {
         let mut ef = Vec::new();
         for (t, v) in &objects {
-            tlv::push(&mut ef, *t, v);
+            tlv::push(&mut ef, *t, v).unwrap();
         }
         let encoded_len = ef.len();
         ef.resize(encoded_len + padding, 0);
@@ -137,7 +137,7 @@ proptest! {
         prop_assert!(parsed.iter().all(|t| !t.non_minimal_length));
         // Each object alone: `encode` is `push` into an empty vector, `parse_at` reads it back.
         for (t, v) in &objects {
-            let one = tlv::encode(*t, v);
+            let one = tlv::encode(*t, v).unwrap();
             let (obj, end) = tlv::parse_at(&one, 0).expect("one TLV");
             prop_assert_eq!((obj.tag, obj.value, end), (*t, &v[..], one.len()));
         }

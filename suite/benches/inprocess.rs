@@ -99,7 +99,10 @@ fn main() {
         let ks = auth::reader_finish(generation, &key, &rnd_ifd, &rnd_icc, &k_ifd, &answer[..40])
             .unwrap();
         let verify = CommandBuilder::new(cla::SM, ins::VERIFY, 0, VERIFY_P2_CARD_NUMBER)
-            .data(sm::seal(generation, &ks, p.card_number.as_str().as_bytes()))
+            .data(
+                sm::seal(generation, &ks, p.card_number.as_str().as_bytes())
+                    .expect("a card number fits one DO 86"),
+            )
             .to_bytes();
         assert_eq!(card.transmit(&verify), [0x90, 0]);
         let select_df3 = CommandBuilder::new(0, ins::SELECT, 4, 0x0C)

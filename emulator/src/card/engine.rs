@@ -248,7 +248,10 @@ impl Card {
                 0 => (available, Status::Success),
                 n => self.clamp(n, available, false)?,
             };
-            let sealed = sm::seal(self.image.generation, &key, &content[offset..offset + len]);
+            // An EF too large for one DO 86 (only a hand-made image has one: profiles bound
+            // EF sizes) gets a status word, never a panic.
+            let sealed = sm::seal(self.image.generation, &key, &content[offset..offset + len])
+                .map_err(|_| Status::WrongLength)?;
             let ne = cmd.ne.unwrap_or(0);
             if sealed.len() > ne {
                 return Err(match u8::try_from(sealed.len()) {

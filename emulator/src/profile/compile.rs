@@ -9,12 +9,12 @@ use rsa::pkcs8::DecodePrivateKey;
 use rsa::signature::{SignatureEncoding, Signer};
 use sha2::{Digest, Sha256};
 
-use super::load::ProfileError;
+use super::load::{Locator, ProfileError};
 use super::schema::*;
 use crate::card::{Access, CardImage, Df, ElementaryFile};
 use crate::protocol::Generation;
 use crate::protocol::signature::{self as target, push_padded};
-use crate::protocol::tlv::{self, push, push_length, push_tag};
+use crate::protocol::tlv::{self, push_length, push_tag};
 
 /// Generation 1 `DB` value area (certificate zero-padded inside).
 const GEN1_CERTIFICATE_AREA: usize = 1_200;
@@ -26,24 +26,31 @@ const GEN1_PERMISSION_AREA: usize = 120;
 /// Generation 2 `DE` reserved-text area.
 const GEN2_RESERVED_AREA: usize = 200;
 
-/// The fields a compile needs, with the file to blame when one is missing.
+/// Largest EF a profile may compile to (also after `tamper.files` edits): every byte is
+/// within reach of a READ BINARY offset (15 bits), and a whole-EF read fits one SM data
+/// object and one extended response. Real cards' largest EF is about 7 KB.
+pub const MAX_EF_SIZE: usize = 32_768;
+
+/// The fields a compile needs, with the file to blame when one is missing and where each
+/// field is written.
 struct Ctx<'a> {
     file: &'a Path,
+    locator: &'a Locator,
 }
 
 impl Ctx<'_> {
     fn require<'v, T>(&self, value: &'v Option<T>, field: &str) -> Result<&'v T, ProfileError> {
         value.as_ref().ok_or_else(|| {
-            ProfileError::new(
-                self.file,
-                Some(field),
+            self.error(
+                field,
                 "required, but neither this profile nor what it extends sets it",
             )
         })
     }
 
+    /// An error located at the field (in whichever file of the chain writes it).
     fn error(&self, field: &str, message: impl Into<String>) -> ProfileError {
-        ProfileError::new(self.file, Some(field), message)
+        self.locator.error(self.file, field, message)
     }
 
     fn read_file(
@@ -69,8 +76,12 @@ impl Ctx<'_> {
 }
 
 /// Builds the chip image of a merged profile.
-pub fn compile(doc: &ProfileDoc, file: &Path) -> Result<CardImage, ProfileError> {
-    let ctx = Ctx { file };
+pub fn compile(
+    doc: &ProfileDoc,
+    file: &Path,
+    locator: &Locator,
+) -> Result<CardImage, ProfileError> {
+    let ctx = Ctx { file, locator };
     let card = ctx.require(&doc.card, "card")?;
     let generation = *ctx.require(&card.generation, "card.generation")?;
     let card_type = *ctx.require(&card.card_type, "card.type")?;
@@ -83,19 +94,30 @@ pub fn compile(doc: &ProfileDoc, file: &Path) -> Result<CardImage, ProfileError>
             Df::Mf,
             0x0B,
             Access::Free,
-            tlv(0xC0, version.0.as_bytes()),
+            ctx.tlv("card.spec_version", 0xC0, version.0.as_bytes())?,
         ),
         ef(
             "MF/EF02 card type",
             Df::Mf,
             0x0A,
             Access::Free,
-            tlv(0xC1, card_type.code(generation).as_bytes()),
+            ctx.tlv("card.type", 0xC1, card_type.code(generation).as_bytes())?,
         ),
     ];
     match generation {
         Generation::First => gen1_files(&ctx, doc, card_type, &mut files)?,
         Generation::Second => gen2_files(&ctx, doc, card_type, number, &mut files)?,
+    }
+    if let Some(ef) = files.iter().find(|f| f.content.len() > MAX_EF_SIZE) {
+        // Only a certificate stored at its exact length can grow an EF this far.
+        return Err(ctx.error(
+            "signature.certificate",
+            format!(
+                "{} would be {} bytes; an EF holds at most {MAX_EF_SIZE}",
+                ef.name,
+                ef.content.len()
+            ),
+        ));
     }
     Ok(CardImage {
         generation,
@@ -122,15 +144,36 @@ fn ef(name: &str, df: Df, sfi: u8, access: Access, content: Vec<u8>) -> Elementa
     }
 }
 
-fn tlv(tag: u16, value: &[u8]) -> Vec<u8> {
-    crate::protocol::tlv::encode(tag, value)
-}
+impl Ctx<'_> {
+    /// One TLV; a value too long for a TLV length is an error naming `field`.
+    fn tlv(&self, field: &str, tag: u16, value: &[u8]) -> Result<Vec<u8>, ProfileError> {
+        tlv::encode(tag, value).map_err(|e| self.error(field, e.to_string()))
+    }
 
-/// A TLV whose value is zero-padded to a fixed area (the card's fixed-size fields).
-fn fixed(out: &mut Vec<u8>, tag: u16, value: &[u8], area: usize) {
-    let mut padded = Vec::with_capacity(area);
-    push_padded(&mut padded, value, area);
-    push(out, tag, &padded);
+    /// Appends one TLV; a value too long for a TLV length is an error naming `field`.
+    fn push(
+        &self,
+        field: &str,
+        out: &mut Vec<u8>,
+        tag: u16,
+        value: &[u8],
+    ) -> Result<(), ProfileError> {
+        tlv::push(out, tag, value).map_err(|e| self.error(field, e.to_string()))
+    }
+
+    /// A TLV whose value is zero-padded to a fixed area (the card's fixed-size fields).
+    fn fixed(
+        &self,
+        field: &str,
+        out: &mut Vec<u8>,
+        tag: u16,
+        value: &[u8],
+        area: usize,
+    ) -> Result<(), ProfileError> {
+        let mut padded = Vec::with_capacity(area);
+        push_padded(&mut padded, value, area);
+        self.push(field, out, tag, &padded)
+    }
 }
 
 /// Reads the face image, or the stand-in the face layout prescribes when there is none.
@@ -142,12 +185,18 @@ fn face(ctx: &Ctx, doc: &ProfileDoc) -> Result<Option<Vec<u8>>, ProfileError> {
         .transpose()
 }
 
-fn push_face(out: &mut Vec<u8>, face: Option<&[u8]>, layout: FaceLayout) {
+fn push_face(
+    ctx: &Ctx,
+    out: &mut Vec<u8>,
+    face: Option<&[u8]>,
+    layout: FaceLayout,
+) -> Result<(), ProfileError> {
+    let field = "images.face";
     match (face, layout) {
-        (Some(face), _) => fixed(out, 0xD1, face, target::FACE_AREA),
-        (None, FaceLayout::ZeroFilled) => fixed(out, 0xD1, &[], target::FACE_AREA),
-        (None, FaceLayout::ZeroLength) => push(out, 0xD1, &[]),
-        (None, FaceLayout::Omitted) => {}
+        (Some(face), _) => ctx.fixed(field, out, 0xD1, face, target::FACE_AREA),
+        (None, FaceLayout::ZeroFilled) => ctx.fixed(field, out, 0xD1, &[], target::FACE_AREA),
+        (None, FaceLayout::ZeroLength) => ctx.push(field, out, 0xD1, &[]),
+        (None, FaceLayout::Omitted) => Ok(()),
     }
 }
 
@@ -196,9 +245,15 @@ fn gen1_files(
     let layout = doc.face_layout.unwrap_or_default();
 
     let mut front_ef = Vec::new();
-    fixed(&mut front_ef, 0xD0, &front, target::GEN1_FRONT_AREA);
+    ctx.fixed(
+        "images.front",
+        &mut front_ef,
+        0xD0,
+        &front,
+        target::GEN1_FRONT_AREA,
+    )?;
     let mut face_ef = Vec::new();
-    push_face(&mut face_ef, face.as_deref(), layout);
+    push_face(ctx, &mut face_ef, face.as_deref(), layout)?;
     let signed = match doc.signature.as_ref().and_then(|s| s.signed_data) {
         None | Some(SignedData::Specified) => {
             target::gen1_signed_data(&front, face.as_deref().unwrap_or_default())
@@ -233,21 +288,29 @@ fn gen1_files(
     let encoding = doc.text_encoding.unwrap_or_default();
     let address = ctx.require(&doc.address, "address")?;
     let mut address_ef = Vec::new();
-    push(
+    ctx.push(
+        "address.date",
         &mut address_ef,
         0xD2,
         ctx.require(&address.date, "address.date")?.0.as_bytes(),
-    );
-    push(
+    )?;
+    ctx.push(
+        "address.municipality_code",
         &mut address_ef,
         0xD3,
         ctx.require(&address.municipality_code, "address.municipality_code")?
             .0
             .as_bytes(),
-    );
+    )?;
     let text = ctx.require(&address.text, "address.text")?;
     let text = encode_text(ctx, "address.text", text, encoding, GEN1_ADDRESS_AREA)?;
-    fixed(&mut address_ef, 0xD4, &text, GEN1_ADDRESS_AREA);
+    ctx.fixed(
+        "address.text",
+        &mut address_ef,
+        0xD4,
+        &text,
+        GEN1_ADDRESS_AREA,
+    )?;
     files.push(ef(
         "DF2/EF01 address",
         Df::Df2,
@@ -282,7 +345,7 @@ fn gen1_files(
                 GEN1_PERMISSION_AREA,
             )?;
             let mut content = Vec::new();
-            fixed(&mut content, tag, &text, GEN1_PERMISSION_AREA);
+            ctx.fixed(field, &mut content, tag, &text, GEN1_PERMISSION_AREA)?;
             files.push(ef(name, Df::Df2, sfi, Access::Auth, content));
         }
         let renewal = *ctx.require(&back.renewal_application, "back_side.renewal_application")?;
@@ -291,7 +354,7 @@ fn gen1_files(
             Df::Df2,
             0x04,
             Access::Auth,
-            tlv(0xD7, flag(renewal)),
+            ctx.tlv("back_side.renewal_application", 0xD7, flag(renewal))?,
         ));
     }
 
@@ -309,7 +372,7 @@ fn gen1_files(
         .to_vec();
 
     let mut df3 = Vec::new();
-    push(&mut df3, 0xDA, &check_code);
+    ctx.push("signature.key", &mut df3, 0xDA, &check_code)?;
     match signature
         .certificate_layout
         .unwrap_or(CertificateLayout::Padded)
@@ -324,9 +387,17 @@ fn gen1_files(
                     ),
                 ));
             }
-            fixed(&mut df3, 0xDB, &certificate, GEN1_CERTIFICATE_AREA);
+            ctx.fixed(
+                "signature.certificate",
+                &mut df3,
+                0xDB,
+                &certificate,
+                GEN1_CERTIFICATE_AREA,
+            )?;
         }
-        CertificateLayout::Exact => push(&mut df3, 0xDB, &certificate),
+        CertificateLayout::Exact => {
+            ctx.push("signature.certificate", &mut df3, 0xDB, &certificate)?
+        }
     }
     files.push(ef(
         "DF3/EF01 check code and certificate",
@@ -365,7 +436,7 @@ fn gen2_files(
         Df::Df1,
         0x01,
         Access::AuthSm,
-        tlv(0xC2, number.as_str().as_bytes()),
+        ctx.tlv("card.number", 0xC2, number.as_str().as_bytes())?,
     ));
 
     let printed = ctx.require(&doc.printed, "printed")?;
@@ -446,7 +517,7 @@ fn gen2_files(
     let mut printed_ef = Vec::new();
     let mut printed_values = Vec::new();
     for (tag, value) in &entries {
-        push(&mut printed_ef, *tag, value);
+        ctx.push("printed", &mut printed_ef, *tag, value)?;
         printed_values.extend_from_slice(value);
     }
     files.push(ef(
@@ -470,13 +541,20 @@ fn gen2_files(
         Some(target::GEN2_ADDRESS_AREA),
     )?;
     let mut name_tlv = Vec::new();
-    fixed(&mut name_tlv, 0xD0, &name, target::GEN2_NAME_AREA);
+    ctx.fixed(
+        "images.name",
+        &mut name_tlv,
+        0xD0,
+        &name,
+        target::GEN2_NAME_AREA,
+    )?;
     let mut face_tlv = Vec::new();
     push_face(
+        ctx,
         &mut face_tlv,
         face.as_deref(),
         doc.face_layout.unwrap_or_default(),
-    );
+    )?;
     let images_ef = [&name_tlv[..], &face_tlv[..]].concat();
     let face = face.as_deref().unwrap_or_default();
     let signed = match doc.signature.as_ref().and_then(|s| s.signed_data) {
@@ -500,7 +578,13 @@ fn gen2_files(
         images_ef,
     ));
     let mut address_ef = Vec::new();
-    fixed(&mut address_ef, 0xDFD1, &address, target::GEN2_ADDRESS_AREA);
+    ctx.fixed(
+        "images.address",
+        &mut address_ef,
+        0xDFD1,
+        &address,
+        target::GEN2_ADDRESS_AREA,
+    )?;
     files.push(ef(
         "DF1/EF04 address image",
         Df::Df1,
@@ -512,15 +596,17 @@ fn gen2_files(
     if residence {
         let permission = ctx.require(&doc.work_permission, "work_permission")?;
         let mut content = Vec::new();
-        fixed(
+        ctx.fixed(
+            "work_permission.comprehensive",
             &mut content,
             0xD5,
             ctx.require(&permission.comprehensive, "work_permission.comprehensive")?
                 .0
                 .as_bytes(),
             7,
-        );
-        fixed(
+        )?;
+        ctx.fixed(
+            "work_permission.comprehensive_expiry",
             &mut content,
             0xD6,
             permission
@@ -529,12 +615,13 @@ fn gen2_files(
                 .map(|d| d.0.as_bytes())
                 .unwrap_or_default(),
             8,
-        );
-        push(
+        )?;
+        ctx.push(
+            "work_permission.individual",
             &mut content,
             0xD7,
             flag(*ctx.require(&permission.individual, "work_permission.individual")?),
-        );
+        )?;
         files.push(ef(
             "DF2/EF01 work permission",
             Df::Df2,
@@ -548,16 +635,17 @@ fn gen2_files(
             Df::Df2,
             0x02,
             Access::Auth,
-            tlv(0xD8, flag(pending)),
+            ctx.tlv("application_pending", 0xD8, flag(pending))?,
         ));
     }
     let other = ctx.require(&doc.other, "other")?;
     let mut content = Vec::new();
-    push(
+    ctx.push(
+        "other.commissioner_entry",
         &mut content,
         0xD9,
         flag(*ctx.require(&other.commissioner_entry, "other.commissioner_entry")?),
-    );
+    )?;
     let reserved = other
         .reserved_text
         .as_deref()
@@ -595,7 +683,7 @@ fn gen2_files(
         CheckCodeEncoding::Der => sig.to_der().as_bytes().to_vec(),
     };
     let mut df3 = Vec::new();
-    push(&mut df3, 0xDC, &check_code);
+    ctx.push("signature.key", &mut df3, 0xDC, &check_code)?;
     let dd_value = match signature
         .certificate_layout
         .unwrap_or(CertificateLayout::Exact)
@@ -607,7 +695,16 @@ fn gen2_files(
     // `DD 82 xx xx` even for a short certificate, as on real cards.
     push_tag(&mut df3, 0xDD);
     df3.push(0x82);
-    df3.extend_from_slice(&(dd_value.max(certificate.len()) as u16).to_be_bytes());
+    let dd_length = u16::try_from(dd_value.max(certificate.len())).map_err(|_| {
+        ctx.error(
+            "signature.certificate",
+            format!(
+                "{} bytes do not fit DF3/EF01 ({GEN2_DF3_SIZE} bytes)",
+                certificate.len()
+            ),
+        )
+    })?;
+    df3.extend_from_slice(&dd_length.to_be_bytes());
     push_padded(&mut df3, &certificate, dd_value);
     if df3.len() > GEN2_DF3_SIZE {
         return Err(ctx.error(
@@ -669,7 +766,7 @@ fn ber_not_der(der: &[u8]) -> Option<Vec<u8>> {
     value.extend_from_slice(algorithm.value);
     value.extend_from_slice(&outer.value[algorithm_end..]);
     let mut out = vec![0x30];
-    push_length(&mut out, value.len());
+    push_length(&mut out, value.len()).ok()?;
     out.extend_from_slice(&value);
     Some(out)
 }
@@ -694,10 +791,11 @@ pub fn apply_edits(
     image: &mut CardImage,
     edits: &[FileEdit],
     file: &Path,
+    locator: &Locator,
 ) -> Result<(), ProfileError> {
     for (i, edit) in edits.iter().enumerate() {
         let field = format!("tamper.files[{i}]");
-        let error = |message: String| ProfileError::new(file, Some(&field), message);
+        let error = |message: String| locator.error(file, &field, message);
         let ef = image
             .files
             .iter_mut()
@@ -708,6 +806,13 @@ pub fn apply_edits(
             })
             .ok_or_else(|| error(format!("the card has no EF {}", edit.file)))?;
         edit_file(&mut ef.content, edit).map_err(error)?;
+        if ef.content.len() > MAX_EF_SIZE {
+            return Err(error(format!(
+                "makes {} {} bytes long; an EF holds at most {MAX_EF_SIZE}",
+                edit.file,
+                ef.content.len()
+            )));
+        }
     }
     Ok(())
 }
@@ -740,6 +845,13 @@ fn edit_file(content: &mut Vec<u8>, edit: &FileEdit) -> Result<(), String> {
         if edit.tag.is_some() {
             return Err("append takes no tag".into());
         }
+        if content.len() + bytes.0.len() > MAX_EF_SIZE {
+            return Err(format!(
+                "appending {} bytes makes the EF {} bytes long; an EF holds at most {MAX_EF_SIZE}",
+                bytes.0.len(),
+                content.len() + bytes.0.len()
+            ));
+        }
         content.extend_from_slice(&bytes.0);
         return Ok(());
     }
@@ -768,7 +880,7 @@ fn edit_file(content: &mut Vec<u8>, edit: &FileEdit) -> Result<(), String> {
     } else if let Some(length) = &edit.length {
         content.splice(start + tag_len..value_start, length.0.iter().copied());
     } else if let Some(value) = &edit.value {
-        let encoded = tlv::encode(tag, &value.0);
+        let encoded = tlv::encode(tag, &value.0).map_err(|e| e.to_string())?;
         content.splice(start..end, encoded);
     }
     Ok(())

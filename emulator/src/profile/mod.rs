@@ -3,12 +3,15 @@
 
 mod compile;
 mod load;
+mod scan;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use load::ProfileError;
+pub use compile::MAX_EF_SIZE;
+pub use load::{MAX_EXCERPT, ProfileError};
+pub use scan::MAX_DEPTH;
 pub use schema::{CardNumber, CardType, ExpectDoc};
 
 use crate::card::{Card, CardImage};
@@ -47,24 +50,28 @@ impl Profile {
 
 /// Loads, merges and compiles one profile file.
 pub fn load(path: &Path) -> Result<Profile, ProfileError> {
-    let load::Merged { doc, tampered, .. } = load::load_merged(path)?;
-    let mut image = compile::compile(&doc, path)?;
+    let load::Merged {
+        doc,
+        tampered,
+        locator,
+    } = load::load_merged(path)?;
+    let mut image = compile::compile(&doc, path, &locator)?;
     if let Some(tampered) = &tampered {
-        image = compile::keep_signature(compile::compile(tampered, path)?, &image);
+        image = compile::keep_signature(compile::compile(tampered, path, &locator)?, &image);
     }
     if let Some(edits) = doc.tamper.as_ref().and_then(|t| t.files.as_deref()) {
-        compile::apply_edits(&mut image, edits, path)?;
+        compile::apply_edits(&mut image, edits, path, &locator)?;
     }
     let faults = doc.faults.clone().unwrap_or_default();
     for (i, fault) in faults.iter().enumerate() {
         fault
             .check_against(&image)
-            .map_err(|message| ProfileError::new(path, Some(&format!("faults[{i}]")), message))?;
+            .map_err(|message| locator.error(path, &format!("faults[{i}]"), message))?;
     }
     let required = |field: &str| {
-        ProfileError::new(
+        locator.error(
             path,
-            Some(field),
+            field,
             "required, but neither this profile nor what it extends sets it",
         )
     };
@@ -90,18 +97,25 @@ pub fn load(path: &Path) -> Result<Profile, ProfileError> {
 
 /// Every `*.yaml` below `dir` (sorted), named by their path relative to `dir`. Files whose
 /// name starts with `_` are bases for `extends:` only and are skipped.
+///
+/// Links to folders are not followed: `ln -s . x` would otherwise make the walk exponential
+/// and load each profile again under another name. A link to a file is listed (it loads the
+/// file it names). Anything else named `*.yaml` (a FIFO, a device, a broken link) is listed
+/// too, so that loading it fails with an error naming it instead of it vanishing silently.
 pub fn profile_paths(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d)? {
-            let path = entry?.path();
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if path.is_dir() {
+            let entry = entry?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // The entry's own type: a link is a link, not what it points to.
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
                 stack.push(path);
+            } else if kind.is_symlink() && path.is_dir() {
+                // Not followed (see above).
             } else if name.ends_with(".yaml") && !name.starts_with('_') {
                 out.push(path);
             }

@@ -28,14 +28,21 @@ pub enum SmError {
     BadCryptogramLength(usize),
     #[error("plaintext padding is malformed")]
     BadPadding,
+    /// The data is too long for one DO `86` (its length field says at most 65 535).
+    #[error("{0} bytes of data do not fit one DO 86")]
+    TooLong(usize),
 }
 
-/// `86 L 01 ‖ Enc(KSenc, pad(plain))`.
-pub fn seal(generation: Generation, key: &Key, plain: &[u8]) -> Vec<u8> {
+/// `86 L 01 ‖ Enc(KSenc, pad(plain))`; data too long for one DO `86` is an error.
+pub fn seal(generation: Generation, key: &Key, plain: &[u8]) -> Result<Vec<u8>, SmError> {
+    // Padding adds at most one block (16 bytes) and the indicator one byte.
+    if plain.len() + 17 > tlv::MAX_VALUE_LEN {
+        return Err(SmError::TooLong(plain.len()));
+    }
     let mut value = Vec::with_capacity(plain.len() + 17);
     value.push(PADDING_INDICATOR);
     value.extend_from_slice(&generation.encrypt_padded(key, plain));
-    tlv::encode(TAG_CRYPTOGRAM, &value)
+    tlv::encode(TAG_CRYPTOGRAM, &value).map_err(|_| SmError::TooLong(plain.len()))
 }
 
 /// Opens the data of a DO `86` (the whole of `data` must be that one object).
@@ -89,7 +96,7 @@ mod tests {
         for generation in [Generation::First, Generation::Second] {
             for len in [0, 1, 7, 8, 15, 16, 17, 300] {
                 let plain: Vec<u8> = (0..len).map(|i| i as u8).collect();
-                let sealed = seal(generation, &[9; 16], &plain);
+                let sealed = seal(generation, &[9; 16], &plain).unwrap();
                 assert_eq!(open(generation, &[9; 16], &sealed).unwrap(), plain);
             }
         }
@@ -97,17 +104,31 @@ mod tests {
 
     #[test]
     fn rejects_wrong_indicator_and_trailing_bytes() {
-        let mut sealed = seal(Generation::Second, &[1; 16], b"x");
+        let mut sealed = seal(Generation::Second, &[1; 16], b"x").unwrap();
         sealed[2] = 2;
         assert_eq!(
             open(Generation::Second, &[1; 16], &sealed),
             Err(SmError::PaddingIndicator(2))
         );
-        let mut sealed = seal(Generation::Second, &[1; 16], b"x");
+        let mut sealed = seal(Generation::Second, &[1; 16], b"x").unwrap();
         sealed.push(0);
         assert!(matches!(
             open(Generation::Second, &[1; 16], &sealed),
             Err(SmError::NotACryptogram(_))
         ));
+    }
+
+    #[test]
+    fn data_too_long_for_one_do_86_is_an_error() {
+        for generation in [Generation::First, Generation::Second] {
+            let longest = vec![0; tlv::MAX_VALUE_LEN - 17];
+            let sealed = seal(generation, &[3; 16], &longest).unwrap();
+            assert_eq!(open(generation, &[3; 16], &sealed).unwrap(), longest);
+            let too_long = vec![0; tlv::MAX_VALUE_LEN - 16];
+            assert_eq!(
+                seal(generation, &[3; 16], &too_long),
+                Err(SmError::TooLong(too_long.len()))
+            );
+        }
     }
 }

@@ -17,7 +17,13 @@ pub enum TlvError {
     BadLength { offset: usize, byte: u8 },
     #[error("non-zero bytes after padding at offset {0}")]
     GarbageAfterPadding(usize),
+    /// A value longer than the longest length field (`82 FF FF`) can say.
+    #[error("a value of {0} bytes is longer than a TLV length can say (65 535)")]
+    TooLong(usize),
 }
+
+/// Longest value a TLV length can describe (`82 FF FF`).
+pub const MAX_VALUE_LEN: usize = 0xFFFF;
 
 /// One data object borrowing its value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,17 +104,19 @@ pub fn find<'a>(tlvs: &[Tlv<'a>], tag: u16) -> Option<&'a [u8]> {
     tlvs.iter().find(|t| t.tag == tag).map(|t| t.value)
 }
 
-/// Appends the minimal length encoding of `len` (at most 65 535).
-pub fn push_length(out: &mut Vec<u8>, len: usize) {
-    match len {
-        0..=0x7F => out.push(len as u8),
-        0x80..=0xFF => out.extend_from_slice(&[0x81, len as u8]),
-        _ => {
-            let len = u16::try_from(len).expect("TLV value over 65 535 bytes");
+/// Appends the minimal length encoding of `len`; a length over 65 535 is an error and
+/// appends nothing (the card never asserts on what a profile or a reader asked for).
+pub fn push_length(out: &mut Vec<u8>, len: usize) -> Result<(), TlvError> {
+    match u16::try_from(len) {
+        Ok(short @ 0..=0x7F) => out.push(short as u8),
+        Ok(byte @ 0x80..=0xFF) => out.extend_from_slice(&[0x81, byte as u8]),
+        Ok(long) => {
             out.push(0x82);
-            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(&long.to_be_bytes());
         }
+        Err(_) => return Err(TlvError::TooLong(len)),
     }
+    Ok(())
 }
 
 /// Appends the tag (one or two bytes, as the value says).
@@ -120,18 +128,23 @@ pub fn push_tag(out: &mut Vec<u8>, tag: u16) {
     }
 }
 
-/// Appends one TLV with a minimal length.
-pub fn push(out: &mut Vec<u8>, tag: u16, value: &[u8]) {
+/// Appends one TLV with a minimal length; a value over 65 535 bytes is an error and
+/// appends nothing.
+pub fn push(out: &mut Vec<u8>, tag: u16, value: &[u8]) -> Result<(), TlvError> {
+    if value.len() > MAX_VALUE_LEN {
+        return Err(TlvError::TooLong(value.len()));
+    }
     push_tag(out, tag);
-    push_length(out, value.len());
+    push_length(out, value.len())?;
     out.extend_from_slice(value);
+    Ok(())
 }
 
 /// One TLV with a minimal length, as a new vector.
-pub fn encode(tag: u16, value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(value.len() + 5);
-    push(&mut out, tag, value);
-    out
+pub fn encode(tag: u16, value: &[u8]) -> Result<Vec<u8>, TlvError> {
+    let mut out = Vec::with_capacity(value.len().min(MAX_VALUE_LEN) + 5);
+    push(&mut out, tag, value)?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -146,7 +159,7 @@ mod tests {
         assert_eq!(tlvs.len(), 1);
         assert_eq!(tlvs[0].tag, 0xDFD1);
         assert_eq!(tlvs[0].value.len(), 2500);
-        assert_eq!(encode(0xDFD1, tlvs[0].value), ef);
+        assert_eq!(encode(0xDFD1, tlvs[0].value), Ok(ef));
     }
 
     #[test]
@@ -176,5 +189,24 @@ mod tests {
             })
         );
         assert_eq!(parse_all(&[0xDF]), Err(TlvError::Truncated(0)));
+    }
+
+    #[test]
+    fn values_over_65535_bytes_are_errors_not_panics() {
+        let longest = vec![7; MAX_VALUE_LEN];
+        let encoded = encode(0xD0, &longest).unwrap();
+        assert_eq!(&encoded[..4], &[0xD0, 0x82, 0xFF, 0xFF]);
+        let too_long = vec![7; MAX_VALUE_LEN + 1];
+        assert_eq!(encode(0xD0, &too_long), Err(TlvError::TooLong(65_536)));
+        let mut out = vec![1];
+        assert_eq!(
+            push(&mut out, 0xD0, &too_long),
+            Err(TlvError::TooLong(65_536))
+        );
+        assert_eq!(
+            push_length(&mut out, usize::MAX),
+            Err(TlvError::TooLong(usize::MAX))
+        );
+        assert_eq!(out, [1], "nothing is appended on error");
     }
 }

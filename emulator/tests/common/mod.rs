@@ -189,7 +189,7 @@ pub fn authenticate(card: &mut Card, rng: &mut ChaCha20Rng) -> Key {
 /// `08 20 00 86 13 86 11 01 <Enc(KSenc, pad(number))>`.
 pub fn verify_apdu(generation: Generation, session_key: &Key, number: &str) -> Vec<u8> {
     CommandBuilder::new(0x08, 0x20, 0x00, 0x86)
-        .data(sm::seal(generation, session_key, number.as_bytes()))
+        .data(sm::seal(generation, session_key, number.as_bytes()).unwrap())
         .to_bytes()
 }
 

@@ -528,8 +528,15 @@ impl Session<'_> {
             }
             Err(other) => return unexpected("MUTUAL AUTHENTICATE", other),
         }
+        let Ok(sealed) = sm::seal(generation, &self.key, card_number.as_bytes()) else {
+            return stop(
+                VerdictKind::WrongCardNumber,
+                None,
+                "the card number is too long to send in one VERIFY",
+            );
+        };
         let verify = CommandBuilder::new(cla::SM, ins::VERIFY, 0, VERIFY_P2_CARD_NUMBER)
-            .data(sm::seal(generation, &self.key, card_number.as_bytes()))
+            .data(sealed)
             .to_bytes();
         let r = self.transmit(&verify, "VERIFY")?;
         match r.status {

@@ -207,7 +207,7 @@ fn ber_lengths_to_der(input: &[u8]) -> Option<Vec<u8>> {
             obj.value.to_vec()
         };
         out.extend_from_slice(&input[pos..pos + tag_len]);
-        tlv::push_length(&mut out, value.len());
+        tlv::push_length(&mut out, value.len()).ok()?;
         out.extend_from_slice(&value);
         pos = end;
     }
@@ -259,6 +259,8 @@ impl TrustStore {
     }
 
     /// Every `*.crt`, `*.der` (DER) and `*.pem` file of `dir`; an empty folder is an empty store.
+    /// Each is read through [`rclab_emulator::files`]: a FIFO, a device or a link to one is
+    /// an error naming it, never a hang or an endless read.
     pub fn from_dir(dir: &Path) -> Result<TrustStore, PkiError> {
         let err = |path: &Path, message: String| PkiError::TrustFile {
             path: path.display().to_string(),
@@ -278,7 +280,9 @@ impl TrustStore {
         entries.sort();
         let mut roots = Vec::new();
         for path in entries {
-            let bytes = std::fs::read(&path).map_err(|e| err(&path, e.to_string()))?;
+            let bytes =
+                rclab_emulator::files::read_bounded(&path, rclab_emulator::files::MAX_PROFILE_FILE)
+                    .map_err(|e| err(&path, e.to_string()))?;
             let der = if bytes.starts_with(b"-----BEGIN") {
                 Certificate::from_pem(&bytes)
                     .and_then(|c| c.to_der())
@@ -306,5 +310,39 @@ impl TrustStore {
             .iter()
             .filter(move |(_, root)| root.certificate.tbs_certificate().subject() == issuer)
             .map(|(name, root)| (name.as_str(), root))
+    }
+}
+
+#[cfg(test)]
+mod trust_folder_tests {
+    use super::*;
+
+    /// A `.crt` that is a FIFO (or a device link) is refused at once, named in the error.
+    #[test]
+    fn a_fifo_or_device_in_the_trust_folder_is_an_error_not_a_hang() {
+        let dir = std::env::temp_dir().join(format!("rclab-trust-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("root.crt");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let folder = dir.clone();
+        std::thread::spawn(move || tx.send(TrustStore::from_dir(&folder).map(|_| ())));
+        let result = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("reading the trust folder blocked on a FIFO");
+        let message = result.unwrap_err().to_string();
+        assert!(message.contains("root.crt"), "{message}");
+        assert!(message.contains("not a regular file (a FIFO)"), "{message}");
+        std::fs::remove_file(&fifo).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.join("zero.der")).unwrap();
+        let message = TrustStore::from_dir(&dir).unwrap_err().to_string();
+        assert!(
+            message.contains("zero.der") && message.contains("a device"),
+            "{message}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
