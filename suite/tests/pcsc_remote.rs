@@ -492,3 +492,22 @@ fn every_valid_card_reads_through_listen_with_a_reversed_vpcd_and_survives_its_r
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_ssh_example_adapter_loads_and_passes_only_the_card_number() {
+    use rclab_suite::run::adapter::Adapter;
+    let path = repo().join("suite/adapters/ssh-remote.yaml");
+    let adapter = Adapter::load(path.to_str().expect("utf-8 path")).expect("adapter loads");
+    let values = [
+        ("reader", "Virtual PCD 00 00".to_owned()),
+        ("card_number", "AB12345678CD".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    let argv = adapter.render(&values);
+    assert_eq!(argv[0], "ssh");
+    assert_eq!(
+        argv.last().map(String::as_str),
+        Some("checker.exe --reader \"Virtual PCD 0\" --card-number AB12345678CD --json")
+    );
+}
