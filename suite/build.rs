@@ -13,7 +13,12 @@ use std::process::Command;
 const RUNTIME_LIBRARY: &str = "libpcsclite.so.1";
 
 fn main() {
-    for variable in ["PCSC_LIB_DIR", "PCSC_LIB_NAME", "PKG_CONFIG", "PKG_CONFIG_PATH"] {
+    for variable in [
+        "PCSC_LIB_DIR",
+        "PCSC_LIB_NAME",
+        "PKG_CONFIG",
+        "PKG_CONFIG_PATH",
+    ] {
         println!("cargo:rerun-if-env-changed={variable}");
     }
     println!("cargo:rerun-if-changed=build.rs");
@@ -32,7 +37,11 @@ fn main() {
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let folders = library_folders(&arch);
     if let Some(dir) = folders.iter().find(|d| d.join(RUNTIME_LIBRARY).is_file()) {
-        link(dir, &format!("dylib:+verbatim={RUNTIME_LIBRARY}"), "multiarch");
+        link(
+            dir,
+            &format!("dylib:+verbatim={RUNTIME_LIBRARY}"),
+            "multiarch",
+        );
         return;
     }
     let searched: Vec<String> = folders.iter().map(|d| d.display().to_string()).collect();
