@@ -72,7 +72,7 @@ mod tests {
     fn a_port_named_twice_is_refused_with_the_flag_and_port() {
         let a = parse_vpcd("127.0.0.2:35963-35964").unwrap();
         let b = parse_listen("127.0.0.2:35964").unwrap();
-        let error = collect(&[a.clone()], &[b]).unwrap_err();
+        let error = collect(std::slice::from_ref(&a), &[b]).unwrap_err();
         assert!(
             error.contains("--listen") && error.contains("35964"),
             "{error}"
