@@ -794,3 +794,37 @@ fn exchange_frames(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(local: &str, peer: &str) -> Link {
+        Link {
+            local: local.parse().unwrap(),
+            peer: peer.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_vpcd_is_local_on_loopback_or_on_one_of_our_own_addresses() {
+        assert!(link("127.0.0.1:50000", "127.0.0.2:35963").vpcd_is_local());
+        assert!(link("192.0.2.7:50000", "192.0.2.7:35963").vpcd_is_local());
+        assert!(!link("192.0.2.7:50000", "192.0.2.8:35963").vpcd_is_local());
+    }
+
+    #[test]
+    fn proc_net_tcp_addresses_are_little_endian_hex() {
+        assert_eq!(
+            proc_tcp_address("127.0.0.2:35997".parse().unwrap()).as_deref(),
+            Some("0200007F:8C9D")
+        );
+        assert_eq!(proc_tcp_address("[::1]:1".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn the_reversed_reader_of_the_readme_is_named_r() {
+        assert_eq!(reader_name(35997), "Virtual PCD R 00 00");
+        assert_eq!(reader_name(35998), "Virtual PCD R 00 01");
+    }
+}
