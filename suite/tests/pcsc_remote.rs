@@ -229,11 +229,11 @@ fn every_valid_card_reads_through_vpcd_on_a_second_loopback_address() {
     let output = command.arg("--out").arg(&out).output().expect("rclab run");
     let text = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{text}");
     let results: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out.join("results.json")).expect("results.json"),
     )
     .expect("results.json parses");
+    assert!(output.status.success(), "{text}\n{results:#}");
     let results = results["results"].as_array().expect("results");
     assert_eq!(results.len(), common::profiles("valid").len(), "{text}");
     for r in results {
@@ -510,4 +510,37 @@ fn the_ssh_example_adapter_loads_and_passes_only_the_card_number() {
         argv.last().map(String::as_str),
         Some("checker.exe --reader \"Virtual PCD 0\" --card-number AB12345678CD --json")
     );
+}
+
+#[test]
+fn bad_remote_flags_are_refused_naming_the_flag() {
+    let profile = valid_profile("gen1-residence");
+    let cases: [(&[&str], &str); 5] = [
+        (&["serve", "--wait", "1e300"], "--wait"),
+        (&["serve", "--wait=-1"], "--wait"),
+        (&["serve", "--vpcd", "host:1-100"], "at most 16"),
+        (
+            &["serve", "--listen", "localhost:35997"],
+            "ADDR an IP address",
+        ),
+        (
+            &["run", "--vpcd", "127.0.0.2", "--profiles", "valid/*"],
+            "--vpcd and --listen need --transport pcsc",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut command = rclab();
+        command.args(args);
+        if args[0] == "serve" {
+            command.arg(&profile);
+        } else {
+            command.arg("--out").arg(
+                std::env::temp_dir().join(format!("rclab-remote-flags-{}", std::process::id())),
+            );
+        }
+        let output = command.stdin(Stdio::null()).output().expect("rclab");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
 }

@@ -16,7 +16,7 @@
 //! exchange at a time each, no async runtime needed.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -85,36 +85,44 @@ fn proc_tcp_address(addr: SocketAddr) -> Option<String> {
 /// Only a vpcd on this machine shows up there; for one on another host this is always
 /// false and [`EMPTY_POLL`] alone keeps the reader empty long enough.
 fn vpcd_still_holds_a_card(endpoint: &Endpoint, last_link: Option<Link>) -> bool {
-    // vpcd's socket of the old connection. Normal mode: any connection whose local end is
-    // the vpcd port we dial. Reversed mode: exactly the other end of our last link (a new
-    // connection that vpcd has just made waits in our backlog, ESTABLISHED too).
-    let (local, remote) = match (endpoint, last_link) {
-        (Endpoint::Connect { .. }, Some(link)) => (link.peer, None),
-        (Endpoint::Connect { host, port }, None) => {
-            let ip = if host == "localhost" {
-                IpAddr::V4(Ipv4Addr::LOCALHOST)
-            } else {
-                match host.parse() {
-                    Ok(ip) => ip,
-                    Err(_) => return false,
-                }
-            };
-            (SocketAddr::new(ip, *port), None)
+    // vpcd's socket of the old connection. Normal mode: a connection whose local end is
+    // the vpcd port we dial; on loopback at any local address, because this machine's
+    // vpcd listens on all of them and the card before ours may have come through
+    // 127.0.0.1 while we dial 127.0.0.2. Reversed mode: exactly the other end of our last
+    // link (a new connection that vpcd has just made waits in our backlog, ESTABLISHED too).
+    enum Wanted {
+        AnyAddressPort(u16),
+        Exact(SocketAddr, Option<SocketAddr>),
+    }
+    let wanted = match (endpoint, last_link) {
+        (Endpoint::Connect { port, .. }, _) if endpoint.is_loopback() => {
+            Wanted::AnyAddressPort(*port)
         }
-        (Endpoint::Listen(_), Some(link)) => (link.peer, Some(link.local)),
+        (Endpoint::Connect { .. }, Some(link)) => Wanted::Exact(link.peer, None),
+        (Endpoint::Connect { host, port }, None) => match host.parse() {
+            Ok(ip) => Wanted::Exact(SocketAddr::new(ip, *port), None),
+            Err(_) => return false,
+        },
+        (Endpoint::Listen(_), Some(link)) => Wanted::Exact(link.peer, Some(link.local)),
         (Endpoint::Listen(_), None) => return false,
     };
-    let Some(local) = proc_tcp_address(local) else {
-        return false;
+    let (local, remote, port_suffix) = match wanted {
+        Wanted::AnyAddressPort(port) => (None, None, Some(format!(":{port:04X}"))),
+        Wanted::Exact(local, remote) => match proc_tcp_address(local) {
+            Some(local) => (Some(local), remote.and_then(proc_tcp_address), None),
+            None => return false,
+        },
     };
-    let remote = remote.and_then(proc_tcp_address);
     let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
         return false;
     };
     table.lines().skip(1).any(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
         fields.len() > 3
-            && fields[1] == local
+            && local.as_ref().is_none_or(|l| fields[1] == l)
+            && port_suffix
+                .as_ref()
+                .is_none_or(|p| fields[1].ends_with(p.as_str()))
             && remote.as_ref().is_none_or(|r| fields[2] == r)
             && matches!(fields[3], "01" | "08")
     })
