@@ -331,6 +331,11 @@ fn pcscd_powers_an_arriving_card_up_which_is_what_remote_runs_wait_for() {
         "card powered up {:?} after vpcd first spoke",
         started.elapsed()
     );
+    // Leave pcscd settled before the card goes (a card pulled in the middle of pcscd's
+    // power-up can leave the reader looking empty to the next card).
+    PcscChannel::connect(&reader.name(), Duration::from_secs(10))
+        .expect("pcscd shows the card")
+        .close();
     reader.stop();
 }
 
