@@ -14,7 +14,8 @@
 //! `RCLAB_BENCH_PORTS` (two vpcd ports, default `35965,35966`), `RCLAB_BENCH_N` (round
 //! trips per card, default 2000), `RCLAB_BENCH_VICC_N` (round trips against vicc, default
 //! 100), `RCLAB_BENCH_READS` (full reads per case, default 40), `RCLAB_BENCH_VICC` (`0`
-//! skips vicc).
+//! skips vicc), `RCLAB_BENCH_ADDRESS_ONLY` (`1`: only the first table, the vpcd reached
+//! through 127.0.0.1 against through 127.0.0.2, as `--vpcd` reaches a remote one).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,7 +24,9 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use rclab_emulator::card::Card;
 use rclab_emulator::profile::{self, Profile};
-use rclab_emulator::transport::vpcd::{ReaderOptions, VirtualCard, VirtualReader, reader_name};
+use rclab_emulator::transport::vpcd::{
+    Endpoint, ReaderOptions, VirtualCard, VirtualReader, reader_name,
+};
 use rclab_emulator::transport::{Channel, Tap};
 use rclab_emulator::verdict::VerdictKind;
 use rclab_suite::checker::{Checker, Options, TrustStore};
@@ -196,6 +199,9 @@ impl Drop for Vicc {
 
 enum Kind {
     Echo,
+    /// The echo card connected to the same vpcd through 127.0.0.2 (`--vpcd 127.0.0.2`):
+    /// the cost of reaching the vpcd over an address other than 127.0.0.1.
+    EchoVia127002,
     Engine(Arc<Profile>),
     Vicc,
 }
@@ -211,6 +217,12 @@ impl Served {
     fn start(port: u16, kind: &Kind) -> Served {
         let (reader, vicc) = match kind {
             Kind::Echo => (Some(serve(port, Box::new(EchoCard))), None),
+            Kind::EchoVia127002 => {
+                let endpoint = Endpoint::parse_vpcd(&format!("127.0.0.2:{port}"))
+                    .expect("endpoint")
+                    .remove(0);
+                (Some(serve_at(endpoint, Box::new(EchoCard))), None)
+            }
             Kind::Engine(p) => (Some(serve(port, Box::new(chip(p)))), None),
             Kind::Vicc => (None, Some(Vicc::spawn(port))),
         };
@@ -253,10 +265,15 @@ impl Drop for Served {
 }
 
 fn serve(port: u16, card: Box<dyn VirtualCard>) -> VirtualReader {
-    let reader = VirtualReader::spawn(ReaderOptions::new(port), Some(card));
+    serve_at(Endpoint::local(port), card)
+}
+
+fn serve_at(endpoint: Endpoint, card: Box<dyn VirtualCard>) -> VirtualReader {
+    let reader = VirtualReader::spawn(ReaderOptions::at(endpoint), Some(card));
     assert!(
         reader.wait_attached(Duration::from_secs(10)),
-        "vpcd did not take the card on port {port}"
+        "vpcd did not take the card at {}",
+        reader.endpoint()
     );
     reader
 }
@@ -443,6 +460,31 @@ fn main() {
         ports.1
     );
     println!();
+
+    // 0. The vpcd reached through 127.0.0.1 and through 127.0.0.2 (`--vpcd`), interleaved.
+    println!(
+        "| APDU round trip, SELECT MF, echo card, interleaved | N | mean | p50 | p99 | mean vs 127.0.0.1 | p50 vs 127.0.0.1 |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let (near, via) = paired(ports, &Kind::Echo, &Kind::EchoVia127002, &select_mf, n, 100);
+    for (what, s) in [
+        ("vpcd at 127.0.0.1 (default)", &near),
+        ("vpcd at 127.0.0.2 (`--vpcd 127.0.0.2`)", &via),
+    ] {
+        println!(
+            "| {what} | {} | {} | {} | {} | {:+.1} % | {:+.1} % |",
+            s.n,
+            time(s.mean),
+            time(s.p50),
+            time(s.p99),
+            (ratio(s.mean, near.mean) - 1.0) * 100.0,
+            (ratio(s.p50, near.p50) - 1.0) * 100.0
+        );
+    }
+    println!();
+    if std::env::var("RCLAB_BENCH_ADDRESS_ONLY").is_ok_and(|v| v == "1") {
+        return;
+    }
 
     // 1. Echo against rclab, interleaved.
     println!(

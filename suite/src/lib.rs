@@ -4,4 +4,5 @@
 pub mod checker;
 pub mod fuzzing;
 pub mod pcsc_channel;
+pub mod readers;
 pub mod run;

@@ -34,7 +34,8 @@ enum Command {
     Check(CheckArgs),
     /// Serve profiles as cards in vpcd virtual readers of a running pcscd.
     ///
-    /// Each profile gets its own reader (`--reader-port`, or the next free port from 35963).
+    /// Each profile gets its own reader (`--reader-port`, or the next free port from 35963
+    /// of this machine's vpcd; or the readers of `--vpcd`/`--listen`, in order).
     /// Commands on standard input: `remove PORT`, `insert PORT [PROFILE]`, `list`, `quit`.
     /// SIGINT/SIGTERM remove every card and exit.
     Serve(ServeArgs),
@@ -65,6 +66,14 @@ struct RunArgs {
     /// Where the cards live: in this process, or behind pcscd (needed by process checkers).
     #[arg(long, value_enum, default_value = "inproc")]
     transport: rclab_suite::run::Transport,
+    /// With --transport pcsc: readers of a vpcd listening on HOST (one per port, PORT
+    /// defaulting to 35963) instead of this machine's; repeat for more.
+    #[arg(long = "vpcd", value_name = "HOST[:PORT[-LAST]]", value_parser = rclab_suite::readers::parse_vpcd)]
+    vpcd: Vec<rclab_suite::readers::EndpointList>,
+    /// With --transport pcsc: reversed mode, listen at ADDR:PORT (one reader per port) for
+    /// a vpcd whose reader.conf says DEVICENAME ADDR:PORT; repeat for more.
+    #[arg(long = "listen", value_name = "ADDR:PORT[-LAST]", value_parser = rclab_suite::readers::parse_listen)]
+    listen: Vec<rclab_suite::readers::EndpointList>,
     /// Output folder for results and reports.
     #[arg(long, value_name = "DIR", default_value = "target/rclab-run")]
     out: PathBuf,
@@ -93,6 +102,18 @@ struct ServeArgs {
     /// vpcd port of each profile's reader, in order (default: 35963, 35964, …).
     #[arg(long = "reader-port", value_name = "PORT")]
     ports: Vec<u16>,
+    /// Readers of a vpcd that listens on HOST (another machine, e.g. the Windows PC of the
+    /// checker): one per port, PORT defaulting to 35963; repeat for more. No authentication
+    /// or encryption: a trusted network or an SSH tunnel only.
+    #[arg(long = "vpcd", value_name = "HOST[:PORT[-LAST]]", value_parser = rclab_suite::readers::parse_vpcd, conflicts_with = "ports")]
+    vpcd: Vec<rclab_suite::readers::EndpointList>,
+    /// Reversed mode: listen at ADDR:PORT (one reader per port) for a vpcd whose reader.conf
+    /// says DEVICENAME ADDR:PORT; repeat for more.
+    #[arg(long = "listen", value_name = "ADDR:PORT[-LAST]", value_parser = rclab_suite::readers::parse_listen, conflicts_with = "ports")]
+    listen: Vec<rclab_suite::readers::EndpointList>,
+    /// Exit with status 1 when a reader has had no vpcd connection after this many seconds.
+    #[arg(long, value_name = "SECONDS", value_parser = serve::parse_wait)]
+    wait: Option<Duration>,
     /// Log every APDU (`>>>` command, `<<<` response) and power event to stderr.
     #[arg(long)]
     trace: bool,
@@ -345,6 +366,8 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
         repo,
         at: args.at.unwrap_or_else(SystemTime::now),
         plain: args.plain,
+        readers: rclab_suite::readers::collect(&args.vpcd, &args.listen)
+            .map_err(anyhow::Error::msg)?,
     };
     // Held until the reports are written: no other run writes into OUT meanwhile.
     let lock = lock_out(&args.out)?;

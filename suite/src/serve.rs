@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use rclab_emulator::profile::{self, Profile};
-use rclab_emulator::transport::vpcd::{BASE_PORT, ReaderOptions, VirtualReader};
+use rclab_emulator::transport::vpcd::{BASE_PORT, Endpoint, ReaderOptions, VirtualReader};
 
 use crate::ServeArgs;
 
@@ -20,7 +20,26 @@ struct Served {
     profile: Profile,
 }
 
+/// Longest `--wait`: a year (anything longer is a typo, and must not overflow).
+const MAX_WAIT_SECONDS: f64 = 365.0 * 86_400.0;
+
+/// clap parser of `--wait SECONDS`: a finite number from 0 to a year.
+pub fn parse_wait(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && (0.0..=MAX_WAIT_SECONDS).contains(&s) => {
+            Ok(Duration::from_secs_f64(s))
+        }
+        _ => Err(format!(
+            "{text:?} is not a number of seconds from 0 to {MAX_WAIT_SECONDS}"
+        )),
+    }
+}
+
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
+    // Flags first: a duplicate reader would deadlock on its own lock.
+    rclab_suite::readers::check_distinct_ports(&args.ports).map_err(anyhow::Error::msg)?;
+    let endpoints =
+        rclab_suite::readers::collect(&args.vpcd, &args.listen).map_err(anyhow::Error::msg)?;
     let profiles = args
         .profiles
         .iter()
@@ -31,6 +50,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             "{} profile(s) but {} --reader-port value(s)",
             profiles.len(),
             args.ports.len()
+        );
+    }
+    if !endpoints.is_empty() && endpoints.len() != profiles.len() {
+        bail!(
+            "{} profile(s) but {} reader(s) named by --vpcd/--listen",
+            profiles.len(),
+            endpoints.len()
         );
     }
     let atr = match &args.atr {
@@ -44,18 +70,29 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     }
     let mut served: Vec<Served> = Vec::new();
     for (i, profile) in profiles.into_iter().enumerate() {
-        let port = args.ports.get(i).copied().unwrap_or(BASE_PORT + i as u16);
-        let mut options = ReaderOptions::new(port);
+        let endpoint = match (endpoints.get(i), args.ports.get(i)) {
+            (Some(endpoint), _) => endpoint.clone(),
+            (None, Some(port)) => Endpoint::local(*port),
+            (None, None) => Endpoint::local(BASE_PORT + i as u16),
+        };
+        let mut options = ReaderOptions::at(endpoint.clone());
         options.atr = atr.clone();
         options.trace = args.trace;
-        let reader = VirtualReader::spawn(options, Some(Box::new(profile.card())));
+        let Ok(reader) = VirtualReader::spawn_until(options, Some(Box::new(profile.card())), &stop)
+        else {
+            // A signal while waiting for another process to free the reader.
+            break;
+        };
         println!(
-            "serving {} (card number {}) in {:?} on port {port}",
+            "serving {} (card number {}) in {:?} via {endpoint}",
             profile.path.display(),
             profile.card_number,
             reader.name()
         );
         served.push(Served { reader, profile });
+    }
+    if stop.load(Ordering::Relaxed) {
+        return Ok(stop_all(served, ExitCode::SUCCESS));
     }
     println!(
         "commands: remove PORT | insert PORT [PROFILE] | list | quit; stop with Ctrl-C or SIGTERM (pid {})",
@@ -70,9 +107,34 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             }
         }
     });
+    let mut deadline = args.wait.map(|w| Instant::now() + w);
     while !stop.load(Ordering::Relaxed) {
-        let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else {
-            continue;
+        if let Some(at) = deadline {
+            let waiting: Vec<&Served> = served
+                .iter()
+                .filter(|s| !s.reader.wait_attached(Duration::ZERO))
+                .collect();
+            if waiting.is_empty() {
+                deadline = None;
+            } else if Instant::now() >= at {
+                for s in &waiting {
+                    eprintln!(
+                        "rclab serve: no vpcd connection for {} within --wait {:?}",
+                        s.reader.endpoint(),
+                        args.wait.unwrap_or_default()
+                    );
+                }
+                return Ok(stop_all(served, ExitCode::FAILURE));
+            }
+        }
+        let line = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            // Standard input is closed (`</dev/null`): serve on until a signal.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
         };
         match command(&line, &mut served) {
             Ok(true) => break,
@@ -80,11 +142,15 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             Err(e) => eprintln!("rclab serve: {e:#}"),
         }
     }
+    Ok(stop_all(served, ExitCode::SUCCESS))
+}
+
+fn stop_all(served: Vec<Served>, code: ExitCode) -> ExitCode {
     for s in served {
         s.reader.stop();
     }
     println!("stopped");
-    Ok(ExitCode::SUCCESS)
+    code
 }
 
 /// Runs one stdin command; `Ok(true)` means quit.
@@ -105,9 +171,10 @@ fn command(line: &str, served: &mut [Served]) -> Result<bool> {
         ["list"] => {
             for s in served.iter() {
                 println!(
-                    "{} {:?} {}",
+                    "{} {:?} {} {}",
                     s.reader.port(),
                     s.reader.name(),
+                    s.reader.endpoint(),
                     s.profile.path.display()
                 );
             }

@@ -35,6 +35,7 @@ fn config(checkers: Vec<Adapter>, profiles: &str, transport: Transport, out: Pat
         trust_dir: repo().join("vectors/pki/trust"),
         at: common::fixed_now(),
         plain: true,
+        readers: Vec::new(),
     }
 }
 

@@ -194,6 +194,7 @@ fn config(out: PathBuf, profiles: &str) -> RunConfig {
         trust_dir: repo().join("vectors/pki/trust"),
         at: common::fixed_now(),
         plain: true,
+        readers: Vec::new(),
     }
 }
 
@@ -540,6 +541,7 @@ fn misbehaving_process_checkers_over_pcsc_cost_their_timeout_at_most() {
         trust_dir: repo().join("vectors/pki/trust"),
         at: common::fixed_now(),
         plain: true,
+        readers: Vec::new(),
     };
     let started = Instant::now();
     let results = run::run(&config).unwrap();

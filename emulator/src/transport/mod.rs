@@ -1,6 +1,7 @@
 //! How a reader talks to a card: the [`Channel`] trait, the in-process channel and the
 //! [`Tap`] that records every exchange with its timing.
 
+pub mod endpoint;
 pub mod vpcd;
 
 use std::time::Instant;

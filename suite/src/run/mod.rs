@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use rclab_emulator::profile::Profile;
 use rclab_emulator::transport::vpcd::{
-    BASE_PORT, ReaderOptions, Reply, VirtualCard, VirtualReader,
+    BASE_PORT, Endpoint, ReaderOptions, Reply, VirtualCard, VirtualReader,
 };
 use rclab_emulator::transport::{Exchange, Tap, TransportError};
 use rclab_emulator::verdict::{Verdict, VerdictKind};
@@ -111,6 +111,9 @@ pub struct RunConfig {
     pub at: SystemTime,
     /// Plain progress lines instead of a progress bar even on a terminal.
     pub plain: bool,
+    /// With `Transport::Pcsc`: the readers to use (`--vpcd`, `--listen`); empty: every
+    /// free reader of this machine's vpcd.
+    pub readers: Vec<Endpoint>,
 }
 
 /// vpcd ports with a listener (from /proc: a probe connect() would insert a phantom card)
@@ -174,15 +177,23 @@ pub fn run_locked(config: &RunConfig, lock: &lock::OutLock) -> anyhow::Result<Ve
         .collect();
     let total = cases.len();
     let readers = match config.transport {
-        Transport::Pcsc if total > 0 => {
+        Transport::Pcsc if total == 0 => Vec::new(),
+        Transport::Pcsc if !config.readers.is_empty() => config.readers.clone(),
+        Transport::Pcsc => {
             let ports = vpcd_ports();
             anyhow::ensure!(
                 !ports.is_empty(),
                 "--transport pcsc needs pcscd with vpcd readers: run `sudo scripts/pcsc-up`"
             );
-            ports
+            ports.into_iter().map(Endpoint::local).collect()
         }
-        _ => Vec::new(),
+        Transport::Inproc => {
+            anyhow::ensure!(
+                config.readers.is_empty(),
+                "--vpcd and --listen need --transport pcsc"
+            );
+            Vec::new()
+        }
     };
     let jobs = job_count(config.jobs, total, config.transport, readers.len());
     let pool = Mutex::new(readers);
@@ -201,20 +212,20 @@ pub fn run_locked(config: &RunConfig, lock: &lock::OutLock) -> anyhow::Result<Ve
                     let Some((index, (checker, profile))) = next else {
                         break;
                     };
-                    let port = match config.transport {
+                    let endpoint = match config.transport {
                         Transport::Pcsc => loop {
-                            if let Some(port) = pool.lock().ok().and_then(|mut p| p.pop()) {
-                                break Some(port);
+                            if let Some(e) = pool.lock().ok().and_then(|mut p| p.pop()) {
+                                break Some(e);
                             }
                             std::thread::sleep(Duration::from_millis(10));
                         },
                         Transport::Inproc => None,
                     };
-                    let result = run_case(config, &trust, checker, profile, port);
-                    if let Some(port) = port
+                    let result = run_case(config, &trust, checker, profile, endpoint.clone());
+                    if let Some(endpoint) = endpoint
                         && let Ok(mut p) = pool.lock()
                     {
-                        p.push(port);
+                        p.push(endpoint);
                     }
                     // One line per result, synced: a killed run loses nothing it reported,
                     // and a result that could not be written stops the run.
@@ -350,7 +361,7 @@ fn run_case(
     trust: &TrustStore,
     checker: &Adapter,
     profile: &Profile,
-    port: Option<u16>,
+    endpoint: Option<Endpoint>,
 ) -> CaseResult {
     let expected = expectation_for(checker.trust, profile.expect.verdict);
     let mut result = CaseResult {
@@ -371,7 +382,7 @@ fn run_case(
         return result;
     }
     let started = Instant::now();
-    let outcome = match (checker.kind.clone(), port) {
+    let outcome = match (checker.kind.clone(), endpoint) {
         (Kind::Reference, None) => {
             let mut tap = Tap::new(profile.card());
             let report = reference(config, trust).check(&mut tap, profile.card_number.as_str());
@@ -382,13 +393,13 @@ fn run_case(
             result.detail = "process checkers read PC/SC readers: run with --transport pcsc".into();
             return result;
         }
-        (kind, Some(port)) => serve_and_check(
+        (kind, Some(endpoint)) => serve_and_check(
             config,
             trust,
             checker,
             kind,
             profile,
-            port,
+            endpoint,
             &mut result.transcript,
         ),
     };
@@ -473,7 +484,7 @@ fn serve_and_check(
     checker: &Adapter,
     kind: Kind,
     profile: &Profile,
-    port: u16,
+    endpoint: Endpoint,
     transcript: &mut Vec<Exchange>,
 ) -> CaseOutcome {
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -481,17 +492,37 @@ fn serve_and_check(
         inner: Box::new(profile.card()),
         log: Arc::clone(&log),
     };
-    let mut options = ReaderOptions::new(port);
+    let mut options = ReaderOptions::at(endpoint.clone());
     // `RCLAB_TRACE=1`: the card's side of every case on stderr (`>>>`/`<<<`, power events).
     options.trace = std::env::var_os("RCLAB_TRACE").is_some();
     let reader = VirtualReader::spawn(options, Some(Box::new(recorder)));
     if !reader.wait_attached(Duration::from_secs(10)) {
         return Err((
             Outcome::Crash,
-            format!("vpcd never took the card on port {port}"),
+            format!("vpcd never took the card at {endpoint}"),
         ));
     }
+    // This machine's pcscd is asked whether it shows the card; a vpcd on another machine
+    // belongs to a PC/SC service rclab cannot ask, so the card's own view stands in: that
+    // service powers a card up when it arrives.
+    let vpcd_is_local = reader.link().is_some_and(|l| l.vpcd_is_local());
     let outcome = match kind {
+        _ if !vpcd_is_local => match kind {
+            Kind::Reference => Err((
+                Outcome::Crash,
+                format!(
+                    "the reference checker reads this machine's PC/SC service, and the vpcd at \
+                     {endpoint} is on another machine: use an adapter that runs there"
+                ),
+            )),
+            Kind::Process if reader.wait_powered(Duration::from_secs(10)) => {
+                run_process(config, checker, profile, &reader.name())
+            }
+            Kind::Process => Err((
+                Outcome::Crash,
+                format!("the PC/SC service behind {endpoint} never powered the card up"),
+            )),
+        },
         Kind::Reference => match PcscChannel::connect(&reader.name(), Duration::from_secs(10)) {
             Ok(mut channel) => {
                 let report =
