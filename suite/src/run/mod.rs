@@ -368,11 +368,16 @@ impl VirtualCard for Recorder {
         if let Ok(mut log) = self.log.lock() {
             log.push(Exchange {
                 command: hex::encode_upper(apdu),
-                response: reply
-                    .data
-                    .as_ref()
-                    .map(hex::encode_upper)
-                    .ok_or(TransportError::CardRemoved),
+                // A mute card's answer never reaches the checker: the reader gives up.
+                response: if rclab_emulator::fault::is_mute(reply.delay) {
+                    Err(TransportError::Timeout)
+                } else {
+                    reply
+                        .data
+                        .as_ref()
+                        .map(hex::encode_upper)
+                        .ok_or(TransportError::CardRemoved)
+                },
                 micros: u64::try_from((started.elapsed() + reply.delay).as_micros())
                     .unwrap_or(u64::MAX),
             });
