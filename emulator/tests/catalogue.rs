@@ -275,7 +275,8 @@ fn catalogue_profiles_follow_the_rules() {
             let text = std::fs::read_to_string(&p.path).unwrap();
             assert!(
                 text.lines().any(|l| l.trim_start().starts_with("threat:")
-                    && l.split_once('#').is_some_and(|(_, why)| why.trim().len() >= 10)),
+                    && l.split_once('#')
+                        .is_some_and(|(_, why)| why.trim().len() >= 10)),
                 "{name}: give the threat's reason as a comment on its line"
             );
         }

@@ -65,7 +65,10 @@ fn a_mute_card_fails_the_transmit_then_reads_as_removed_then_comes_back_reset() 
         .unwrap();
     let mut buffer = [0u8; 258];
     let select_mf = [0x00, 0xA4, 0x00, 0x00, 0x02, 0x3F, 0x00];
-    assert_eq!(card.transmit(&select_mf, &mut buffer).unwrap(), [0x90, 0x00]);
+    assert_eq!(
+        card.transmit(&select_mf, &mut buffer).unwrap(),
+        [0x90, 0x00]
+    );
 
     let started = Instant::now();
     let mute = card.transmit(&[0x00, 0x84, 0x00, 0x00, 0x08], &mut buffer);
@@ -130,7 +133,11 @@ fn every_example_checker_gets_no_data_from_a_stall_and_all_of_a_slow_card() {
             // Read to the end: every command answered, and the card called genuine.
             assert!(!r.transcript.is_empty(), "{case}");
             assert!(r.transcript.iter().all(|e| e.response.is_ok()), "{case}");
-            assert_eq!(r.actual.map(|v| v.verdict), Some(VerdictKind::Genuine), "{case}");
+            assert_eq!(
+                r.actual.map(|v| v.verdict),
+                Some(VerdictKind::Genuine),
+                "{case}"
+            );
             continue;
         }
         // The stall: whoever sends the stalled read (DF3/EF01, after DF3 is selected) gets
