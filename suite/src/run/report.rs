@@ -372,7 +372,7 @@ pub fn html(checkers: &[Adapter], results: &[CaseResult]) -> String {
         "<script>\nconst cases=JSON.parse(document.getElementById('data').textContent);\n",
         "document.querySelectorAll('td.c').forEach(td=>td.onclick=()=>{document.getElementById('d').textContent=cases[td.dataset.i];});\n",
         "function filter(){const on=[...document.querySelectorAll('.f:checked')].map(b=>b.value);\n",
-        "document.querySelectorAll('tbody tr').forEach(tr=>{tr.style.display=tr.dataset.outcomes.split(' ').some(o=>on.includes(o))?'':'none';});}\n",
+        "document.querySelectorAll('tbody tr[data-outcomes]').forEach(tr=>{tr.style.display=tr.dataset.outcomes.split(' ').some(o=>on.includes(o))?'':'none';});}\n",
         "document.querySelectorAll('.f').forEach(b=>b.onchange=filter);\n</script>\n</body></html>\n"
     ));
     h
@@ -455,4 +455,70 @@ pub fn junit(results: &[CaseResult]) -> String {
     }
     x.push_str("</testsuites>\n");
     x
+}
+
+#[cfg(test)]
+mod tests {
+    use rclab_emulator::verdict::{Reason, Threat, Verdict, VerdictKind};
+
+    use super::*;
+
+    fn case(profile: &str, threat: Threat, false_accept: bool, missed: bool) -> CaseResult {
+        CaseResult {
+            checker: "reference".into(),
+            profile: profile.into(),
+            generation: 2,
+            expected: Verdict::with(VerdictKind::Unreadable, Reason::MalformedData),
+            actual: Some(Verdict::GENUINE),
+            outcome: Outcome::Fail,
+            threat: Some(threat),
+            false_accept,
+            missed_corruption: missed,
+            detail: String::new(),
+            millis: 0,
+            audit: None,
+            transcript: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn false_accepts_and_missed_corruptions_are_counted_apart_in_every_format() {
+        let results = [
+            case(
+                "corrupted/gen2-duplicated-face",
+                Threat::Forgery,
+                true,
+                false,
+            ),
+            case(
+                "corrupted/gen2-garbage-text",
+                Threat::Corruption,
+                false,
+                true,
+            ),
+            case("corrupted/gen2-stall", Threat::Transport, false, true),
+        ];
+        let checkers = [Adapter::reference()];
+        let s = summary(&results, "reference");
+        assert_eq!((s.fail, s.false_accepts, s.missed_corruptions), (3, 1, 2));
+        let md = markdown(&checkers, &results);
+        assert!(
+            md.contains("| reference | test_ca | 0 | 3 | 1 | 2 |"),
+            "{md}"
+        );
+        let (fa, rest) = md.split_once("## Missed corruptions").unwrap();
+        let mc = rest.split("## Matrix").next().unwrap();
+        assert!(fa.contains("`corrupted/gen2-duplicated-face` (forgery)"));
+        assert!(mc.contains("`corrupted/gen2-stall` (transport)"));
+        assert!(!mc.contains("duplicated-face"));
+        let xml = junit(&results);
+        assert!(xml.contains("<property name=\"false_accepts\" value=\"1\"/>"));
+        assert!(xml.contains("<property name=\"missed_corruptions\" value=\"2\"/>"));
+        assert_eq!(xml.matches("type=\"MISSED CORRUPTION\"").count(), 2);
+        assert_eq!(xml.matches("type=\"FALSE ACCEPT\"").count(), 1);
+        let page = html(&checkers, &results);
+        assert_eq!(page.matches("class=\"c MC\"").count(), 2);
+        assert_eq!(page.matches("class=\"c FA\"").count(), 1);
+        assert!(page.contains("<td class=\"FA\">1</td><td class=\"MC\">2</td>"));
+    }
 }
