@@ -158,3 +158,18 @@ fn a_childs_expect_replaces_the_parents_whole() {
     );
     assert!(child.expect.flags.is_empty());
 }
+
+#[test]
+fn unknown_threat_is_located_and_names_the_classes() {
+    let err = load_text(
+        "badthreat",
+        "extends: VALID/gen1-residence.yaml\nexpect:\n  threat: scary\n  verdict: genuine\n  flags: [Valid]\n  why: a threat that is not one of the three classes\n",
+    )
+    .unwrap_err();
+    assert!(err.file.ends_with("badthreat.yaml"), "{err}");
+    assert!(err.location.is_some(), "{err}");
+    assert!(
+        err.message.contains("forgery") && err.message.contains("transport"),
+        "{err}"
+    );
+}
