@@ -23,7 +23,18 @@ use crate::transport::{Channel, TransportError};
 
 /// The longest an ISO/IEC 14443-4 card may stay silent before a reader gives up: the frame
 /// waiting time with FWI 14, `256·16/fc · 2^14` ≈ 4.949 s.
+///
+/// The default ATR announces FWI 8 (≈ 77 ms); a profile's `delay` stands for a card that
+/// asks for more time with S(WTX), which ISO 14443-4 caps at this maximum FWT. So a delay
+/// up to this long is slow but answered; a longer one is a mute card, and every path
+/// judges it by [`is_mute`]: in-process, behind vpcd, and in the PC/SC channel.
 pub const FRAME_WAIT_LIMIT: Duration = Duration::from_micros(4_949_000);
+
+/// The one rule: a card silent longer than [`FRAME_WAIT_LIMIT`] is mute, and a reader
+/// gives up on it at the limit instead of waiting for the answer.
+pub fn is_mute(silence: Duration) -> bool {
+    silence > FRAME_WAIT_LIMIT
+}
 
 /// Which commands a fault acts on, written as text in a profile (`on: read DF1/EF02`).
 ///
@@ -653,7 +664,7 @@ impl Channel for SimCard {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
         let outcome = self.exchange(apdu);
         self.simulated += outcome.delay.min(FRAME_WAIT_LIMIT);
-        if outcome.delay > FRAME_WAIT_LIMIT {
+        if is_mute(outcome.delay) {
             return Err(TransportError::Timeout);
         }
         outcome.reply.ok_or(TransportError::CardRemoved)

@@ -106,6 +106,70 @@ impl Reason {
     }
 }
 
+/// What a card that must not be called genuine threatens when a checker calls it genuine
+/// (`expect.threat` of a forged or corrupted profile). It decides how such a mistake is
+/// counted: only a forgery vector makes it a **false accept**.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Threat {
+    /// Made or altered to pass for what it is not (or a form that lets a checker verify one
+    /// thing and show another): called genuine, a forgery is accepted.
+    Forgery,
+    /// Damaged or malformed data or secure-messaging form: called genuine, the checker
+    /// vouched for data it could not read faithfully.
+    Corruption,
+    /// The conversation misbehaves (timing, removal, frames, status words): called genuine,
+    /// the checker vouched for an exchange that never completed as it should.
+    Transport,
+}
+
+impl Threat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Threat::Forgery => "forgery",
+            Threat::Corruption => "corruption",
+            Threat::Transport => "transport",
+        }
+    }
+}
+
+/// A card called genuine that must not be, counted by what it threatens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WrongAccept {
+    /// A forgery vector called genuine.
+    FalseAccept,
+    /// A corrupted or misbehaving card (no forgery vector) called genuine.
+    MissedCorruption,
+}
+
+impl WrongAccept {
+    /// The one name every report and console line uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WrongAccept::FalseAccept => "false accept",
+            WrongAccept::MissedCorruption => "missed corruption",
+        }
+    }
+}
+
+/// The one rule (runner, reports, `rclab check`): `actual` is genuine where `expected` is
+/// not, counted by the card's threat. A card without a threat (a valid card, which a pinned
+/// checker is merely expected to call untrusted) is never a wrong accept.
+pub fn wrong_accept(
+    threat: Option<Threat>,
+    expected: &Verdict,
+    actual: &Verdict,
+) -> Option<WrongAccept> {
+    if actual.verdict != VerdictKind::Genuine || expected.verdict == VerdictKind::Genuine {
+        return None;
+    }
+    match threat? {
+        Threat::Forgery => Some(WrongAccept::FalseAccept),
+        Threat::Corruption | Threat::Transport => Some(WrongAccept::MissedCorruption),
+    }
+}
+
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.verdict.as_str())?;
@@ -119,6 +183,30 @@ impl fmt::Display for Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_forgery_vectors_called_genuine_are_false_accepts() {
+        let genuine = Verdict::GENUINE;
+        let forged = Verdict::with(VerdictKind::Forged, Reason::SignatureMismatch);
+        let unreadable = Verdict::with(VerdictKind::Unreadable, Reason::Timeout);
+        let threat = Some(Threat::Forgery);
+        assert_eq!(
+            wrong_accept(threat, &forged, &genuine),
+            Some(WrongAccept::FalseAccept)
+        );
+        assert_eq!(
+            wrong_accept(Some(Threat::Corruption), &unreadable, &genuine),
+            Some(WrongAccept::MissedCorruption)
+        );
+        assert_eq!(
+            wrong_accept(Some(Threat::Transport), &unreadable, &genuine),
+            Some(WrongAccept::MissedCorruption)
+        );
+        assert_eq!(wrong_accept(threat, &forged, &unreadable), None);
+        assert_eq!(wrong_accept(threat, &genuine, &genuine), None);
+        let untrusted = Verdict::new(VerdictKind::UntrustedCertificate, None);
+        assert_eq!(wrong_accept(None, &untrusted, &genuine), None);
+    }
 
     #[test]
     fn names_match_serde() {

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use rclab_emulator::profile::{self, Profile};
-use rclab_emulator::verdict::VerdictKind;
+use rclab_emulator::verdict::{Threat, VerdictKind};
 
 fn profiles_dir() -> PathBuf {
     common::vectors_dir().join("profiles")
@@ -156,6 +156,18 @@ How verdicts are decided:
 | `not_residence_card` | the card-type EF or the residence-card applications (DF1–DF3 AIDs) are not there |
 | `unreadable{reason}` | the conversation broke before anything was proven: removal, timeout, a frame without status word, an unexpected status word, a malformed DO `86` (`sm_error`), malformed or ambiguous TLVs or text (`malformed_data`) — damage to the form is no evidence of forgery, but never genuine either |
 
+What a card threatens if a checker calls it genuine (`expect.threat`, set on every forged
+and corrupted card, with the reason as a comment beside it) decides how `rclab run` counts
+that mistake:
+
+| threat | the card | called genuine, it counts as |
+|---|---|---|
+| `forgery` | made or altered to pass for what it is not — every `forged/` card, and the corrupted cards whose form is a forgery vector (a duplicated `D1` lets a checker verify one photo and show another; SM answers not under the agreed session key) | a **false accept** |
+| `corruption` | damaged or malformed data or SM form: data quality, nothing a forger gains | a **missed corruption** |
+| `transport` | the conversation misbehaves: removal, timing, frames, status words | a **missed corruption** |
+
+Valid cards have none.
+
 The trust store is the TEST roots of `vectors/pki/trust/`, including the expired
 generation-1 root (as the MoJ still publishes its expired 2015 root). A `limitation` after
 a verdict marks a case the reference checker knowingly gets otherwise.
@@ -171,7 +183,7 @@ fn markdown(profiles: &[Profile]) -> String {
         out.push_str(&format!("| `{flag}` | {meaning} |\n"));
     }
     out.push_str(&format!(
-        "\n## The {} profiles\n\n| profile | gen | expected | flags | why |\n|---|---|---|---|---|\n",
+        "\n## The {} profiles\n\n| profile | gen | expected | threat | flags | why |\n|---|---|---|---|---|---|\n",
         profiles.len()
     ));
     for p in profiles {
@@ -180,9 +192,10 @@ fn markdown(profiles: &[Profile]) -> String {
             expected.push_str(&format!(" (limitation: {limitation})"));
         }
         out.push_str(&format!(
-            "| [{name}]({name}.yaml) | {gen} | {expected} | {flags} | {why} |\n",
+            "| [{name}]({name}.yaml) | {gen} | {expected} | {threat} | {flags} | {why} |\n",
             name = p.name,
             gen = p.generation.number(),
+            threat = p.expect.threat.map_or("", |t| t.as_str()),
             flags = p.expect.flags.join(", "),
             why = p.expect.why.replace('|', "\\|"),
         ));
@@ -252,6 +265,21 @@ fn catalogue_profiles_follow_the_rules() {
         }
         let genuine = expect.verdict.verdict == VerdictKind::Genuine;
         let flagged = |f: &str| expect.flags.iter().any(|x| x == f);
+        match (folder(p).as_str(), expect.threat) {
+            ("valid", None) => {}
+            ("valid", Some(_)) => panic!("{name}: a valid card threatens nothing"),
+            ("forged", Some(Threat::Forgery)) | ("corrupted", Some(_)) => {}
+            (_, threat) => panic!("{name}: threat {threat:?} does not fit its folder"),
+        }
+        if folder(p) != "valid" {
+            let text = std::fs::read_to_string(&p.path).unwrap();
+            assert!(
+                text.lines().any(|l| l.trim_start().starts_with("threat:")
+                    && l.split_once('#')
+                        .is_some_and(|(_, why)| why.trim().len() >= 10)),
+                "{name}: give the threat's reason as a comment on its line"
+            );
+        }
         match folder(p).as_str() {
             "valid" => assert!(genuine && flagged("Valid"), "{name}"),
             "forged" if genuine => assert!(

@@ -454,3 +454,18 @@ fn a_failing_extends_names_the_extending_profile() {
     assert_eq!(located(&err), (Some("seed_typo"), Some((2, 1))), "{err}");
     assert!(err.message.contains("extparent.yaml:2:1"), "{err}");
 }
+
+#[test]
+fn unknown_threat_is_located_and_names_the_classes() {
+    let err = load_text(
+        "badthreat",
+        "extends: VALID/gen1-residence.yaml\nexpect:\n  threat: scary\n  verdict: genuine\n  flags: [Valid]\n  why: a threat that is not one of the three classes\n",
+    )
+    .unwrap_err();
+    assert!(err.file.ends_with("badthreat.yaml"), "{err}");
+    assert!(err.location.is_some(), "{err}");
+    assert!(
+        err.message.contains("forgery") && err.message.contains("transport"),
+        "{err}"
+    );
+}

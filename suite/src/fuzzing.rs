@@ -1049,7 +1049,9 @@ fn journal_line(profile: &Profile) -> Vec<u8> {
         } else {
             run::Outcome::Fail
         },
+        threat: profile.expect.threat,
         false_accept: false,
+        missed_corruption: false,
         detail: report.detail,
         millis: 7,
         audit: None,

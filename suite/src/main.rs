@@ -275,18 +275,28 @@ fn print_table(reports: &[(Profile, Report)], expectations_off: bool) -> Result<
     let mut failures = 0;
     for (p, r) in reports {
         let expected = p.expect.verdict;
-        let false_accept = r.verdict.verdict == rclab_emulator::verdict::VerdictKind::Genuine
+        // A limitation never excuses a genuine verdict on a card that is not genuine.
+        let wrongly_genuine = r.verdict.verdict == rclab_emulator::verdict::VerdictKind::Genuine
             && expected.verdict != rclab_emulator::verdict::VerdictKind::Genuine;
+        let wrong = rclab_emulator::verdict::wrong_accept(p.expect.threat, &expected, &r.verdict);
         let result = if expectations_off {
             "-"
         } else if expected.accepts(&r.verdict) {
             "ok"
-        } else if p.expect.limitation.is_some() && !false_accept {
+        } else if p.expect.limitation.is_some() && !wrongly_genuine {
             // A declared limitation of the reference checker (`expect.limitation`).
             "limitation"
         } else {
             failures += 1;
-            "MISMATCH"
+            match wrong {
+                Some(rclab_emulator::verdict::WrongAccept::FalseAccept) => {
+                    "MISMATCH (false accept)"
+                }
+                Some(rclab_emulator::verdict::WrongAccept::MissedCorruption) => {
+                    "MISMATCH (missed corruption)"
+                }
+                None => "MISMATCH",
+            }
         };
         writeln!(
             table,
@@ -295,7 +305,7 @@ fn print_table(reports: &[(Profile, Report)], expectations_off: bool) -> Result<
             expected.to_string(),
             r.verdict.to_string()
         )?;
-        if result == "MISMATCH" {
+        if result.starts_with("MISMATCH") {
             writeln!(table, "{:width$}  ↳ {}", "", r.detail)?;
         }
         if let (Some(limitation), "limitation") = (&p.expect.limitation, result) {

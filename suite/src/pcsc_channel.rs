@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use pcsc::{Context, Disposition, Error, Protocols, ReaderState, Scope, ShareMode, State};
 use thiserror::Error;
 
-use rclab_emulator::fault::FRAME_WAIT_LIMIT;
+use rclab_emulator::fault::is_mute;
 use rclab_emulator::transport::{Channel, TransportError};
 
 #[derive(Debug, Error)]
@@ -173,7 +173,7 @@ impl PcscChannel {
         let result = card.transmit(apdu, &mut self.buffer);
         // A contactless reader gives up after ISO 14443-4's longest frame wait; vpcd waits
         // forever, so an answer that came later counts as none, as it would on a real reader.
-        if started.elapsed() > FRAME_WAIT_LIMIT {
+        if is_mute(started.elapsed()) {
             return Err(TransportError::Timeout);
         }
         match result {

@@ -40,9 +40,13 @@ fn judge(p: &Profile, report: &Report, how: &str) -> Result<(), String> {
     let expected = p.expect.verdict;
     let actual = report.verdict;
     if false_accept(p, &actual) {
+        let kind = rclab_emulator::verdict::wrong_accept(p.expect.threat, &expected, &actual)
+            .map_or("GENUINE", |w| w.as_str());
         return Err(format!(
-            "{} ({how}): FALSE ACCEPT, expected {expected}: {}",
-            p.name, report.detail
+            "{} ({how}): {}, expected {expected}: {}",
+            p.name,
+            kind.to_uppercase(),
+            report.detail
         ));
     }
     match (&p.expect.limitation, expected.accepts(&actual)) {

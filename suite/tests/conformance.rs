@@ -67,6 +67,7 @@ struct SnapshotCase {
     actual: Option<String>,
     outcome: &'static str,
     false_accept: bool,
+    missed_corruption: bool,
     audit: Option<run::audit::PrivacyAudit>,
 }
 
@@ -82,6 +83,7 @@ fn snapshot(checker: &str, results: &[CaseResult]) -> CheckerSnapshot {
                 actual: r.actual.map(|a| a.to_string()),
                 outcome: r.outcome.as_str(),
                 false_accept: r.false_accept,
+                missed_corruption: r.missed_corruption,
                 audit: r.audit.clone(),
             })
             .collect(),

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::card::Knobs;
 use crate::fault::{Fault, HexBytes};
 use crate::protocol::Generation;
-use crate::verdict::Verdict;
+use crate::verdict::{Threat, Verdict};
 
 /// One profile file, as written (before `extends:` is resolved).
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -334,6 +334,11 @@ pub struct ExpectDoc {
     /// Set when the reference checker knowingly gives another verdict: why it cannot do
     /// better. It must still not call the card genuine.
     pub limitation: Option<String>,
+    /// What the card threatens if a checker calls it genuine (forged and corrupted cards;
+    /// none on valid ones): a `forgery` called genuine is a false accept, a `corruption` or
+    /// `transport` card a missed corruption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threat: Option<Threat>,
 }
 
 /// A card number: two upper-case letters, eight digits, two upper-case letters.

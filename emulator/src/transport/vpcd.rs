@@ -769,15 +769,22 @@ fn exchange_frames(
                 }
             }
         };
+        // A card silent past the longest frame waiting time is mute: a real reader stops
+        // waiting at the limit, so this one does too (see `give_up_on_mute_card`).
+        let mute = crate::fault::is_mute(reply.delay);
         if !reply.delay.is_zero() {
             // A slow card: wait without holding the lock, so a removal or stop ends the wait.
+            let wait = reply.delay.min(crate::fault::FRAME_WAIT_LIMIT);
             let slot = lock(mutex);
             let (slot, _) = condvar
-                .wait_timeout_while(slot, reply.delay, |s| s.card.is_some() && !s.stop)
+                .wait_timeout_while(slot, wait, |s| s.card.is_some() && !s.stop)
                 .unwrap_or_else(|p| p.into_inner());
             if slot.card.is_none() || slot.stop {
                 return Ok(());
             }
+        }
+        if mute {
+            return give_up_on_mute_card(options, &stream);
         }
         if let Some(data) = &reply.data {
             frame.clear();
@@ -801,6 +808,48 @@ fn exchange_frames(
             return Ok(());
         }
     }
+}
+
+/// What a contactless reader does when the card stays mute past the frame waiting time: the
+/// exchange fails for the application, and the reader drops the field and finds the card
+/// again, which comes back reset. Behind vpcd nobody gives up on its own, so the reader side
+/// does it, in the one way Debian's vpcd (3.3) turns into a failed transmit: a frame header
+/// that announces an answer, then a TCP reset instead of the answer. vpcd's receive of the
+/// answer then fails, the driver returns `IFD_COMMUNICATION_ERROR` and the application's
+/// `SCardTransmit` fails with `SCARD_E_NOT_TRANSACTED` (a clean close, or a reset before
+/// any header, is reported by that vpcd as a *successful* exchange of zero bytes). vpcd
+/// ejects the card, so the application's next transmit on its handle gets
+/// `SCARD_W_REMOVED_CARD`; the serve loop puts the same card back after one empty presence
+/// poll, reset as after a field loss, and `SCardReconnect` or a new connection reads it.
+fn give_up_on_mute_card(options: &ReaderOptions, stream: &TcpStream) -> io::Result<()> {
+    if options.trace {
+        eprintln!(
+            "[{}] card mute past the frame waiting time ({:?}): the reader gives up",
+            options.endpoint.port(),
+            crate::fault::FRAME_WAIT_LIMIT
+        );
+    }
+    let _ = (&*stream).write_all(&2u16.to_be_bytes());
+    // Let vpcd take the header before the reset arrives (a reset can overtake unread data).
+    std::thread::sleep(Duration::from_millis(5));
+    let abort = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `stream` owns a valid, open socket descriptor for the duration of the call;
+    // `abort` is a live `linger` and the length passed is exactly its size, so the kernel
+    // reads only initialised memory we own. With a zero linger time the last close of the
+    // socket (this stream and the slot's clone, both dropped by the caller) sends a reset.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&abort as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use rclab_emulator::transport::vpcd::{
     BASE_PORT, Endpoint, ReaderOptions, Reply, VirtualCard, VirtualReader,
 };
 use rclab_emulator::transport::{Exchange, Tap, TransportError};
-use rclab_emulator::verdict::{Verdict, VerdictKind};
+use rclab_emulator::verdict::{Threat, Verdict, WrongAccept, wrong_accept};
 
 use crate::checker::{Checker, Options, TrustStore};
 use crate::pcsc_channel::PcscChannel;
@@ -84,8 +84,14 @@ pub struct CaseResult {
     pub expected: Verdict,
     pub actual: Option<Verdict>,
     pub outcome: Outcome,
-    /// A forged/corrupted card called genuine: the worst failure.
+    /// What the card threatens if called genuine (`expect.threat`; none on valid cards).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threat: Option<Threat>,
+    /// A forgery vector (`threat: forgery`) called genuine: the worst failure.
     pub false_accept: bool,
+    /// A corrupted or misbehaving card that is no forgery vector called genuine.
+    #[serde(default)]
+    pub missed_corruption: bool,
     pub detail: String,
     pub millis: u64,
     pub audit: Option<PrivacyAudit>,
@@ -95,6 +101,17 @@ pub struct CaseResult {
 impl CaseResult {
     fn key(&self) -> (String, String) {
         (self.checker.clone(), self.profile.clone())
+    }
+
+    /// How a wrong `genuine` counts, if this case is one.
+    pub fn wrong_accept(&self) -> Option<WrongAccept> {
+        if self.false_accept {
+            Some(WrongAccept::FalseAccept)
+        } else if self.missed_corruption {
+            Some(WrongAccept::MissedCorruption)
+        } else {
+            None
+        }
     }
 }
 
@@ -371,7 +388,9 @@ fn run_case(
         expected,
         actual: None,
         outcome: Outcome::NotApplicable,
+        threat: profile.expect.threat,
         false_accept: false,
+        missed_corruption: false,
         detail: String::new(),
         millis: 0,
         audit: None,
@@ -411,8 +430,9 @@ fn run_case(
             } else {
                 Outcome::Fail
             };
-            result.false_accept =
-                actual.verdict == VerdictKind::Genuine && expected.verdict != VerdictKind::Genuine;
+            let wrong = wrong_accept(profile.expect.threat, &expected, &actual);
+            result.false_accept = wrong == Some(WrongAccept::FalseAccept);
+            result.missed_corruption = wrong == Some(WrongAccept::MissedCorruption);
             result.actual = Some(actual);
             result.detail = detail;
         }
@@ -463,11 +483,16 @@ impl VirtualCard for Recorder {
         if let Ok(mut log) = self.log.lock() {
             log.push(Exchange {
                 command: hex::encode_upper(apdu),
-                response: reply
-                    .data
-                    .as_ref()
-                    .map(hex::encode_upper)
-                    .ok_or(TransportError::CardRemoved),
+                // A mute card's answer never reaches the checker: the reader gives up.
+                response: if rclab_emulator::fault::is_mute(reply.delay) {
+                    Err(TransportError::Timeout)
+                } else {
+                    reply
+                        .data
+                        .as_ref()
+                        .map(hex::encode_upper)
+                        .ok_or(TransportError::CardRemoved)
+                },
                 micros: u64::try_from((started.elapsed() + reply.delay).as_micros())
                     .unwrap_or(u64::MAX),
             });
@@ -654,7 +679,9 @@ impl Progress {
             r.checker,
             r.profile,
             r.millis,
-            if r.false_accept { "  FALSE ACCEPT" } else { "" }
+            r.wrong_accept()
+                .map(|w| format!("  {}", w.as_str().to_uppercase()))
+                .unwrap_or_default()
         );
         match &self.bar {
             Some(bar) => {

@@ -8,6 +8,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use rclab_emulator::verdict::WrongAccept;
+
 use super::adapter::Adapter;
 use super::{CaseResult, Outcome};
 
@@ -42,6 +44,7 @@ pub fn write_all(dir: &Path, checkers: &[Adapter], results: &[CaseResult]) -> st
     struct Json<'a> {
         schema: &'static str,
         checkers: &'a [Adapter],
+        summary: Vec<Summary>,
         results: &'a [CaseResult],
     }
     let shortened: Vec<CaseResult> = results
@@ -62,6 +65,7 @@ pub fn write_all(dir: &Path, checkers: &[Adapter], results: &[CaseResult]) -> st
     let json = serde_json::to_string_pretty(&Json {
         schema: REPORT_SCHEMA,
         checkers,
+        summary: checkers.iter().map(|c| summary(results, &c.name)).collect(),
         results: &shortened,
     })
     .map_err(std::io::Error::other)
@@ -102,23 +106,93 @@ fn cell(r: &CaseResult) -> String {
         (Outcome::Fail, Some(actual)) if r.false_accept => {
             format!("**FAIL** (false accept): {actual}")
         }
+        (Outcome::Fail, Some(actual)) if r.missed_corruption => {
+            format!("FAIL (missed corruption): {actual}")
+        }
         (Outcome::Fail, Some(actual)) => format!("FAIL: {actual}"),
         (Outcome::NotApplicable, _) => "N/A".into(),
         (outcome, _) => outcome.as_str().into(),
     }
 }
 
-/// Per-checker counts, in `OUTCOMES` order, plus false accepts.
-fn counts(results: &[CaseResult], checker: &str) -> ([usize; 6], usize) {
-    let mut counts = [0; 6];
-    let mut false_accepts = 0;
+/// One checker's counts: the same numbers in every report format.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub checker: String,
+    /// Cases per outcome, in `OUTCOMES` order (PASS, FAIL, N/A, CRASH, TIMEOUT, BAD-OUTPUT).
+    #[serde(skip)]
+    pub outcomes: [usize; 6],
+    pub pass: usize,
+    pub fail: usize,
+    /// Forgery vectors (`threat: forgery`) called genuine.
+    pub false_accepts: usize,
+    /// Corrupted or misbehaving cards that are no forgery vector called genuine.
+    pub missed_corruptions: usize,
+    pub not_applicable: usize,
+    pub crash: usize,
+    pub timeout: usize,
+    pub bad_output: usize,
+}
+
+pub fn summary(results: &[CaseResult], checker: &str) -> Summary {
+    let mut s = Summary {
+        checker: checker.to_owned(),
+        ..Summary::default()
+    };
     for r in results.iter().filter(|r| r.checker == checker) {
         if let Some(i) = OUTCOMES.iter().position(|o| *o == r.outcome) {
-            counts[i] += 1;
+            s.outcomes[i] += 1;
         }
-        false_accepts += usize::from(r.false_accept);
+        match r.wrong_accept() {
+            Some(WrongAccept::FalseAccept) => s.false_accepts += 1,
+            Some(WrongAccept::MissedCorruption) => s.missed_corruptions += 1,
+            None => {}
+        }
     }
-    (counts, false_accepts)
+    [
+        s.pass,
+        s.fail,
+        s.not_applicable,
+        s.crash,
+        s.timeout,
+        s.bad_output,
+    ] = s.outcomes;
+    s
+}
+
+/// The two lists of wrong `genuine` verdicts, as Markdown sections.
+fn wrong_accept_lists(md: &mut String, results: &[CaseResult]) {
+    for (kind, title, what) in [
+        (
+            WrongAccept::FalseAccept,
+            "False accepts",
+            "Forgery vectors a checker called genuine: forged cards, and corrupted ones whose profile marks them `threat: forgery`.",
+        ),
+        (
+            WrongAccept::MissedCorruption,
+            "Missed corruptions",
+            "Other corrupted or misbehaving cards (`threat: corruption` or `transport`) a checker called genuine.",
+        ),
+    ] {
+        let _ = write!(md, "\n## {title}\n\n{what}\n\n");
+        let listed: Vec<_> = results
+            .iter()
+            .filter(|r| r.wrong_accept() == Some(kind))
+            .collect();
+        if listed.is_empty() {
+            md.push_str("None.\n");
+        }
+        for r in listed {
+            let threat = r.threat.map_or("", |t| t.as_str());
+            let _ = writeln!(
+                md,
+                "- **{}** × `{}` ({threat}): expected {}, said genuine",
+                md_text(&r.checker),
+                md_text(&r.profile),
+                r.expected
+            );
+        }
+    }
 }
 
 pub fn markdown(checkers: &[Adapter], results: &[CaseResult]) -> String {
@@ -130,16 +204,17 @@ pub fn markdown(checkers: &[Adapter], results: &[CaseResult]) -> String {
         checkers.len(),
         profiles(results).len()
     );
-    md.push_str("## Summary\n\n| checker | trust | PASS | FAIL | false accepts | N/A | CRASH | TIMEOUT | BAD-OUTPUT |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("## Summary\n\n| checker | trust | PASS | FAIL | false accepts | missed corruptions | N/A | CRASH | TIMEOUT | BAD-OUTPUT |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for c in checkers {
-        let (n, fa) = counts(results, &c.name);
+        let sum = summary(results, &c.name);
+        let (n, fa, mc) = (sum.outcomes, sum.false_accepts, sum.missed_corruptions);
         let trust = match c.trust {
             super::adapter::TrustMode::TestCa => "test_ca",
             super::adapter::TrustMode::Pinned => "pinned",
         };
         let _ = writeln!(
             md,
-            "| {} | {trust} | {} | {} | {fa} | {} | {} | {} | {} |",
+            "| {} | {trust} | {} | {} | {fa} | {mc} | {} | {} | {} | {} |",
             md_text(&c.name),
             n[0],
             n[1],
@@ -149,20 +224,7 @@ pub fn markdown(checkers: &[Adapter], results: &[CaseResult]) -> String {
             n[5]
         );
     }
-    md.push_str("\n## False accepts\n\nForged or corrupted cards a checker called genuine.\n\n");
-    let false_accepts: Vec<_> = results.iter().filter(|r| r.false_accept).collect();
-    if false_accepts.is_empty() {
-        md.push_str("None.\n");
-    }
-    for r in false_accepts {
-        let _ = writeln!(
-            md,
-            "- **{}** × `{}`: expected {}, said genuine",
-            md_text(&r.checker),
-            md_text(&r.profile),
-            r.expected
-        );
-    }
+    wrong_accept_lists(&mut md, results);
     md.push_str("\n## Matrix\n\n| profile | expected |");
     for c in checkers {
         let _ = write!(md, " {} |", md_text(&c.name));
@@ -263,10 +325,28 @@ pub fn html(checkers: &[Adapter], results: &[CaseResult]) -> String {
     let mut h = String::from(concat!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>rclab conformance report</title>\n<style>\n",
         "body{font:14px system-ui,sans-serif;margin:1.5em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}\n",
-        "td.c{cursor:pointer}.PASS{background:#dfd}.FAIL{background:#fcc}.FA{background:#f66;font-weight:bold}.NA{background:#eee}.CRASH,.TIMEOUT,.BAD-OUTPUT{background:#fd9}\n",
+        "td.c{cursor:pointer}.PASS{background:#dfd}.FAIL{background:#fcc}.FA{background:#f66;font-weight:bold}.MC{background:#f9a}.NA{background:#eee}.CRASH,.TIMEOUT,.BAD-OUTPUT{background:#fd9}\n",
         "pre{background:#f7f7f7;padding:1em;max-height:40em;overflow:auto;white-space:pre-wrap;word-break:break-all}\n",
-        "</style></head><body>\n<h1>rclab conformance report</h1>\n<p>Show: "
+        "</style></head><body>\n<h1>rclab conformance report</h1>\n"
     ));
+    h.push_str("<table><thead><tr><th>checker</th><th>PASS</th><th>FAIL</th><th>false accepts</th><th>missed corruptions</th><th>N/A</th><th>CRASH</th><th>TIMEOUT</th><th>BAD-OUTPUT</th></tr></thead><tbody>\n");
+    for c in checkers {
+        let s = summary(results, &c.name);
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"FA\">{}</td><td class=\"MC\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&c.name),
+            s.pass,
+            s.fail,
+            s.false_accepts,
+            s.missed_corruptions,
+            s.not_applicable,
+            s.crash,
+            s.timeout,
+            s.bad_output
+        );
+    }
+    h.push_str("</tbody></table>\n<p>A <b>false accept</b> is a forgery vector called genuine; a <b>missed corruption</b> another corrupted or misbehaving card called genuine.</p>\n<p>Show: ");
     for o in OUTCOMES {
         let _ = write!(
             h,
@@ -302,22 +382,28 @@ pub fn html(checkers: &[Adapter], results: &[CaseResult]) -> String {
             let class = match r.outcome {
                 Outcome::NotApplicable => "NA",
                 Outcome::Fail if r.false_accept => "FA",
+                Outcome::Fail if r.missed_corruption => "MC",
                 o => o.as_str(),
             };
             let actual = r.actual.map(|a| a.to_string()).unwrap_or_default();
+            let wrong = r
+                .wrong_accept()
+                .map(|w| format!(" ({})", w.as_str()))
+                .unwrap_or_default();
             let _ = write!(
                 h,
-                "<td class=\"c {class}\" data-i=\"{index}\">{} {}</td>",
+                "<td class=\"c {class}\" data-i=\"{index}\">{} {}{wrong}</td>",
                 r.outcome.as_str(),
                 escape(&actual)
             );
             let mut text = format!(
-                "{} × {}\nexpected: {}\nactual: {}\noutcome: {}\ndetail: {}\n\n",
+                "{} × {}\nexpected: {}\nactual: {}\noutcome: {}{wrong}\nthreat: {}\ndetail: {}\n\n",
                 r.checker,
                 r.profile,
                 r.expected,
                 actual,
                 r.outcome.as_str(),
+                r.threat.map_or("none", |t| t.as_str()),
                 r.detail
             );
             for e in &r.transcript {
@@ -346,7 +432,7 @@ pub fn html(checkers: &[Adapter], results: &[CaseResult]) -> String {
         "<script>\nconst cases=JSON.parse(document.getElementById('data').textContent);\n",
         "document.querySelectorAll('td.c').forEach(td=>td.onclick=()=>{document.getElementById('d').textContent=cases[td.dataset.i];});\n",
         "function filter(){const on=[...document.querySelectorAll('.f:checked')].map(b=>b.value);\n",
-        "document.querySelectorAll('tbody tr').forEach(tr=>{tr.style.display=tr.dataset.outcomes.split(' ').some(o=>on.includes(o))?'':'none';});}\n",
+        "document.querySelectorAll('tbody tr[data-outcomes]').forEach(tr=>{tr.style.display=tr.dataset.outcomes.split(' ').some(o=>on.includes(o))?'':'none';});}\n",
         "document.querySelectorAll('.f').forEach(b=>b.onchange=filter);\n</script>\n</body></html>\n"
     ));
     h
@@ -380,6 +466,13 @@ pub fn junit(results: &[CaseResult]) -> String {
             count(&rs, errors),
             count(&rs, skipped)
         );
+        let wrong = |kind| rs.iter().filter(|r| r.wrong_accept() == Some(kind)).count();
+        let _ = writeln!(
+            x,
+            "    <properties><property name=\"false_accepts\" value=\"{}\"/><property name=\"missed_corruptions\" value=\"{}\"/></properties>",
+            wrong(WrongAccept::FalseAccept),
+            wrong(WrongAccept::MissedCorruption)
+        );
         for r in rs {
             let _ = write!(
                 x,
@@ -398,11 +491,9 @@ pub fn junit(results: &[CaseResult]) -> String {
                     let _ = write!(x, "<skipped message=\"{}\"/>", escape(&r.detail));
                 }
                 o if failures(o) => {
-                    let kind = if r.false_accept {
-                        "FALSE ACCEPT"
-                    } else {
-                        o.as_str()
-                    };
+                    let kind = r
+                        .wrong_accept()
+                        .map_or_else(|| o.as_str().to_owned(), |w| w.as_str().to_uppercase());
                     let _ = write!(
                         x,
                         "<failure type=\"{kind}\" message=\"{message}\">{}</failure>",
@@ -424,4 +515,70 @@ pub fn junit(results: &[CaseResult]) -> String {
     }
     x.push_str("</testsuites>\n");
     x
+}
+
+#[cfg(test)]
+mod tests {
+    use rclab_emulator::verdict::{Reason, Threat, Verdict, VerdictKind};
+
+    use super::*;
+
+    fn case(profile: &str, threat: Threat, false_accept: bool, missed: bool) -> CaseResult {
+        CaseResult {
+            checker: "reference".into(),
+            profile: profile.into(),
+            generation: 2,
+            expected: Verdict::with(VerdictKind::Unreadable, Reason::MalformedData),
+            actual: Some(Verdict::GENUINE),
+            outcome: Outcome::Fail,
+            threat: Some(threat),
+            false_accept,
+            missed_corruption: missed,
+            detail: String::new(),
+            millis: 0,
+            audit: None,
+            transcript: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn false_accepts_and_missed_corruptions_are_counted_apart_in_every_format() {
+        let results = [
+            case(
+                "corrupted/gen2-duplicated-face",
+                Threat::Forgery,
+                true,
+                false,
+            ),
+            case(
+                "corrupted/gen2-garbage-text",
+                Threat::Corruption,
+                false,
+                true,
+            ),
+            case("corrupted/gen2-stall", Threat::Transport, false, true),
+        ];
+        let checkers = [Adapter::reference()];
+        let s = summary(&results, "reference");
+        assert_eq!((s.fail, s.false_accepts, s.missed_corruptions), (3, 1, 2));
+        let md = markdown(&checkers, &results);
+        assert!(
+            md.contains("| reference | test_ca | 0 | 3 | 1 | 2 |"),
+            "{md}"
+        );
+        let (fa, rest) = md.split_once("## Missed corruptions").unwrap();
+        let mc = rest.split("## Matrix").next().unwrap();
+        assert!(fa.contains("`corrupted/gen2-duplicated-face` (forgery)"));
+        assert!(mc.contains("`corrupted/gen2-stall` (transport)"));
+        assert!(!mc.contains("duplicated-face"));
+        let xml = junit(&results);
+        assert!(xml.contains("<property name=\"false_accepts\" value=\"1\"/>"));
+        assert!(xml.contains("<property name=\"missed_corruptions\" value=\"2\"/>"));
+        assert_eq!(xml.matches("type=\"MISSED CORRUPTION\"").count(), 2);
+        assert_eq!(xml.matches("type=\"FALSE ACCEPT\"").count(), 1);
+        let page = html(&checkers, &results);
+        assert_eq!(page.matches("class=\"c MC\"").count(), 2);
+        assert_eq!(page.matches("class=\"c FA\"").count(), 1);
+        assert!(page.contains("<td class=\"FA\">1</td><td class=\"MC\">2</td>"));
+    }
 }
