@@ -102,7 +102,12 @@ fn a_descendant_that_left_the_group_cannot_hold_the_run() {
     let checker = script(
         &dir,
         "escape.sh",
-        &format!("setsid sleep 30 &\necho '{VERDICT}'"),
+        // The verdict is printed only once the child has left the group: otherwise the
+        // group kill at exit can catch it before `setsid` runs, and the test is a race.
+        &format!(
+            "setsid sh -c 'echo $$ > {left}; exec sleep 30' &\nwhile [ ! -s {left} ]; do sleep 0.01; done\necho '{VERDICT}'",
+            left = dir.join("left").display()
+        ),
     );
     let (finished, took) = run_script(&checker, Duration::from_secs(20));
     assert!(took < Duration::from_secs(10), "took {took:?}");

@@ -346,7 +346,7 @@ pub fn html(checkers: &[Adapter], results: &[CaseResult]) -> String {
             s.bad_output
         );
     }
-    h.push_str("</tbody></table>\n<p>A <b>false accept</b> is a forgery vector called genuine; a <b>missed corruption</b> another corrupted or misbehaving card called genuine.</p>\n<p>Show: ");
+    h.push_str("</tbody></table>\n<p>A <strong>false accept</strong> is a forgery vector called genuine; a <strong>missed corruption</strong> another corrupted or misbehaving card called genuine.</p>\n<p>Show: ");
     for o in OUTCOMES {
         let _ = write!(
             h,
