@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::adapter::Adapter;
-use super::{CaseResult, Outcome};
+use super::{CaseResult, Outcome, report_data};
 
 const OUTCOMES: [Outcome; 6] = [
     Outcome::Pass,
@@ -163,6 +163,7 @@ pub fn markdown(checkers: &[Adapter], results: &[CaseResult]) -> String {
             r.expected
         );
     }
+    md.push_str(&report_data::markdown(checkers, results, md_text));
     md.push_str("\n## Matrix\n\n| profile | expected |");
     for c in checkers {
         let _ = write!(md, " {} |", md_text(&c.name));
@@ -359,6 +360,12 @@ pub fn junit(results: &[CaseResult]) -> String {
     }
     let count =
         |rs: &[&CaseResult], f: fn(Outcome) -> bool| rs.iter().filter(|r| f(r.outcome)).count();
+    // Data errors on passing cases are failures too (`type="DATA ERROR"`).
+    let data_errors = |rs: &[&CaseResult]| {
+        rs.iter()
+            .filter(|r| report_data::junit_failure(r, escape).is_some())
+            .count()
+    };
     let failures = |o: Outcome| matches!(o, Outcome::Fail | Outcome::BadOutput);
     let errors = |o: Outcome| matches!(o, Outcome::Crash | Outcome::Timeout);
     let skipped = |o: Outcome| o == Outcome::NotApplicable;
@@ -366,7 +373,7 @@ pub fn junit(results: &[CaseResult]) -> String {
     let mut x = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"rclab\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">\n",
         all.len(),
-        count(&all, failures),
+        count(&all, failures) + data_errors(&all),
         count(&all, errors),
         count(&all, skipped)
     );
@@ -376,7 +383,7 @@ pub fn junit(results: &[CaseResult]) -> String {
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">",
             escape(checker),
             rs.len(),
-            count(&rs, failures),
+            count(&rs, failures) + data_errors(&rs),
             count(&rs, errors),
             count(&rs, skipped)
         );
@@ -393,7 +400,11 @@ pub fn junit(results: &[CaseResult]) -> String {
                 .unwrap_or_else(|| "none".into());
             let message = escape(&format!("expected {}, got {actual}", r.expected));
             match r.outcome {
-                Outcome::Pass => {}
+                Outcome::Pass => {
+                    if let Some(failure) = report_data::junit_failure(r, escape) {
+                        x.push_str(&failure);
+                    }
+                }
                 Outcome::NotApplicable => {
                     let _ = write!(x, "<skipped message=\"{}\"/>", escape(&r.detail));
                 }
