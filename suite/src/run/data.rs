@@ -386,6 +386,13 @@ pub fn truth(image: &CardImage) -> CardFields {
             }
         }
     }
+    // The generation a checker reports is the one C1 names (a forged chip may name the
+    // other generation's type while using this one's cryptography).
+    data.generation = match data.card_type.as_deref() {
+        Some("1" | "2") => Some(1),
+        Some("05" | "06") => Some(2),
+        _ => data.generation,
+    };
     let mut fields = CardFields::from_card_data(&data);
     // The card number on a first-generation chip is its key, not a field: a checker knows
     // it from what it entered. Keep it comparable anyway (it is what the chip opened with).

@@ -7,8 +7,10 @@ pub mod data;
 pub mod journal;
 pub mod lock;
 pub mod process;
+pub mod render;
 pub mod report;
 pub mod report_data;
+pub mod report_html;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::{BufReader, IsTerminal, Read};

@@ -24,8 +24,19 @@ const OUTCOMES: [Outcome; 6] = [
 pub const REPORT_SCHEMA: &str = "rclab.report/1";
 
 /// Writes `report.md`, `report.html`, `junit.xml` and `results.json` into `dir`. Every
-/// error names the file it concerns.
+/// error names the file it concerns. `report.html` shows no card images (see
+/// [`write_all_with_cards`]).
 pub fn write_all(dir: &Path, checkers: &[Adapter], results: &[CaseResult]) -> std::io::Result<()> {
+    write_all_with_cards(dir, checkers, results, &super::render::Cards::default())
+}
+
+/// [`write_all`], with each profile's card (rendered images, chip fields) in `report.html`.
+pub fn write_all_with_cards(
+    dir: &Path,
+    checkers: &[Adapter],
+    results: &[CaseResult],
+    cards: &super::render::Cards,
+) -> std::io::Result<()> {
     let named = |path: &Path| {
         let path = path.display().to_string();
         move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{path}: {e}"))
@@ -36,7 +47,10 @@ pub fn write_all(dir: &Path, checkers: &[Adapter], results: &[CaseResult]) -> st
         std::fs::write(&path, text).map_err(named(&path))
     };
     write("report.md", markdown(checkers, results))?;
-    write("report.html", html(checkers, results))?;
+    write(
+        "report.html",
+        super::report_html::page(checkers, results, cards),
+    )?;
     write("junit.xml", junit(results))?;
     #[derive(Serialize)]
     struct Json<'a> {
