@@ -1,6 +1,6 @@
 //! Reports of a run: Markdown matrix, self-contained HTML, JUnit XML and JSON.
-//! Markdown, HTML and JUnit carry no timings or dates, so a re-run with the same results
-//! writes the same files.
+//! Markdown and JUnit carry no timings or dates, so a re-run with the same results writes
+//! the same files; the HTML shows per-APDU timings (see [`super::report_html`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
