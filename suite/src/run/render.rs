@@ -107,12 +107,15 @@ fn chip_images(profile: &Profile) -> Vec<(&'static str, &[u8])> {
 /// Decodes one chip image to PNG; never panics, whatever the bytes.
 pub fn render(role: &'static str, value: &[u8]) -> Rendered {
     let info = ImageInfo::of(value);
-    let decoded = match info.format {
+    // The decoders are third-party code meeting a profile's bytes: a panic in one is
+    // caught and shown as "not rendered", never the end of the report.
+    let decoded = std::panic::catch_unwind(|| match info.format {
         "tiff" => decode_tiff(value),
         "jp2" | "j2k" => decode_jpeg2000(trim_zeros(value)),
         "empty" => Err("no image stored".to_owned()),
         _ => Err("not a TIFF or JPEG 2000 image".to_owned()),
-    };
+    })
+    .unwrap_or_else(|_| Err("the decoder failed on these bytes".to_owned()));
     match decoded.and_then(|gray_or_rgb| encode_png(&gray_or_rgb).map(|png| (gray_or_rgb, png))) {
         Ok((pixels, png)) => Rendered {
             role,
