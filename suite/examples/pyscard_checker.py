@@ -130,6 +130,8 @@ def text(value, generation):
     extensions and Microsoft's mappings of 0x8160 and 0x817C; plain `shift_jis` decodes
     those to different characters or not at all). NFC, as rclab.verdict/2 asks."""
     value = value.rstrip(b"\x00")
+    if b"\x00" in value:  # NUL is padding only: text that holds one cannot be shown as read
+        raise malformed("NUL byte inside a text field")
     try:
         decoded = value.decode("utf-8")
     except UnicodeDecodeError:
