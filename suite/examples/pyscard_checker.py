@@ -124,6 +124,12 @@ def parse_tlv(ef, what):
     return out
 
 
+# How generation-1 text that is not UTF-8 is decoded. `--text-codec shift_jis` makes this
+# checker the careless reader the profile valid/gen1-cp932-text exists for (plain
+# Shift_JIS, unknown bytes replaced): a test uses it to show rclab catches the misreading.
+GEN1_CODEC = ("cp932", "strict")
+
+
 def text(value, generation):
     """A NUL-padded text field: generation 2 is UTF-8; generation 1 (encoding left open by
     the spec) UTF-8 when it is, else Windows-31J (cp932, Shift_JIS with the NEC and IBM
@@ -138,7 +144,7 @@ def text(value, generation):
         if generation == 2:
             raise malformed("text field is not UTF-8") from None
         try:
-            decoded = value.decode("cp932")
+            decoded = value.decode(*GEN1_CODEC)
         except UnicodeDecodeError:
             raise malformed("text field is neither UTF-8 nor Windows-31J") from None
     return unicodedata.normalize("NFC", decoded)
@@ -413,7 +419,12 @@ def main():
     ap.add_argument("--card-number", required=True, help="12 characters, e.g. AB12345678CD")
     ap.add_argument("--wait", type=float, default=10.0, help="seconds to wait for a card")
     ap.add_argument("--max-response", type=int, help="largest response (bytes): chunked reads")
+    ap.add_argument("--text-codec", choices=["cp932", "shift_jis"], default="cp932",
+                    help="generation-1 text that is not UTF-8 (shift_jis: careless, for tests)")
     args = ap.parse_args()
+    global GEN1_CODEC
+    if args.text_codec == "shift_jis":
+        GEN1_CODEC = ("shift_jis", "replace")
     if not re.fullmatch(r"[A-Z]{2}[0-9]{8}[A-Z]{2}", args.card_number):
         ap.error("--card-number must be 2 upper-case letters, 8 digits, 2 upper-case letters")
     if args.max_response is not None and args.max_response < 3:
