@@ -158,10 +158,8 @@ fn decode_tiff(value: &[u8]) -> Result<Pixels, String> {
     let (width, height) = decoder.dimensions().map_err(|e| format!("TIFF: {e}"))?;
     check_size(width, height)?;
     let bits = decoder.get_tag_u32(Tag::BitsPerSample).unwrap_or(1);
-    // 0 = WhiteIsZero (fax default), 1 = BlackIsZero.
-    let white_is_zero = decoder
-        .get_tag_u32(Tag::PhotometricInterpretation)
-        .map_or(true, |p| p == 0);
+    // The decoder hands WhiteIsZero images (the fax default) over already inverted: every
+    // result reads as BlackIsZero, 0 black.
     let samples = decoder.get_tag_u32(Tag::SamplesPerPixel).unwrap_or(1);
     let DecodingResult::U8(raw) = decoder.read_image().map_err(|e| format!("TIFF: {e}"))? else {
         return Err("TIFF: not 8-bit or bi-level samples".into());
@@ -177,18 +175,12 @@ fn decode_tiff(value: &[u8]) -> Result<Pixels, String> {
             for row in raw.chunks(stride).take(h) {
                 for x in 0..w {
                     let bit = row[x / 8] >> (7 - x % 8) & 1;
-                    out.push(if (bit == 1) == white_is_zero { 0 } else { 255 });
+                    out.push(if bit == 1 { 255 } else { 0 });
                 }
             }
             out
         }
-        (8, 1) if raw.len() >= w * h => {
-            let mut out = raw[..w * h].to_vec();
-            if white_is_zero {
-                out.iter_mut().for_each(|p| *p = 255 - *p);
-            }
-            out
-        }
+        (8, 1) if raw.len() >= w * h => raw[..w * h].to_vec(),
         _ => return Err(format!("TIFF: {bits}-bit, {samples} samples: not rendered")),
     };
     Ok(Pixels {
@@ -290,6 +282,21 @@ mod tests {
                 r.note
             );
             assert!(r.width > 10 && r.height > 10, "{file}");
+        }
+    }
+
+    /// Before: WhiteIsZero fax images were inverted twice (white text on black).
+    #[test]
+    fn bilevel_images_are_black_on_white() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors/images");
+        for file in ["gen1-residence-front.tif", "gen2-residence-name.tif"] {
+            let pixels = decode_tiff(&std::fs::read(dir.join(file)).unwrap()).unwrap();
+            let white = pixels.data.iter().filter(|&&p| p == 255).count();
+            assert!(
+                white * 2 > pixels.data.len(),
+                "{file}: {white} of {} pixels white",
+                pixels.data.len()
+            );
         }
     }
 
