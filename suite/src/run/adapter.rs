@@ -5,7 +5,7 @@
 //! name: pyscard-nosig
 //! command: [/usr/bin/python3, "{repo}/suite/examples/pyscard_checker.py", --reader, "{reader}", --card-number, "{card_number}"]
 //! timeout_ms: 20000
-//! verdict: json              # rclab.verdict/1 on stdout; or {exit_codes: {0: {verdict: genuine}}}
+//! verdict: json              # rclab.verdict/1 or /2 on stdout; or {exit_codes: {0: {verdict: genuine}}}
 //! trust: test_ca             # test_ca | pinned
 //! unsupported:
 //!   - profiles: "forged/gen2-*"

@@ -239,7 +239,7 @@ pub fn markdown(checkers: &[Adapter], results: &[CaseResult]) -> String {
 /// carry at all (control characters such as a checker's ANSI colours, U+FFFE, U+FFFF) as
 /// visible `\u{..}` escapes, so that the file stays well-formed whatever a name or detail
 /// holds. Tabs and newlines stay.
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::adapter::{Adapter, TrustMode};
 use super::data::{FieldCheck, FieldStatus};
 use super::render::Cards;
-use super::report::shorten;
+use super::report::{escape, shorten};
 use super::{CaseResult, Outcome, report_data};
 
 const OUTCOMES: [Outcome; 6] = [
@@ -26,25 +26,6 @@ const OUTCOMES: [Outcome; 6] = [
 
 /// The filter value of rows holding a data error.
 const DATA_ERROR: &str = "DATA-ERROR";
-
-/// Text for HTML: markup characters as entities, control characters as `\u{..}`.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\t' | '\n' => out.push(c),
-            c if c.is_control() || matches!(c, '\u{FFFE}' | '\u{FFFF}') => {
-                out.extend(c.escape_unicode());
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// One case as the page's script shows it.
 #[derive(Serialize)]
