@@ -14,7 +14,8 @@ this checker shows which forgeries such a reader lets through.
     /usr/bin/python3 pyscard_checker.py --reader "Virtual PCD 00 00" \\
         --card-number AB12345678CD [--wait SECONDS] [--max-response N]
 
-stdout: exactly one JSON object (schema rclab.verdict/1); diagnostics go to stderr.
+stdout: exactly one JSON object (schema rclab.verdict/2, with the `data` it read when it read
+every EF); diagnostics go to stderr.
 Exit 0 whenever a verdict was printed, 2 on usage errors.
 """
 import argparse
@@ -24,6 +25,7 @@ import os
 import re
 import sys
 import time
+import unicodedata
 
 from Cryptodome.Cipher import AES, DES, DES3
 from Cryptodome.Hash import CMAC
@@ -122,6 +124,100 @@ def parse_tlv(ef, what):
     return out
 
 
+# How generation-1 text that is not UTF-8 is decoded. `--text-codec shift_jis` makes this
+# checker the careless reader the profile valid/gen1-cp932-text exists for (plain
+# Shift_JIS, unknown bytes replaced): a test uses it to show rclab catches the misreading.
+GEN1_CODEC = ("cp932", "strict")
+
+
+def text(value, generation):
+    """A NUL-padded text field: generation 2 is UTF-8; generation 1 (encoding left open by
+    the spec) UTF-8 when it is, else Windows-31J (cp932, Shift_JIS with the NEC and IBM
+    extensions and Microsoft's mappings of 0x8160 and 0x817C; plain `shift_jis` decodes
+    those to different characters or not at all). NFC, as rclab.verdict/2 asks."""
+    value = value.rstrip(b"\x00")
+    if b"\x00" in value:  # NUL is padding only: text that holds one cannot be shown as read
+        raise malformed("NUL byte inside a text field")
+    try:
+        decoded = value.decode("utf-8")
+    except UnicodeDecodeError:
+        if generation == 2:
+            raise malformed("text field is not UTF-8") from None
+        try:
+            decoded = value.decode(*GEN1_CODEC)
+        except UnicodeDecodeError:
+            raise malformed("text field is neither UTF-8 nor Windows-31J") from None
+    return unicodedata.normalize("NFC", decoded)
+
+
+def chip_date(value):
+    """`YYYYMMDD` -> `YYYY-MM-DD`; None for an empty (all-zero) date."""
+    value = value.rstrip(b"\x00").decode("ascii", "replace")
+    if not value:
+        return None
+    if not re.fullmatch(r"[0-9]{8}", value):
+        raise malformed(f"date {value!r} is not YYYYMMDD")
+    return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+
+
+def card_data(card_type, number, efs):
+    """The rclab.verdict/2 `data` object from the parsed EFs {(df, sfi): {tag: value}}."""
+    gen = 1 if len(card_type) == 1 else 2
+    ef = lambda df, sfi: efs.get((df, sfi), {})
+    image = lambda value: {"sha256": hashlib.sha256(value).hexdigest()}
+    data = {"generation": gen, "card_number": number,
+            "card_type": "residence_card" if card_type in ("1", "05")
+            else "special_permanent_resident_certificate"}
+    images = {}
+    if gen == 1:
+        if 0xD0 in ef("DF1", 5):
+            images["front"] = image(ef("DF1", 5)[0xD0])
+        if 0xD1 in ef("DF1", 6):
+            images["face"] = image(ef("DF1", 6)[0xD1])
+        address = ef("DF2", 1)
+        if 0xD4 in address:
+            data["address"] = text(address[0xD4], 1)
+        if 0xD2 in address and chip_date(address[0xD2]):
+            data["address_date"] = chip_date(address[0xD2])
+        for (sfi, tag, key) in ((2, 0xD5, "work_permission"), (3, 0xD6, "individual_permission")):
+            if tag in ef("DF2", sfi) and text(ef("DF2", sfi)[tag], 1):
+                data[key] = text(ef("DF2", sfi)[tag], 1)
+        if 0xD7 in ef("DF2", 4):
+            data["application_pending"] = ef("DF2", 4)[0xD7] == b"1"
+    else:
+        printed = ef("DF1", 3)
+        if 0xC2 in ef("DF1", 1):
+            data["card_number"] = text(ef("DF1", 1)[0xC2], 2)
+        for tag, key in ((0xC5, "card_expiry"), (0xC6, "birth_date"),
+                         (0xCD, "period_of_stay_expiry")):
+            if tag in printed and chip_date(printed[tag]):
+                data[key] = chip_date(printed[tag])
+        for tag, key in ((0xC8, "nationality"), (0xC9, "status_of_residence"),
+                         (0xCE, "period_of_stay")):
+            if tag in printed and text(printed[tag], 2):
+                data[key] = text(printed[tag], 2)
+        sex = {b"1": "male", b"2": "female", b"3": "unspecified"}.get(printed.get(0xC7))
+        if sex:
+            data["sex"] = sex
+        for tag, key in ((0xD0, "name"), (0xD1, "face")):
+            if tag in ef("DF1", 4):
+                images[key] = image(ef("DF1", 4)[tag])
+        if 0xDFD1 in ef("DF1", 6):
+            images["address"] = image(ef("DF1", 6)[0xDFD1])
+        work = ef("DF2", 1)
+        if 0xD5 in work and text(work[0xD5], 2):
+            data["work_permission"] = text(work[0xD5], 2)
+        if 0xD6 in work and chip_date(work[0xD6]):
+            data["work_permission_expiry"] = chip_date(work[0xD6])
+        if 0xD7 in work:
+            data["individual_permission_granted"] = work[0xD7] == b"1"
+        if 0xD8 in ef("DF2", 2):
+            data["application_pending"] = ef("DF2", 2)[0xD8] == b"1"
+    if images:
+        data["images"] = images
+    return data
+
+
 class Reader:
     def __init__(self):
         self.ctx = self.card = None
@@ -192,6 +288,7 @@ class Checker:
     def __init__(self, reader, number, max_response, files):
         self.r, self.number, self.max, self.files = reader, number, max_response, files
         self.g, self.ks = None, None  # Crypto, KSenc
+        self.data = None  # rclab.verdict/2 `data`, once every EF was read
 
     def sm_open(self, data, what):
         """DO 86 = 01 || Enc(KSenc, pad(plain)) -> plain; any defect is forged/sm_error."""
@@ -299,6 +396,7 @@ class Checker:
         self.g = Crypto(1 if len(card_type) == 1 else 2)
         self.read_ef("MF", 0x0B, False)
         self.authenticate()
+        parsed = {}
         for df, efs in LAYOUT[card_type]:
             sw, _ = self.r.transmit(b"\x00\xA4\x04\x0C\x10" + AID[df], f"SELECT {df}")
             if sw == 0x6A82:
@@ -306,7 +404,11 @@ class Checker:
             if sw != 0x9000:
                 raise unexpected(f"SELECT {df}", sw)
             for sfi, secure in efs:
-                self.read_ef(df, sfi, secure)  # parsed for well-formedness only
+                parsed[(df, sfi)] = dict(self.read_ef(df, sfi, secure))
+        try:
+            self.data = card_data(card_type, self.number, parsed)
+        except Stop as s:  # the verdict stays what it is; only the data cannot be shown
+            print(f"data not shown: {s.detail}", file=sys.stderr)
         return (f"card type {card_type}: authenticated and read {len(self.files)} EFs; "
                 "check code and certificate NOT verified (skipped on purpose)")
 
@@ -317,23 +419,31 @@ def main():
     ap.add_argument("--card-number", required=True, help="12 characters, e.g. AB12345678CD")
     ap.add_argument("--wait", type=float, default=10.0, help="seconds to wait for a card")
     ap.add_argument("--max-response", type=int, help="largest response (bytes): chunked reads")
+    ap.add_argument("--text-codec", choices=["cp932", "shift_jis"], default="cp932",
+                    help="generation-1 text that is not UTF-8 (shift_jis: careless, for tests)")
     args = ap.parse_args()
+    global GEN1_CODEC
+    if args.text_codec == "shift_jis":
+        GEN1_CODEC = ("shift_jis", "replace")
     if not re.fullmatch(r"[A-Z]{2}[0-9]{8}[A-Z]{2}", args.card_number):
         ap.error("--card-number must be 2 upper-case letters, 8 digits, 2 upper-case letters")
     if args.max_response is not None and args.max_response < 3:
         ap.error("--max-response must be at least 3")
     files, reader = {}, Reader()
+    checker = Checker(reader, args.card_number, args.max_response, files)
     try:
         reader.connect(args.reader, args.wait)
-        verdict, reason, detail = "genuine", None, \
-            Checker(reader, args.card_number, args.max_response, files).run()
+        verdict, reason, detail = "genuine", None, checker.run()
     except Stop as s:
         verdict, reason, detail = s.verdict, s.reason, s.detail
     finally:
         reader.close()
     print(f"{verdict} ({reason}): {detail}", file=sys.stderr)
-    print(json.dumps({"schema": "rclab.verdict/1", "verdict": verdict, "reason": reason,
-                      "detail": " ".join(detail.split()), "files_read": files}))
+    line = {"schema": "rclab.verdict/2", "verdict": verdict, "reason": reason,
+            "detail": " ".join(detail.split()), "files_read": files}
+    if checker.data is not None:
+        line["data"] = checker.data
+    print(json.dumps(line))
     return 0
 
 

@@ -1056,6 +1056,9 @@ fn journal_line(profile: &Profile) -> Vec<u8> {
         millis: 7,
         audit: None,
         transcript,
+        data: None,
+        fields: Vec::new(),
+        data_error: false,
     };
     let mut line = serde_json::to_vec(&result).expect("a result encodes");
     line.push(b'\n');

@@ -383,7 +383,9 @@ fn run_suite(args: RunArgs) -> Result<ExitCode> {
     let lock = lock_out(&args.out)?;
     stop_checkers_on_signals()?;
     let results = run::run_locked(&config, &lock)?;
-    report::write_all(&args.out, &config.checkers, &results).context("writing the reports")?;
+    let cards = run::render::Cards::from_profiles(&config.profiles);
+    report::write_all_with_cards(&args.out, &config.checkers, &results, &cards)
+        .context("writing the reports")?;
     let summary = report::markdown(&config.checkers, &results);
     let end = summary.find("\n## Matrix").unwrap_or(summary.len());
     emit(&format!(

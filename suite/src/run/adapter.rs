@@ -5,7 +5,7 @@
 //! name: pyscard-nosig
 //! command: [/usr/bin/python3, "{repo}/suite/examples/pyscard_checker.py", --reader, "{reader}", --card-number, "{card_number}"]
 //! timeout_ms: 20000
-//! verdict: json              # rclab.verdict/1 on stdout; or {exit_codes: {0: {verdict: genuine}}}
+//! verdict: json              # rclab.verdict/1 or /2 on stdout; or {exit_codes: {0: {verdict: genuine}}}
 //! trust: test_ca             # test_ca | pinned
 //! unsupported:
 //!   - profiles: "forged/gen2-*"
@@ -28,8 +28,13 @@ use thiserror::Error;
 use rclab_emulator::files::{MAX_PROFILE_FILE, read_bounded_text};
 use rclab_emulator::verdict::{Reason, Verdict, VerdictKind};
 
+use super::data::CardFields;
+
 /// The JSON schema id checkers print (see README, "Verdict protocol").
 pub const VERDICT_SCHEMA: &str = "rclab.verdict/1";
+
+/// The same with the `data` a checker read (see `suite/schema/rclab.verdict.v2.json`).
+pub const VERDICT_SCHEMA_V2: &str = "rclab.verdict/2";
 
 #[derive(Debug, Error)]
 #[error("{file}: {message}")]
@@ -488,8 +493,18 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
-/// The verdict in a checker's stdout (`rclab.verdict/1`) and its detail line.
+/// The verdict in a checker's stdout (`rclab.verdict/1` or `/2`) and its detail line.
 pub fn parse_json_verdict(stdout: &str) -> Result<(Verdict, String), String> {
+    parse_json_verdict_with_data(stdout).map(|(verdict, detail, _)| (verdict, detail))
+}
+
+/// The verdict in a checker's stdout, its detail line and (`rclab.verdict/2` only) the
+/// `data` it read, parsed against `suite/schema/rclab.verdict.v2.json`. A `/2` line whose
+/// `data` breaks the schema is an error (the checker claims a format it does not keep);
+/// a `/1` line's other fields are ignored, as `/1` promised.
+pub fn parse_json_verdict_with_data(
+    stdout: &str,
+) -> Result<(Verdict, String, Option<CardFields>), String> {
     #[derive(Deserialize)]
     struct Line {
         schema: String,
@@ -498,6 +513,12 @@ pub fn parse_json_verdict(stdout: &str) -> Result<(Verdict, String), String> {
         reason: Option<Reason>,
         #[serde(default)]
         detail: String,
+        /// `Some(Null)` for `"data": null` (which the schema refuses), `None` if absent.
+        #[serde(default, deserialize_with = "present")]
+        data: Option<serde_json::Value>,
+    }
+    fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+        serde_json::Value::deserialize(d).map(Some)
     }
     let mut last_error = "no JSON object on stdout".to_owned();
     // Whole stdout first (pretty-printed objects), then line by line from the end.
@@ -505,10 +526,20 @@ pub fn parse_json_verdict(stdout: &str) -> Result<(Verdict, String), String> {
     for candidate in candidates.filter(|c| c.starts_with('{')) {
         match serde_json::from_str::<Line>(candidate) {
             Ok(line) if line.schema == VERDICT_SCHEMA => {
-                return Ok((Verdict::new(line.verdict, line.reason), line.detail));
+                return Ok((Verdict::new(line.verdict, line.reason), line.detail, None));
+            }
+            Ok(line) if line.schema == VERDICT_SCHEMA_V2 => {
+                let data = match &line.data {
+                    None => None,
+                    Some(value) => Some(CardFields::from_json(value)?),
+                };
+                return Ok((Verdict::new(line.verdict, line.reason), line.detail, data));
             }
             Ok(line) => {
-                last_error = format!("schema {:?}, expected {VERDICT_SCHEMA:?}", line.schema)
+                last_error = format!(
+                    "schema {:?}, expected {VERDICT_SCHEMA:?} or {VERDICT_SCHEMA_V2:?}",
+                    line.schema
+                )
             }
             Err(e) => last_error = e.to_string(),
         }

@@ -3,10 +3,14 @@
 pub mod adapter;
 pub mod audit;
 pub mod baseline;
+pub mod data;
 pub mod journal;
 pub mod lock;
 pub mod process;
+pub mod render;
 pub mod report;
+pub mod report_data;
+pub mod report_html;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::{BufReader, IsTerminal, Read};
@@ -22,11 +26,11 @@ use rclab_emulator::transport::vpcd::{
     BASE_PORT, Endpoint, ReaderOptions, Reply, VirtualCard, VirtualReader,
 };
 use rclab_emulator::transport::{Exchange, Tap, TransportError};
-use rclab_emulator::verdict::{Threat, Verdict, WrongAccept, wrong_accept};
+use rclab_emulator::verdict::{Threat, Verdict, VerdictKind, WrongAccept, wrong_accept};
 
 use crate::checker::{Checker, Options, TrustStore};
 use crate::pcsc_channel::PcscChannel;
-use adapter::{Adapter, Kind, VerdictProtocol, expectation_for, parse_json_verdict};
+use adapter::{Adapter, Kind, VerdictProtocol, expectation_for, parse_json_verdict_with_data};
 use audit::{PrivacyAudit, audit};
 use journal::Journal;
 
@@ -96,6 +100,16 @@ pub struct CaseResult {
     pub millis: u64,
     pub audit: Option<PrivacyAudit>,
     pub transcript: Vec<Exchange>,
+    /// What the checker said it read (`rclab.verdict/2` `data`), if it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<data::CardFields>,
+    /// Each field against the chip; empty when the checker reported no `data`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<data::FieldCheck>,
+    /// A card that should read as genuine with a field read wrong: its own outcome class,
+    /// apart from FAIL.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub data_error: bool,
 }
 
 impl CaseResult {
@@ -395,6 +409,9 @@ fn run_case(
         millis: 0,
         audit: None,
         transcript: Vec::new(),
+        data: None,
+        fields: Vec::new(),
+        data_error: false,
     };
     if let Some(reason) = checker.unsupported_reason(&profile.name) {
         result.detail = format!("declared unsupported: {reason}");
@@ -406,7 +423,8 @@ fn run_case(
             let mut tap = Tap::new(profile.card());
             let report = reference(config, trust).check(&mut tap, profile.card_number.as_str());
             result.transcript = tap.into_parts().1;
-            Ok((report.verdict, report.detail))
+            let fields = reference_fields(&report, profile.card_number.as_str());
+            Ok((report.verdict, report.detail, Some(fields)))
         }
         (Kind::Process, None) => {
             result.detail = "process checkers read PC/SC readers: run with --transport pcsc".into();
@@ -424,7 +442,17 @@ fn run_case(
     };
     result.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match outcome {
-        Ok((actual, detail)) => {
+        Ok((actual, detail, fields)) => {
+            if let Some(fields) = fields {
+                result.fields = data::compare(&fields, &data::truth(&profile.image));
+                result.data_error = expected.verdict == VerdictKind::Genuine
+                    && actual.verdict == VerdictKind::Genuine
+                    && result
+                        .fields
+                        .iter()
+                        .any(|f| f.status == data::FieldStatus::Wrong);
+                result.data = Some(fields);
+            }
             result.outcome = if expected.accepts(&actual) {
                 Outcome::Pass
             } else {
@@ -447,6 +475,19 @@ fn run_case(
         &result.transcript,
     ));
     result
+}
+
+/// What the reference checker shows: its data, plus on a generation-1 card that it opened
+/// (the images were read under the card-number key) the card number it opened it with.
+fn reference_fields(report: &crate::checker::Report, card_number: &str) -> data::CardFields {
+    let mut fields = data::CardFields::from_card_data(&report.data);
+    if report.data.generation == Some(1) && report.data.front_image.is_some() {
+        fields.card_number =
+            data::CardFields::from_json(&serde_json::json!({ "card_number": card_number }))
+                .ok()
+                .and_then(|f| f.card_number);
+    }
+    fields
 }
 
 fn reference<'a>(config: &RunConfig, trust: &'a TrustStore) -> Checker<'a> {
@@ -501,7 +542,8 @@ impl VirtualCard for Recorder {
     }
 }
 
-type CaseOutcome = Result<(Verdict, String), (Outcome, String)>;
+/// A verdict, its detail and the data the checker reported; or what went wrong instead.
+type CaseOutcome = Result<(Verdict, String, Option<data::CardFields>), (Outcome, String)>;
 
 fn serve_and_check(
     config: &RunConfig,
@@ -553,7 +595,8 @@ fn serve_and_check(
                 let report =
                     reference(config, trust).check(&mut channel, profile.card_number.as_str());
                 channel.close();
-                Ok((report.verdict, report.detail))
+                let fields = reference_fields(&report, profile.card_number.as_str());
+                Ok((report.verdict, report.detail, Some(fields)))
             }
             Err(e) => Err((
                 Outcome::Crash,
@@ -609,8 +652,8 @@ fn run_process(
     };
     let stderr = || process::last_line(&finished.stderr.text());
     match &checker.verdict {
-        VerdictProtocol::Json(_) => match parse_json_verdict(&finished.stdout.text()) {
-            Ok((verdict, detail)) => Ok((verdict, printable(&detail, 2000))),
+        VerdictProtocol::Json(_) => match parse_json_verdict_with_data(&finished.stdout.text()) {
+            Ok((verdict, detail, fields)) => Ok((verdict, printable(&detail, 2000), fields)),
             Err(_) if status.code().is_none() || !status.success() => Err((
                 Outcome::Crash,
                 format!("exited with {status}: {}", stderr()),
@@ -631,6 +674,7 @@ fn run_process(
             Some(verdict) => Ok((
                 *verdict,
                 format!("exit code {}", status.code().unwrap_or_default()),
+                None,
             )),
             None if status.code().is_none() => Err((Outcome::Crash, format!("killed: {status}"))),
             None => Err((

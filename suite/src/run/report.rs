@@ -1,6 +1,6 @@
 //! Reports of a run: Markdown matrix, self-contained HTML, JUnit XML and JSON.
-//! Markdown, HTML and JUnit carry no timings or dates, so a re-run with the same results
-//! writes the same files.
+//! Markdown and JUnit carry no timings or dates, so a re-run with the same results writes
+//! the same files; the HTML shows per-APDU timings (see [`super::report_html`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,7 +11,7 @@ use serde::Serialize;
 use rclab_emulator::verdict::WrongAccept;
 
 use super::adapter::Adapter;
-use super::{CaseResult, Outcome};
+use super::{CaseResult, Outcome, report_data};
 
 const OUTCOMES: [Outcome; 6] = [
     Outcome::Pass,
@@ -26,8 +26,19 @@ const OUTCOMES: [Outcome; 6] = [
 pub const REPORT_SCHEMA: &str = "rclab.report/1";
 
 /// Writes `report.md`, `report.html`, `junit.xml` and `results.json` into `dir`. Every
-/// error names the file it concerns.
+/// error names the file it concerns. `report.html` shows no card images (see
+/// [`write_all_with_cards`]).
 pub fn write_all(dir: &Path, checkers: &[Adapter], results: &[CaseResult]) -> std::io::Result<()> {
+    write_all_with_cards(dir, checkers, results, &super::render::Cards::default())
+}
+
+/// [`write_all`], with each profile's card (rendered images, chip fields) in `report.html`.
+pub fn write_all_with_cards(
+    dir: &Path,
+    checkers: &[Adapter],
+    results: &[CaseResult],
+    cards: &super::render::Cards,
+) -> std::io::Result<()> {
     let named = |path: &Path| {
         let path = path.display().to_string();
         move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{path}: {e}"))
@@ -38,7 +49,10 @@ pub fn write_all(dir: &Path, checkers: &[Adapter], results: &[CaseResult]) -> st
         std::fs::write(&path, text).map_err(named(&path))
     };
     write("report.md", markdown(checkers, results))?;
-    write("report.html", html(checkers, results))?;
+    write(
+        "report.html",
+        super::report_html::page(checkers, results, cards),
+    )?;
     write("junit.xml", junit(results))?;
     #[derive(Serialize)]
     struct Json<'a> {
@@ -225,6 +239,7 @@ pub fn markdown(checkers: &[Adapter], results: &[CaseResult]) -> String {
         );
     }
     wrong_accept_lists(&mut md, results);
+    md.push_str(&report_data::markdown(checkers, results, md_text));
     md.push_str("\n## Matrix\n\n| profile | expected |");
     for c in checkers {
         let _ = write!(md, " {} |", md_text(&c.name));
@@ -286,7 +301,7 @@ pub fn markdown(checkers: &[Adapter], results: &[CaseResult]) -> String {
 /// carry at all (control characters such as a checker's ANSI colours, U+FFFE, U+FFFF) as
 /// visible `\u{..}` escapes, so that the file stays well-formed whatever a name or detail
 /// holds. Tabs and newlines stay.
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -321,123 +336,6 @@ fn md_text(text: &str) -> String {
     out
 }
 
-pub fn html(checkers: &[Adapter], results: &[CaseResult]) -> String {
-    let mut h = String::from(concat!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>rclab conformance report</title>\n<style>\n",
-        "body{font:14px system-ui,sans-serif;margin:1.5em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}\n",
-        "td.c{cursor:pointer}.PASS{background:#dfd}.FAIL{background:#fcc}.FA{background:#f66;font-weight:bold}.MC{background:#f9a}.NA{background:#eee}.CRASH,.TIMEOUT,.BAD-OUTPUT{background:#fd9}\n",
-        "pre{background:#f7f7f7;padding:1em;max-height:40em;overflow:auto;white-space:pre-wrap;word-break:break-all}\n",
-        "</style></head><body>\n<h1>rclab conformance report</h1>\n"
-    ));
-    h.push_str("<table><thead><tr><th>checker</th><th>PASS</th><th>FAIL</th><th>false accepts</th><th>missed corruptions</th><th>N/A</th><th>CRASH</th><th>TIMEOUT</th><th>BAD-OUTPUT</th></tr></thead><tbody>\n");
-    for c in checkers {
-        let s = summary(results, &c.name);
-        let _ = writeln!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"FA\">{}</td><td class=\"MC\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&c.name),
-            s.pass,
-            s.fail,
-            s.false_accepts,
-            s.missed_corruptions,
-            s.not_applicable,
-            s.crash,
-            s.timeout,
-            s.bad_output
-        );
-    }
-    h.push_str("</tbody></table>\n<p>A <strong>false accept</strong> is a forgery vector called genuine; a <strong>missed corruption</strong> another corrupted or misbehaving card called genuine.</p>\n<p>Show: ");
-    for o in OUTCOMES {
-        let _ = write!(
-            h,
-            "<label><input type=\"checkbox\" class=\"f\" value=\"{0}\" checked> {0}</label> ",
-            o.as_str()
-        );
-    }
-    h.push_str("</p>\n<table><thead><tr><th>profile</th><th>expected</th>");
-    for c in checkers {
-        let _ = write!(h, "<th>{}</th>", escape(&c.name));
-    }
-    h.push_str("</tr></thead><tbody>\n");
-    let mut index = 0;
-    let mut details = Vec::new();
-    for (profile, first) in profiles(results) {
-        let row: Vec<_> = checkers
-            .iter()
-            .filter_map(|c| {
-                results
-                    .iter()
-                    .find(|r| r.profile == profile && r.checker == c.name)
-            })
-            .collect();
-        let outcomes: Vec<&str> = row.iter().map(|r| r.outcome.as_str()).collect();
-        let _ = write!(
-            h,
-            "<tr data-outcomes=\"{}\"><td>{}</td><td>{}</td>",
-            outcomes.join(" "),
-            escape(profile),
-            escape(&first.expected.to_string())
-        );
-        for r in row {
-            let class = match r.outcome {
-                Outcome::NotApplicable => "NA",
-                Outcome::Fail if r.false_accept => "FA",
-                Outcome::Fail if r.missed_corruption => "MC",
-                o => o.as_str(),
-            };
-            let actual = r.actual.map(|a| a.to_string()).unwrap_or_default();
-            let wrong = r
-                .wrong_accept()
-                .map(|w| format!(" ({})", w.as_str()))
-                .unwrap_or_default();
-            let _ = write!(
-                h,
-                "<td class=\"c {class}\" data-i=\"{index}\">{} {}{wrong}</td>",
-                r.outcome.as_str(),
-                escape(&actual)
-            );
-            let mut text = format!(
-                "{} × {}\nexpected: {}\nactual: {}\noutcome: {}{wrong}\nthreat: {}\ndetail: {}\n\n",
-                r.checker,
-                r.profile,
-                r.expected,
-                actual,
-                r.outcome.as_str(),
-                r.threat.map_or("none", |t| t.as_str()),
-                r.detail
-            );
-            for e in &r.transcript {
-                let response = e
-                    .response
-                    .as_deref()
-                    .map_or_else(|_| "(transport error)".to_owned(), shorten);
-                let _ = writeln!(text, ">>> {}\n<<< {response}", shorten(&e.command));
-            }
-            details.push(text);
-            index += 1;
-        }
-        h.push_str("</tr>\n");
-    }
-    h.push_str("</tbody></table>\n<h2>Case</h2><pre id=\"d\">Click a cell to see the case and its APDU transcript.</pre>\n");
-    let data = serde_json::to_string(&details)
-        .unwrap_or_default()
-        // No `<` at all inside the script element: neither `</script>` nor `<!--` can end
-        // or confuse it, whatever a name or detail holds.
-        .replace('<', "\\u003c");
-    let _ = writeln!(
-        h,
-        "<script type=\"application/json\" id=\"data\">{data}</script>"
-    );
-    h.push_str(concat!(
-        "<script>\nconst cases=JSON.parse(document.getElementById('data').textContent);\n",
-        "document.querySelectorAll('td.c').forEach(td=>td.onclick=()=>{document.getElementById('d').textContent=cases[td.dataset.i];});\n",
-        "function filter(){const on=[...document.querySelectorAll('.f:checked')].map(b=>b.value);\n",
-        "document.querySelectorAll('tbody tr[data-outcomes]').forEach(tr=>{tr.style.display=tr.dataset.outcomes.split(' ').some(o=>on.includes(o))?'':'none';});}\n",
-        "document.querySelectorAll('.f').forEach(b=>b.onchange=filter);\n</script>\n</body></html>\n"
-    ));
-    h
-}
-
 pub fn junit(results: &[CaseResult]) -> String {
     let mut by_checker: BTreeMap<&str, Vec<&CaseResult>> = BTreeMap::new();
     for r in results {
@@ -445,6 +343,12 @@ pub fn junit(results: &[CaseResult]) -> String {
     }
     let count =
         |rs: &[&CaseResult], f: fn(Outcome) -> bool| rs.iter().filter(|r| f(r.outcome)).count();
+    // Data errors on passing cases are failures too (`type="DATA ERROR"`).
+    let data_errors = |rs: &[&CaseResult]| {
+        rs.iter()
+            .filter(|r| report_data::junit_failure(r, escape).is_some())
+            .count()
+    };
     let failures = |o: Outcome| matches!(o, Outcome::Fail | Outcome::BadOutput);
     let errors = |o: Outcome| matches!(o, Outcome::Crash | Outcome::Timeout);
     let skipped = |o: Outcome| o == Outcome::NotApplicable;
@@ -452,7 +356,7 @@ pub fn junit(results: &[CaseResult]) -> String {
     let mut x = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"rclab\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">\n",
         all.len(),
-        count(&all, failures),
+        count(&all, failures) + data_errors(&all),
         count(&all, errors),
         count(&all, skipped)
     );
@@ -462,7 +366,7 @@ pub fn junit(results: &[CaseResult]) -> String {
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">",
             escape(checker),
             rs.len(),
-            count(&rs, failures),
+            count(&rs, failures) + data_errors(&rs),
             count(&rs, errors),
             count(&rs, skipped)
         );
@@ -486,7 +390,11 @@ pub fn junit(results: &[CaseResult]) -> String {
                 .unwrap_or_else(|| "none".into());
             let message = escape(&format!("expected {}, got {actual}", r.expected));
             match r.outcome {
-                Outcome::Pass => {}
+                Outcome::Pass => {
+                    if let Some(failure) = report_data::junit_failure(r, escape) {
+                        x.push_str(&failure);
+                    }
+                }
                 Outcome::NotApplicable => {
                     let _ = write!(x, "<skipped message=\"{}\"/>", escape(&r.detail));
                 }
@@ -538,6 +446,9 @@ mod tests {
             millis: 0,
             audit: None,
             transcript: Vec::new(),
+            data: None,
+            fields: Vec::new(),
+            data_error: false,
         }
     }
 
@@ -576,9 +487,17 @@ mod tests {
         assert!(xml.contains("<property name=\"missed_corruptions\" value=\"2\"/>"));
         assert_eq!(xml.matches("type=\"MISSED CORRUPTION\"").count(), 2);
         assert_eq!(xml.matches("type=\"FALSE ACCEPT\"").count(), 1);
-        let page = html(&checkers, &results);
+        let page = super::super::report_html::page(
+            &checkers,
+            &results,
+            &super::super::render::Cards::default(),
+        );
         assert_eq!(page.matches("class=\"c MC\"").count(), 2);
         assert_eq!(page.matches("class=\"c FA\"").count(), 1);
-        assert!(page.contains("<td class=\"FA\">1</td><td class=\"MC\">2</td>"));
+        assert!(page.contains("data-k=\"false-accepts\">1</td>"), "{page}");
+        assert!(
+            page.contains("data-k=\"missed-corruptions\">2</td>"),
+            "{page}"
+        );
     }
 }
