@@ -15,15 +15,10 @@ use std::process::Command;
 
 use rclab_suite::run::adapter::Adapter;
 use rclab_suite::run::render::Cards;
-use rclab_suite::run::{self, CaseResult, Outcome, RunConfig, Transport, report};
+use rclab_suite::run::{self, CaseResult, Outcome, Transport, report};
 use serde::Deserialize;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
+use common::repo;
 
 fn chromium() -> Option<PathBuf> {
     let found = ["chromium", "chromium-browser"].iter().find_map(|name| {
@@ -253,19 +248,12 @@ fn report_html_works_in_a_browser_and_the_test_catches_broken_pages() {
         &std::fs::read_to_string(repo().join("reports/example/results.json")).unwrap(),
     )
     .unwrap();
-    let config = RunConfig {
-        checkers: vec![Adapter::reference()],
-        profiles: common::profiles(""),
-        jobs: 2,
-        transport: Transport::Inproc,
-        out: base.join("run"),
-        resume: false,
-        repo: repo(),
-        trust_dir: repo().join("vectors/pki/trust"),
-        at: common::fixed_now(),
-        plain: true,
-        readers: Vec::new(),
-    };
+    let config = common::run_config(
+        vec![Adapter::reference()],
+        common::profiles(""),
+        Transport::Inproc,
+        base.join("run"),
+    );
     let mut results = run::run(&config).unwrap();
     let others: Vec<CaseResult> = example
         .results

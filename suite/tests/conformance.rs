@@ -10,12 +10,7 @@ use rclab_suite::run::adapter::Adapter;
 use rclab_suite::run::{self, CaseResult, Outcome, RunConfig, Transport, report};
 use serde::Serialize;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
+use common::repo;
 
 fn out_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rclab-conformance-{}-{name}", std::process::id()));
@@ -24,19 +19,7 @@ fn out_dir(name: &str) -> PathBuf {
 }
 
 fn config(checkers: Vec<Adapter>, profiles: &str, transport: Transport, out: PathBuf) -> RunConfig {
-    RunConfig {
-        checkers,
-        profiles: common::profiles(profiles),
-        jobs: 2,
-        transport,
-        out,
-        resume: false,
-        repo: repo(),
-        trust_dir: repo().join("vectors/pki/trust"),
-        at: common::fixed_now(),
-        plain: true,
-        readers: Vec::new(),
-    }
+    common::run_config(checkers, common::profiles(profiles), transport, out)
 }
 
 /// The PC/SC tests here each use several readers (one spawns a second rclab process):

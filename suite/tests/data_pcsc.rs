@@ -5,18 +5,11 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use rclab_suite::run::adapter::Adapter;
 use rclab_suite::run::data::FieldStatus;
-use rclab_suite::run::{self, Outcome, RunConfig, Transport, report};
+use rclab_suite::run::{self, Outcome, Transport, report};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
+use common::repo;
 
 #[test]
 fn plain_shift_jis_is_a_data_error_on_the_cp932_card_only() {
@@ -26,22 +19,15 @@ fn plain_shift_jis_is_a_data_error_on_the_cp932_card_only() {
     let out = std::env::temp_dir().join(format!("rclab-data-pcsc-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let adapter = repo().join("suite/tests/data/checkers/pyscard-shift-jis.yaml");
-    let config = RunConfig {
-        checkers: vec![Adapter::load(adapter.to_str().unwrap()).unwrap()],
-        profiles: common::profiles("valid")
+    let config = common::run_config(
+        vec![Adapter::load(adapter.to_str().unwrap()).unwrap()],
+        common::profiles("valid")
             .into_iter()
             .filter(|p| p.name.ends_with("gen1-cp932-text") || p.name.ends_with("gen1-residence"))
             .collect(),
-        jobs: 2,
-        transport: Transport::Pcsc,
-        out: out.clone(),
-        resume: false,
-        repo: repo(),
-        trust_dir: repo().join("vectors/pki/trust"),
-        at: common::fixed_now(),
-        plain: true,
-        readers: Vec::new(),
-    };
+        Transport::Pcsc,
+        out.clone(),
+    );
     assert_eq!(config.profiles.len(), 2);
     let results = run::run(&config).unwrap();
     for r in &results {

@@ -4,37 +4,21 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use rclab_emulator::verdict::VerdictKind;
 use rclab_suite::run::adapter::Adapter;
 use rclab_suite::run::data::{self, CardFields, FieldStatus, Text};
-use rclab_suite::run::{self, RunConfig, Transport, report};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
+use rclab_suite::run::{self, Transport, report};
 
 #[test]
 fn reference_checker_reads_every_genuine_card_right() {
     let out = std::env::temp_dir().join(format!("rclab-data-read-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let config = RunConfig {
-        checkers: vec![Adapter::reference()],
-        profiles: common::profiles(""),
-        jobs: 2,
-        transport: Transport::Inproc,
-        out: out.clone(),
-        resume: false,
-        repo: repo(),
-        trust_dir: repo().join("vectors/pki/trust"),
-        at: common::fixed_now(),
-        plain: true,
-        readers: Vec::new(),
-    };
+    let config = common::run_config(
+        vec![Adapter::reference()],
+        common::profiles(""),
+        Transport::Inproc,
+        out.clone(),
+    );
     let results = run::run(&config).unwrap();
     let mut genuine = 0;
     for r in &results {

@@ -11,12 +11,7 @@ use std::time::{Duration, Instant};
 use rclab_suite::run::adapter::{Adapter, parse_json_verdict};
 use rclab_suite::run::{self, CaseResult, Outcome, RunConfig, Transport, journal, process};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
+use common::repo;
 
 /// A fresh, empty temporary folder for one test.
 fn temp(name: &str) -> PathBuf {
@@ -188,19 +183,12 @@ fn placeholder_values_are_never_run_as_code() {
 }
 
 fn config(out: PathBuf, profiles: &str) -> RunConfig {
-    RunConfig {
-        checkers: vec![Adapter::reference()],
-        profiles: common::profiles(profiles),
-        jobs: 2,
-        transport: Transport::Inproc,
+    common::run_config(
+        vec![Adapter::reference()],
+        common::profiles(profiles),
+        Transport::Inproc,
         out,
-        resume: false,
-        repo: repo(),
-        trust_dir: repo().join("vectors/pki/trust"),
-        at: common::fixed_now(),
-        plain: true,
-        readers: Vec::new(),
-    }
+    )
 }
 
 #[test]
@@ -537,17 +525,14 @@ fn misbehaving_process_checkers_over_pcsc_cost_their_timeout_at_most() {
         ),
     );
     let config = RunConfig {
-        checkers: vec![grandchild, background],
-        profiles,
         jobs: 1,
-        transport: Transport::Pcsc,
-        out: dir.join("out"),
-        resume: false,
         repo: dir.clone(),
-        trust_dir: repo().join("vectors/pki/trust"),
-        at: common::fixed_now(),
-        plain: true,
-        readers: Vec::new(),
+        ..common::run_config(
+            vec![grandchild, background],
+            profiles,
+            Transport::Pcsc,
+            dir.join("out"),
+        )
     };
     let started = Instant::now();
     let results = run::run(&config).unwrap();

@@ -10,7 +10,6 @@
 mod common;
 
 use std::ffi::CString;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use pcsc::{Context, Disposition, Error, Protocols, Scope, ShareMode};
@@ -22,12 +21,7 @@ use rclab_emulator::verdict::VerdictKind;
 use rclab_suite::run::adapter::Adapter;
 use rclab_suite::run::{self, RunConfig, Transport};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
+use common::repo;
 
 /// A valid generation-2 card that stays silent 6 s on GET CHALLENGE: mute at the first
 /// command a PC/SC client can send without any protocol knowledge.
@@ -110,20 +104,16 @@ fn every_example_checker_gets_no_data_from_a_stall_and_all_of_a_slow_card() {
     let out = std::env::temp_dir().join(format!("rclab-pcsc-mute-run-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let config = RunConfig {
-        checkers,
-        profiles: common::profiles("corrupted")
-            .into_iter()
-            .filter(|p| p.name.ends_with("gen2-stall") || p.name.ends_with("gen1-slow-nfc"))
-            .collect(),
         jobs: 6,
-        transport: Transport::Pcsc,
-        out,
-        resume: false,
-        repo: repo(),
-        trust_dir: repo().join("vectors/pki/trust"),
-        at: common::fixed_now(),
-        plain: true,
-        readers: Vec::new(),
+        ..common::run_config(
+            checkers,
+            common::profiles("corrupted")
+                .into_iter()
+                .filter(|p| p.name.ends_with("gen2-stall") || p.name.ends_with("gen1-slow-nfc"))
+                .collect(),
+            Transport::Pcsc,
+            out,
+        )
     };
     assert_eq!(config.profiles.len(), 2);
     let results = run::run(&config).unwrap();

@@ -27,9 +27,7 @@ fn rclab() -> Command {
     command
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use common::repo;
 
 fn listening(address: &str) -> bool {
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();

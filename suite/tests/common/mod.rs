@@ -6,6 +6,40 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rclab_emulator::profile::{self, Profile};
 use rclab_suite::checker::Options;
+use rclab_suite::run::adapter::Adapter;
+use rclab_suite::run::{RunConfig, Transport};
+
+/// The repository's root folder.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A run of `checkers` over `profiles`, as the tests want it unless they say otherwise: two
+/// jobs, the repository's trust folder, the fixed clock, plain progress, no resume, the
+/// local readers (with `Transport::Pcsc`).
+pub fn run_config(
+    checkers: Vec<Adapter>,
+    profiles: Vec<Profile>,
+    transport: Transport,
+    out: PathBuf,
+) -> RunConfig {
+    RunConfig {
+        checkers,
+        profiles,
+        jobs: 2,
+        transport,
+        out,
+        resume: false,
+        repo: repo(),
+        trust_dir: repo().join("vectors/pki/trust"),
+        at: fixed_now(),
+        plain: true,
+        readers: Vec::new(),
+    }
+}
 
 /// The repository's `vectors/` folder.
 pub fn vectors() -> PathBuf {
