@@ -10,6 +10,9 @@ use thiserror::Error;
 use rclab_emulator::fault::is_mute;
 use rclab_emulator::transport::{Channel, TransportError};
 
+/// Pause before connecting again to a card pcscd shows but cannot power (half a presence poll).
+const STALE_CARD_RETRY: Duration = Duration::from_millis(200);
+
 #[derive(Debug, Error)]
 pub enum PcscError {
     #[error("pcscd not reachable: {0} (start it with scripts/pcsc-up)")]
@@ -84,11 +87,30 @@ pub fn wait_for_card(
 
 impl PcscChannel {
     /// Waits up to `timeout` for a card in `reader`, then connects (shared, T=1 or T=0).
+    ///
+    /// A card that pcscd still shows but cannot power is retried until `timeout`: right after
+    /// one card left and another arrived (one `rclab serve` following another), pcscd can
+    /// report the old card as present until its next presence poll, and connecting to that
+    /// one fails with "unpowered" or "removed" although the new card reads a moment later.
     pub fn connect(reader: &str, timeout: Duration) -> Result<PcscChannel, PcscError> {
-        let (context, name, atr) = wait_for_card(reader, timeout)?;
-        let card = context
-            .connect(&name, ShareMode::Shared, Protocols::T1 | Protocols::T0)
-            .map_err(|e| PcscError::Pcsc("SCardConnect", e))?;
+        let deadline = Instant::now() + timeout;
+        let (context, name, atr, card) = loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let (context, name, atr) = wait_for_card(reader, remaining)?;
+            match context.connect(&name, ShareMode::Shared, Protocols::T1 | Protocols::T0) {
+                Ok(card) => break (context, name, atr, card),
+                Err(
+                    Error::UnpoweredCard
+                    | Error::RemovedCard
+                    | Error::ResetCard
+                    | Error::NoSmartcard
+                    | Error::UnresponsiveCard,
+                ) if Instant::now() + STALE_CARD_RETRY < deadline => {
+                    std::thread::sleep(STALE_CARD_RETRY);
+                }
+                Err(e) => return Err(PcscError::Pcsc("SCardConnect", e)),
+            }
+        };
         Ok(PcscChannel {
             card: Some(card),
             context,

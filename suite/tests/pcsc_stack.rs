@@ -240,3 +240,51 @@ fn pyscard_script_authenticates_and_reads_every_profile() {
         reader.stop();
     }
 }
+
+/// One `rclab serve` right after another on the same reader, each read by `rclab check`
+/// (what `.ci/run` does after a run over PC/SC). pcscd can still show the previous card
+/// when the next one arrives; connecting to that one fails ("Power has been removed"), and
+/// `rclab check` used to give up at once instead of reading the new card.
+#[test]
+fn a_card_served_right_after_another_is_read() {
+    if !common::stack_available() {
+        return;
+    }
+    let lease = lease();
+    let port = lease.0.to_string();
+    let reader = rclab_emulator::transport::vpcd::reader_name(lease.0);
+    let profile = common::vectors().join("profiles/valid/gen1-residence.yaml");
+    for round in 0..3 {
+        let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_rclab"))
+            .args(["serve", "--reader-port", &port])
+            .arg(&profile)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("rclab serve");
+        let check = std::process::Command::new(env!("CARGO_BIN_EXE_rclab"))
+            .args([
+                "check",
+                "--reader",
+                &reader,
+                "--card-number",
+                "AB12345678CD",
+            ])
+            .args(["--wait", "15"])
+            .output()
+            .expect("rclab check");
+        let pid = libc::pid_t::try_from(serve.id()).expect("pid");
+        // SAFETY: kill only sends SIGTERM to our own child, which is not reaped yet.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let _ = serve.wait();
+        let report = String::from_utf8_lossy(&check.stdout);
+        assert!(
+            report.contains("\"verdict\": \"genuine\""),
+            "round {round}: {report}{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+}
