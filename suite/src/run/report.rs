@@ -13,7 +13,8 @@ use rclab_emulator::verdict::WrongAccept;
 use super::adapter::Adapter;
 use super::{CaseResult, Outcome, report_data};
 
-const OUTCOMES: [Outcome; 6] = [
+/// Every outcome, in the order reports list them.
+pub(super) const OUTCOMES: [Outcome; 6] = [
     Outcome::Pass,
     Outcome::Fail,
     Outcome::NotApplicable,

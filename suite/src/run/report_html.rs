@@ -12,17 +12,8 @@ use serde::Serialize;
 use super::adapter::{Adapter, TrustMode};
 use super::data::{FieldCheck, FieldStatus};
 use super::render::Cards;
-use super::report::{escape, shorten};
+use super::report::{OUTCOMES, escape, shorten};
 use super::{CaseResult, Outcome, report_data};
-
-const OUTCOMES: [Outcome; 6] = [
-    Outcome::Pass,
-    Outcome::Fail,
-    Outcome::NotApplicable,
-    Outcome::Crash,
-    Outcome::Timeout,
-    Outcome::BadOutput,
-];
 
 /// The filter value of rows holding a data error.
 const DATA_ERROR: &str = "DATA-ERROR";
