@@ -13,7 +13,7 @@ use super::image::{Access, CardImage, Df, ReadPastEnd};
 use crate::protocol::apdu::{Command, NE_EXTENDED_MAX};
 use crate::protocol::auth::{self, Nonce};
 use crate::protocol::crypto::Key;
-use crate::protocol::{AID_DF1, AID_DF2, AID_DF3, Status, VERIFY_P2_CARD_NUMBER, cla, ins, sm};
+use crate::protocol::{Status, VERIFY_P2_CARD_NUMBER, cla, ins, sm};
 
 /// Successful outcome of a command: response data and `90 00` or a warning.
 type Answer = Result<(Vec<u8>, Status), Status>;
@@ -131,11 +131,7 @@ impl Card {
             (0x00 | 0x02, _) => Err(Status::WrongLength),
             (0x04, []) => Err(Status::WrongLength),
             (0x04, name) => {
-                let df = [(AID_DF1, Df::Df1), (AID_DF2, Df::Df2), (AID_DF3, Df::Df3)]
-                    .into_iter()
-                    .find(|(aid, _)| aid[..] == *name)
-                    .map(|(_, df)| df)
-                    .ok_or(Status::FileNotFound)?;
+                let df = Df::from_aid(name).ok_or(Status::FileNotFound)?;
                 self.session.df = df;
                 self.session.ef = None;
                 ok(Vec::new())

@@ -3,44 +3,47 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::ops::Deref;
+
 use crate::protocol::Generation;
 use crate::protocol::auth::Nonce;
 use crate::protocol::crypto::{Key, card_number_key};
+pub use crate::protocol::layout::{Access, Df, EfId};
+use crate::protocol::layout::{EfRow, Layout};
 
-/// Dedicated files of the card. The MF is current after reset.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Df {
-    #[default]
-    Mf,
-    Df1,
-    Df2,
-    Df3,
-}
-
-/// Access condition of an EF (spec §2.2/§2.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Access {
-    /// Readable at any time (MF common data and card type).
-    Free,
-    /// Readable after MUTUAL AUTHENTICATE and VERIFY, plain or SM.
-    Auth,
-    /// Readable after MUTUAL AUTHENTICATE and VERIFY, with secure messaging only.
-    AuthSm,
-}
-
-/// One elementary file with its identifiers and content.
+/// One elementary file: its row of the layout table and its content.
+///
+/// It dereferences to its [`EfId`], so `file.df` and `file.sfi` read the address.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ElementaryFile {
-    /// Human name used in transcripts and reports (e.g. `DF1/EF02 face image`).
+    /// The DF and short EF identifier (READ BINARY P1 = `80 | sfi`).
+    pub id: EfId,
+    /// Name used in transcripts and reports (e.g. `DF1/EF02 face image`), from the table.
     pub name: String,
-    pub df: Df,
-    /// Short EF identifier (READ BINARY P1 = `80 | sfi`).
-    pub sfi: u8,
     /// File identifier for SELECT by FID; unknown for real cards, so `None` by default.
     pub fid: Option<u16>,
     pub access: Access,
     pub content: Vec<u8>,
+}
+
+impl ElementaryFile {
+    /// The EF of a layout row, holding `content`.
+    pub fn from_row(row: &EfRow, content: Vec<u8>) -> ElementaryFile {
+        ElementaryFile {
+            id: row.id,
+            name: row.name.to_owned(),
+            fid: row.fid,
+            access: row.access,
+            content,
+        }
+    }
+}
+
+impl Deref for ElementaryFile {
+    type Target = EfId;
+    fn deref(&self) -> &EfId {
+        &self.id
+    }
 }
 
 /// Status answered by a plain READ BINARY whose explicit Ne goes past the end of the EF
@@ -76,6 +79,8 @@ pub struct Knobs {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CardImage {
     pub generation: Generation,
+    /// The layout the EFs were compiled from (generation × card type of the profile).
+    pub layout: &'static Layout,
     /// The card number the chip's key was derived from and VERIFY compares against.
     /// Normally the printed number; a forged chip may differ.
     pub chip_card_number: String,
@@ -93,7 +98,17 @@ impl CardImage {
 
     /// The EF with `sfi` under `df`, by index.
     pub fn find_sfi(&self, df: Df, sfi: u8) -> Option<usize> {
-        self.files.iter().position(|f| f.df == df && f.sfi == sfi)
+        self.find(EfId::new(df, sfi))
+    }
+
+    /// The EF at `id`, by index.
+    pub fn find(&self, id: EfId) -> Option<usize> {
+        self.files.iter().position(|f| f.id == id)
+    }
+
+    /// The EF at `id`.
+    pub fn file(&self, id: EfId) -> Option<&ElementaryFile> {
+        self.files.iter().find(|f| f.id == id)
     }
 }
 

@@ -4,4 +4,4 @@ pub mod engine;
 pub mod image;
 
 pub use engine::Card;
-pub use image::{Access, CardImage, Df, ElementaryFile, Knobs, ReadPastEnd};
+pub use image::{Access, CardImage, Df, EfId, ElementaryFile, Knobs, ReadPastEnd};

@@ -1,5 +1,7 @@
-//! From a merged profile document to a [`CardImage`]: EF layouts per generation (spec §2.2,
-//! §2.3, §6) and the check code made with the profile's TEST signer (spec §7).
+//! From a merged profile document to a [`CardImage`]: every EF built from its row of the
+//! layout table ([`Layout`], spec §2.2, §2.3, §6) with the values the profile gives, and
+//! the check code made with the profile's TEST signer over what the table says is signed
+//! (spec §7).
 
 use std::path::Path;
 
@@ -11,20 +13,12 @@ use sha2::{Digest, Sha256};
 
 use super::load::{Locator, ProfileError};
 use super::schema::*;
-use crate::card::{Access, CardImage, Df, ElementaryFile};
-use crate::protocol::Generation;
-use crate::protocol::signature::{self as target, push_padded};
+use crate::card::{CardImage, ElementaryFile};
+use crate::protocol::layout::{
+    CheckCodeScheme, DataObject, EfId, EfRow, Element, Layout, SignedPart, SignedSource,
+};
+use crate::protocol::signature::push_padded;
 use crate::protocol::tlv::{self, push_length, push_tag};
-
-/// Generation 1 `DB` value area (certificate zero-padded inside).
-const GEN1_CERTIFICATE_AREA: usize = 1_200;
-/// Generation 2 DF3/EF01 size: `DC` + `DD` + zero fill.
-const GEN2_DF3_SIZE: usize = 704;
-/// Generation 1 DF2 text areas (spec §2.2: D4 320, D5/D6 120).
-const GEN1_ADDRESS_AREA: usize = 320;
-const GEN1_PERMISSION_AREA: usize = 120;
-/// Generation 2 `DE` reserved-text area.
-const GEN2_RESERVED_AREA: usize = 200;
 
 /// Largest EF a profile may compile to (also after `tamper.files` edits): every byte is
 /// within reach of a READ BINARY offset (15 bits), and a whole-EF read fits one SM data
@@ -36,6 +30,8 @@ pub const MAX_EF_SIZE: usize = 32_768;
 struct Ctx<'a> {
     file: &'a Path,
     locator: &'a Locator,
+    doc: &'a ProfileDoc,
+    layout: &'static Layout,
 }
 
 impl Ctx<'_> {
@@ -81,33 +77,29 @@ pub fn compile(
     file: &Path,
     locator: &Locator,
 ) -> Result<CardImage, ProfileError> {
-    let ctx = Ctx { file, locator };
+    let mut ctx = Ctx {
+        file,
+        locator,
+        doc,
+        // Replaced below, once the profile says which layout it is.
+        layout: &crate::protocol::layout::LAYOUTS[0],
+    };
     let card = ctx.require(&doc.card, "card")?;
     let generation = *ctx.require(&card.generation, "card.generation")?;
     let card_type = *ctx.require(&card.card_type, "card.type")?;
     let number = ctx.require(&card.number, "card.number")?;
-    let version = ctx.require(&card.spec_version, "card.spec_version")?;
+    ctx.require(&card.spec_version, "card.spec_version")?;
+    ctx.layout = Layout::of(generation, card_type);
 
-    let mut files = vec![
-        ef(
-            "MF/EF01 common data",
-            Df::Mf,
-            0x0B,
-            Access::Free,
-            ctx.tlv("card.spec_version", 0xC0, version.0.as_bytes())?,
-        ),
-        ef(
-            "MF/EF02 card type",
-            Df::Mf,
-            0x0A,
-            Access::Free,
-            ctx.tlv("card.type", 0xC1, card_type.code(generation).as_bytes())?,
-        ),
-    ];
-    match generation {
-        Generation::First => gen1_files(&ctx, doc, card_type, &mut files)?,
-        Generation::Second => gen2_files(&ctx, doc, card_type, number, &mut files)?,
+    let mut built: Vec<BuiltEf> = Vec::with_capacity(ctx.layout.files.len());
+    for row in ctx.layout.files {
+        let ef = build_ef(&ctx, row, &built)?;
+        built.push(ef);
     }
+    let files: Vec<ElementaryFile> = built
+        .into_iter()
+        .map(|ef| ElementaryFile::from_row(ef.row, ef.content))
+        .collect();
     if let Some(ef) = files.iter().find(|f| f.content.len() > MAX_EF_SIZE) {
         // Only a certificate stored at its exact length can grow an EF this far.
         return Err(ctx.error(
@@ -121,6 +113,7 @@ pub fn compile(
     }
     Ok(CardImage {
         generation,
+        layout: ctx.layout,
         chip_card_number: doc
             .chip_card_number
             .as_ref()
@@ -133,14 +126,325 @@ pub fn compile(
     })
 }
 
-fn ef(name: &str, df: Df, sfi: u8, access: Access, content: Vec<u8>) -> ElementaryFile {
-    ElementaryFile {
-        name: name.to_owned(),
-        df,
-        sfi,
-        fid: None,
-        access,
+/// One EF as built: its row, its bytes and each data object's part of them (what the
+/// check code covers is read from these).
+struct BuiltEf {
+    row: &'static EfRow,
+    content: Vec<u8>,
+    objects: Vec<BuiltObject>,
+}
+
+struct BuiltObject {
+    tag: u16,
+    /// The value as stored (padded to its area); `None` when the object is left out.
+    value: Option<Vec<u8>>,
+    /// The whole TLV as stored (empty when the object is left out).
+    tlv: Vec<u8>,
+}
+
+/// What the profile puts in a data object.
+enum Value {
+    /// These bytes, zero-padded to the object's area.
+    Bytes(Vec<u8>),
+    /// The TLV with an empty value, not padded (a face image stored `D1 00`).
+    EmptyTlv,
+    /// No TLV at all (a face image left out).
+    Absent,
+}
+
+/// The profile field an element comes from (where its errors are located).
+fn field(element: Element) -> &'static str {
+    match element {
+        Element::SpecVersion => "card.spec_version",
+        Element::CardTypeCode => "card.type",
+        Element::CardNumber => "card.number",
+        Element::FrontImage => "images.front",
+        Element::FaceImage => "images.face",
+        Element::NameImage => "images.name",
+        Element::AddressImage => "images.address",
+        Element::AddressDate => "address.date",
+        Element::MunicipalityCode => "address.municipality_code",
+        Element::AddressText => "address.text",
+        Element::ComprehensivePermissionText => "back_side.comprehensive_permission",
+        Element::IndividualPermissionText => "back_side.individual_permission",
+        Element::RenewalApplication => "back_side.renewal_application",
+        Element::CardExpiry => "printed.card_expiry",
+        Element::BirthDate => "printed.birth_date",
+        Element::Sex => "printed.sex",
+        Element::Nationality => "printed.nationality",
+        Element::StatusOfResidence => "printed.status_of_residence",
+        Element::PeriodOfStay => "printed.period_of_stay",
+        Element::PermissionType => "printed.permission_type",
+        Element::PermissionDate => "printed.permission_date",
+        Element::WorkRestriction => "printed.work_restriction",
+        Element::PeriodOfStayExpiry => "printed.period_of_stay_expiry",
+        Element::ComprehensivePermission => "work_permission.comprehensive",
+        Element::ComprehensivePermissionExpiry => "work_permission.comprehensive_expiry",
+        Element::IndividualPermission => "work_permission.individual",
+        Element::ApplicationPending => "application_pending",
+        Element::CommissionerEntry => "other.commissioner_entry",
+        Element::ReservedText => "other.reserved_text",
+        Element::CheckCode => "signature.key",
+        Element::Certificate => "signature.certificate",
+    }
+}
+
+/// Builds one EF from its row: each object in storage order, then the zero fill to the
+/// EF's fixed size. `before` holds the EFs already built (all the check code signs).
+fn build_ef(ctx: &Ctx, row: &'static EfRow, before: &[BuiltEf]) -> Result<BuiltEf, ProfileError> {
+    let mut content = Vec::new();
+    let mut objects = Vec::with_capacity(row.objects.len());
+    let mut seal: Option<Seal> = None;
+    for object in row.objects {
+        let built = match object.element {
+            Element::CheckCode | Element::Certificate => {
+                let seal = match &mut seal {
+                    Some(seal) => seal,
+                    None => seal.insert(Seal::make(ctx, before)?),
+                };
+                if object.element == Element::CheckCode {
+                    stored(ctx, object, seal.check_code.clone())?
+                } else {
+                    certificate_object(ctx, row, object, &seal.certificate, content.len())?
+                }
+            }
+            element => match value(ctx, object, element)? {
+                Value::Bytes(bytes) => stored(ctx, object, bytes)?,
+                Value::EmptyTlv => BuiltObject {
+                    tag: object.tag,
+                    value: Some(Vec::new()),
+                    tlv: ctx.tlv(field(element), object.tag, &[])?,
+                },
+                Value::Absent => BuiltObject {
+                    tag: object.tag,
+                    value: None,
+                    tlv: Vec::new(),
+                },
+            },
+        };
+        content.extend_from_slice(&built.tlv);
+        objects.push(built);
+    }
+    if let Some(size) = row.size {
+        if content.len() > size {
+            let what = row.name.split_once(' ').map_or(row.name, |(_, what)| what);
+            let last = row.objects.last().map_or("signature", |o| field(o.element));
+            return Err(ctx.error(
+                last,
+                format!(
+                    "{what} take {} bytes, {} holds {size}",
+                    content.len(),
+                    row.label_text()
+                ),
+            ));
+        }
+        content.resize(size, 0);
+    }
+    Ok(BuiltEf {
+        row,
         content,
+        objects,
+    })
+}
+
+/// An object holding `bytes`, zero-padded to its area, with its length written as the row
+/// says.
+fn stored(ctx: &Ctx, object: &DataObject, bytes: Vec<u8>) -> Result<BuiltObject, ProfileError> {
+    let mut value = Vec::with_capacity(object.area.unwrap_or(bytes.len()));
+    push_padded(&mut value, &bytes, object.area.unwrap_or(0));
+    let field = field(object.element);
+    let tlv = if object.long_length {
+        long_tlv(object.tag, &value).ok_or_else(|| {
+            ctx.error(
+                field,
+                format!("{} bytes do not fit a three-byte length", value.len()),
+            )
+        })?
+    } else {
+        ctx.tlv(field, object.tag, &value)?
+    };
+    Ok(BuiltObject {
+        tag: object.tag,
+        value: Some(value),
+        tlv,
+    })
+}
+
+/// A TLV whose length is always written `82 xx xx` (`None` past 65 535 bytes).
+fn long_tlv(tag: u16, value: &[u8]) -> Option<Vec<u8>> {
+    let length = u16::try_from(value.len()).ok()?;
+    let mut out = Vec::with_capacity(value.len() + 5);
+    push_tag(&mut out, tag);
+    out.push(0x82);
+    out.extend_from_slice(&length.to_be_bytes());
+    out.extend_from_slice(value);
+    Some(out)
+}
+
+/// The certificate object: zero-padded inside its fixed area, or (without one) at its exact
+/// length or padded to the end of the EF, as `signature.certificate_layout` says. Where the
+/// object has an area (generation 1 `DB`) padding is the default, otherwise (generation 2
+/// `DD`) the exact length is.
+fn certificate_object(
+    ctx: &Ctx,
+    row: &EfRow,
+    object: &DataObject,
+    certificate: &[u8],
+    offset: usize,
+) -> Result<BuiltObject, ProfileError> {
+    let field = field(object.element);
+    let default = match object.area {
+        Some(_) => CertificateLayout::Padded,
+        None => CertificateLayout::Exact,
+    };
+    let layout = ctx
+        .doc
+        .signature
+        .as_ref()
+        .and_then(|s| s.certificate_layout)
+        .unwrap_or(default);
+    let area = match (layout, object.area) {
+        (CertificateLayout::Exact, _) => 0,
+        (CertificateLayout::Padded, Some(area)) => {
+            if certificate.len() > area {
+                return Err(ctx.error(
+                    field,
+                    format!(
+                        "{} bytes do not fit the {area}-byte {:02X} area",
+                        certificate.len(),
+                        object.tag
+                    ),
+                ));
+            }
+            area
+        }
+        // The value runs to the end of the EF, after its tag and `82 xx xx`.
+        (CertificateLayout::Padded, None) => {
+            let header = if object.tag > 0xFF { 2 } else { 1 } + 3;
+            row.size.unwrap_or(0).saturating_sub(offset + header)
+        }
+    };
+    let mut value = Vec::with_capacity(area.max(certificate.len()));
+    push_padded(&mut value, certificate, area);
+    let tlv = if object.long_length {
+        long_tlv(object.tag, &value).ok_or_else(|| {
+            ctx.error(
+                field,
+                format!(
+                    "{} bytes do not fit {} ({} bytes)",
+                    certificate.len(),
+                    row.label_text(),
+                    row.size.unwrap_or(0)
+                ),
+            )
+        })?
+    } else {
+        ctx.tlv(field, object.tag, &value)?
+    };
+    Ok(BuiltObject {
+        tag: object.tag,
+        value: Some(value),
+        tlv,
+    })
+}
+
+/// The check code over the signed fields and the certificate to store with it.
+struct Seal {
+    check_code: Vec<u8>,
+    certificate: Vec<u8>,
+}
+
+impl Seal {
+    fn make(ctx: &Ctx, before: &[BuiltEf]) -> Result<Seal, ProfileError> {
+        let signature = ctx.require(&ctx.doc.signature, "signature")?;
+        let certificate = stored_certificate(ctx, signature, ctx.doc.seed.unwrap_or(0))?;
+        let (key_path, key_pem) = signing_key_pem(ctx, signature)?;
+        let signed = signed_bytes(
+            ctx.layout,
+            before,
+            signature.signed_data.unwrap_or_default(),
+        );
+        let check_code = match ctx.layout.scheme {
+            CheckCodeScheme::RsaPkcs1Sha256 => {
+                let key = rsa::PrivateKey::from_pkcs8_pem(&key_pem).map_err(|e| {
+                    ctx.error(
+                        "signature.key",
+                        format!("{} is not an RSA PKCS#8 key: {e}", key_path.display()),
+                    )
+                })?;
+                rsa::pkcs1v15::SigningKey::<Sha256>::new(key)
+                    .sign(&signed)
+                    .to_vec()
+            }
+            CheckCodeScheme::EcdsaP384Sha256 => {
+                let key = p384::ecdsa::SigningKey::from_pkcs8_pem(&key_pem).map_err(|e| {
+                    ctx.error(
+                        "signature.key",
+                        format!("{} is not a P-384 PKCS#8 key: {e}", key_path.display()),
+                    )
+                })?;
+                let sig: p384::ecdsa::Signature = key
+                    .sign_prehash(&Sha256::digest(&signed))
+                    .map_err(|e| ctx.error("signature.key", format!("signing failed: {e}")))?;
+                match signature.encoding.unwrap_or_default() {
+                    CheckCodeEncoding::Raw => sig.to_bytes().to_vec(),
+                    CheckCodeEncoding::Der => sig.to_der().as_bytes().to_vec(),
+                }
+            }
+        };
+        Ok(Seal {
+            check_code,
+            certificate,
+        })
+    }
+}
+
+/// The bytes the check code covers, from the EFs built so far: the layout's signed parts
+/// (spec §7), or the deviation `signed_data` asks for.
+fn signed_bytes(layout: &Layout, built: &[BuiltEf], form: SignedData) -> Vec<u8> {
+    let objects = |part: &SignedPart| -> Vec<&BuiltObject> {
+        let Some(ef) = built.iter().find(|ef| ef.row.id == part.ef) else {
+            return Vec::new();
+        };
+        match part.source {
+            SignedSource::Object(tag) => {
+                ef.objects.iter().filter(|o| o.tag == tag).take(1).collect()
+            }
+            SignedSource::AllValues => ef.objects.iter().collect(),
+        }
+    };
+    let value = |part: &SignedPart| -> Vec<u8> {
+        objects(part)
+            .into_iter()
+            .flat_map(|o| o.value.clone().unwrap_or_default())
+            .collect()
+    };
+    match form {
+        SignedData::Specified => {
+            let values: Vec<Vec<u8>> = layout.signed.iter().map(value).collect();
+            let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+            layout.signed_data(&values)
+        }
+        // The single-object parts (the two images) change places.
+        SignedData::ImagesSwapped => {
+            let mut order: Vec<&SignedPart> = layout.signed.iter().collect();
+            let images: Vec<usize> = (0..order.len())
+                .filter(|&i| matches!(order[i].source, SignedSource::Object(_)))
+                .collect();
+            if let [a, b] = images[..] {
+                order.swap(a, b);
+            }
+            let mut out = Vec::new();
+            for part in order {
+                push_padded(&mut out, &value(part), part.area);
+            }
+            out
+        }
+        SignedData::WithTlvHeaders => layout
+            .signed
+            .iter()
+            .flat_map(|part| objects(part).into_iter().flat_map(|o| o.tlv.clone()))
+            .collect(),
     }
 }
 
@@ -149,54 +453,111 @@ impl Ctx<'_> {
     fn tlv(&self, field: &str, tag: u16, value: &[u8]) -> Result<Vec<u8>, ProfileError> {
         tlv::encode(tag, value).map_err(|e| self.error(field, e.to_string()))
     }
-
-    /// Appends one TLV; a value too long for a TLV length is an error naming `field`.
-    fn push(
-        &self,
-        field: &str,
-        out: &mut Vec<u8>,
-        tag: u16,
-        value: &[u8],
-    ) -> Result<(), ProfileError> {
-        tlv::push(out, tag, value).map_err(|e| self.error(field, e.to_string()))
-    }
-
-    /// A TLV whose value is zero-padded to a fixed area (the card's fixed-size fields).
-    fn fixed(
-        &self,
-        field: &str,
-        out: &mut Vec<u8>,
-        tag: u16,
-        value: &[u8],
-        area: usize,
-    ) -> Result<(), ProfileError> {
-        let mut padded = Vec::with_capacity(area);
-        push_padded(&mut padded, value, area);
-        self.push(field, out, tag, &padded)
-    }
 }
 
-/// Reads the face image, or the stand-in the face layout prescribes when there is none.
-fn face(ctx: &Ctx, doc: &ProfileDoc) -> Result<Option<Vec<u8>>, ProfileError> {
-    doc.images
-        .as_ref()
-        .and_then(|i| i.face.as_ref())
-        .map(|p| ctx.read_file(p, "images.face", Some(target::FACE_AREA)))
-        .transpose()
-}
-
-fn push_face(
-    ctx: &Ctx,
-    out: &mut Vec<u8>,
-    face: Option<&[u8]>,
-    layout: FaceLayout,
-) -> Result<(), ProfileError> {
-    let field = "images.face";
-    match (face, layout) {
-        (Some(face), _) => ctx.fixed(field, out, 0xD1, face, target::FACE_AREA),
-        (None, FaceLayout::ZeroFilled) => ctx.fixed(field, out, 0xD1, &[], target::FACE_AREA),
-        (None, FaceLayout::ZeroLength) => ctx.push(field, out, 0xD1, &[]),
-        (None, FaceLayout::Omitted) => Ok(()),
+/// What the profile puts in `object` (which holds `element`, neither check code nor
+/// certificate).
+fn value(ctx: &Ctx, object: &DataObject, element: Element) -> Result<Value, ProfileError> {
+    let doc = ctx.doc;
+    let field = field(element);
+    let area = object.area.unwrap_or(usize::MAX);
+    let text = |value: &str| Ok(Value::Bytes(value.as_bytes().to_vec()));
+    let flag = |value: bool| Ok(Value::Bytes(flag(value).to_vec()));
+    let images = doc.images.clone().unwrap_or_default();
+    let image = |path: &Option<std::path::PathBuf>| -> Result<Value, ProfileError> {
+        let path = ctx.require(path, field)?;
+        Ok(Value::Bytes(ctx.read_file(path, field, object.area)?))
+    };
+    let card = || ctx.require(&doc.card, "card");
+    let address = || ctx.require(&doc.address, "address");
+    let back = || ctx.require(&doc.back_side, "back_side");
+    let printed = || ctx.require(&doc.printed, "printed");
+    let permission = || ctx.require(&doc.work_permission, "work_permission");
+    let other = || ctx.require(&doc.other, "other");
+    let encoding = doc.text_encoding.unwrap_or_default();
+    let encoded = |value: &Option<String>| -> Result<Value, ProfileError> {
+        let value = ctx.require(value, field)?;
+        Ok(Value::Bytes(encode_text(
+            ctx, field, value, encoding, area,
+        )?))
+    };
+    match element {
+        Element::SpecVersion => text(&ctx.require(&card()?.spec_version, field)?.0),
+        Element::CardTypeCode => text(ctx.layout.code),
+        Element::CardNumber => text(ctx.require(&card()?.number, field)?.as_str()),
+        Element::FrontImage => image(&images.front),
+        Element::NameImage => image(&images.name),
+        Element::AddressImage => image(&images.address),
+        Element::FaceImage => Ok(
+            match images
+                .face
+                .as_ref()
+                .map(|p| ctx.read_file(p, field, object.area))
+                .transpose()?
+            {
+                Some(face) => Value::Bytes(face),
+                None => match doc.face_layout.unwrap_or_default() {
+                    FaceLayout::ZeroFilled => Value::Bytes(Vec::new()),
+                    FaceLayout::ZeroLength => Value::EmptyTlv,
+                    FaceLayout::Omitted => Value::Absent,
+                },
+            },
+        ),
+        Element::AddressDate => text(&ctx.require(&address()?.date, field)?.0),
+        Element::MunicipalityCode => text(&ctx.require(&address()?.municipality_code, field)?.0),
+        Element::AddressText => encoded(&address()?.text),
+        Element::ComprehensivePermissionText => encoded(&back()?.comprehensive_permission),
+        Element::IndividualPermissionText => encoded(&back()?.individual_permission),
+        Element::RenewalApplication => flag(*ctx.require(&back()?.renewal_application, field)?),
+        Element::CardExpiry => text(&ctx.require(&printed()?.card_expiry, field)?.0),
+        Element::BirthDate => text(&ctx.require(&printed()?.birth_date, field)?.0),
+        Element::Sex => Ok(Value::Bytes(vec![
+            ctx.require(&printed()?.sex, field)?.code(),
+        ])),
+        Element::Nationality => text(&ctx.require(&printed()?.nationality, field)?.0),
+        Element::StatusOfResidence => {
+            let status = ctx.require(&printed()?.status_of_residence, field)?;
+            if status.len() > area || !status.is_ascii() {
+                return Err(ctx.error(
+                    field,
+                    format!("{status:?} must be at most {area} ASCII characters"),
+                ));
+            }
+            text(status)
+        }
+        Element::PeriodOfStay => text(&ctx.require(&printed()?.period_of_stay, field)?.0),
+        Element::PermissionType => text(&ctx.require(&printed()?.permission_type, field)?.0),
+        Element::PermissionDate => text(&ctx.require(&printed()?.permission_date, field)?.0),
+        Element::WorkRestriction => text(&ctx.require(&printed()?.work_restriction, field)?.0),
+        Element::PeriodOfStayExpiry => {
+            text(&ctx.require(&printed()?.period_of_stay_expiry, field)?.0)
+        }
+        Element::ComprehensivePermission => {
+            text(&ctx.require(&permission()?.comprehensive, field)?.0)
+        }
+        // Absent: zero-filled.
+        Element::ComprehensivePermissionExpiry => text(
+            permission()?
+                .comprehensive_expiry
+                .as_ref()
+                .map(|d| d.0.as_str())
+                .unwrap_or_default(),
+        ),
+        Element::IndividualPermission => flag(*ctx.require(&permission()?.individual, field)?),
+        Element::ApplicationPending => flag(*ctx.require(&doc.application_pending, field)?),
+        Element::CommissionerEntry => flag(*ctx.require(&other()?.commissioner_entry, field)?),
+        Element::ReservedText => {
+            let reserved = other()?.reserved_text.as_deref().unwrap_or_default();
+            if reserved.len() > area {
+                return Err(ctx.error(
+                    field,
+                    format!("{} bytes, the chip field holds {area}", reserved.len()),
+                ));
+            }
+            text(reserved)
+        }
+        // Made by `Seal`, never asked for here.
+        Element::CheckCode | Element::Certificate => Ok(Value::Absent),
     }
 }
 
@@ -232,183 +593,6 @@ fn encode_text(
     Ok(bytes)
 }
 
-fn gen1_files(
-    ctx: &Ctx,
-    doc: &ProfileDoc,
-    card_type: CardType,
-    files: &mut Vec<ElementaryFile>,
-) -> Result<(), ProfileError> {
-    let imgs = doc.images.clone().unwrap_or_default();
-    let front_path = ctx.require(&imgs.front, "images.front")?;
-    let front = ctx.read_file(front_path, "images.front", Some(target::GEN1_FRONT_AREA))?;
-    let face = face(ctx, doc)?;
-    let layout = doc.face_layout.unwrap_or_default();
-
-    let mut front_ef = Vec::new();
-    ctx.fixed(
-        "images.front",
-        &mut front_ef,
-        0xD0,
-        &front,
-        target::GEN1_FRONT_AREA,
-    )?;
-    let mut face_ef = Vec::new();
-    push_face(ctx, &mut face_ef, face.as_deref(), layout)?;
-    let signed = match doc.signature.as_ref().and_then(|s| s.signed_data) {
-        None | Some(SignedData::Specified) => {
-            target::gen1_signed_data(&front, face.as_deref().unwrap_or_default())
-        }
-        Some(SignedData::ImagesSwapped) => {
-            let mut out = Vec::new();
-            push_padded(
-                &mut out,
-                face.as_deref().unwrap_or_default(),
-                target::FACE_AREA,
-            );
-            push_padded(&mut out, &front, target::GEN1_FRONT_AREA);
-            out
-        }
-        Some(SignedData::WithTlvHeaders) => [&front_ef[..], &face_ef[..]].concat(),
-    };
-    files.push(ef(
-        "DF1/EF01 front image",
-        Df::Df1,
-        0x05,
-        Access::AuthSm,
-        front_ef,
-    ));
-    files.push(ef(
-        "DF1/EF02 face image",
-        Df::Df1,
-        0x06,
-        Access::AuthSm,
-        face_ef,
-    ));
-
-    let encoding = doc.text_encoding.unwrap_or_default();
-    let address = ctx.require(&doc.address, "address")?;
-    let mut address_ef = Vec::new();
-    ctx.push(
-        "address.date",
-        &mut address_ef,
-        0xD2,
-        ctx.require(&address.date, "address.date")?.0.as_bytes(),
-    )?;
-    ctx.push(
-        "address.municipality_code",
-        &mut address_ef,
-        0xD3,
-        ctx.require(&address.municipality_code, "address.municipality_code")?
-            .0
-            .as_bytes(),
-    )?;
-    let text = ctx.require(&address.text, "address.text")?;
-    let text = encode_text(ctx, "address.text", text, encoding, GEN1_ADDRESS_AREA)?;
-    ctx.fixed(
-        "address.text",
-        &mut address_ef,
-        0xD4,
-        &text,
-        GEN1_ADDRESS_AREA,
-    )?;
-    files.push(ef(
-        "DF2/EF01 address",
-        Df::Df2,
-        0x01,
-        Access::Auth,
-        address_ef,
-    ));
-
-    if card_type == CardType::ResidenceCard {
-        let back = ctx.require(&doc.back_side, "back_side")?;
-        for (field, tag, sfi, name, value) in [
-            (
-                "back_side.comprehensive_permission",
-                0xD5,
-                0x02,
-                "DF2/EF02 comprehensive permission",
-                &back.comprehensive_permission,
-            ),
-            (
-                "back_side.individual_permission",
-                0xD6,
-                0x03,
-                "DF2/EF03 individual permission",
-                &back.individual_permission,
-            ),
-        ] {
-            let text = encode_text(
-                ctx,
-                field,
-                ctx.require(value, field)?,
-                encoding,
-                GEN1_PERMISSION_AREA,
-            )?;
-            let mut content = Vec::new();
-            ctx.fixed(field, &mut content, tag, &text, GEN1_PERMISSION_AREA)?;
-            files.push(ef(name, Df::Df2, sfi, Access::Auth, content));
-        }
-        let renewal = *ctx.require(&back.renewal_application, "back_side.renewal_application")?;
-        files.push(ef(
-            "DF2/EF04 renewal application",
-            Df::Df2,
-            0x04,
-            Access::Auth,
-            ctx.tlv("back_side.renewal_application", 0xD7, flag(renewal))?,
-        ));
-    }
-
-    let signature = ctx.require(&doc.signature, "signature")?;
-    let certificate = stored_certificate(ctx, signature, doc.seed.unwrap_or(0))?;
-    let (key_path, key_pem) = signing_key_pem(ctx, signature)?;
-    let key = rsa::PrivateKey::from_pkcs8_pem(&key_pem).map_err(|e| {
-        ctx.error(
-            "signature.key",
-            format!("{} is not an RSA PKCS#8 key: {e}", key_path.display()),
-        )
-    })?;
-    let check_code = rsa::pkcs1v15::SigningKey::<Sha256>::new(key)
-        .sign(&signed)
-        .to_vec();
-
-    let mut df3 = Vec::new();
-    ctx.push("signature.key", &mut df3, 0xDA, &check_code)?;
-    match signature
-        .certificate_layout
-        .unwrap_or(CertificateLayout::Padded)
-    {
-        CertificateLayout::Padded => {
-            if certificate.len() > GEN1_CERTIFICATE_AREA {
-                return Err(ctx.error(
-                    "signature.certificate",
-                    format!(
-                        "{} bytes do not fit the {GEN1_CERTIFICATE_AREA}-byte DB area",
-                        certificate.len()
-                    ),
-                ));
-            }
-            ctx.fixed(
-                "signature.certificate",
-                &mut df3,
-                0xDB,
-                &certificate,
-                GEN1_CERTIFICATE_AREA,
-            )?;
-        }
-        CertificateLayout::Exact => {
-            ctx.push("signature.certificate", &mut df3, 0xDB, &certificate)?
-        }
-    }
-    files.push(ef(
-        "DF3/EF01 check code and certificate",
-        Df::Df3,
-        0x02,
-        Access::Auth,
-        df3,
-    ));
-    Ok(())
-}
-
 /// The signer's key file (`signature.key`) and its PEM text.
 fn signing_key_pem<'d>(
     ctx: &Ctx,
@@ -421,309 +605,6 @@ fn signing_key_pem<'d>(
 
 fn flag(value: bool) -> &'static [u8] {
     if value { b"1" } else { b"0" }
-}
-
-fn gen2_files(
-    ctx: &Ctx,
-    doc: &ProfileDoc,
-    card_type: CardType,
-    number: &CardNumber,
-    files: &mut Vec<ElementaryFile>,
-) -> Result<(), ProfileError> {
-    let residence = card_type == CardType::ResidenceCard;
-    files.push(ef(
-        "DF1/EF01 card number",
-        Df::Df1,
-        0x01,
-        Access::AuthSm,
-        ctx.tlv("card.number", 0xC2, number.as_str().as_bytes())?,
-    ));
-
-    let printed = ctx.require(&doc.printed, "printed")?;
-    let mut entries: Vec<(u16, Vec<u8>)> = vec![
-        (
-            0xC5,
-            ctx.require(&printed.card_expiry, "printed.card_expiry")?
-                .0
-                .clone()
-                .into_bytes(),
-        ),
-        (
-            0xC6,
-            ctx.require(&printed.birth_date, "printed.birth_date")?
-                .0
-                .clone()
-                .into_bytes(),
-        ),
-        (0xC7, vec![ctx.require(&printed.sex, "printed.sex")?.code()]),
-        (
-            0xC8,
-            ctx.require(&printed.nationality, "printed.nationality")?
-                .0
-                .clone()
-                .into_bytes(),
-        ),
-    ];
-    let status = ctx.require(&printed.status_of_residence, "printed.status_of_residence")?;
-    if status.len() > 10 || !status.is_ascii() {
-        return Err(ctx.error(
-            "printed.status_of_residence",
-            format!("{status:?} must be at most 10 ASCII characters"),
-        ));
-    }
-    let mut status = status.clone().into_bytes();
-    status.resize(10, 0);
-    entries.push((0xC9, status));
-    entries.push((
-        0xCE,
-        ctx.require(&printed.period_of_stay, "printed.period_of_stay")?
-            .0
-            .clone()
-            .into_bytes(),
-    ));
-    if residence {
-        entries.push((
-            0xCA,
-            ctx.require(&printed.permission_type, "printed.permission_type")?
-                .0
-                .clone()
-                .into_bytes(),
-        ));
-        entries.push((
-            0xCB,
-            ctx.require(&printed.permission_date, "printed.permission_date")?
-                .0
-                .clone()
-                .into_bytes(),
-        ));
-        entries.push((
-            0xCC,
-            ctx.require(&printed.work_restriction, "printed.work_restriction")?
-                .0
-                .clone()
-                .into_bytes(),
-        ));
-        entries.push((
-            0xCD,
-            ctx.require(
-                &printed.period_of_stay_expiry,
-                "printed.period_of_stay_expiry",
-            )?
-            .0
-            .clone()
-            .into_bytes(),
-        ));
-    }
-    let mut printed_ef = Vec::new();
-    let mut printed_values = Vec::new();
-    for (tag, value) in &entries {
-        ctx.push("printed", &mut printed_ef, *tag, value)?;
-        printed_values.extend_from_slice(value);
-    }
-    files.push(ef(
-        "DF1/EF02 printed entries",
-        Df::Df1,
-        0x03,
-        Access::AuthSm,
-        printed_ef.clone(),
-    ));
-
-    let imgs = doc.images.clone().unwrap_or_default();
-    let name = ctx.read_file(
-        ctx.require(&imgs.name, "images.name")?,
-        "images.name",
-        Some(target::GEN2_NAME_AREA),
-    )?;
-    let face = face(ctx, doc)?;
-    let address = ctx.read_file(
-        ctx.require(&imgs.address, "images.address")?,
-        "images.address",
-        Some(target::GEN2_ADDRESS_AREA),
-    )?;
-    let mut name_tlv = Vec::new();
-    ctx.fixed(
-        "images.name",
-        &mut name_tlv,
-        0xD0,
-        &name,
-        target::GEN2_NAME_AREA,
-    )?;
-    let mut face_tlv = Vec::new();
-    push_face(
-        ctx,
-        &mut face_tlv,
-        face.as_deref(),
-        doc.face_layout.unwrap_or_default(),
-    )?;
-    let images_ef = [&name_tlv[..], &face_tlv[..]].concat();
-    let face = face.as_deref().unwrap_or_default();
-    let signed = match doc.signature.as_ref().and_then(|s| s.signed_data) {
-        None | Some(SignedData::Specified) => {
-            target::gen2_signed_data(&printed_values, face, &name)
-        }
-        Some(SignedData::ImagesSwapped) => {
-            let mut out = Vec::new();
-            push_padded(&mut out, &printed_values, target::GEN2_PRINTED_AREA);
-            push_padded(&mut out, &name, target::GEN2_NAME_AREA);
-            push_padded(&mut out, face, target::FACE_AREA);
-            out
-        }
-        Some(SignedData::WithTlvHeaders) => [&printed_ef[..], &face_tlv, &name_tlv].concat(),
-    };
-    files.push(ef(
-        "DF1/EF03 name and face images",
-        Df::Df1,
-        0x04,
-        Access::AuthSm,
-        images_ef,
-    ));
-    let mut address_ef = Vec::new();
-    ctx.fixed(
-        "images.address",
-        &mut address_ef,
-        0xDFD1,
-        &address,
-        target::GEN2_ADDRESS_AREA,
-    )?;
-    files.push(ef(
-        "DF1/EF04 address image",
-        Df::Df1,
-        0x06,
-        Access::AuthSm,
-        address_ef,
-    ));
-
-    if residence {
-        let permission = ctx.require(&doc.work_permission, "work_permission")?;
-        let mut content = Vec::new();
-        ctx.fixed(
-            "work_permission.comprehensive",
-            &mut content,
-            0xD5,
-            ctx.require(&permission.comprehensive, "work_permission.comprehensive")?
-                .0
-                .as_bytes(),
-            7,
-        )?;
-        ctx.fixed(
-            "work_permission.comprehensive_expiry",
-            &mut content,
-            0xD6,
-            permission
-                .comprehensive_expiry
-                .as_ref()
-                .map(|d| d.0.as_bytes())
-                .unwrap_or_default(),
-            8,
-        )?;
-        ctx.push(
-            "work_permission.individual",
-            &mut content,
-            0xD7,
-            flag(*ctx.require(&permission.individual, "work_permission.individual")?),
-        )?;
-        files.push(ef(
-            "DF2/EF01 work permission",
-            Df::Df2,
-            0x01,
-            Access::Auth,
-            content,
-        ));
-        let pending = *ctx.require(&doc.application_pending, "application_pending")?;
-        files.push(ef(
-            "DF2/EF02 application status",
-            Df::Df2,
-            0x02,
-            Access::Auth,
-            ctx.tlv("application_pending", 0xD8, flag(pending))?,
-        ));
-    }
-    let other = ctx.require(&doc.other, "other")?;
-    let mut content = Vec::new();
-    ctx.push(
-        "other.commissioner_entry",
-        &mut content,
-        0xD9,
-        flag(*ctx.require(&other.commissioner_entry, "other.commissioner_entry")?),
-    )?;
-    let reserved = other
-        .reserved_text
-        .as_deref()
-        .unwrap_or_default()
-        .as_bytes();
-    if reserved.len() > GEN2_RESERVED_AREA {
-        return Err(ctx.error(
-            "other.reserved_text",
-            format!(
-                "{} bytes, the chip field holds {GEN2_RESERVED_AREA}",
-                reserved.len()
-            ),
-        ));
-    }
-    // `DE 82 00 C8`: the non-minimal length that makes the EF the specified 207 bytes.
-    push_tag(&mut content, 0xDE);
-    content.extend_from_slice(&[0x82, 0x00, GEN2_RESERVED_AREA as u8]);
-    push_padded(&mut content, reserved, GEN2_RESERVED_AREA);
-    files.push(ef("DF2/EF03 other", Df::Df2, 0x03, Access::Auth, content));
-
-    let signature = ctx.require(&doc.signature, "signature")?;
-    let certificate = stored_certificate(ctx, signature, doc.seed.unwrap_or(0))?;
-    let (key_path, key_pem) = signing_key_pem(ctx, signature)?;
-    let key = p384::ecdsa::SigningKey::from_pkcs8_pem(&key_pem).map_err(|e| {
-        ctx.error(
-            "signature.key",
-            format!("{} is not a P-384 PKCS#8 key: {e}", key_path.display()),
-        )
-    })?;
-    let sig: p384::ecdsa::Signature = key
-        .sign_prehash(&Sha256::digest(&signed))
-        .map_err(|e| ctx.error("signature.key", format!("signing failed: {e}")))?;
-    let check_code = match signature.encoding.unwrap_or_default() {
-        CheckCodeEncoding::Raw => sig.to_bytes().to_vec(),
-        CheckCodeEncoding::Der => sig.to_der().as_bytes().to_vec(),
-    };
-    let mut df3 = Vec::new();
-    ctx.push("signature.key", &mut df3, 0xDC, &check_code)?;
-    let dd_value = match signature
-        .certificate_layout
-        .unwrap_or(CertificateLayout::Exact)
-    {
-        CertificateLayout::Exact => certificate.len(),
-        // The value runs to the end of the EF: `DD 82 xx xx` is 4 bytes.
-        CertificateLayout::Padded => GEN2_DF3_SIZE.saturating_sub(df3.len() + 4),
-    };
-    // `DD 82 xx xx` even for a short certificate, as on real cards.
-    push_tag(&mut df3, 0xDD);
-    df3.push(0x82);
-    let dd_length = u16::try_from(dd_value.max(certificate.len())).map_err(|_| {
-        ctx.error(
-            "signature.certificate",
-            format!(
-                "{} bytes do not fit DF3/EF01 ({GEN2_DF3_SIZE} bytes)",
-                certificate.len()
-            ),
-        )
-    })?;
-    df3.extend_from_slice(&dd_length.to_be_bytes());
-    push_padded(&mut df3, &certificate, dd_value);
-    if df3.len() > GEN2_DF3_SIZE {
-        return Err(ctx.error(
-            "signature.certificate",
-            format!(
-                "check code and certificate take {} bytes, DF3/EF01 holds {GEN2_DF3_SIZE}",
-                df3.len()
-            ),
-        ));
-    }
-    df3.resize(GEN2_DF3_SIZE, 0);
-    files.push(ef(
-        "DF3/EF01 check code and certificate",
-        Df::Df3,
-        0x02,
-        Access::Auth,
-        df3,
-    ));
-    Ok(())
 }
 
 /// The certificate bytes to store: the DER file, damaged as `certificate_form` says.
@@ -774,13 +655,22 @@ fn ber_not_der(der: &[u8]) -> Option<Vec<u8>> {
 /// The chip after tampering: the files of `on_chip` (compiled from the tampered data) with
 /// the check code and certificate of `signed` (compiled from the data as signed).
 pub fn keep_signature(mut on_chip: CardImage, signed: &CardImage) -> CardImage {
-    for file in on_chip.files.iter_mut().filter(|f| f.df == Df::Df3) {
-        if let Some(original) = signed
-            .files
-            .iter()
-            .find(|f| f.df == Df::Df3 && f.sfi == file.sfi)
-        {
-            file.content.clone_from(&original.content);
+    let sealed = |id: EfId| {
+        on_chip.layout.row(id).is_some_and(|row| {
+            row.objects
+                .iter()
+                .any(|o| matches!(o.element, Element::CheckCode | Element::Certificate))
+        })
+    };
+    let ids: Vec<EfId> = on_chip
+        .files
+        .iter()
+        .map(|f| f.id)
+        .filter(|&id| sealed(id))
+        .collect();
+    for id in ids {
+        if let (Some(index), Some(original)) = (on_chip.find(id), signed.file(id)) {
+            on_chip.files[index].content.clone_from(&original.content);
         }
     }
     on_chip
@@ -796,15 +686,13 @@ pub fn apply_edits(
     for (i, edit) in edits.iter().enumerate() {
         let field = format!("tamper.files[{i}]");
         let error = |message: String| locator.error(file, &field, message);
-        let ef = image
-            .files
-            .iter_mut()
-            .find(|f| {
-                f.name
-                    .strip_prefix(edit.file.as_str())
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
-            })
+        // The EF the text names in this card's layout (`DF1/EF02`, or its whole name).
+        let index = image
+            .layout
+            .by_name(&edit.file)
+            .and_then(|row| image.find(row.id))
             .ok_or_else(|| error(format!("the card has no EF {}", edit.file)))?;
+        let ef = &mut image.files[index];
         edit_file(&mut ef.content, edit).map_err(error)?;
         if ef.content.len() > MAX_EF_SIZE {
             return Err(error(format!(

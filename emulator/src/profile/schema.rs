@@ -109,25 +109,7 @@ pub struct CardDoc {
     pub spec_version: Option<Ascii<4>>,
 }
 
-/// Residence card or special permanent resident certificate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CardType {
-    ResidenceCard,
-    SpecialPermanentResidentCertificate,
-}
-
-impl CardType {
-    /// The `C1` value: `1`/`2` in generation 1, `05`/`06` in generation 2.
-    pub fn code(self, generation: Generation) -> &'static str {
-        match (generation, self) {
-            (Generation::First, CardType::ResidenceCard) => "1",
-            (Generation::First, CardType::SpecialPermanentResidentCertificate) => "2",
-            (Generation::Second, CardType::ResidenceCard) => "05",
-            (Generation::Second, CardType::SpecialPermanentResidentCertificate) => "06",
-        }
-    }
-}
+pub use crate::protocol::layout::CardType;
 
 /// Image files, relative to the profile that names them; `null` removes an inherited one.
 #[derive(Clone, Debug, Default, Deserialize)]

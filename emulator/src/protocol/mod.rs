@@ -6,12 +6,14 @@
 pub mod apdu;
 pub mod auth;
 pub mod crypto;
+pub mod layout;
 pub mod signature;
 pub mod sm;
 pub mod status;
 pub mod tlv;
 
 pub use apdu::{Command, CommandBuilder, Response};
+pub use layout::{AID_DF1, AID_DF2, AID_DF3};
 pub use status::Status;
 
 use serde::{Deserialize, Serialize};
@@ -56,23 +58,6 @@ impl<'de> Deserialize<'de> for Generation {
             _ => Err(serde::de::Error::custom("generation must be 1 or 2")),
         }
     }
-}
-
-/// AID of DF1 (card-face data).
-pub const AID_DF1: [u8; 16] = aid(0x02);
-/// AID of DF2 (back-side additions).
-pub const AID_DF2: [u8; 16] = aid(0x03);
-/// AID of DF3 (check code and certificate).
-pub const AID_DF3: [u8; 16] = aid(0x04);
-
-const fn aid(n: u8) -> [u8; 16] {
-    let mut a = [0u8; 16];
-    a[0] = 0xD3;
-    a[1] = 0x92;
-    a[2] = 0xF0;
-    a[4] = 0x4F;
-    a[5] = n;
-    a
 }
 
 /// Instruction bytes the card understands.

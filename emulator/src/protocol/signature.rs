@@ -2,16 +2,9 @@
 //! signs, and the checker, which verifies, so both agree by construction and the official
 //! layout is written once.
 
-/// Generation 1 `D0` (front image) value area.
-pub const GEN1_FRONT_AREA: usize = 7_000;
-/// `D1` (face image) value area, both generations.
-pub const FACE_AREA: usize = 3_000;
-/// Generation 2 `D0` (name image) value area.
-pub const GEN2_NAME_AREA: usize = 2_500;
-/// Generation 2 `DF D1` (address image) value area.
-pub const GEN2_ADDRESS_AREA: usize = 2_500;
-/// Generation 2 printed-entry values (`C5`…`CD`), 53 bytes for a residence card.
-pub const GEN2_PRINTED_AREA: usize = 53;
+pub use super::layout::{
+    FACE_AREA, GEN1_FRONT_AREA, GEN2_ADDRESS_AREA, GEN2_NAME_AREA, GEN2_PRINTED_AREA,
+};
 
 /// Generation 1: `D0` zero-padded to 7 000 ‖ `D1` zero-padded to 3 000 (RSASSA-PKCS1-v1_5,
 /// SHA-256).
