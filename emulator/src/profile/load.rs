@@ -108,16 +108,6 @@ impl fmt::Display for ProfileError {
     }
 }
 
-/// Keys whose values are file paths, relative to the file that writes them.
-const PATH_FIELDS: [(&str, &str); 6] = [
-    ("images", "front"),
-    ("images", "face"),
-    ("images", "name"),
-    ("images", "address"),
-    ("signature", "certificate"),
-    ("signature", "key"),
-];
-
 /// Where the fields of a merged profile are written: each file of the `extends:` chain
 /// with its key index, the profile itself first.
 #[derive(Clone, Debug, Default)]
@@ -369,7 +359,7 @@ fn parse_one(file: &Path, text: &str) -> Result<(ProfileDoc, Value, KeyIndex), P
     if value.is_null() {
         value = Value::Mapping(Mapping::new());
     }
-    for (section, key) in PATH_FIELDS {
+    for (section, key) in super::schema::path_fields() {
         let in_root = value.get_mut(section).and_then(|s| s.get_mut(key));
         if let Some(Value::String(p)) = in_root {
             *p = relative_to(file, Path::new(p.as_str()))

@@ -125,6 +125,32 @@ pub struct ImagesDoc {
     pub address: Option<PathBuf>,
 }
 
+/// The keys of a section that hold file paths, checked against the section's type: the
+/// pattern names every field (paths before `;`, the others after), so a field added to the
+/// type does not compile until it is sorted into one list or the other. Serde keys are the
+/// field names (these types rename none).
+macro_rules! path_keys {
+    ($section:ident { $($path:ident),* ; $($other:ident),* }) => {{
+        let _every_field_is_sorted = |doc: &$section| {
+            let $section { $($path: _,)* $($other: _,)* } = doc;
+        };
+        [$(stringify!($path)),*]
+    }};
+}
+
+/// Profile fields whose values are file paths, relative to the file that writes them, as
+/// (section, key): the loader makes them absolute before `extends:` merges files of
+/// different folders, at the top level and under `tamper:`. The one list of them.
+pub fn path_fields() -> impl Iterator<Item = (&'static str, &'static str)> {
+    let images = path_keys!(ImagesDoc { front, face, name, address; });
+    let signature = path_keys!(SignatureDoc {
+        certificate, key;
+        encoding, certificate_layout, signed_data, certificate_form
+    });
+    (images.into_iter().map(|key| ("images", key)))
+        .chain(signature.into_iter().map(|key| ("signature", key)))
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddressDoc {
@@ -415,5 +441,26 @@ impl<const N: usize> TryFrom<String> for Digits<N> {
         } else {
             Err(format!("{s:?} must be exactly {N} digits"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_fields_are_the_image_and_signer_files() {
+        let fields: Vec<_> = path_fields().collect();
+        assert_eq!(
+            fields,
+            [
+                ("images", "front"),
+                ("images", "face"),
+                ("images", "name"),
+                ("images", "address"),
+                ("signature", "certificate"),
+                ("signature", "key"),
+            ]
+        );
     }
 }
