@@ -320,7 +320,8 @@ fn certificate_object(
         }
         // The value runs to the end of the EF, after its tag and `82 xx xx`.
         (CertificateLayout::Padded, None) => {
-            let header = if object.tag > 0xFF { 2 } else { 1 } + 3;
+            let tag_length = if object.tag > 0xFF { 2 } else { 1 };
+            let header = tag_length + 3;
             row.size.unwrap_or(0).saturating_sub(offset + header)
         }
     };
