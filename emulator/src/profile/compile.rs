@@ -25,6 +25,9 @@ use crate::protocol::tlv::{self, push_length, push_tag};
 /// object and one extended response. Real cards' largest EF is about 7 KB.
 pub const MAX_EF_SIZE: usize = 32_768;
 
+/// The error of a field the compile needs that the profile chain does not set.
+const REQUIRED: &str = "required, but neither this profile nor what it extends sets it";
+
 /// The fields a compile needs, with the file to blame when one is missing and where each
 /// field is written.
 struct Ctx<'a> {
@@ -36,12 +39,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn require<'v, T>(&self, value: &'v Option<T>, field: &str) -> Result<&'v T, ProfileError> {
-        value.as_ref().ok_or_else(|| {
-            self.error(
-                field,
-                "required, but neither this profile nor what it extends sets it",
-            )
-        })
+        value.as_ref().ok_or_else(|| self.error(field, REQUIRED))
     }
 
     /// An error located at the field (in whichever file of the chain writes it).
@@ -77,19 +75,24 @@ pub fn compile(
     file: &Path,
     locator: &Locator,
 ) -> Result<CardImage, ProfileError> {
-    let mut ctx = Ctx {
+    // Which layout the card has decides everything else.
+    let required = |field: &str| locator.error(file, field, REQUIRED);
+    let card = doc.card.as_ref().ok_or_else(|| required("card"))?;
+    let generation = card.generation.ok_or_else(|| required("card.generation"))?;
+    let card_type = card.card_type.ok_or_else(|| required("card.type"))?;
+    let number = card
+        .number
+        .as_ref()
+        .ok_or_else(|| required("card.number"))?;
+    card.spec_version
+        .as_ref()
+        .ok_or_else(|| required("card.spec_version"))?;
+    let ctx = Ctx {
         file,
         locator,
         doc,
-        // Replaced below, once the profile says which layout it is.
-        layout: &crate::protocol::layout::LAYOUTS[0],
+        layout: Layout::of(generation, card_type),
     };
-    let card = ctx.require(&doc.card, "card")?;
-    let generation = *ctx.require(&card.generation, "card.generation")?;
-    let card_type = *ctx.require(&card.card_type, "card.type")?;
-    let number = ctx.require(&card.number, "card.number")?;
-    ctx.require(&card.spec_version, "card.spec_version")?;
-    ctx.layout = Layout::of(generation, card_type);
 
     let mut built: Vec<BuiltEf> = Vec::with_capacity(ctx.layout.files.len());
     for row in ctx.layout.files {

@@ -15,7 +15,7 @@
 //! - A privacy audit counts as needed the rows with [`EfRow::needed`].
 //!
 //! Adding a card type with a known protocol is adding a [`CardType`] variant and its
-//! [`Layout`] rows in [`LAYOUTS`].
+//! [`Layout`] (its rows, an arm of [`Layout::of`], an entry of [`LAYOUTS`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -377,11 +377,12 @@ pub struct Layout {
 impl Layout {
     /// The layout of a generation and card type.
     pub fn of(generation: Generation, card_type: CardType) -> &'static Layout {
-        LAYOUTS
-            .iter()
-            .find(|l| l.generation == generation && l.card_type == card_type)
-            // LAYOUTS has every combination (tested below).
-            .unwrap_or(&LAYOUTS[0])
+        match (generation, card_type) {
+            (Generation::First, CardType::ResidenceCard) => &GEN1_RESIDENCE_CARD,
+            (Generation::First, CardType::SpecialPermanentResidentCertificate) => &GEN1_SPECIAL,
+            (Generation::Second, CardType::ResidenceCard) => &GEN2_RESIDENCE_CARD,
+            (Generation::Second, CardType::SpecialPermanentResidentCertificate) => &GEN2_SPECIAL,
+        }
     }
 
     /// The row of the EF at `id`.
@@ -704,77 +705,89 @@ const G2_SIGNED: &[SignedPart] = &[
     },
 ];
 
+/// Generation 1 residence card (`C1` = `1`).
+pub const GEN1_RESIDENCE_CARD: Layout = Layout {
+    generation: Generation::First,
+    card_type: CardType::ResidenceCard,
+    code: "1",
+    files: &[
+        MF_COMMON,
+        MF_CARD_TYPE,
+        G1_FRONT,
+        G1_FACE,
+        G1_ADDRESS,
+        G1_COMPREHENSIVE,
+        G1_INDIVIDUAL,
+        G1_RENEWAL,
+        G1_CHECK_CODE,
+    ],
+    signed: G1_SIGNED,
+    scheme: CheckCodeScheme::RsaPkcs1Sha256,
+};
+
+/// Generation 1 special permanent resident certificate (`C1` = `2`).
+pub const GEN1_SPECIAL: Layout = Layout {
+    generation: Generation::First,
+    card_type: CardType::SpecialPermanentResidentCertificate,
+    code: "2",
+    files: &[
+        MF_COMMON,
+        MF_CARD_TYPE,
+        G1_FRONT,
+        G1_FACE,
+        G1_ADDRESS,
+        G1_CHECK_CODE,
+    ],
+    signed: G1_SIGNED,
+    scheme: CheckCodeScheme::RsaPkcs1Sha256,
+};
+
+/// Generation 2 residence card (`C1` = `05`).
+pub const GEN2_RESIDENCE_CARD: Layout = Layout {
+    generation: Generation::Second,
+    card_type: CardType::ResidenceCard,
+    code: "05",
+    files: &[
+        MF_COMMON,
+        MF_CARD_TYPE,
+        G2_NUMBER,
+        G2_PRINTED_RESIDENCE,
+        G2_IMAGES,
+        G2_ADDRESS_IMAGE,
+        G2_WORK_PERMISSION,
+        G2_APPLICATION,
+        G2_OTHER,
+        G2_CHECK_CODE,
+    ],
+    signed: G2_SIGNED,
+    scheme: CheckCodeScheme::EcdsaP384Sha256,
+};
+
+/// Generation 2 special permanent resident certificate (`C1` = `06`).
+pub const GEN2_SPECIAL: Layout = Layout {
+    generation: Generation::Second,
+    card_type: CardType::SpecialPermanentResidentCertificate,
+    code: "06",
+    files: &[
+        MF_COMMON,
+        MF_CARD_TYPE,
+        G2_NUMBER,
+        G2_PRINTED_SPECIAL,
+        G2_IMAGES,
+        G2_ADDRESS_IMAGE,
+        G2_OTHER,
+        G2_CHECK_CODE,
+    ],
+    signed: G2_SIGNED,
+    scheme: CheckCodeScheme::EcdsaP384Sha256,
+};
+
 /// Every layout: generation × card type.
-pub const LAYOUTS: [Layout; 4] = [
-    Layout {
-        generation: Generation::First,
-        card_type: CardType::ResidenceCard,
-        code: "1",
-        files: &[
-            MF_COMMON,
-            MF_CARD_TYPE,
-            G1_FRONT,
-            G1_FACE,
-            G1_ADDRESS,
-            G1_COMPREHENSIVE,
-            G1_INDIVIDUAL,
-            G1_RENEWAL,
-            G1_CHECK_CODE,
-        ],
-        signed: G1_SIGNED,
-        scheme: CheckCodeScheme::RsaPkcs1Sha256,
-    },
-    Layout {
-        generation: Generation::First,
-        card_type: CardType::SpecialPermanentResidentCertificate,
-        code: "2",
-        files: &[
-            MF_COMMON,
-            MF_CARD_TYPE,
-            G1_FRONT,
-            G1_FACE,
-            G1_ADDRESS,
-            G1_CHECK_CODE,
-        ],
-        signed: G1_SIGNED,
-        scheme: CheckCodeScheme::RsaPkcs1Sha256,
-    },
-    Layout {
-        generation: Generation::Second,
-        card_type: CardType::ResidenceCard,
-        code: "05",
-        files: &[
-            MF_COMMON,
-            MF_CARD_TYPE,
-            G2_NUMBER,
-            G2_PRINTED_RESIDENCE,
-            G2_IMAGES,
-            G2_ADDRESS_IMAGE,
-            G2_WORK_PERMISSION,
-            G2_APPLICATION,
-            G2_OTHER,
-            G2_CHECK_CODE,
-        ],
-        signed: G2_SIGNED,
-        scheme: CheckCodeScheme::EcdsaP384Sha256,
-    },
-    Layout {
-        generation: Generation::Second,
-        card_type: CardType::SpecialPermanentResidentCertificate,
-        code: "06",
-        files: &[
-            MF_COMMON,
-            MF_CARD_TYPE,
-            G2_NUMBER,
-            G2_PRINTED_SPECIAL,
-            G2_IMAGES,
-            G2_ADDRESS_IMAGE,
-            G2_OTHER,
-            G2_CHECK_CODE,
-        ],
-        signed: G2_SIGNED,
-        scheme: CheckCodeScheme::EcdsaP384Sha256,
-    },
+pub const LAYOUTS: [&Layout; 4] = [
+    &GEN1_RESIDENCE_CARD,
+    &GEN1_SPECIAL,
+    &GEN2_RESIDENCE_CARD,
+    &GEN2_SPECIAL,
 ];
 
 #[cfg(test)]
@@ -853,7 +866,7 @@ mod tests {
 
     #[test]
     fn rows_are_consistent_within_each_layout() {
-        for layout in &LAYOUTS {
+        for layout in LAYOUTS {
             let what = format!("{:?} {:?}", layout.generation, layout.card_type);
             for (i, row) in layout.files.iter().enumerate() {
                 // The name starts with a well-formed label of the row's DF.
