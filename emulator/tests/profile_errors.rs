@@ -469,3 +469,56 @@ fn unknown_threat_is_located_and_names_the_classes() {
         "{err}"
     );
 }
+
+/// `tamper: files:` names EFs through the card's layout: a label (`DF1/EF02`) or the whole
+/// name resolves per generation and card type; an EF the card type does not have, or a
+/// word-prefix that is not one, is a located error.
+#[test]
+fn tamper_files_resolve_through_the_card_layout() {
+    let edit = |base: &str, file: &str| {
+        format!(
+            "extends: VALID/{base}\ntamper:\n  files:\n    - {{ file: \"{file}\", truncate: 1 }}\n"
+        )
+    };
+    // The same label is the face image in generation 1, the printed entries in 2.
+    for (base, file, sfi) in [
+        ("gen1-residence.yaml", "DF1/EF02", 0x06),
+        ("gen1-residence.yaml", "DF1/EF02 face image", 0x06),
+        ("gen1-residence.yaml", "DF1/EF02 face", 0x06),
+        ("gen2-residence.yaml", "DF1/EF02", 0x03),
+    ] {
+        let name = format!("tamperok{sfi}{}", file.len());
+        let p = load_text(&name, &edit(base, file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let cut: Vec<_> = p
+            .image
+            .files
+            .iter()
+            .filter(|f| f.content.len() == 1)
+            .collect();
+        assert_eq!(cut.len(), 1, "{file}");
+        assert_eq!(
+            (cut[0].df, cut[0].sfi),
+            (rclab_emulator::card::Df::Df1, sfi),
+            "{file}"
+        );
+    }
+    for (i, (base, file)) in [
+        ("gen2-sprc.yaml", "DF2/EF01"),
+        ("gen1-sprc.yaml", "DF2/EF02"),
+        ("gen1-residence.yaml", "DF1/EF02 fa"),
+        ("gen1-residence.yaml", "DF1/EF05"),
+        ("gen1-residence.yaml", "DF1/EF0"),
+        ("gen1-residence.yaml", "face image"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let err = load_text(&format!("tamperbad{i}"), &edit(base, file)).unwrap_err();
+        assert_eq!(
+            located(&err),
+            (Some("tamper.files[0]"), Some((4, 7))),
+            "{err}"
+        );
+        assert_eq!(err.message, format!("the card has no EF {file}"), "{err}");
+    }
+}
