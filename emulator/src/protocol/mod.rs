@@ -5,13 +5,14 @@
 
 pub mod apdu;
 pub mod auth;
+pub mod command;
 pub mod crypto;
 pub mod signature;
 pub mod sm;
 pub mod status;
 pub mod tlv;
 
-pub use apdu::{Command, CommandBuilder, Response};
+pub use apdu::{Apdu, Command, CommandBuilder, Response};
 pub use status::Status;
 
 use serde::{Deserialize, Serialize};
@@ -82,12 +83,16 @@ pub mod ins {
     pub const MUTUAL_AUTHENTICATE: u8 = 0x82;
     pub const VERIFY: u8 = 0x20;
     pub const READ_BINARY: u8 = 0xB0;
+    /// GET RESPONSE (ISO 7816-4), which a `61 xx` answer calls for.
+    pub const GET_RESPONSE: u8 = 0xC0;
 }
 
 /// Class bytes: plain and secure messaging (header not authenticated).
 pub mod cla {
     pub const PLAIN: u8 = 0x00;
     pub const SM: u8 = 0x08;
+    /// Secure messaging with an authenticated header: known, and refused (`68 82`).
+    pub const SM_AUTHENTICATED_HEADER: u8 = 0x0C;
 }
 
 /// P2 of VERIFY: the card-number reference.
