@@ -336,3 +336,432 @@ impl Apdu<'_> {
         Instruction::of(self.ins)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Data-driven: raw C-APDU → command or status word, one row per rule and per
+    //! precedence between rules (in the style of Nitrokey's opcard-rs command tables).
+
+    use super::*;
+    use crate::protocol::AID_DF1;
+
+    type Expected = Result<Command<'static>, Status>;
+
+    const CRYPTOGRAM: [u8; CRYPTOGRAM_LEN] = [0x11; CRYPTOGRAM_LEN];
+
+    fn plain_read(target: ReadTarget, ne: usize, everything: bool) -> Expected {
+        Ok(Command::ReadBinary(ReadBinary {
+            target,
+            mode: ReadMode::Plain {
+                wanted: Ok(Wanted { ne, everything }),
+            },
+        }))
+    }
+
+    fn plain_read_refused(target: ReadTarget, deferred: Status) -> Expected {
+        Ok(Command::ReadBinary(ReadBinary {
+            target,
+            mode: ReadMode::Plain {
+                wanted: Err(deferred),
+            },
+        }))
+    }
+
+    fn sm_read(
+        target: ReadTarget,
+        expected: Deferred<u16>,
+        ne: Option<usize>,
+        ext: bool,
+    ) -> Expected {
+        Ok(Command::ReadBinary(ReadBinary {
+            target,
+            mode: ReadMode::Secure {
+                expected,
+                le: Le { ne, extended: ext },
+            },
+        }))
+    }
+
+    const SFI_0A: ReadTarget = ReadTarget::Sfi {
+        sfi: 0x0A,
+        offset: 0,
+    };
+
+    fn table() -> Vec<(&'static str, String, Expected)> {
+        use Status::*;
+        let aid = hex::encode(AID_DF1);
+        let crypto = hex::encode(CRYPTOGRAM);
+        let rows: Vec<(&str, String, Expected)> = vec![
+            // Framing comes first, whatever the class.
+            ("empty", "".into(), Err(WrongLength)),
+            ("header cut", "00A400".into(), Err(WrongLength)),
+            (
+                "Lc longer than data",
+                "80A4000C0301".into(),
+                Err(WrongLength),
+            ),
+            ("extended Lc 0", "00B08A00000000AA".into(), Err(WrongLength)),
+            // Class, then instruction, before any P1/P2 or length rule.
+            ("unknown class", "80B0FFFF".into(), Err(ClassNotSupported)),
+            (
+                "CLA 0C",
+                "0CB0A000".into(),
+                Err(SecureMessagingNotSupported),
+            ),
+            (
+                "CLA 0C, unknown INS",
+                "0CEE0000".into(),
+                Err(SecureMessagingNotSupported),
+            ),
+            (
+                "SM SELECT",
+                "08A4FFFF".into(),
+                Err(SecureMessagingNotSupported),
+            ),
+            (
+                "SM GET CHALLENGE",
+                "0884000008".into(),
+                Err(SecureMessagingNotSupported),
+            ),
+            (
+                "SM MUTUAL AUTH",
+                "08820000".into(),
+                Err(SecureMessagingNotSupported),
+            ),
+            (
+                "unknown INS",
+                "00CA0000".into(),
+                Err(InstructionNotSupported),
+            ),
+            (
+                "SM unknown INS",
+                "08D60000".into(),
+                Err(InstructionNotSupported),
+            ),
+            (
+                "SM GET RESPONSE",
+                "08C0000000".into(),
+                Err(InstructionNotSupported),
+            ),
+            (
+                "plain VERIFY, even with bad P1P2",
+                "0020FFFF".into(),
+                Err(IncorrectSmDataObjects),
+            ),
+            // SELECT: P2, then P1 and data.
+            (
+                "SELECT MF, no data",
+                "00A4000C".into(),
+                Ok(Command::Select(Select::Mf)),
+            ),
+            (
+                "SELECT MF by 3F00",
+                "00A4000C023F00".into(),
+                Ok(Command::Select(Select::Mf)),
+            ),
+            (
+                "SELECT MF, FCI, Le ignored",
+                "00A4000000".into(),
+                Ok(Command::Select(Select::Mf)),
+            ),
+            (
+                "SELECT 3F00 as a FID",
+                "00A4020C023F00".into(),
+                Ok(Command::Select(Select::Ef { fid: 0x3F00 })),
+            ),
+            (
+                "SELECT EF by FID, P1 00",
+                "00A4000C020001".into(),
+                Ok(Command::Select(Select::Ef { fid: 1 })),
+            ),
+            (
+                "SELECT EF, P1 02, no data",
+                "00A4020C".into(),
+                Err(WrongLength),
+            ),
+            (
+                "SELECT EF, one byte",
+                "00A4000C0101".into(),
+                Err(WrongLength),
+            ),
+            ("SELECT DF, no name", "00A4040C".into(), Err(WrongLength)),
+            (
+                "SELECT DF by AID",
+                format!("00A4040C10{aid}"),
+                Ok(Command::Select(Select::Df { name: &AID_DF1 })),
+            ),
+            (
+                "SELECT DF, any name",
+                "00A4040003010203".into(),
+                Ok(Command::Select(Select::Df { name: &[1, 2, 3] })),
+            ),
+            (
+                "SELECT, bad P2 before bad P1",
+                "00A40801".into(),
+                Err(IncorrectP1P2),
+            ),
+            (
+                "SELECT, bad P2 before length",
+                "00A40204".into(),
+                Err(IncorrectP1P2),
+            ),
+            ("SELECT, bad P1", "00A4080C".into(), Err(IncorrectP1P2)),
+            // GET CHALLENGE: P1P2, then data and Le.
+            (
+                "GET CHALLENGE 8",
+                "0084000008".into(),
+                Ok(Command::GetChallenge),
+            ),
+            (
+                "GET CHALLENGE Le 00",
+                "0084000000".into(),
+                Ok(Command::GetChallenge),
+            ),
+            (
+                "GET CHALLENGE Le 0000",
+                "00840000000000".into(),
+                Ok(Command::GetChallenge),
+            ),
+            (
+                "GET CHALLENGE extended 8",
+                "00840000000008".into(),
+                Ok(Command::GetChallenge),
+            ),
+            (
+                "GET CHALLENGE explicit 256",
+                "00840000000100".into(),
+                Err(WrongLe(8)),
+            ),
+            ("GET CHALLENGE 4", "0084000004".into(), Err(WrongLe(8))),
+            (
+                "GET CHALLENGE without Le",
+                "00840000".into(),
+                Err(WrongLength),
+            ),
+            (
+                "GET CHALLENGE with data",
+                "008400000101".into(),
+                Err(WrongLength),
+            ),
+            (
+                "GET CHALLENGE with data and Le",
+                "00840000010108".into(),
+                Err(WrongLength),
+            ),
+            (
+                "GET CHALLENGE, P1P2 before Le",
+                "00840100".into(),
+                Err(IncorrectP1P2),
+            ),
+            // MUTUAL AUTHENTICATE: P1P2, then 40 bytes; Le ignored.
+            (
+                "MUTUAL AUTH",
+                format!("0082000028{crypto}"),
+                Ok(Command::MutualAuthenticate {
+                    cryptogram: &CRYPTOGRAM,
+                }),
+            ),
+            (
+                "MUTUAL AUTH with Le",
+                format!("0082000028{crypto}00"),
+                Ok(Command::MutualAuthenticate {
+                    cryptogram: &CRYPTOGRAM,
+                }),
+            ),
+            (
+                "MUTUAL AUTH, 39 bytes",
+                format!("0082000027{}", &crypto[2..]),
+                Err(WrongLength),
+            ),
+            (
+                "MUTUAL AUTH, no data",
+                "0082000000".into(),
+                Err(WrongLength),
+            ),
+            (
+                "MUTUAL AUTH, P1P2 before length",
+                "0082000100".into(),
+                Err(IncorrectP1P2),
+            ),
+            // VERIFY: P1P2 only; the data is judged with the session key.
+            (
+                "VERIFY",
+                "08200086038601AA".into(),
+                Ok(Command::Verify {
+                    sm_data: &[0x86, 0x01, 0xAA],
+                }),
+            ),
+            (
+                "VERIFY, no data",
+                "08200086".into(),
+                Ok(Command::Verify { sm_data: &[] }),
+            ),
+            ("VERIFY, bad P2", "08200080".into(), Err(IncorrectP1P2)),
+            ("VERIFY, bad P1", "08200186".into(), Err(IncorrectP1P2)),
+            // READ BINARY: target from P1P2 first; length faults are deferred.
+            (
+                "READ SFI 0A, Le 00",
+                "00B08A0000".into(),
+                plain_read(SFI_0A, 256, true),
+            ),
+            (
+                "READ SFI 0A, Le 0000",
+                "00B08A00000000".into(),
+                plain_read(SFI_0A, 65_536, true),
+            ),
+            (
+                "READ SFI 0A, explicit 256",
+                "00B08A00000100".into(),
+                plain_read(SFI_0A, 256, false),
+            ),
+            (
+                "READ SFI, offset P2",
+                "00B0810510".into(),
+                plain_read(ReadTarget::Sfi { sfi: 1, offset: 5 }, 16, false),
+            ),
+            (
+                "READ current EF, offset P1P2",
+                "00B0012308".into(),
+                plain_read(ReadTarget::Current { offset: 0x0123 }, 8, false),
+            ),
+            (
+                "READ, no Le: deferred",
+                "00B08A00".into(),
+                plain_read_refused(SFI_0A, WrongLength),
+            ),
+            (
+                "READ, with data: deferred",
+                "00B08A0001AA00".into(),
+                plain_read_refused(SFI_0A, WrongLength),
+            ),
+            ("READ, P1 bits 7-6", "00B0A00000".into(), Err(IncorrectP1P2)),
+            (
+                "READ, P1 before length",
+                "00B0C000".into(),
+                Err(IncorrectP1P2),
+            ),
+            (
+                "SM READ P1 before DO 97",
+                "08B0E00000".into(),
+                Err(IncorrectP1P2),
+            ),
+            (
+                "SM READ, everything",
+                "08B08A00000004960200000000".into(),
+                sm_read(SFI_0A, Ok(0), Some(65_536), true),
+            ),
+            (
+                "SM READ, short",
+                "08B08A000496020010FF".into(),
+                sm_read(SFI_0A, Ok(16), Some(255), false),
+            ),
+            (
+                "SM READ, no Le",
+                "08B08A000496020010".into(),
+                sm_read(SFI_0A, Ok(16), None, false),
+            ),
+            (
+                "SM READ, no DO 97: deferred",
+                "08B08A0000".into(),
+                sm_read(SFI_0A, Err(IncorrectSmDataObjects), Some(256), false),
+            ),
+            (
+                "SM READ, bad DO 97: deferred",
+                "08B08A000497020010".into(),
+                sm_read(SFI_0A, Err(IncorrectSmDataObjects), None, false),
+            ),
+            // GET RESPONSE: only 00 C0 00 00 without data.
+            (
+                "GET RESPONSE",
+                "00C0000000".into(),
+                Ok(Command::GetResponse { ne: 256 }),
+            ),
+            (
+                "GET RESPONSE 16",
+                "00C0000010".into(),
+                Ok(Command::GetResponse { ne: 16 }),
+            ),
+            (
+                "GET RESPONSE, no Le",
+                "00C00000".into(),
+                Ok(Command::GetResponse { ne: 256 }),
+            ),
+            (
+                "GET RESPONSE, P1P2",
+                "00C0000100".into(),
+                Err(InstructionNotSupported),
+            ),
+            (
+                "GET RESPONSE, data",
+                "00C0000001AA".into(),
+                Err(InstructionNotSupported),
+            ),
+            (
+                "GET RESPONSE, CLA 0C",
+                "0CC0000000".into(),
+                Err(SecureMessagingNotSupported),
+            ),
+            (
+                "GET RESPONSE, CLA 80",
+                "80C0000000".into(),
+                Err(ClassNotSupported),
+            ),
+        ];
+        rows
+    }
+
+    #[test]
+    fn every_row_parses_as_tabled() {
+        let mut wrong = Vec::new();
+        for (what, raw, expected) in table() {
+            let bytes = hex::decode(&raw).unwrap();
+            let got = Command::parse(&bytes);
+            if got != expected {
+                wrong.push(format!(
+                    "{what} ({raw}): got {got:?}, expected {expected:?}"
+                ));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn the_table_covers_every_command_and_every_refusal() {
+        let rows = table();
+        let instructions: Vec<Instruction> = rows
+            .iter()
+            .filter_map(|(_, _, e)| e.as_ref().ok().map(Command::instruction))
+            .collect();
+        for instruction in [
+            Instruction::Select,
+            Instruction::GetChallenge,
+            Instruction::MutualAuthenticate,
+            Instruction::Verify,
+            Instruction::ReadBinary,
+            Instruction::GetResponse,
+        ] {
+            assert!(instructions.contains(&instruction), "{instruction:?}");
+        }
+        for status in [
+            Status::WrongLength,
+            Status::ClassNotSupported,
+            Status::SecureMessagingNotSupported,
+            Status::InstructionNotSupported,
+            Status::IncorrectSmDataObjects,
+            Status::IncorrectP1P2,
+            Status::WrongLe(8),
+        ] {
+            assert!(rows.iter().any(|(_, _, e)| *e == Err(status)), "{status}");
+        }
+    }
+
+    #[test]
+    fn a_parsed_command_names_its_own_instruction() {
+        for (_, raw, expected) in table() {
+            let bytes = hex::decode(&raw).unwrap();
+            if let Ok(command) = expected {
+                assert_eq!(command.instruction(), Instruction::of(bytes[1]), "{raw}");
+            }
+        }
+    }
+}
