@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use rclab_emulator::card::{CardImage, Df};
-use rclab_emulator::fault::{FRAME_WAIT_LIMIT, Fault, HexBytes, Selector, SimCard, StatusWord};
+use rclab_emulator::fault::{FRAME_WAIT_LIMIT, Fault, HexBytes, Selector, SimCard};
 use rclab_emulator::profile::{self, Profile};
+use rclab_emulator::protocol::Status;
 use rclab_emulator::protocol::auth::{self, AuthError};
 use rclab_emulator::protocol::crypto::{Key, card_number_key};
 use rclab_emulator::protocol::sm::{self, SmError};
@@ -249,7 +250,7 @@ fn truncate_keeps_the_first_bytes_of_the_frame() {
 fn status_answers_without_running_the_command() {
     let faults = vec![Fault::Status {
         on: on("select DF3"),
-        sw: StatusWord([0x6A, 0x82]),
+        sw: Status::FileNotFound,
     }];
     let (mut sim, mut chip, p) = pair("gen1-residence", faults);
     session(&mut |apdu| answer(&mut sim, apdu), &p.image);

@@ -113,9 +113,10 @@ fn explained(faults: &[Fault], apdu: &[u8], outcome: &Outcome) {
     let response = Response::parse(reply)
         .unwrap_or_else(|| panic!("reply without a status word: {}", context()));
     if let Status::Other(sw) = response.status {
-        let by_status_fault = outcome.applied.iter().any(
-            |&i| matches!(&faults[i], Fault::Status { sw: s, .. } if u16::from_be_bytes(s.0) == sw),
-        );
+        let by_status_fault = outcome
+            .applied
+            .iter()
+            .any(|&i| matches!(&faults[i], Fault::Status { sw: s, .. } if s.sw() == sw));
         assert!(by_status_fault, "unknown status word: {}", context());
     }
     assert!(
