@@ -23,7 +23,7 @@ use rclab_emulator::card::Df;
 use rclab_emulator::fault::{Fault, Outcome, SimCard};
 use rclab_emulator::profile::{self, Profile};
 use rclab_emulator::protocol::crypto::card_number_key;
-use rclab_emulator::protocol::{Response, Status, auth};
+use rclab_emulator::protocol::{Response, Status, auth, ins};
 
 const BASE_SEED: u64 = 0x00C0_FFEE_2026_0005;
 
@@ -140,7 +140,7 @@ fn run(profile: &Profile, steps: &[Step]) {
                 send(&mut card, apdu);
             }
             Step::GetResponse(le) => {
-                send(&mut card, &[0x00, 0xC0, 0x00, 0x00, *le]);
+                send(&mut card, &[0x00, ins::GET_RESPONSE, 0x00, 0x00, *le]);
             }
             Step::Reset => card.reset(),
             Step::Authenticate(seed) => {
