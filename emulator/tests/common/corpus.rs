@@ -33,12 +33,7 @@ pub type Driven<'a> = dyn FnMut(Option<&[u8]>) -> (Vec<u8>, Vec<u8>) + 'a;
 /// Drives one sequence: `card(Some(apdu))` sends bytes and returns the card's reply (empty
 /// when none) and anything else the caller wants pinned; `card(None)` resets the chip.
 /// Returns the SHA-256 of every command and answer, in order.
-pub fn run(
-    image: &CardImage,
-    seed: u64,
-    steps: usize,
-    card: &mut Driven,
-) -> [u8; 32] {
+pub fn run(image: &CardImage, seed: u64, steps: usize, card: &mut Driven) -> [u8; 32] {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let mut digest = Sha256::new();
     let mut key: Option<Key> = None;
