@@ -43,6 +43,7 @@ pub struct Card {
 }
 
 impl Card {
+    /// A chip of `image`, just reset; its randoms come from the image's seed.
     pub fn new(image: Arc<CardImage>) -> Card {
         let rng = ChaCha20Rng::seed_from_u64(image.seed);
         Card {
@@ -52,6 +53,7 @@ impl Card {
         }
     }
 
+    /// The chip's files, keys and knobs.
     pub fn image(&self) -> &CardImage {
         &self.image
     }

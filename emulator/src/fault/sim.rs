@@ -78,6 +78,7 @@ pub struct SimCard {
 }
 
 impl SimCard {
+    /// A fresh card of `image` with `faults` (in the order they apply).
     pub fn new(image: Arc<CardImage>, faults: Arc<[Fault]>) -> SimCard {
         SimCard {
             card: Card::new(Arc::clone(&image)),
@@ -91,10 +92,12 @@ impl SimCard {
         }
     }
 
+    /// The chip's image.
     pub fn image(&self) -> &CardImage {
         &self.image
     }
 
+    /// The faults, in the order they apply.
     pub fn faults(&self) -> &[Fault] {
         &self.faults
     }

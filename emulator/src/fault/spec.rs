@@ -17,11 +17,16 @@ use crate::protocol::Status;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub enum Selector {
+    /// `any`: every exchange, even bytes that are not an APDU.
     #[default]
     Any,
+    /// `select`, `select MF|DF1|DF2|DF3`: SELECT; with a DF, only a SELECT naming it.
     Select(Option<Df>),
+    /// `get_challenge`.
     GetChallenge,
+    /// `mutual_authenticate`.
     MutualAuthenticate,
+    /// `verify`.
     Verify,
     /// READ BINARY; with a file, only reads of the EF whose name starts with it.
     Read(Option<String>),
@@ -128,54 +133,72 @@ pub enum Fault {
     /// Transport: the card takes `ms` milliseconds before answering matching commands
     /// (every APDU by default): NFC-like slowness, or a stall past a reader's patience.
     Delay {
+        /// Milliseconds before the answer.
         ms: u64,
+        /// The commands it acts on (every command by default).
         #[serde(default)]
         on: Selector,
     },
     /// Transport: the card leaves the field right after answering this many APDUs.
-    RemoveAfter { apdus: usize },
+    RemoveAfter {
+        /// APDUs answered before the card leaves.
+        apdus: usize,
+    },
     /// Transport: the card leaves in the middle of a matching command, without answering.
-    RemoveDuring { on: Selector },
+    RemoveDuring {
+        /// The commands it leaves during.
+        on: Selector,
+    },
     /// Transport: the answer's frame is cut to its first `keep` bytes (status word lost).
     Truncate {
+        /// The commands it acts on (every command by default).
         #[serde(default)]
         on: Selector,
+        /// Bytes of the frame kept.
         keep: NonZeroUsize,
     },
     /// Status: matching commands are not executed and answer only this status word.
     Status {
+        /// The commands it acts on (every command by default).
         #[serde(default)]
         on: Selector,
-        /// Written as two hex bytes (`"6F 00"`).
+        /// The answer, written as two hex bytes (`"6F 00"`).
         #[serde(deserialize_with = "status_word")]
         sw: Status,
     },
     /// Status: a successful answer with data becomes `61 xx` (T=0 style); the data follows
     /// in GET RESPONSE (`00 C0 00 00 Le`) chunks, as ISO 7816-4 allows.
     GetResponse {
+        /// The commands it acts on (every command by default).
         #[serde(default)]
         on: Selector,
     },
     /// Status: a successful answer of 1–256 bytes to a command whose Le differs becomes
     /// `6C xx` (xx = its length); the command re-sent with that Le is answered.
     WrongLe {
+        /// The commands it acts on (READ BINARY by default).
         #[serde(default = "Selector::read")]
         on: Selector,
     },
     /// Data: these bytes are added after the data, before the status word.
     ExtraBytes {
+        /// The commands it acts on (every command by default).
         #[serde(default)]
         on: Selector,
+        /// The bytes added, written as hex.
         bytes: HexBytes,
     },
     /// Data: the last `count` data bytes are dropped; the status word stays.
     MissingBytes {
+        /// The commands it acts on (every command by default).
         #[serde(default)]
         on: Selector,
+        /// Data bytes dropped.
         count: NonZeroUsize,
     },
     /// SM: an SM read is answered with the plaintext instead of DO `86`.
     PlainInsteadOfSm {
+        /// The commands it acts on (every command by default).
         #[serde(default)]
         on: Selector,
     },
@@ -186,17 +209,21 @@ pub enum Fault {
     WrongEcho,
     /// SM: answers are padded `80 FF…` instead of `80 00…` before encryption.
     SmBadPadding {
+        /// The commands it acts on (every command by default).
         #[serde(default)]
         on: Selector,
     },
     /// SM: the padding-indicator byte of DO `86` is `value` instead of `01`.
     SmIndicator {
+        /// The commands it acts on (every command by default).
         #[serde(default)]
         on: Selector,
+        /// The indicator sent.
         value: u8,
     },
     /// SM: answers are encrypted with the card-number key instead of the session key.
     SmWrongKey {
+        /// The commands it acts on (every command by default).
         #[serde(default)]
         on: Selector,
     },

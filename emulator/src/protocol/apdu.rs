@@ -14,9 +14,13 @@ pub const NE_EXTENDED_MAX: usize = 65_536;
 /// A command APDU split into header, data and Le, borrowing its data from the raw bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Apdu<'a> {
+    /// Class byte.
     pub cla: u8,
+    /// Instruction byte.
     pub ins: u8,
+    /// Parameter 1.
     pub p1: u8,
+    /// Parameter 2.
     pub p2: u8,
     /// Command data (`Nc` bytes; empty when Lc is absent).
     pub data: &'a [u8],
@@ -120,6 +124,7 @@ pub struct CommandBuilder {
 }
 
 impl CommandBuilder {
+    /// A command with this header, no data and no Le.
     pub fn new(cla: u8, ins: u8, p1: u8, p2: u8) -> Self {
         CommandBuilder {
             header: [cla, ins, p1, p2],
@@ -187,7 +192,9 @@ impl CommandBuilder {
 /// A response APDU split into data and status word.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Response {
+    /// Response data (empty when there is none).
     pub data: Vec<u8>,
+    /// SW1 SW2.
     pub status: Status,
 }
 
