@@ -1035,3 +1035,69 @@ fn short_or_inconsistent_lc_is_6700() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Golden answers: the restructuring guard
+// ---------------------------------------------------------------------------------------
+
+/// SHA-256 of the card's answers to `common::corpus` (6 sequences × 500 steps per valid
+/// profile), recorded from the engine before commands were typed (issue 11). Any change of
+/// any answer byte to any of these ~15 000 commands fails here; a deliberate change of
+/// behaviour updates the digest and says why in its commit.
+const GOLDEN_ENGINE: [(&str, &str); 5] = [
+    (
+        "gen1-residence",
+        "E01DFA83F70D91F32B3B549C8D81687D95241998E2C9D81CAF6B9FB08329646F",
+    ),
+    (
+        "gen1-sprc",
+        "6728B023CC139D72C4BD36C4D2938E843081B6E179BDFE620A6BB671FD9B5456",
+    ),
+    (
+        "gen2-infant",
+        "6626302BE49EA9293BAE300CA50536E6D4EBF8668205B9A67E60B417243CDE3A",
+    ),
+    (
+        "gen2-residence",
+        "A6C66D93F841E318E6BD5D8975F4DDDA59BC795D994BF56EB9C21C2996AE35B4",
+    ),
+    (
+        "gen2-sprc",
+        "F1A52E094B9D10C373A39C17EC45A6DC5DE95D994BD51898969F0B07A1A21571",
+    ),
+];
+
+#[test]
+fn the_card_answers_the_command_corpus_as_recorded() {
+    let mut wrong = Vec::new();
+    for (name, expected) in GOLDEN_ENGINE {
+        let profile = common::valid_profile(name);
+        let mut card = profile.chip();
+        let mut all = Vec::new();
+        for seed in 0..6 {
+            card.reset();
+            all.extend(common::corpus::run(
+                &profile.image,
+                seed,
+                500,
+                &mut |apdu| match apdu {
+                    Some(apdu) => (card.transmit(apdu), Vec::new()),
+                    None => {
+                        card.reset();
+                        (Vec::new(), Vec::new())
+                    }
+                },
+            ));
+        }
+        let got = common::corpus::hex(sha2_of(&all));
+        if got != expected {
+            wrong.push(format!("{name}: {got}"));
+        }
+    }
+    assert!(wrong.is_empty(), "answers changed:\n{}", wrong.join("\n"));
+}
+
+fn sha2_of(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}

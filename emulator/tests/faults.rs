@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use rclab_emulator::card::{CardImage, Df};
-use rclab_emulator::fault::{FRAME_WAIT_LIMIT, Fault, HexBytes, Selector, SimCard, StatusWord};
+use rclab_emulator::fault::{FRAME_WAIT_LIMIT, Fault, HexBytes, Selector, SimCard};
 use rclab_emulator::profile::{self, Profile};
+use rclab_emulator::protocol::Status;
 use rclab_emulator::protocol::auth::{self, AuthError};
 use rclab_emulator::protocol::crypto::{Key, card_number_key};
 use rclab_emulator::protocol::sm::{self, SmError};
@@ -249,7 +250,7 @@ fn truncate_keeps_the_first_bytes_of_the_frame() {
 fn status_answers_without_running_the_command() {
     let faults = vec![Fault::Status {
         on: on("select DF3"),
-        sw: StatusWord([0x6A, 0x82]),
+        sw: Status::FileNotFound,
     }];
     let (mut sim, mut chip, p) = pair("gen1-residence", faults);
     session(&mut |apdu| answer(&mut sim, apdu), &p.image);
@@ -595,4 +596,147 @@ fn tamper_changes_only_what_it_names_and_keeps_the_signature() {
         (&after[..at], &after[at + 4..]),
         (&before[..at], &before[at + 4..])
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Golden answers: the restructuring guard
+// ---------------------------------------------------------------------------------------
+
+/// Fault lists that together use every fault and every selector kind, for a card whose
+/// first EFs of the MF, DF1, DF2 and DF3 are `mf`, `df1`, `df2`, `df3` (`DFn/EFnn`).
+fn golden_fault_lists(mf: &str, df1: &str, df2: &str, df3: &str) -> Vec<String> {
+    vec![
+        format!(
+            "- status: {{ on: select DF2, sw: \"6A 82\" }}\n\
+             - get_response: {{ on: read {df1} }}\n\
+             - wrong_le: {{}}\n\
+             - delay: {{ ms: 3, on: verify }}\n"
+        ),
+        format!(
+            "- plain_instead_of_sm: {{ on: read {df2} }}\n\
+             - sm_wrong_key: {{}}\n\
+             - missing_bytes: {{ on: read, count: 1 }}\n"
+        ),
+        "- sm_indicator: { value: 2 }\n\
+         - delay: { ms: 7, on: select MF }\n\
+         - remove_after: { apdus: 700 }\n"
+            .to_owned(),
+        format!(
+            "- truncate: {{ on: read {mf}, keep: 3 }}\n\
+             - sm_bad_padding: {{ on: read {df1} }}\n\
+             - sm_wrong_key: {{ on: read {df2} }}\n\
+             - delay: {{ ms: 6000, on: select DF1 }}\n"
+        ),
+        "- wrong_echo\n\
+         - wrong_m_icc\n\
+         - status: { on: select DF3, sw: \"90 00\" }\n\
+         - plain_instead_of_sm: {}\n"
+            .to_owned(),
+        format!(
+            "- status: {{ on: get_challenge, sw: \"62 82\" }}\n\
+             - remove_during: {{ on: read {df3} }}\n"
+        ),
+        "- status: { on: mutual_authenticate, sw: \"63 00\" }\n\
+         - extra_bytes: { on: get_challenge, bytes: \"AB CD\" }\n\
+         - get_response: { on: read }\n\
+         - wrong_le: { on: any }\n"
+            .to_owned(),
+        "- get_response: { on: any }\n\
+         - delay: { ms: 1, on: read }\n\
+         - truncate: { on: select, keep: 1 }\n"
+            .to_owned(),
+    ]
+}
+
+/// SHA-256 of a faulty card's answers (reply, time taken, leaving, faults applied) to
+/// `common::corpus`, eight fault lists × 1 500 steps per valid profile, recorded before the
+/// fault layer was split and its targeting typed (issue 11).
+const GOLDEN_FAULTS: [(&str, &str); 5] = [
+    (
+        "gen1-residence",
+        "697CABB1902323082BB1FE9550F83836B6CE8B19DF7308BD3FA21C45323BCD4D",
+    ),
+    (
+        "gen1-sprc",
+        "02248AC066DCE71723DF8360A49BDD66DB79547D6ABA7ACC810BB8630BA71A80",
+    ),
+    (
+        "gen2-infant",
+        "3E866A587015C8445ABEBB7B810388D274AC1B3E2BF06236C133FC245104B341",
+    ),
+    (
+        "gen2-residence",
+        "37A4271DB05B992D2501D810B9C757CFB3FC1A131F25BC8D79BAC9F123F32D0A",
+    ),
+    (
+        "gen2-sprc",
+        "A712FC4F1507724FCADA079F43526BBCBC375552951256940850D3F55B9FB68E",
+    ),
+];
+
+#[test]
+fn a_faulty_card_answers_the_command_corpus_as_recorded() {
+    use sha2::Digest;
+    let mut wrong = Vec::new();
+    for (name, expected) in GOLDEN_FAULTS {
+        let profile = common::valid_profile(name);
+        let image = &profile.image;
+        let first = |df: Df| {
+            let ef = image.files.iter().find(|f| f.df == df).unwrap();
+            ef.name.split(' ').next().unwrap().to_owned()
+        };
+        let lists = golden_fault_lists(
+            &first(Df::Mf),
+            &first(Df::Df1),
+            &first(Df::Df2),
+            &first(Df::Df3),
+        );
+        let mut all = sha2::Sha256::new();
+        let mut fired = std::collections::BTreeMap::<String, usize>::new();
+        for (seed, yaml) in lists.iter().enumerate() {
+            let faults: Vec<Fault> = serde_yaml_ng::with::singleton_map_recursive::deserialize(
+                serde_yaml_ng::Deserializer::from_str(yaml),
+            )
+            .unwrap();
+            for fault in &faults {
+                fault.check_against(image).unwrap();
+            }
+            let mut sim = SimCard::new(Arc::clone(image), faults.into());
+            all.update(common::corpus::run(
+                image,
+                100 + seed as u64,
+                1_500,
+                &mut |apdu| match apdu {
+                    Some(apdu) => {
+                        let out = sim.exchange(apdu);
+                        let pinned = format!(
+                            "{:?} {:?} {} {:?}",
+                            out.reply.is_some(),
+                            out.delay,
+                            out.leaves,
+                            out.applied
+                        );
+                        (out.reply.unwrap_or_default(), pinned.into_bytes())
+                    }
+                    None => {
+                        sim.reset();
+                        (Vec::new(), Vec::new())
+                    }
+                },
+            ));
+            for (fault, &count) in sim.faults().iter().zip(sim.fired()) {
+                let kind = format!("{fault:?}");
+                let kind = kind.split([' ', '{']).next().unwrap_or_default().to_owned();
+                *fired.entry(kind).or_insert(0) += count;
+            }
+        }
+        // The corpus reaches every kind of fault, so the digest pins each one.
+        assert_eq!(fired.len(), 15, "{name}: {fired:?}");
+        assert!(fired.values().all(|&n| n > 0), "{name}: {fired:?}");
+        let got = hex::encode_upper(all.finalize());
+        if got != expected {
+            wrong.push(format!("{name}: {got}"));
+        }
+    }
+    assert!(wrong.is_empty(), "answers changed:\n{}", wrong.join("\n"));
 }

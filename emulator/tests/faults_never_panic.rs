@@ -23,7 +23,7 @@ use rclab_emulator::card::Df;
 use rclab_emulator::fault::{Fault, Outcome, SimCard};
 use rclab_emulator::profile::{self, Profile};
 use rclab_emulator::protocol::crypto::card_number_key;
-use rclab_emulator::protocol::{Response, Status, auth};
+use rclab_emulator::protocol::{Response, Status, auth, ins};
 
 const BASE_SEED: u64 = 0x00C0_FFEE_2026_0005;
 
@@ -113,9 +113,10 @@ fn explained(faults: &[Fault], apdu: &[u8], outcome: &Outcome) {
     let response = Response::parse(reply)
         .unwrap_or_else(|| panic!("reply without a status word: {}", context()));
     if let Status::Other(sw) = response.status {
-        let by_status_fault = outcome.applied.iter().any(
-            |&i| matches!(&faults[i], Fault::Status { sw: s, .. } if u16::from_be_bytes(s.0) == sw),
-        );
+        let by_status_fault = outcome
+            .applied
+            .iter()
+            .any(|&i| matches!(&faults[i], Fault::Status { sw: s, .. } if s.sw() == sw));
         assert!(by_status_fault, "unknown status word: {}", context());
     }
     assert!(
@@ -139,7 +140,7 @@ fn run(profile: &Profile, steps: &[Step]) {
                 send(&mut card, apdu);
             }
             Step::GetResponse(le) => {
-                send(&mut card, &[0x00, 0xC0, 0x00, 0x00, *le]);
+                send(&mut card, &[0x00, ins::GET_RESPONSE, 0x00, 0x00, *le]);
             }
             Step::Reset => card.reset(),
             Step::Authenticate(seed) => {

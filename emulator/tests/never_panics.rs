@@ -3,7 +3,9 @@
 //! (a) 100 000 single APDUs (40 000 uniform byte strings + 60 000 from a generator biased
 //!     towards the card's classes, instructions and length encodings), each sent to every
 //!     profile's card both fresh from reset and inside a verified session: no panic, every
-//!     reply has a status word the card is known to use, and no data with an error.
+//!     reply has a status word the card is known to use, and no data with an error; the
+//!     typed parser (`protocol::command`) does not panic, its refusals are the card's
+//!     answers, and the commands it accepts are never refused for class, INS or P1/P2.
 //! (b) random sequences of 1..40 commands (valid ones mixed with garbage) from reset and
 //!     from a verified session, checked step by step against a small reference model of the
 //!     session state (exact replies while the model knows the state); afterwards a reset and
@@ -27,6 +29,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use rclab_emulator::card::{Access, Card, CardImage, Df};
 use rclab_emulator::profile::Profile;
+use rclab_emulator::protocol::command::{Command, Instruction};
 use rclab_emulator::protocol::crypto::Key;
 use rclab_emulator::protocol::{AID_DF1, AID_DF2, AID_DF3, Response, Status, sm};
 
@@ -257,8 +260,14 @@ fn df_strategy() -> impl Strategy<Value = Df> {
 }
 
 /// Sends `apdu` to every profile's card, fresh from reset and inside a verified session
-/// with `df` selected; checks every reply.
+/// with `df` selected; checks every reply, and that the typed parser (which must not panic
+/// either) decides exactly the answers it claims: a refusal is the card's answer in every
+/// state, and a parsed command is never refused for its class, instruction or P1/P2.
 fn every_card_answers_with_a_status_word(apdu: &[u8], df: Df) {
+    let parsed = Command::parse(apdu);
+    if let Ok(command) = &parsed {
+        assert_eq!(command.instruction(), Instruction::of(apdu[1]));
+    }
     for profile in PROFILES.iter() {
         let fresh = profile.chip();
         let mut verified = profile.chip();
@@ -271,7 +280,30 @@ fn every_card_answers_with_a_status_word(apdu: &[u8], df: Df) {
                 "{}: reply shorter than 2 bytes",
                 profile.name
             );
-            common::check_reply(apdu, &reply);
+            let response = common::check_reply(apdu, &reply);
+            match parsed {
+                Err(refusal) => assert_eq!(
+                    reply,
+                    refusal.to_bytes(),
+                    "{}: parsed as refused with {refusal}",
+                    common::hex(apdu)
+                ),
+                Ok(Command::GetResponse { .. }) => {
+                    assert_eq!(response.status, Status::InstructionNotSupported)
+                }
+                Ok(command) => assert!(
+                    !matches!(
+                        response.status,
+                        Status::ClassNotSupported
+                            | Status::InstructionNotSupported
+                            | Status::SecureMessagingNotSupported
+                            | Status::IncorrectP1P2
+                    ),
+                    "{}: {command:?} answered {}",
+                    common::hex(apdu),
+                    response.status
+                ),
+            }
         }
     }
 }

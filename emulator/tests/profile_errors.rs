@@ -522,3 +522,50 @@ fn tamper_files_resolve_through_the_card_layout() {
         assert_eq!(err.message, format!("the card has no EF {file}"), "{err}");
     }
 }
+
+/// A `status` fault's `sw:` is two hex bytes; each bad form keeps the exact message it had
+/// before faults used `protocol::Status` (issue 11), located at the field.
+#[test]
+fn status_fault_sw_errors_are_exact_and_located() {
+    let cases = [
+        ("sw-short", "\"6F\"", "\"6F\" must be two hex bytes"),
+        (
+            "sw-long",
+            "\"6F 00 00\"",
+            "\"6F 00 00\" must be two hex bytes",
+        ),
+        (
+            "sw-not-hex",
+            "\"6G 00\"",
+            "\"6G 00\" is not hex: Invalid character 'G' at position 1",
+        ),
+        (
+            "sw-number",
+            "9000",
+            "invalid type: integer `9000`, expected a string",
+        ),
+    ];
+    for (name, sw, wanted) in cases {
+        let err = load_text(
+            name,
+            &format!(
+                "extends: VALID/gen1-residence.yaml\nfaults:\n  - status: {{ on: any, sw: {sw} }}\n"
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("faults[0].status.sw"), "{err}");
+        assert_eq!(err.location.map(|(line, _)| line), Some(3), "{err}");
+        assert_eq!(err.message, wanted, "{name}: {err}");
+    }
+    // Any two bytes are a status word, also those the card never uses.
+    let profile = load_text(
+        "sw-other",
+        "extends: VALID/gen1-residence.yaml\nfaults:\n  - status: { on: any, sw: \"6F 00\" }\n",
+    )
+    .unwrap();
+    let mut card = profile.card();
+    assert_eq!(
+        card.exchange(&[0x00, 0x84, 0x00, 0x00, 0x08]).reply,
+        Some(vec![0x6F, 0x00])
+    );
+}

@@ -10,10 +10,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use super::image::{Access, CardImage, Df, ReadPastEnd};
-use crate::protocol::apdu::{Command, NE_EXTENDED_MAX};
+use crate::protocol::apdu::NE_EXTENDED_MAX;
 use crate::protocol::auth::{self, Nonce};
+use crate::protocol::command::{
+    CRYPTOGRAM_LEN, Command, ReadBinary, ReadMode, ReadTarget, Select, Wanted,
+};
 use crate::protocol::crypto::Key;
-use crate::protocol::{Status, VERIFY_P2_CARD_NUMBER, cla, ins, sm};
+use crate::protocol::{Status, sm};
 
 /// Successful outcome of a command: response data and `90 00` or a warning.
 type Answer = Result<(Vec<u8>, Status), Status>;
@@ -40,6 +43,7 @@ pub struct Card {
 }
 
 impl Card {
+    /// A chip of `image`, just reset; its randoms come from the image's seed.
     pub fn new(image: Arc<CardImage>) -> Card {
         let rng = ChaCha20Rng::seed_from_u64(image.seed);
         Card {
@@ -49,6 +53,7 @@ impl Card {
         }
     }
 
+    /// The chip's files, keys and knobs.
     pub fn image(&self) -> &CardImage {
         &self.image
     }
@@ -78,46 +83,38 @@ impl Card {
     pub fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
         // GET CHALLENGE must immediately precede MUTUAL AUTHENTICATE: any command voids it.
         let challenge = self.session.challenge.take();
-        let (mut data, status) =
-            match Command::parse(apdu).and_then(|c| self.dispatch(&c, challenge)) {
-                Ok(answer) => answer,
-                Err(status) => (Vec::new(), status),
-            };
+        let (mut data, status) = match Command::parse(apdu).and_then(|c| self.execute(c, challenge))
+        {
+            Ok(answer) => answer,
+            Err(status) => (Vec::new(), status),
+        };
         data.extend_from_slice(&status.to_bytes());
         data
     }
 
-    fn dispatch(&mut self, cmd: &Command, challenge: Option<Nonce>) -> Answer {
-        match (cmd.cla, cmd.ins) {
-            (cla::PLAIN, ins::SELECT) => self.select(cmd),
-            (cla::PLAIN, ins::GET_CHALLENGE) => self.get_challenge(cmd),
-            (cla::PLAIN, ins::MUTUAL_AUTHENTICATE) => self.mutual_authenticate(cmd, challenge),
-            (cla::PLAIN, ins::VERIFY) => Err(Status::IncorrectSmDataObjects),
-            (cla::SM, ins::VERIFY) => self.verify(cmd),
-            (cla::PLAIN | cla::SM, ins::READ_BINARY) => self.read_binary(cmd),
-            (cla::SM, ins::SELECT | ins::GET_CHALLENGE | ins::MUTUAL_AUTHENTICATE) => {
-                Err(Status::SecureMessagingNotSupported)
+    fn execute(&mut self, command: Command, challenge: Option<Nonce>) -> Answer {
+        match command {
+            Command::Select(target) => self.select(target),
+            Command::GetChallenge => self.get_challenge(),
+            Command::MutualAuthenticate { cryptogram } => {
+                self.mutual_authenticate(cryptogram, challenge)
             }
-            (cla::PLAIN | cla::SM, _) => Err(Status::InstructionNotSupported),
-            // CLA 0C (SM with authenticated header) is a known class the card does not do.
-            (0x0C, _) => Err(Status::SecureMessagingNotSupported),
-            _ => Err(Status::ClassNotSupported),
+            Command::Verify { sm_data } => self.verify(sm_data),
+            Command::ReadBinary(read) => self.read_binary(read),
+            // The card answers every command in one piece: there is never data waiting.
+            Command::GetResponse { .. } => Err(Status::InstructionNotSupported),
         }
     }
 
     /// SELECT MF (P1 00), EF by FID (P1 02, or 00 with a FID) or DF by name (P1 04).
-    fn select(&mut self, cmd: &Command) -> Answer {
-        if !matches!(cmd.p2, 0x00 | 0x0C) {
-            return Err(Status::IncorrectP1P2);
-        }
-        match (cmd.p1, cmd.data) {
-            (0x00, [] | [0x3F, 0x00]) => {
+    fn select(&mut self, target: Select) -> Answer {
+        match target {
+            Select::Mf => {
                 self.session.df = Df::Mf;
                 self.session.ef = None;
                 ok(Vec::new())
             }
-            (0x00 | 0x02, [hi, lo]) => {
-                let fid = u16::from_be_bytes([*hi, *lo]);
+            Select::Ef { fid } => {
                 let df = self.session.df;
                 let index = self
                     .image
@@ -128,28 +125,16 @@ impl Card {
                 self.session.ef = Some(index);
                 ok(Vec::new())
             }
-            (0x00 | 0x02, _) => Err(Status::WrongLength),
-            (0x04, []) => Err(Status::WrongLength),
-            (0x04, name) => {
+            Select::Df { name } => {
                 let df = Df::from_aid(name).ok_or(Status::FileNotFound)?;
                 self.session.df = df;
                 self.session.ef = None;
                 ok(Vec::new())
             }
-            _ => Err(Status::IncorrectP1P2),
         }
     }
 
-    fn get_challenge(&mut self, cmd: &Command) -> Answer {
-        if (cmd.p1, cmd.p2) != (0, 0) {
-            return Err(Status::IncorrectP1P2);
-        }
-        match (cmd.data.is_empty(), cmd.ne) {
-            (true, Some(8)) => {}
-            (true, Some(ne)) if cmd.ne_is_maximum() || ne == 8 => {}
-            (true, Some(_)) => return Err(Status::WrongLe(8)),
-            _ => return Err(Status::WrongLength),
-        }
+    fn get_challenge(&mut self) -> Answer {
         let rnd_icc = match self.image.knobs.rnd_icc {
             Some(fixed) => fixed,
             None => self.random(),
@@ -158,13 +143,11 @@ impl Card {
         ok(rnd_icc.to_vec())
     }
 
-    fn mutual_authenticate(&mut self, cmd: &Command, challenge: Option<Nonce>) -> Answer {
-        if (cmd.p1, cmd.p2) != (0, 0) {
-            return Err(Status::IncorrectP1P2);
-        }
-        if cmd.data.len() != 40 {
-            return Err(Status::WrongLength);
-        }
+    fn mutual_authenticate(
+        &mut self,
+        cryptogram: &[u8; CRYPTOGRAM_LEN],
+        challenge: Option<Nonce>,
+    ) -> Answer {
         let rnd_icc = challenge.ok_or(Status::ConditionsNotSatisfied)?;
         // A new authentication attempt ends the previous session, successful or not.
         self.session.key = None;
@@ -178,7 +161,7 @@ impl Card {
             generation,
             &self.image.chip_key(),
             &rnd_icc,
-            cmd.data,
+            cryptogram,
             &k_icc,
         )
         .map_err(|_| Status::VerificationFailed)?;
@@ -186,12 +169,9 @@ impl Card {
         ok(answer.to_vec())
     }
 
-    fn verify(&mut self, cmd: &Command) -> Answer {
-        if (cmd.p1, cmd.p2) != (0, VERIFY_P2_CARD_NUMBER) {
-            return Err(Status::IncorrectP1P2);
-        }
+    fn verify(&mut self, sm_data: &[u8]) -> Answer {
         let key = self.session.key.ok_or(Status::ConditionsNotSatisfied)?;
-        let plain = sm::open(self.image.generation, &key, cmd.data)
+        let plain = sm::open(self.image.generation, &key, sm_data)
             .map_err(|_| Status::IncorrectSmDataObjects)?;
         if plain == self.image.chip_card_number.as_bytes() {
             self.session.verified = true;
@@ -205,22 +185,20 @@ impl Card {
         }
     }
 
-    fn read_binary(&mut self, cmd: &Command) -> Answer {
-        let secure = cmd.cla == cla::SM;
-        let (index, offset) = if cmd.p1 & 0x80 != 0 {
-            if cmd.p1 & 0x60 != 0 {
-                return Err(Status::IncorrectP1P2);
+    fn read_binary(&mut self, read: ReadBinary) -> Answer {
+        let index = match read.target {
+            ReadTarget::Sfi { sfi, .. } => {
+                let index = self
+                    .image
+                    .find_sfi(self.session.df, sfi)
+                    .ok_or(Status::FileNotFound)?;
+                self.session.ef = Some(index);
+                index
             }
-            let index = self
-                .image
-                .find_sfi(self.session.df, cmd.p1 & 0x1F)
-                .ok_or(Status::FileNotFound)?;
-            self.session.ef = Some(index);
-            (index, usize::from(cmd.p2))
-        } else {
-            let index = self.session.ef.ok_or(Status::NoCurrentEf)?;
-            (index, usize::from(u16::from_be_bytes([cmd.p1, cmd.p2])))
+            ReadTarget::Current { .. } => self.session.ef.ok_or(Status::NoCurrentEf)?,
         };
+        let offset = read.target.offset();
+        let secure = matches!(read.mode, ReadMode::Secure { .. });
         let image = Arc::clone(&self.image);
         let file = &image.files[index];
         match file.access {
@@ -236,33 +214,31 @@ impl Card {
             return Err(Status::OffsetOutOfRange);
         }
         let available = content.len() - offset;
-        if secure {
-            let key = self.session.key.ok_or(Status::SecurityStatusNotSatisfied)?;
-            let wanted =
-                sm::parse_expected_length(cmd.data).ok_or(Status::IncorrectSmDataObjects)?;
-            let (len, status) = match usize::from(wanted) {
-                0 => (available, Status::Success),
-                n => self.clamp(n, available, false)?,
-            };
-            // An EF too large for one DO 86 (only a hand-made image has one: profiles bound
-            // EF sizes) gets a status word, never a panic.
-            let sealed = sm::seal(self.image.generation, &key, &content[offset..offset + len])
-                .map_err(|_| Status::WrongLength)?;
-            let ne = cmd.ne.unwrap_or(0);
-            if sealed.len() > ne {
-                return Err(match u8::try_from(sealed.len()) {
-                    Ok(n) if !cmd.extended => Status::WrongLe(n),
-                    _ => Status::WrongLength,
-                });
+        match read.mode {
+            ReadMode::Secure { expected, le } => {
+                let key = self.session.key.ok_or(Status::SecurityStatusNotSatisfied)?;
+                let (len, status) = match usize::from(expected?) {
+                    0 => (available, Status::Success),
+                    n => self.clamp(n, available, false)?,
+                };
+                // An EF too large for one DO 86 (only a hand-made image has one: profiles
+                // bound EF sizes) gets a status word, never a panic.
+                let sealed = sm::seal(self.image.generation, &key, &content[offset..offset + len])
+                    .map_err(|_| Status::WrongLength)?;
+                let ne = le.ne.unwrap_or(0);
+                if sealed.len() > ne {
+                    return Err(match u8::try_from(sealed.len()) {
+                        Ok(n) if !le.extended => Status::WrongLe(n),
+                        _ => Status::WrongLength,
+                    });
+                }
+                Ok((sealed, status))
             }
-            Ok((sealed, status))
-        } else {
-            if !cmd.data.is_empty() {
-                return Err(Status::WrongLength);
+            ReadMode::Plain { wanted } => {
+                let Wanted { ne, everything } = wanted?;
+                let (len, status) = self.clamp(ne, available, everything)?;
+                Ok((content[offset..offset + len].to_vec(), status))
             }
-            let ne = cmd.ne.ok_or(Status::WrongLength)?;
-            let (len, status) = self.clamp(ne, available, cmd.ne_is_maximum())?;
-            Ok((content[offset..offset + len].to_vec(), status))
         }
     }
 

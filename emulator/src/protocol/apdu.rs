@@ -1,7 +1,8 @@
 //! Command and response APDUs (ISO 7816-4 §5.1): short and extended Lc/Le.
 //!
-//! Parsing is total: every byte string either becomes a [`Command`] or the
-//! status word the card must answer (`67 00` for any length inconsistency).
+//! Parsing is total: every byte string either becomes an [`Apdu`] or the
+//! status word the card must answer (`67 00` for any length inconsistency). What the
+//! command means is [`super::command::Command`], parsed from an [`Apdu`].
 
 use super::status::Status;
 
@@ -10,12 +11,16 @@ pub const NE_SHORT_MAX: usize = 256;
 /// Ne value meaning "as many as available" for an extended `Le = 00 00`.
 pub const NE_EXTENDED_MAX: usize = 65_536;
 
-/// A parsed command APDU borrowing its data from the raw bytes.
+/// A command APDU split into header, data and Le, borrowing its data from the raw bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Command<'a> {
+pub struct Apdu<'a> {
+    /// Class byte.
     pub cla: u8,
+    /// Instruction byte.
     pub ins: u8,
+    /// Parameter 1.
     pub p1: u8,
+    /// Parameter 2.
     pub p2: u8,
     /// Command data (`Nc` bytes; empty when Lc is absent).
     pub data: &'a [u8],
@@ -25,13 +30,17 @@ pub struct Command<'a> {
     pub extended: bool,
 }
 
-impl<'a> Command<'a> {
+/// Old name of [`Apdu`], kept so that code written before typed commands (issue 11)
+/// still compiles; new code says `Apdu` for the bytes and `command::Command` for the meaning.
+pub type Command<'a> = Apdu<'a>;
+
+impl<'a> Apdu<'a> {
     /// Parses the seven ISO cases (1, 2S, 3S, 4S, 2E, 3E, 4E).
     pub fn parse(raw: &'a [u8]) -> Result<Self, Status> {
         let [cla, ins, p1, p2, body @ ..] = raw else {
             return Err(Status::WrongLength);
         };
-        let mut cmd = Command {
+        let mut cmd = Apdu {
             cla: *cla,
             ins: *ins,
             p1: *p1,
@@ -115,6 +124,7 @@ pub struct CommandBuilder {
 }
 
 impl CommandBuilder {
+    /// A command with this header, no data and no Le.
     pub fn new(cla: u8, ins: u8, p1: u8, p2: u8) -> Self {
         CommandBuilder {
             header: [cla, ins, p1, p2],
@@ -182,7 +192,9 @@ impl CommandBuilder {
 /// A response APDU split into data and status word.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Response {
+    /// Response data (empty when there is none).
     pub data: Vec<u8>,
+    /// SW1 SW2.
     pub status: Status,
 }
 
@@ -212,36 +224,36 @@ mod tests {
 
     #[test]
     fn parses_every_case() {
-        let c = Command::parse(&[0, 0xA4, 0, 0]).unwrap();
+        let c = Apdu::parse(&[0, 0xA4, 0, 0]).unwrap();
         assert_eq!((c.data, c.ne), (&[][..], None));
-        let c = Command::parse(&[0, 0x84, 0, 0, 8]).unwrap();
+        let c = Apdu::parse(&[0, 0x84, 0, 0, 8]).unwrap();
         assert_eq!(c.ne, Some(8));
-        let c = Command::parse(&[0, 0xB0, 0x8A, 0, 0]).unwrap();
+        let c = Apdu::parse(&[0, 0xB0, 0x8A, 0, 0]).unwrap();
         assert_eq!(c.ne, Some(256));
-        let c = Command::parse(&[0, 0xA4, 0, 0, 2, 0x3F, 0]).unwrap();
+        let c = Apdu::parse(&[0, 0xA4, 0, 0, 2, 0x3F, 0]).unwrap();
         assert_eq!((c.data, c.ne), (&[0x3F, 0][..], None));
-        let c = Command::parse(&[0, 0x82, 0, 0, 1, 9, 0]).unwrap();
+        let c = Apdu::parse(&[0, 0x82, 0, 0, 1, 9, 0]).unwrap();
         assert_eq!((c.data, c.ne), (&[9][..], Some(256)));
-        let c = Command::parse(&[0, 0xB0, 0x82, 0, 0, 0, 0]).unwrap();
+        let c = Apdu::parse(&[0, 0xB0, 0x82, 0, 0, 0, 0]).unwrap();
         assert_eq!((c.ne, c.extended), (Some(65_536), true));
-        let c = Command::parse(&[8, 0xB0, 0x84, 0, 0, 0, 4, 0x96, 2, 0, 0, 0, 0]).unwrap();
+        let c = Apdu::parse(&[8, 0xB0, 0x84, 0, 0, 0, 4, 0x96, 2, 0, 0, 0, 0]).unwrap();
         assert_eq!((c.data, c.ne), (&[0x96, 2, 0, 0][..], Some(65_536)));
-        let c = Command::parse(&[0, 0xD6, 0, 0, 0, 0, 1, 7]).unwrap();
+        let c = Apdu::parse(&[0, 0xD6, 0, 0, 0, 0, 1, 7]).unwrap();
         assert_eq!((c.data, c.ne), (&[7][..], None));
     }
 
     #[test]
     fn only_le_00_and_00_00_mean_everything() {
-        assert!(Command::parse(&[0, 0xB0, 0, 0, 0]).unwrap().ne_is_maximum());
+        assert!(Apdu::parse(&[0, 0xB0, 0, 0, 0]).unwrap().ne_is_maximum());
         assert!(
-            Command::parse(&[0, 0xB0, 0, 0, 0, 0, 0])
+            Apdu::parse(&[0, 0xB0, 0, 0, 0, 0, 0])
                 .unwrap()
                 .ne_is_maximum()
         );
-        let explicit_256 = Command::parse(&[0, 0xB0, 0, 0, 0, 1, 0]).unwrap();
+        let explicit_256 = Apdu::parse(&[0, 0xB0, 0, 0, 0, 1, 0]).unwrap();
         assert_eq!(explicit_256.ne, Some(256));
         assert!(!explicit_256.ne_is_maximum());
-        assert!(!Command::parse(&[0, 0xB0, 0, 0, 8]).unwrap().ne_is_maximum());
+        assert!(!Apdu::parse(&[0, 0xB0, 0, 0, 8]).unwrap().ne_is_maximum());
     }
 
     #[test]
@@ -254,7 +266,7 @@ mod tests {
             &[0, 0xB0, 0, 0, 0, 0, 0, 0],
             &[0, 0xB0, 0, 0, 0, 0, 2, 1],
         ] {
-            assert_eq!(Command::parse(raw), Err(Status::WrongLength), "{raw:02X?}");
+            assert_eq!(Apdu::parse(raw), Err(Status::WrongLength), "{raw:02X?}");
         }
     }
 

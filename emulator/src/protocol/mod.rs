@@ -5,6 +5,7 @@
 
 pub mod apdu;
 pub mod auth;
+pub mod command;
 pub mod crypto;
 pub mod layout;
 pub mod signature;
@@ -12,7 +13,7 @@ pub mod sm;
 pub mod status;
 pub mod tlv;
 
-pub use apdu::{Command, CommandBuilder, Response};
+pub use apdu::{Apdu, Command, CommandBuilder, Response};
 pub use layout::{AID_DF1, AID_DF2, AID_DF3};
 pub use status::Status;
 
@@ -62,17 +63,28 @@ impl<'de> Deserialize<'de> for Generation {
 
 /// Instruction bytes the card understands.
 pub mod ins {
+    /// SELECT (MF, EF by FID, DF by name).
     pub const SELECT: u8 = 0xA4;
+    /// GET CHALLENGE (RND.ICC).
     pub const GET_CHALLENGE: u8 = 0x84;
+    /// MUTUAL AUTHENTICATE (opens the SM session).
     pub const MUTUAL_AUTHENTICATE: u8 = 0x82;
+    /// VERIFY (the card number, under SM).
     pub const VERIFY: u8 = 0x20;
+    /// READ BINARY (plain or SM).
     pub const READ_BINARY: u8 = 0xB0;
+    /// GET RESPONSE (ISO 7816-4), which a `61 xx` answer calls for.
+    pub const GET_RESPONSE: u8 = 0xC0;
 }
 
 /// Class bytes: plain and secure messaging (header not authenticated).
 pub mod cla {
+    /// No secure messaging.
     pub const PLAIN: u8 = 0x00;
+    /// Secure messaging, header not authenticated.
     pub const SM: u8 = 0x08;
+    /// Secure messaging with an authenticated header: known, and refused (`68 82`).
+    pub const SM_AUTHENTICATED_HEADER: u8 = 0x0C;
 }
 
 /// P2 of VERIFY: the card-number reference.

@@ -98,12 +98,18 @@ impl Status {
         self.sw().to_be_bytes()
     }
 
-    /// True for `90 00` and the warnings that still carry data (`61 xx`, `62 82`).
+    /// True when the command was carried out and its answer is all here: `90 00`, or the
+    /// warning `62 82` (end of file before Ne bytes) that comes with data.
+    pub fn completed(self) -> bool {
+        matches!(self, Status::Success | Status::EndOfFileWarning)
+    }
+
+    /// True for the words that may follow response data: those of a completed command
+    /// ([`Status::completed`]) and `61 xx` (more bytes wait in GET RESPONSE). Every other
+    /// word comes alone. The one definition the card, the fault layer, the checker and the
+    /// tests share.
     pub fn carries_data(self) -> bool {
-        matches!(
-            self,
-            Status::Success | Status::BytesRemaining(_) | Status::EndOfFileWarning
-        )
+        self.completed() || matches!(self, Status::BytesRemaining(_))
     }
 }
 

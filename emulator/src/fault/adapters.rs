@@ -1,0 +1,43 @@
+//! How the transports drive a [`SimCard`]: in process through [`Channel`] (time simulated)
+//! and behind vpcd through [`VirtualCard`] (time really spent).
+
+use super::{SimCard, is_mute};
+use crate::transport::vpcd::{Reply, VirtualCard};
+use crate::transport::{Channel, TransportError};
+
+/// In-process: time is simulated. A delay up to [`FRAME_WAIT_LIMIT`](super::FRAME_WAIT_LIMIT) passes unnoticed; a
+/// longer one is a timeout, as a contactless reader would report it.
+impl Channel for SimCard {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let outcome = self.exchange(apdu);
+        self.simulate_wait(outcome.delay);
+        if is_mute(outcome.delay) {
+            return Err(TransportError::Timeout);
+        }
+        outcome.reply.ok_or(TransportError::CardRemoved)
+    }
+}
+
+/// Behind vpcd the card really takes its time, and leaving closes the reader's connection.
+impl VirtualCard for SimCard {
+    fn reset(&mut self) {
+        SimCard::reset(self);
+    }
+
+    /// For wrappers that only forward `transmit`: waits here, and answers nothing once the
+    /// card has left (which the reader takes as removal).
+    fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
+        let outcome = self.exchange(apdu);
+        std::thread::sleep(outcome.delay);
+        outcome.reply.unwrap_or_default()
+    }
+
+    fn respond(&mut self, apdu: &[u8]) -> Reply {
+        let outcome = self.exchange(apdu);
+        Reply {
+            leave: outcome.leaves || outcome.reply.is_none(),
+            data: outcome.reply,
+            delay: outcome.delay,
+        }
+    }
+}
