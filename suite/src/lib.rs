@@ -3,6 +3,7 @@
 
 pub mod checker;
 pub mod fuzzing;
+pub mod judgement;
 pub mod pcsc_channel;
 pub mod readers;
 pub mod run;

@@ -271,3 +271,90 @@ fn example_checkers_over_pcsc_match_their_snapshots() {
             .all(|r| r.data.is_none())
     );
 }
+
+/// `expect.limitation` is honoured by `rclab run` as by `rclab check`: a reference verdict
+/// that misses the expectation within a declared limitation is LIMITATION, no failure and
+/// no regression; without the limitation, or when the miss is a genuine verdict on a card
+/// that is not genuine, it stays FAIL.
+#[test]
+fn run_honours_a_declared_limitation_like_check() {
+    use rclab_emulator::profile;
+    use rclab_emulator::verdict::{Verdict, VerdictKind};
+    use rclab_suite::judgement::{Judgement, judge};
+
+    let load = |name: &str, rename: &str| {
+        let mut p = profile::load(&common::vectors().join("profiles").join(name)).unwrap();
+        p.name = rename.to_owned();
+        p
+    };
+    // The reference checker calls this one forged; the profiles below expect otherwise.
+    let forged = "forged/gen1-check-code-removed.yaml";
+    let not_residence = Verdict::new(VerdictKind::NotResidenceCard, None);
+    let mut limited = load(forged, "limited");
+    limited.expect.verdict = not_residence;
+    limited.expect.limitation = Some("cannot tell this card apart".into());
+    let mut unlimited = load(forged, "unlimited");
+    unlimited.expect.verdict = not_residence;
+    unlimited.expect.limitation = None;
+    // Called genuine where forged is expected: no limitation excuses that.
+    let mut genuine = load("valid/gen1-residence.yaml", "genuine-but-expected-forged");
+    genuine.expect.verdict = Verdict::new(VerdictKind::Forged, None);
+    genuine.expect.limitation = Some("cannot tell this card apart".into());
+
+    let out = out_dir("limitation");
+    let config = common::run_config(
+        vec![Adapter::reference()],
+        vec![limited, unlimited, genuine],
+        Transport::Inproc,
+        out.clone(),
+    );
+    let results = run::run(&config).unwrap();
+    let outcomes: Vec<(&str, Outcome)> = results
+        .iter()
+        .map(|r| (r.profile.as_str(), r.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("limited", Outcome::Limitation),
+            ("unlimited", Outcome::Fail),
+            ("genuine-but-expected-forged", Outcome::Fail),
+        ],
+        "{results:#?}"
+    );
+    // The one rule `rclab check` applies gives the same judgements.
+    for (r, p) in results.iter().zip(&config.profiles) {
+        let j = judge(
+            &p.expect.verdict,
+            &r.actual.unwrap(),
+            p.expect.threat,
+            p.expect.limitation.as_deref(),
+        );
+        assert_eq!(j == Judgement::Limitation, r.outcome == Outcome::Limitation);
+        assert_eq!(j.is_failure(), r.outcome.is_failure());
+    }
+    assert!(!Outcome::Limitation.is_failure() && Outcome::Limitation.meets_expectation());
+    assert!(
+        results[0]
+            .detail
+            .starts_with("limitation: cannot tell this card apart; ")
+    );
+    report::write_all(&out, &config.checkers, &results).unwrap();
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("## Limitations"), "{md}");
+    assert!(
+        md.contains("| `limited` | not_residence_card | LIMITATION: forged"),
+        "{md}"
+    );
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("failures=\"2\" errors=\"0\" skipped=\"1\""),
+        "{junit}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(json["summary"][0]["limitations"], 1);
+    assert_eq!(json["results"][0]["outcome"], "LIMITATION");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("value=\"LIMITATION\""));
+}

@@ -9,6 +9,7 @@ use clap::Args;
 
 use rclab_emulator::profile::{self, Profile};
 use rclab_suite::checker::{Checker, Options, Report, TrustStore};
+use rclab_suite::judgement::{Judgement, judge};
 use rclab_suite::pcsc_channel::PcscChannel;
 
 use super::emit;
@@ -148,28 +149,19 @@ fn print_table(reports: &[(Profile, Report)], expectations_off: bool) -> Result<
     let mut failures = 0;
     for (p, r) in reports {
         let expected = p.expect.verdict;
-        // A limitation never excuses a genuine verdict on a card that is not genuine.
-        let wrongly_genuine = r.verdict.verdict == rclab_emulator::verdict::VerdictKind::Genuine
-            && expected.verdict != rclab_emulator::verdict::VerdictKind::Genuine;
-        let wrong = rclab_emulator::verdict::wrong_accept(p.expect.threat, &expected, &r.verdict);
+        let judgement = judge(
+            &expected,
+            &r.verdict,
+            p.expect.threat,
+            p.expect.limitation.as_deref(),
+        );
         let result = if expectations_off {
             "-"
-        } else if expected.accepts(&r.verdict) {
-            "ok"
-        } else if p.expect.limitation.is_some() && !wrongly_genuine {
-            // A declared limitation of the reference checker (`expect.limitation`).
-            "limitation"
         } else {
-            failures += 1;
-            match wrong {
-                Some(rclab_emulator::verdict::WrongAccept::FalseAccept) => {
-                    "MISMATCH (false accept)"
-                }
-                Some(rclab_emulator::verdict::WrongAccept::MissedCorruption) => {
-                    "MISMATCH (missed corruption)"
-                }
-                None => "MISMATCH",
+            if judgement.is_failure() {
+                failures += 1;
             }
+            judgement.label()
         };
         writeln!(
             table,
@@ -178,11 +170,14 @@ fn print_table(reports: &[(Profile, Report)], expectations_off: bool) -> Result<
             expected.to_string(),
             r.verdict.to_string()
         )?;
-        if result.starts_with("MISMATCH") {
-            writeln!(table, "{:width$}  ↳ {}", "", r.detail)?;
-        }
-        if let (Some(limitation), "limitation") = (&p.expect.limitation, result) {
-            writeln!(table, "{:width$}  ↳ {limitation}", "")?;
+        if !expectations_off {
+            match (judgement, &p.expect.limitation) {
+                (Judgement::Fail(_), _) => writeln!(table, "{:width$}  ↳ {}", "", r.detail)?,
+                (Judgement::Limitation, Some(limitation)) => {
+                    writeln!(table, "{:width$}  ↳ {limitation}", "")?;
+                }
+                _ => {}
+            }
         }
     }
     writeln!(

@@ -60,7 +60,7 @@ pub(crate) struct RunArgs {
 
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     use rclab_suite::run::{
-        self, Outcome, RunConfig,
+        self, RunConfig,
         adapter::{Adapter, glob_match},
         baseline::Baseline,
         lock::lock_out,
@@ -139,7 +139,9 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         Some(baseline) => {
             let regressions: Vec<_> = results
                 .iter()
-                .filter(|r| r.outcome != Outcome::Pass && baseline.passed(&r.checker, &r.profile))
+                .filter(|r| {
+                    !r.outcome.meets_expectation() && baseline.passed(&r.checker, &r.profile)
+                })
                 .collect();
             let lines: String = regressions
                 .iter()

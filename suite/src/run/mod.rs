@@ -26,9 +26,10 @@ use rclab_emulator::transport::vpcd::{
     BASE_PORT, Endpoint, ReaderOptions, Reply, VirtualCard, VirtualReader,
 };
 use rclab_emulator::transport::{Exchange, Tap, TransportError};
-use rclab_emulator::verdict::{Threat, Verdict, VerdictKind, WrongAccept, wrong_accept};
+use rclab_emulator::verdict::{Threat, Verdict, VerdictKind, WrongAccept};
 
 use crate::checker::{Checker, Options, TrustStore};
+use crate::judgement::{Judgement, judge};
 use crate::pcsc_channel::PcscChannel;
 use adapter::{Adapter, Kind, VerdictProtocol, expectation_for, parse_json_verdict_with_data};
 use audit::{PrivacyAudit, audit};
@@ -55,6 +56,9 @@ pub enum Outcome {
     Crash,
     Timeout,
     BadOutput,
+    /// The reference checker missed the expectation within the limitation its profile
+    /// declares (`expect.limitation`), as `rclab check` shows it: not a failure.
+    Limitation,
 }
 
 impl Outcome {
@@ -66,7 +70,14 @@ impl Outcome {
             Outcome::Crash => "CRASH",
             Outcome::Timeout => "TIMEOUT",
             Outcome::BadOutput => "BAD-OUTPUT",
+            Outcome::Limitation => "LIMITATION",
         }
+    }
+
+    /// The verdict met the expectation, or missed it only within a declared limitation:
+    /// what `--baseline` calls passed.
+    pub fn meets_expectation(self) -> bool {
+        matches!(self, Outcome::Pass | Outcome::Limitation)
     }
 
     /// Outcomes that make `rclab run` exit non-zero.
@@ -453,16 +464,26 @@ fn run_case(
                         .any(|f| f.status == data::FieldStatus::Wrong);
                 result.data = Some(fields);
             }
-            result.outcome = if expected.accepts(&actual) {
-                Outcome::Pass
-            } else {
-                Outcome::Fail
+            // `expect.limitation` is declared for the reference checker only.
+            let limitation = match checker.kind {
+                Kind::Reference => profile.expect.limitation.as_deref(),
+                Kind::Process => None,
             };
-            let wrong = wrong_accept(profile.expect.threat, &expected, &actual);
-            result.false_accept = wrong == Some(WrongAccept::FalseAccept);
-            result.missed_corruption = wrong == Some(WrongAccept::MissedCorruption);
+            let judgement = judge(&expected, &actual, profile.expect.threat, limitation);
+            result.outcome = match judgement {
+                Judgement::Pass => Outcome::Pass,
+                Judgement::Fail(_) => Outcome::Fail,
+                Judgement::Limitation => Outcome::Limitation,
+            };
+            result.false_accept = judgement.wrong_accept() == Some(WrongAccept::FalseAccept);
+            result.missed_corruption =
+                judgement.wrong_accept() == Some(WrongAccept::MissedCorruption);
             result.actual = Some(actual);
-            result.detail = detail;
+            // With LIMITATION, the declared limitation first: why this is no failure.
+            result.detail = match (judgement, limitation) {
+                (Judgement::Limitation, Some(why)) => format!("limitation: {why}; {detail}"),
+                _ => detail,
+            };
         }
         Err((outcome, detail)) => {
             result.outcome = outcome;

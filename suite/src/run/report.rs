@@ -126,6 +126,7 @@ fn cell(r: &CaseResult) -> String {
         }
         (Outcome::Fail, Some(actual)) => format!("FAIL: {actual}"),
         (Outcome::NotApplicable, _) => "N/A".into(),
+        (Outcome::Limitation, Some(actual)) => format!("LIMITATION: {actual}"),
         (outcome, _) => outcome.as_str().into(),
     }
 }
@@ -147,6 +148,14 @@ pub struct Summary {
     pub crash: usize,
     pub timeout: usize,
     pub bad_output: usize,
+    /// Cases the reference checker missed within a declared limitation (LIMITATION);
+    /// absent from `results.json` when there are none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub limitations: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 pub fn summary(results: &[CaseResult], checker: &str) -> Summary {
@@ -157,6 +166,9 @@ pub fn summary(results: &[CaseResult], checker: &str) -> Summary {
     for r in results.iter().filter(|r| r.checker == checker) {
         if let Some(i) = OUTCOMES.iter().position(|o| *o == r.outcome) {
             s.outcomes[i] += 1;
+        }
+        if r.outcome == Outcome::Limitation {
+            s.limitations += 1;
         }
         match r.wrong_accept() {
             Some(WrongAccept::FalseAccept) => s.false_accepts += 1,
@@ -210,6 +222,30 @@ fn wrong_accept_lists(md: &mut String, results: &[CaseResult]) {
     }
 }
 
+/// Cases excused by a declared limitation (outcome LIMITATION), as a Markdown section;
+/// nothing when there are none.
+fn limitation_list(md: &mut String, results: &[CaseResult]) {
+    let listed: Vec<_> = results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Limitation)
+        .collect();
+    if listed.is_empty() {
+        return;
+    }
+    md.push_str("\n## Limitations\n\nCases the reference checker misses within the limitation its profile declares (`expect.limitation`): no failure, as in `rclab check`.\n\n");
+    for r in listed {
+        let actual = r.actual.map(|a| a.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            md,
+            "- **{}** × `{}`: expected {}, said {actual}: {}",
+            md_text(&r.checker),
+            md_text(&r.profile),
+            r.expected,
+            md_text(&r.detail)
+        );
+    }
+}
+
 pub fn markdown(checkers: &[Adapter], results: &[CaseResult]) -> String {
     let mut md = String::from("# rclab conformance report\n\n");
     let _ = writeln!(
@@ -240,6 +276,7 @@ pub fn markdown(checkers: &[Adapter], results: &[CaseResult]) -> String {
         );
     }
     wrong_accept_lists(&mut md, results);
+    limitation_list(&mut md, results);
     md.push_str(&report_data::markdown(checkers, results, md_text));
     md.push_str("\n## Matrix\n\n| profile | expected |");
     for c in checkers {
@@ -352,7 +389,8 @@ pub fn junit(results: &[CaseResult]) -> String {
     };
     let failures = |o: Outcome| matches!(o, Outcome::Fail | Outcome::BadOutput);
     let errors = |o: Outcome| matches!(o, Outcome::Crash | Outcome::Timeout);
-    let skipped = |o: Outcome| o == Outcome::NotApplicable;
+    // A declared limitation is a known shortfall, reported as skipped with its reason.
+    let skipped = |o: Outcome| matches!(o, Outcome::NotApplicable | Outcome::Limitation);
     let all: Vec<&CaseResult> = results.iter().collect();
     let mut x = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"rclab\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">\n",
@@ -396,7 +434,7 @@ pub fn junit(results: &[CaseResult]) -> String {
                         x.push_str(&failure);
                     }
                 }
-                Outcome::NotApplicable => {
+                Outcome::NotApplicable | Outcome::Limitation => {
                     let _ = write!(x, "<skipped message=\"{}\"/>", escape(&r.detail));
                 }
                 o if failures(o) => {

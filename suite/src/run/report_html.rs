@@ -62,7 +62,18 @@ pub fn page(checkers: &[Adapter], results: &[CaseResult], cards: &Cards) -> Stri
     summary(&mut h, checkers, results);
 
     h.push_str("<h2>Matrix</h2>\n<p id=\"filters\">Show rows with: ");
-    for o in OUTCOMES.iter().map(|o| o.as_str()).chain([DATA_ERROR]) {
+    // LIMITATION only when a case has it: other runs' pages stay as they were.
+    let limitation = results
+        .iter()
+        .any(|r| r.outcome == Outcome::Limitation)
+        .then_some(Outcome::Limitation);
+    for o in OUTCOMES
+        .iter()
+        .copied()
+        .chain(limitation)
+        .map(Outcome::as_str)
+        .chain([DATA_ERROR])
+    {
         let _ = write!(
             h,
             "<label><input type=\"checkbox\" class=\"f\" value=\"{o}\" checked> {o}</label> "
@@ -99,6 +110,7 @@ pub fn page(checkers: &[Adapter], results: &[CaseResult], cards: &Cards) -> Stri
         for r in row {
             let class = match r.outcome {
                 Outcome::NotApplicable => "NA",
+                Outcome::Limitation => "LIM",
                 Outcome::Fail if r.false_accept => "FA",
                 Outcome::Fail if r.missed_corruption => "MC",
                 Outcome::Pass if r.data_error => "DE",
