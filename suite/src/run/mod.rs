@@ -4,6 +4,7 @@ pub mod adapter;
 pub mod audit;
 pub mod baseline;
 pub mod data;
+pub mod host;
 pub mod journal;
 pub mod lock;
 pub mod process;
@@ -15,24 +16,25 @@ pub mod report_html;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::{BufReader, IsTerminal, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use rclab_emulator::profile::Profile;
-use rclab_emulator::transport::vpcd::{
-    BASE_PORT, Endpoint, ReaderOptions, Reply, VirtualCard, VirtualReader,
-};
-use rclab_emulator::transport::{Exchange, Tap, TransportError};
+use rclab_emulator::transport::Exchange;
+use rclab_emulator::transport::vpcd::{BASE_PORT, Endpoint};
 use rclab_emulator::verdict::{Threat, Verdict, VerdictKind, WrongAccept};
 
 use crate::checker::{Checker, Options, TrustStore};
 use crate::judgement::{Judgement, judge};
 use crate::pcsc_channel::PcscChannel;
-use adapter::{Adapter, Kind, VerdictProtocol, expectation_for, parse_json_verdict_with_data};
+use adapter::{
+    Adapter, Kind, ProcessChecker, VerdictProtocol, expectation_for, parse_json_verdict_with_data,
+};
 use audit::{PrivacyAudit, audit};
+use host::{Access, CardHost};
 use journal::Journal;
 
 /// Where cards live during a run.
@@ -338,7 +340,7 @@ fn check_checkers(config: &RunConfig) -> anyhow::Result<()> {
                 checker.source
             );
         }
-        if checker.kind == Kind::Process && config.transport == Transport::Inproc {
+        if !checker.is_reference() && config.transport == Transport::Inproc {
             anyhow::bail!(
                 "checker `{}` ({}) is a process checker: it reads a PC/SC reader, so it needs --transport pcsc (in-process it would run no case)",
                 printable(&checker.name, 80),
@@ -429,27 +431,21 @@ fn run_case(
         return result;
     }
     let started = Instant::now();
-    let outcome = match (checker.kind.clone(), endpoint) {
-        (Kind::Reference, None) => {
-            let mut tap = Tap::new(profile.card());
-            let report = reference(config, trust).check(&mut tap, profile.card_number.as_str());
-            result.transcript = tap.into_parts().1;
-            let fields = reference_fields(&report, profile.card_number.as_str());
-            Ok((report.verdict, report.detail, Some(fields)))
-        }
-        (Kind::Process, None) => {
+    let read = |access: Access<'_>| read_card(config, trust, checker, profile, access);
+    let served = match (&checker.kind, endpoint) {
+        (Kind::Process(_), None) => {
             result.detail = "process checkers read PC/SC readers: run with --transport pcsc".into();
             return result;
         }
-        (kind, Some(endpoint)) => serve_and_check(
-            config,
-            trust,
-            checker,
-            kind,
-            profile,
-            endpoint,
-            &mut result.transcript,
-        ),
+        (Kind::Reference, None) => host::InProcess.serve(profile.card(), read),
+        (_, Some(endpoint)) => host::Vpcd::new(endpoint).serve(profile.card(), read),
+    };
+    let outcome = match served {
+        Ok((outcome, transcript)) => {
+            result.transcript = transcript;
+            outcome
+        }
+        Err(e) => Err((Outcome::Crash, e.to_string())),
     };
     result.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match outcome {
@@ -467,7 +463,7 @@ fn run_case(
             // `expect.limitation` is declared for the reference checker only.
             let limitation = match checker.kind {
                 Kind::Reference => profile.expect.limitation.as_deref(),
-                Kind::Process => None,
+                Kind::Process(_) => None,
             };
             let judgement = judge(&expected, &actual, profile.expect.threat, limitation);
             result.outcome = match judgement {
@@ -522,125 +518,84 @@ fn reference<'a>(config: &RunConfig, trust: &'a TrustStore) -> Checker<'a> {
     }
 }
 
-/// Records what the card saw, for the transcript and the privacy audit.
-struct Recorder {
-    inner: Box<dyn VirtualCard>,
-    log: Arc<Mutex<Vec<Exchange>>>,
-}
-
-impl VirtualCard for Recorder {
-    fn reset(&mut self) {
-        self.inner.reset();
-    }
-
-    fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
-        self.respond(apdu).data.unwrap_or_default()
-    }
-
-    /// Forwards the card's own reply (delay, removal) so that the reader carries it out
-    /// exactly as without the recorder.
-    fn respond(&mut self, apdu: &[u8]) -> Reply {
-        let started = Instant::now();
-        let reply = self.inner.respond(apdu);
-        if let Ok(mut log) = self.log.lock() {
-            log.push(Exchange {
-                command: hex::encode_upper(apdu),
-                // A mute card's answer never reaches the checker: the reader gives up.
-                response: if rclab_emulator::fault::is_mute(reply.delay) {
-                    Err(TransportError::Timeout)
-                } else {
-                    reply
-                        .data
-                        .as_ref()
-                        .map(hex::encode_upper)
-                        .ok_or(TransportError::CardRemoved)
-                },
-                micros: u64::try_from((started.elapsed() + reply.delay).as_micros())
-                    .unwrap_or(u64::MAX),
-            });
-        }
-        reply
-    }
-}
-
 /// A verdict, its detail and the data the checker reported; or what went wrong instead.
 type CaseOutcome = Result<(Verdict, String, Option<data::CardFields>), (Outcome, String)>;
 
-fn serve_and_check(
+/// One checker reading the presented card: the reference checker over the channel or
+/// through the reader's PC/SC service, an external checker through the reader.
+fn read_card(
     config: &RunConfig,
     trust: &TrustStore,
     checker: &Adapter,
-    kind: Kind,
     profile: &Profile,
-    endpoint: Endpoint,
-    transcript: &mut Vec<Exchange>,
+    access: Access<'_>,
 ) -> CaseOutcome {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let recorder = Recorder {
-        inner: Box::new(profile.card()),
-        log: Arc::clone(&log),
+    let number = profile.card_number.as_str();
+    let reference_verdict = |report: crate::checker::Report| {
+        let fields = reference_fields(&report, number);
+        Ok((report.verdict, report.detail, Some(fields)))
     };
-    let mut options = ReaderOptions::at(endpoint.clone());
-    // `RCLAB_TRACE=1`: the card's side of every case on stderr (`>>>`/`<<<`, power events).
-    options.trace = std::env::var_os("RCLAB_TRACE").is_some();
-    let reader = VirtualReader::spawn(options, Some(Box::new(recorder)));
-    if !reader.wait_attached(Duration::from_secs(10)) {
-        return Err((
-            Outcome::Crash,
-            format!("vpcd never took the card at {endpoint}"),
-        ));
-    }
+    let reader = match access {
+        Access::Channel(channel) => {
+            return match &checker.kind {
+                Kind::Reference => {
+                    reference_verdict(reference(config, trust).check(channel, number))
+                }
+                Kind::Process(_) => Err((
+                    Outcome::NotApplicable,
+                    "process checkers read PC/SC readers: run with --transport pcsc".into(),
+                )),
+            };
+        }
+        Access::Reader(reader) => reader,
+    };
+    let endpoint = reader.endpoint();
     // This machine's pcscd is asked whether it shows the card; a vpcd on another machine
     // belongs to a PC/SC service rclab cannot ask, so the card's own view stands in: that
     // service powers a card up when it arrives.
-    let vpcd_is_local = reader.link().is_some_and(|l| l.vpcd_is_local());
-    let outcome = match kind {
-        _ if !vpcd_is_local => match kind {
-            Kind::Reference => Err((
-                Outcome::Crash,
-                format!(
-                    "the reference checker reads this machine's PC/SC service, and the vpcd at \
-                     {endpoint} is on another machine: use an adapter that runs there"
-                ),
-            )),
-            Kind::Process if reader.wait_powered(Duration::from_secs(10)) => {
-                run_process(config, checker, profile, &reader.name())
+    match &checker.kind {
+        Kind::Reference if !reader.vpcd_is_local() => Err((
+            Outcome::Crash,
+            format!(
+                "the reference checker reads this machine's PC/SC service, and the vpcd at \
+                 {endpoint} is on another machine: use an adapter that runs there"
+            ),
+        )),
+        Kind::Process(process) if !reader.vpcd_is_local() => {
+            if reader.wait_powered(Duration::from_secs(10)) {
+                run_process(config, process, profile, &reader.name())
+            } else {
+                Err((
+                    Outcome::Crash,
+                    format!("the PC/SC service behind {endpoint} never powered the card up"),
+                ))
             }
-            Kind::Process => Err((
-                Outcome::Crash,
-                format!("the PC/SC service behind {endpoint} never powered the card up"),
-            )),
-        },
+        }
         Kind::Reference => match PcscChannel::connect(&reader.name(), Duration::from_secs(10)) {
             Ok(mut channel) => {
-                let report =
-                    reference(config, trust).check(&mut channel, profile.card_number.as_str());
+                let report = reference(config, trust).check(&mut channel, number);
                 channel.close();
-                let fields = reference_fields(&report, profile.card_number.as_str());
-                Ok((report.verdict, report.detail, Some(fields)))
+                reference_verdict(report)
             }
             Err(e) => Err((
                 Outcome::Crash,
                 format!("reference checker could not connect: {e}"),
             )),
         },
-        Kind::Process => {
+        Kind::Process(process) => {
             match crate::pcsc_channel::wait_for_card(&reader.name(), Duration::from_secs(10)) {
                 // Start the checker only once pcscd shows the card, as a user would.
-                Ok(_) => run_process(config, checker, profile, &reader.name()),
+                Ok(_) => run_process(config, process, profile, &reader.name()),
                 Err(e) => Err((Outcome::Crash, format!("pcscd never showed the card: {e}"))),
             }
         }
-    };
-    reader.stop();
-    *transcript = log.lock().map(|l| l.clone()).unwrap_or_default();
-    outcome
+    }
 }
 
 /// Runs an external checker with its timeout and reads its verdict.
 fn run_process(
     config: &RunConfig,
-    checker: &Adapter,
+    process: &ProcessChecker,
     profile: &Profile,
     reader: &str,
 ) -> CaseOutcome {
@@ -654,8 +609,8 @@ fn run_process(
     ]
     .into_iter()
     .collect();
-    let argv = checker.render(&values);
-    let finished = match process::run(&argv, &checker.env, &config.repo, checker.timeout()) {
+    let argv = process.render(&values);
+    let finished = match process::run(&argv, &process.env, &config.repo, process.timeout()) {
         Ok(finished) => finished,
         Err(e) => {
             let program = argv.first().map_or("", String::as_str);
@@ -668,11 +623,11 @@ fn run_process(
     let Some(status) = finished.status else {
         return Err((
             Outcome::Timeout,
-            format!("no verdict within {} ms", checker.timeout_ms),
+            format!("no verdict within {} ms", process.timeout_ms),
         ));
     };
     let stderr = || process::last_line(&finished.stderr.text());
-    match &checker.verdict {
+    match &process.verdict {
         VerdictProtocol::Json(_) => match parse_json_verdict_with_data(&finished.stdout.text()) {
             Ok((verdict, detail, fields)) => Ok((verdict, printable(&detail, 2000), fields)),
             Err(_) if status.code().is_none() || !status.success() => Err((
