@@ -119,12 +119,10 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     let cards = run::render::Cards::from_profiles(&config.profiles);
     report::write_all_with_cards(&args.out, &config.checkers, &results, &cards)
         .context("writing the reports")?;
-    let summary = report::markdown(&config.checkers, &results);
-    let end = summary.find("\n## Matrix").unwrap_or(summary.len());
-    emit(&format!(
-        "{}\nreports: {}/report.md, report.html, junit.xml, results.json\n",
-        &summary[..end],
-        args.out.display()
+    emit(&report::console::summary(
+        &config.checkers,
+        &results,
+        &args.out,
     ))?;
 
     let idle = run::idle_checkers(&config.checkers, &results);

@@ -10,8 +10,6 @@ pub mod lock;
 pub mod process;
 pub mod render;
 pub mod report;
-pub mod report_data;
-pub mod report_html;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::{BufReader, IsTerminal, Read};
