@@ -201,3 +201,65 @@ impl<C: VirtualCard> VirtualCard for Recorder<C> {
         reply
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rclab_emulator::profile;
+    use rclab_emulator::transport::vpcd::VirtualCard;
+
+    use super::*;
+
+    fn profile() -> profile::Profile {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../vectors/profiles/valid/gen1-residence.yaml");
+        profile::load(&path).unwrap()
+    }
+
+    /// GET CHALLENGE, then a READ BINARY without authentication.
+    const APDUS: [&[u8]; 2] = [
+        &[0x00, 0x84, 0x00, 0x00, 0x08],
+        &[0x00, 0xB0, 0x8A, 0x00, 0x00],
+    ];
+
+    fn without_times(transcript: Vec<Exchange>) -> Vec<(String, Result<String, TransportError>)> {
+        transcript
+            .into_iter()
+            .map(|e| (e.command, e.response))
+            .collect()
+    }
+
+    #[test]
+    fn one_recorder_writes_the_same_transcript_as_a_channel_and_as_a_virtual_card() {
+        let p = profile();
+        let mut as_channel = Recorder::new(p.card());
+        let mut as_card = Recorder::new(p.card());
+        for apdu in APDUS {
+            let answer = Channel::transmit(&mut as_channel, apdu).unwrap();
+            assert_eq!(VirtualCard::respond(&mut as_card, apdu).data, Some(answer));
+        }
+        let transcript = without_times(as_channel.transcript());
+        assert_eq!(transcript.len(), APDUS.len());
+        assert_eq!(transcript, without_times(as_card.transcript()));
+        assert_eq!(transcript[1].0, "00B08A0000");
+    }
+
+    #[test]
+    fn the_in_process_host_hands_out_a_channel_and_returns_its_transcript() {
+        let p = profile();
+        let (answers, transcript) = InProcess
+            .serve(p.card(), |access| match access {
+                Access::Channel(channel) => APDUS
+                    .iter()
+                    .map(|apdu| channel.transmit(apdu).unwrap())
+                    .collect::<Vec<_>>(),
+                Access::Reader(_) => panic!("in process, a checker gets the card itself"),
+            })
+            .unwrap();
+        let recorded: Vec<String> = transcript
+            .iter()
+            .map(|e| e.response.clone().unwrap())
+            .collect();
+        let answered: Vec<String> = answers.iter().map(hex::encode_upper).collect();
+        assert_eq!(recorded, answered);
+    }
+}
