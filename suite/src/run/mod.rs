@@ -3,37 +3,36 @@
 pub mod adapter;
 pub mod audit;
 pub mod baseline;
+mod case;
 pub mod data;
 pub mod host;
 pub mod journal;
 pub mod lock;
 pub mod process;
+mod progress;
 pub mod render;
 pub mod report;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::io::{BufReader, IsTerminal, Read};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use rclab_emulator::profile::Profile;
 use rclab_emulator::transport::Exchange;
 use rclab_emulator::transport::vpcd::{BASE_PORT, Endpoint};
-use rclab_emulator::verdict::{Threat, Verdict, VerdictKind, WrongAccept};
+use rclab_emulator::verdict::{Threat, Verdict, WrongAccept};
 
-use crate::checker::{Checker, Options, TrustStore};
-use crate::judgement::{Judgement, judge};
-use crate::pcsc_channel::PcscChannel;
-use adapter::{
-    Adapter, Kind, ProcessChecker, VerdictProtocol, expectation_for, parse_json_verdict_with_data,
-};
-use audit::{PrivacyAudit, audit};
-use host::{Access, CardHost};
+use crate::checker::TrustStore;
+use adapter::{Adapter, expectation_for};
+use audit::PrivacyAudit;
+use case::run_case;
 use journal::Journal;
+use progress::Progress;
 
 /// Where cards live during a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -396,325 +395,6 @@ pub fn printable(text: &str, max: usize) -> String {
         }
     }
     out
-}
-
-fn run_case(
-    config: &RunConfig,
-    trust: &TrustStore,
-    checker: &Adapter,
-    profile: &Profile,
-    endpoint: Option<Endpoint>,
-) -> CaseResult {
-    let expected = expectation_for(checker.trust, profile.expect.verdict);
-    let mut result = CaseResult {
-        checker: checker.name.clone(),
-        profile: profile.name.clone(),
-        generation: profile.generation.number(),
-        expected,
-        actual: None,
-        outcome: Outcome::NotApplicable,
-        threat: profile.expect.threat,
-        false_accept: false,
-        missed_corruption: false,
-        detail: String::new(),
-        millis: 0,
-        audit: None,
-        transcript: Vec::new(),
-        data: None,
-        fields: Vec::new(),
-        data_error: false,
-    };
-    if let Some(reason) = checker.unsupported_reason(&profile.name) {
-        result.detail = format!("declared unsupported: {reason}");
-        return result;
-    }
-    let started = Instant::now();
-    let read = |access: Access<'_>| read_card(config, trust, checker, profile, access);
-    let served = match (&checker.kind, endpoint) {
-        (Kind::Process(_), None) => {
-            result.detail = "process checkers read PC/SC readers: run with --transport pcsc".into();
-            return result;
-        }
-        (Kind::Reference, None) => host::InProcess.serve(profile.card(), read),
-        (_, Some(endpoint)) => host::Vpcd::new(endpoint).serve(profile.card(), read),
-    };
-    let outcome = match served {
-        Ok((outcome, transcript)) => {
-            result.transcript = transcript;
-            outcome
-        }
-        Err(e) => Err((Outcome::Crash, e.to_string())),
-    };
-    result.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    match outcome {
-        Ok((actual, detail, fields)) => {
-            if let Some(fields) = fields {
-                result.fields = data::compare(&fields, &data::truth(&profile.image));
-                result.data_error = expected.verdict == VerdictKind::Genuine
-                    && actual.verdict == VerdictKind::Genuine
-                    && result
-                        .fields
-                        .iter()
-                        .any(|f| f.status == data::FieldStatus::Wrong);
-                result.data = Some(fields);
-            }
-            // `expect.limitation` is declared for the reference checker only.
-            let limitation = match checker.kind {
-                Kind::Reference => profile.expect.limitation.as_deref(),
-                Kind::Process(_) => None,
-            };
-            let judgement = judge(&expected, &actual, profile.expect.threat, limitation);
-            result.outcome = match judgement {
-                Judgement::Pass => Outcome::Pass,
-                Judgement::Fail(_) => Outcome::Fail,
-                Judgement::Limitation => Outcome::Limitation,
-            };
-            result.false_accept = judgement.wrong_accept() == Some(WrongAccept::FalseAccept);
-            result.missed_corruption =
-                judgement.wrong_accept() == Some(WrongAccept::MissedCorruption);
-            result.actual = Some(actual);
-            // With LIMITATION, the declared limitation first: why this is no failure.
-            result.detail = match (judgement, limitation) {
-                (Judgement::Limitation, Some(why)) => format!("limitation: {why}; {detail}"),
-                _ => detail,
-            };
-        }
-        Err((outcome, detail)) => {
-            result.outcome = outcome;
-            result.detail = detail;
-        }
-    }
-    result.audit = Some(audit(
-        &profile.image,
-        profile.card_number.as_str(),
-        &result.transcript,
-    ));
-    result
-}
-
-/// What the reference checker shows: its data, plus on a generation-1 card that it opened
-/// (the images were read under the card-number key) the card number it opened it with.
-fn reference_fields(report: &crate::checker::Report, card_number: &str) -> data::CardFields {
-    let mut fields = data::CardFields::from_card_data(&report.data);
-    if report.data.generation == Some(1) && report.data.front_image.is_some() {
-        fields.card_number =
-            data::CardFields::from_json(&serde_json::json!({ "card_number": card_number }))
-                .ok()
-                .and_then(|f| f.card_number);
-    }
-    fields
-}
-
-fn reference<'a>(config: &RunConfig, trust: &'a TrustStore) -> Checker<'a> {
-    Checker {
-        trust,
-        options: Options {
-            max_response: None,
-            at: config.at,
-            seed: Some(1),
-        },
-    }
-}
-
-/// A verdict, its detail and the data the checker reported; or what went wrong instead.
-type CaseOutcome = Result<(Verdict, String, Option<data::CardFields>), (Outcome, String)>;
-
-/// One checker reading the presented card: the reference checker over the channel or
-/// through the reader's PC/SC service, an external checker through the reader.
-fn read_card(
-    config: &RunConfig,
-    trust: &TrustStore,
-    checker: &Adapter,
-    profile: &Profile,
-    access: Access<'_>,
-) -> CaseOutcome {
-    let number = profile.card_number.as_str();
-    let reference_verdict = |report: crate::checker::Report| {
-        let fields = reference_fields(&report, number);
-        Ok((report.verdict, report.detail, Some(fields)))
-    };
-    let reader = match access {
-        Access::Channel(channel) => {
-            return match &checker.kind {
-                Kind::Reference => {
-                    reference_verdict(reference(config, trust).check(channel, number))
-                }
-                Kind::Process(_) => Err((
-                    Outcome::NotApplicable,
-                    "process checkers read PC/SC readers: run with --transport pcsc".into(),
-                )),
-            };
-        }
-        Access::Reader(reader) => reader,
-    };
-    let endpoint = reader.endpoint();
-    // This machine's pcscd is asked whether it shows the card; a vpcd on another machine
-    // belongs to a PC/SC service rclab cannot ask, so the card's own view stands in: that
-    // service powers a card up when it arrives.
-    match &checker.kind {
-        Kind::Reference if !reader.vpcd_is_local() => Err((
-            Outcome::Crash,
-            format!(
-                "the reference checker reads this machine's PC/SC service, and the vpcd at \
-                 {endpoint} is on another machine: use an adapter that runs there"
-            ),
-        )),
-        Kind::Process(process) if !reader.vpcd_is_local() => {
-            if reader.wait_powered(Duration::from_secs(10)) {
-                run_process(config, process, profile, &reader.name())
-            } else {
-                Err((
-                    Outcome::Crash,
-                    format!("the PC/SC service behind {endpoint} never powered the card up"),
-                ))
-            }
-        }
-        Kind::Reference => match PcscChannel::connect(&reader.name(), Duration::from_secs(10)) {
-            Ok(mut channel) => {
-                let report = reference(config, trust).check(&mut channel, number);
-                channel.close();
-                reference_verdict(report)
-            }
-            Err(e) => Err((
-                Outcome::Crash,
-                format!("reference checker could not connect: {e}"),
-            )),
-        },
-        Kind::Process(process) => {
-            match crate::pcsc_channel::wait_for_card(&reader.name(), Duration::from_secs(10)) {
-                // Start the checker only once pcscd shows the card, as a user would.
-                Ok(_) => run_process(config, process, profile, &reader.name()),
-                Err(e) => Err((Outcome::Crash, format!("pcscd never showed the card: {e}"))),
-            }
-        }
-    }
-}
-
-/// Runs an external checker with its timeout and reads its verdict.
-fn run_process(
-    config: &RunConfig,
-    process: &ProcessChecker,
-    profile: &Profile,
-    reader: &str,
-) -> CaseOutcome {
-    let values: BTreeMap<&str, String> = [
-        ("reader", reader.to_owned()),
-        ("card_number", profile.card_number.to_string()),
-        ("profile", profile.path.display().to_string()),
-        ("profile_name", profile.name.clone()),
-        ("trust_dir", config.trust_dir.display().to_string()),
-        ("repo", config.repo.display().to_string()),
-    ]
-    .into_iter()
-    .collect();
-    let argv = process.render(&values);
-    let finished = match process::run(&argv, &process.env, &config.repo, process.timeout()) {
-        Ok(finished) => finished,
-        Err(e) => {
-            let program = argv.first().map_or("", String::as_str);
-            return Err((
-                Outcome::Crash,
-                format!("cannot start {}: {e}", printable(program, 200)),
-            ));
-        }
-    };
-    let Some(status) = finished.status else {
-        return Err((
-            Outcome::Timeout,
-            format!("no verdict within {} ms", process.timeout_ms),
-        ));
-    };
-    let stderr = || process::last_line(&finished.stderr.text());
-    match &process.verdict {
-        VerdictProtocol::Json(_) => match parse_json_verdict_with_data(&finished.stdout.text()) {
-            Ok((verdict, detail, fields)) => Ok((verdict, printable(&detail, 2000), fields)),
-            Err(_) if status.code().is_none() || !status.success() => Err((
-                Outcome::Crash,
-                format!("exited with {status}: {}", stderr()),
-            )),
-            Err(e) => Err((
-                Outcome::BadOutput,
-                format!(
-                    "stdout is not a {} verdict: {}",
-                    adapter::VERDICT_SCHEMA,
-                    printable(&e, 300)
-                ),
-            )),
-        },
-        VerdictProtocol::ExitCodes { exit_codes } => match status
-            .code()
-            .and_then(|code| exit_codes.get(&code))
-        {
-            Some(verdict) => Ok((
-                *verdict,
-                format!("exit code {}", status.code().unwrap_or_default()),
-                None,
-            )),
-            None if status.code().is_none() => Err((Outcome::Crash, format!("killed: {status}"))),
-            None => Err((
-                Outcome::BadOutput,
-                format!(
-                    "exit code {status} is not in the adapter's map: {}",
-                    stderr()
-                ),
-            )),
-        },
-    }
-}
-
-/// A progress bar on a terminal, one plain line per case otherwise.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    total: usize,
-    count: Mutex<usize>,
-}
-
-impl Progress {
-    fn new(total: usize, plain: bool) -> Progress {
-        let bar = (!plain && std::io::stderr().is_terminal()).then(|| {
-            let bar = indicatif::ProgressBar::new(total as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
-            {
-                bar.set_style(style);
-            }
-            bar
-        });
-        Progress {
-            bar,
-            total,
-            count: Mutex::new(0),
-        }
-    }
-
-    fn done(&self, r: &CaseResult) {
-        let n = self.count.lock().map(|mut c| {
-            *c += 1;
-            *c
-        });
-        let line = format!(
-            "{:<10} {} × {} ({} ms){}",
-            r.outcome.as_str(),
-            r.checker,
-            r.profile,
-            r.millis,
-            r.wrong_accept()
-                .map(|w| format!("  {}", w.as_str().to_uppercase()))
-                .unwrap_or_default()
-        );
-        match &self.bar {
-            Some(bar) => {
-                bar.inc(1);
-                bar.set_message(line);
-            }
-            None => eprintln!("[{:>4}/{}] {line}", n.unwrap_or(0), self.total),
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
 }
 
 #[cfg(test)]
