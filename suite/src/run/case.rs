@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rclab_emulator::profile::Profile;
-use rclab_emulator::transport::vpcd::Endpoint;
 use rclab_emulator::verdict::{Verdict, VerdictKind, WrongAccept};
 
 use super::adapter::{self, Adapter, Kind, ProcessChecker, VerdictProtocol};
@@ -17,12 +16,14 @@ use crate::checker::{Checker, Options, TrustStore};
 use crate::judgement::{Judgement, judge};
 use crate::pcsc_channel::PcscChannel;
 
+/// Runs `checker` on `profile`'s card, in this process or (with `vpcd`) in that host's
+/// reader, and judges and audits what happened.
 pub(super) fn run_case(
     config: &RunConfig,
     trust: &TrustStore,
     checker: &Adapter,
     profile: &Profile,
-    endpoint: Option<Endpoint>,
+    vpcd: Option<&mut host::Vpcd>,
 ) -> CaseResult {
     let expected = expectation_for(checker.trust, profile.expect.verdict);
     let mut result = CaseResult {
@@ -49,13 +50,13 @@ pub(super) fn run_case(
     }
     let started = Instant::now();
     let read = |access: Access<'_>| read_card(config, trust, checker, profile, access);
-    let served = match (&checker.kind, endpoint) {
+    let served = match (&checker.kind, vpcd) {
         (Kind::Process(_), None) => {
             result.detail = "process checkers read PC/SC readers: run with --transport pcsc".into();
             return result;
         }
         (Kind::Reference, None) => host::InProcess.serve(profile.card(), read),
-        (_, Some(endpoint)) => host::Vpcd::new(endpoint).serve(profile.card(), read),
+        (_, Some(vpcd)) => vpcd.serve(profile.card(), read),
     };
     let outcome = match served {
         Ok((outcome, transcript)) => {

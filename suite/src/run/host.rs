@@ -82,9 +82,9 @@ impl CardHost for InProcess {
     }
 }
 
-/// The card in a vpcd virtual reader: inserted into a fresh reader connection for the
-/// case and removed after it. The one place that decides how a card is presented and taken
-/// away between cases.
+/// The card in a vpcd virtual reader: inserted into a fresh reader connection for each
+/// case and removed after it. A run keeps one `Vpcd` per worker for all its cases, so this
+/// is the one place that decides how a card is presented and taken away between cases.
 pub struct Vpcd {
     endpoint: Endpoint,
     trace: bool,

@@ -248,26 +248,24 @@ pub fn run_locked(config: &RunConfig, lock: &lock::OutLock) -> anyhow::Result<Ve
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| {
+                // Each worker keeps one card host for all its cases (with PC/SC: one
+                // reader; there are at least as many readers as workers, see `job_count`),
+                // so that how a card is presented between cases is the host's own affair.
+                let mut vpcd = match config.transport {
+                    Transport::Pcsc => loop {
+                        if let Some(e) = pool.lock().ok().and_then(|mut p| p.pop()) {
+                            break Some(host::Vpcd::new(e));
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    },
+                    Transport::Inproc => None,
+                };
                 while !stop.load(Ordering::SeqCst) {
                     let next = queue.lock().ok().and_then(|mut q| q.pop_front());
                     let Some((index, (checker, profile))) = next else {
                         break;
                     };
-                    let endpoint = match config.transport {
-                        Transport::Pcsc => loop {
-                            if let Some(e) = pool.lock().ok().and_then(|mut p| p.pop()) {
-                                break Some(e);
-                            }
-                            std::thread::sleep(Duration::from_millis(10));
-                        },
-                        Transport::Inproc => None,
-                    };
-                    let result = run_case(config, &trust, checker, profile, endpoint.clone());
-                    if let Some(endpoint) = endpoint
-                        && let Ok(mut p) = pool.lock()
-                    {
-                        p.push(endpoint);
-                    }
+                    let result = run_case(config, &trust, checker, profile, vpcd.as_mut());
                     // One line per result, synced: a killed run loses nothing it reported,
                     // and a result that could not be written stops the run.
                     let written = match journal.lock() {
