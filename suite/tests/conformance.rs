@@ -358,3 +358,74 @@ fn run_honours_a_declared_limitation_like_check() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("value=\"LIMITATION\""));
 }
+
+/// End to end: a profile folder with a declared limitation passes `rclab check` and
+/// `rclab run` alike (exit 0, `limitation` / `LIMITATION`); without the limitation both
+/// fail on the same card.
+#[test]
+fn check_and_run_agree_on_a_declared_limitation() {
+    let dir = out_dir("limitation-cli");
+    let profiles = dir.join("profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    let base = common::vectors().join("profiles/forged/gen1-check-code-removed.yaml");
+    let write = |limitation: &str| {
+        std::fs::write(
+            profiles.join("limited.yaml"),
+            format!(
+                "extends: {}\nexpect:\n  threat: forgery\n  verdict: not_residence_card\n  why: A test expectation the reference checker does not meet.\n{limitation}",
+                base.display()
+            ),
+        )
+        .unwrap();
+    };
+    let rclab = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rclab"))
+            .current_dir(repo())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let profile_dir = profiles.to_str().unwrap();
+    let out = dir.join("out");
+    let check = || rclab(&["check", "--profiles", profile_dir]);
+    let run = || {
+        rclab(&[
+            "run",
+            "--plain",
+            "--profile-dir",
+            profile_dir,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+
+    write("  limitation: the reference checker cannot tell\n");
+    let checked = check();
+    let text = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "{text}");
+    assert!(
+        text.contains("  limitation\n") && text.contains("↳ the reference checker cannot tell"),
+        "{text}"
+    );
+    let ran = run();
+    let text = String::from_utf8_lossy(&ran.stdout);
+    assert!(ran.status.success(), "{text}");
+    assert!(
+        text.contains("## Limitations")
+            && text.contains("limitation: the reference checker cannot tell"),
+        "{text}"
+    );
+
+    write("");
+    let checked = check();
+    let text = String::from_utf8_lossy(&checked.stdout);
+    assert_eq!(checked.status.code(), Some(1), "{text}");
+    assert!(text.contains("  MISMATCH\n"), "{text}");
+    let ran = run();
+    let text = String::from_utf8_lossy(&ran.stdout);
+    assert_eq!(ran.status.code(), Some(1), "{text}");
+    assert!(
+        !text.contains("## Limitations") && text.contains("| reference | test_ca | 0 | 1 |"),
+        "{text}"
+    );
+}
