@@ -1,7 +1,7 @@
 //! `report.html`: one self-contained page people look at. A summary per checker first
 //! (outcomes, false accepts, data errors, privacy figures), then the matrix with filters,
 //! then the case under the cursor: the card as a person sees it (chip images rendered to
-//! PNG, see [`super::render`]) beside the fields the checker read, mismatches highlighted,
+//! PNG, see [`crate::run::render`]) beside the fields the checker read, mismatches highlighted,
 //! and the APDU transcript with per-exchange timing.
 
 use std::collections::BTreeMap;

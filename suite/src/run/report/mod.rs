@@ -1,6 +1,6 @@
 //! Reports of a run, one module per format over the same typed figures ([`Summary`],
-//! [`data::DataSummary`]) and results: Markdown ([`markdown`]), self-contained HTML
-//! ([`html`]), JUnit XML ([`junit`]), JSON ([`json`]) and the console summary
+//! [`data::DataSummary`]) and results: Markdown ([`mod@markdown`]), self-contained HTML
+//! ([`html`]), JUnit XML ([`mod@junit`]), JSON ([`json`]) and the console summary
 //! ([`console`]). No format reads another's output. Markdown and JUnit carry no timings or
 //! dates, so a re-run with the same results writes the same files; the HTML shows per-APDU
 //! timings.
