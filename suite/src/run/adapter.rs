@@ -716,4 +716,38 @@ mod tests {
         let mismatch = Verdict::with(VerdictKind::Forged, Reason::SignatureMismatch);
         assert_eq!(expectation_for(TrustMode::Pinned, mismatch), mismatch);
     }
+
+    #[test]
+    fn checkers_are_listed_in_the_adapter_file_layout_the_reference_with_defaults() {
+        let json = serde_json::to_value(Adapter::reference()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "name": "reference",
+                "kind": "reference",
+                "command": [],
+                "env": {},
+                "timeout_ms": 20000,
+                "verdict": "json",
+                "trust": "test_ca",
+                "unsupported": [],
+                "description": Adapter::reference().description,
+            })
+        );
+        let process: Adapter = serde_json::from_value(serde_json::json!({
+            "name": "p",
+            "command": ["x", "{reader}"],
+            "timeout_ms": 5,
+            "verdict": {"exit_codes": {"0": {"verdict": "genuine"}}},
+        }))
+        .unwrap();
+        let Kind::Process(p) = &process.kind else {
+            panic!("no `kind` means a process: {process:?}");
+        };
+        assert_eq!((p.command.len(), p.timeout_ms), (2, 5));
+        let again = serde_json::to_value(&process).unwrap();
+        assert_eq!(again["kind"], "process");
+        assert_eq!(again["command"], serde_json::json!(["x", "{reader}"]));
+        assert_eq!(again["verdict"]["exit_codes"]["0"]["verdict"], "genuine");
+    }
 }
