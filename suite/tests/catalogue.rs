@@ -9,6 +9,7 @@ mod common;
 use rclab_emulator::profile::Profile;
 use rclab_emulator::verdict::{Verdict, VerdictKind};
 use rclab_suite::checker::{Checker, Report, TrustStore};
+use rclab_suite::judgement::{self, Judgement};
 use serde::Serialize;
 
 fn catalogue() -> Vec<Profile> {
@@ -35,30 +36,32 @@ fn false_accept(p: &Profile, actual: &Verdict) -> bool {
     actual.verdict == VerdictKind::Genuine && p.expect.verdict.verdict != VerdictKind::Genuine
 }
 
-/// Checks one verdict against the profile's expectation (or its declared limitation).
+/// Checks one verdict against the profile's expectation (or its declared limitation), by
+/// the rule `rclab check` and `rclab run` apply; a limitation the checker no longer needs
+/// is an error too.
 fn judge(p: &Profile, report: &Report, how: &str) -> Result<(), String> {
     let expected = p.expect.verdict;
     let actual = report.verdict;
-    if false_accept(p, &actual) {
-        let kind = rclab_emulator::verdict::wrong_accept(p.expect.threat, &expected, &actual)
-            .map_or("GENUINE", |w| w.as_str());
-        return Err(format!(
-            "{} ({how}): {}, expected {expected}: {}",
-            p.name,
-            kind.to_uppercase(),
-            report.detail
-        ));
-    }
-    match (&p.expect.limitation, expected.accepts(&actual)) {
-        (None, true) => Ok(()),
-        (None, false) => Err(format!(
-            "{} ({how}): expected {expected}, got {actual}: {}",
-            p.name, report.detail
-        )),
-        (Some(_), false) => Ok(()),
-        (Some(_), true) => Err(format!(
+    let limitation = p.expect.limitation.as_deref();
+    match judgement::judge(&expected, &actual, p.expect.threat, limitation) {
+        Judgement::Pass if limitation.is_some() => Err(format!(
             "{} ({how}): gives {actual} as expected; remove its `limitation`",
             p.name
+        )),
+        Judgement::Pass | Judgement::Limitation => Ok(()),
+        Judgement::Fail(_) if false_accept(p, &actual) => {
+            let kind = rclab_emulator::verdict::wrong_accept(p.expect.threat, &expected, &actual)
+                .map_or("GENUINE", |w| w.as_str());
+            Err(format!(
+                "{} ({how}): {}, expected {expected}: {}",
+                p.name,
+                kind.to_uppercase(),
+                report.detail
+            ))
+        }
+        Judgement::Fail(_) => Err(format!(
+            "{} ({how}): expected {expected}, got {actual}: {}",
+            p.name, report.detail
         )),
     }
 }

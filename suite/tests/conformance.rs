@@ -271,3 +271,161 @@ fn example_checkers_over_pcsc_match_their_snapshots() {
             .all(|r| r.data.is_none())
     );
 }
+
+/// `expect.limitation` is honoured by `rclab run` as by `rclab check`: a reference verdict
+/// that misses the expectation within a declared limitation is LIMITATION, no failure and
+/// no regression; without the limitation, or when the miss is a genuine verdict on a card
+/// that is not genuine, it stays FAIL.
+#[test]
+fn run_honours_a_declared_limitation_like_check() {
+    use rclab_emulator::profile;
+    use rclab_emulator::verdict::{Verdict, VerdictKind};
+    use rclab_suite::judgement::{Judgement, judge};
+
+    let load = |name: &str, rename: &str| {
+        let mut p = profile::load(&common::vectors().join("profiles").join(name)).unwrap();
+        p.name = rename.to_owned();
+        p
+    };
+    // The reference checker calls this one forged; the profiles below expect otherwise.
+    let forged = "forged/gen1-check-code-removed.yaml";
+    let not_residence = Verdict::new(VerdictKind::NotResidenceCard, None);
+    let mut limited = load(forged, "limited");
+    limited.expect.verdict = not_residence;
+    limited.expect.limitation = Some("cannot tell this card apart".into());
+    let mut unlimited = load(forged, "unlimited");
+    unlimited.expect.verdict = not_residence;
+    unlimited.expect.limitation = None;
+    // Called genuine where forged is expected: no limitation excuses that.
+    let mut genuine = load("valid/gen1-residence.yaml", "genuine-but-expected-forged");
+    genuine.expect.verdict = Verdict::new(VerdictKind::Forged, None);
+    genuine.expect.limitation = Some("cannot tell this card apart".into());
+
+    let out = out_dir("limitation");
+    let config = common::run_config(
+        vec![Adapter::reference()],
+        vec![limited, unlimited, genuine],
+        Transport::Inproc,
+        out.clone(),
+    );
+    let results = run::run(&config).unwrap();
+    let outcomes: Vec<(&str, Outcome)> = results
+        .iter()
+        .map(|r| (r.profile.as_str(), r.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("limited", Outcome::Limitation),
+            ("unlimited", Outcome::Fail),
+            ("genuine-but-expected-forged", Outcome::Fail),
+        ],
+        "{results:#?}"
+    );
+    // The one rule `rclab check` applies gives the same judgements.
+    for (r, p) in results.iter().zip(&config.profiles) {
+        let j = judge(
+            &p.expect.verdict,
+            &r.actual.unwrap(),
+            p.expect.threat,
+            p.expect.limitation.as_deref(),
+        );
+        assert_eq!(j == Judgement::Limitation, r.outcome == Outcome::Limitation);
+        assert_eq!(j.is_failure(), r.outcome.is_failure());
+    }
+    assert!(!Outcome::Limitation.is_failure() && Outcome::Limitation.meets_expectation());
+    assert!(
+        results[0]
+            .detail
+            .starts_with("limitation: cannot tell this card apart; ")
+    );
+    report::write_all(&out, &config.checkers, &results).unwrap();
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("## Limitations"), "{md}");
+    assert!(
+        md.contains("| `limited` | not_residence_card | LIMITATION: forged"),
+        "{md}"
+    );
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("failures=\"2\" errors=\"0\" skipped=\"1\""),
+        "{junit}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(json["summary"][0]["limitations"], 1);
+    assert_eq!(json["results"][0]["outcome"], "LIMITATION");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("value=\"LIMITATION\""));
+}
+
+/// End to end: a profile folder with a declared limitation passes `rclab check` and
+/// `rclab run` alike (exit 0, `limitation` / `LIMITATION`); without the limitation both
+/// fail on the same card.
+#[test]
+fn check_and_run_agree_on_a_declared_limitation() {
+    let dir = out_dir("limitation-cli");
+    let profiles = dir.join("profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    let base = common::vectors().join("profiles/forged/gen1-check-code-removed.yaml");
+    let write = |limitation: &str| {
+        std::fs::write(
+            profiles.join("limited.yaml"),
+            format!(
+                "extends: {}\nexpect:\n  threat: forgery\n  verdict: not_residence_card\n  why: A test expectation the reference checker does not meet.\n{limitation}",
+                base.display()
+            ),
+        )
+        .unwrap();
+    };
+    let rclab = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rclab"))
+            .current_dir(repo())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let profile_dir = profiles.to_str().unwrap();
+    let out = dir.join("out");
+    let check = || rclab(&["check", "--profiles", profile_dir]);
+    let run = || {
+        rclab(&[
+            "run",
+            "--plain",
+            "--profile-dir",
+            profile_dir,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+
+    write("  limitation: the reference checker cannot tell\n");
+    let checked = check();
+    let text = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "{text}");
+    assert!(
+        text.contains("  limitation\n") && text.contains("↳ the reference checker cannot tell"),
+        "{text}"
+    );
+    let ran = run();
+    let text = String::from_utf8_lossy(&ran.stdout);
+    assert!(ran.status.success(), "{text}");
+    assert!(
+        text.contains("## Limitations")
+            && text.contains("limitation: the reference checker cannot tell"),
+        "{text}"
+    );
+
+    write("");
+    let checked = check();
+    let text = String::from_utf8_lossy(&checked.stdout);
+    assert_eq!(checked.status.code(), Some(1), "{text}");
+    assert!(text.contains("  MISMATCH\n"), "{text}");
+    let ran = run();
+    let text = String::from_utf8_lossy(&ran.stdout);
+    assert_eq!(ran.status.code(), Some(1), "{text}");
+    assert!(
+        !text.contains("## Limitations") && text.contains("| reference | test_ca | 0 | 1 |"),
+        "{text}"
+    );
+}

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rclab_suite::run::adapter::{Adapter, parse_json_verdict};
+use rclab_suite::run::adapter::{Adapter, Kind, parse_json_verdict};
 use rclab_suite::run::{self, CaseResult, Outcome, RunConfig, Transport, journal, process};
 
 use common::repo;
@@ -175,7 +175,10 @@ fn placeholder_values_are_never_run_as_code() {
     ]
     .into_iter()
     .collect();
-    let argv = adapter.render(&values);
+    let Kind::Process(process) = &adapter.kind else {
+        panic!("a command makes a process checker: {adapter:?}");
+    };
+    let argv = process.render(&values);
     assert_eq!(argv[4], profile.display().to_string(), "substituted once");
     let finished = process::run(&argv, &BTreeMap::new(), &dir, Duration::from_secs(20)).unwrap();
     assert!(finished.stdout.text().contains("$(touch X)/{repo}/p.yaml"));

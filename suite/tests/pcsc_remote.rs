@@ -498,7 +498,7 @@ fn every_valid_card_reads_through_listen_with_a_reversed_vpcd_and_survives_its_r
 
 #[test]
 fn the_ssh_example_adapter_loads_and_passes_only_the_card_number() {
-    use rclab_suite::run::adapter::Adapter;
+    use rclab_suite::run::adapter::{Adapter, Kind};
     let path = repo().join("suite/adapters/ssh-remote.yaml");
     let adapter = Adapter::load(path.to_str().expect("utf-8 path")).expect("adapter loads");
     let values = [
@@ -507,7 +507,10 @@ fn the_ssh_example_adapter_loads_and_passes_only_the_card_number() {
     ]
     .into_iter()
     .collect();
-    let argv = adapter.render(&values);
+    let Kind::Process(process) = &adapter.kind else {
+        panic!("the ssh adapter runs a process: {adapter:?}");
+    };
+    let argv = process.render(&values);
     assert_eq!(argv[0], "ssh");
     assert_eq!(
         argv.last().map(String::as_str),

@@ -84,42 +84,123 @@ pub struct Unsupported {
     pub reason: String,
 }
 
-/// How the checker runs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The adapter's `kind:` word, as written in YAML and `results.json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+enum KindWord {
+    Reference,
+    Process,
+}
+
+/// How the checker runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// rclab's own reference checker, run in-process through the channel trait.
     Reference,
     /// An external program reading a PC/SC reader.
-    Process,
+    Process(ProcessChecker),
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Adapter {
-    pub name: String,
-    #[serde(default = "default_kind")]
-    pub kind: Kind,
+/// An external checker: the program to start and how to read its verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessChecker {
     /// Program and arguments; placeholders: `{reader}`, `{card_number}`, `{profile}`
     /// (profile file), `{profile_name}`, `{trust_dir}`, `{repo}` (repository root).
-    #[serde(default, deserialize_with = "command")]
     pub command: Vec<String>,
-    #[serde(default)]
     pub env: BTreeMap<String, String>,
-    #[serde(default = "default_timeout", deserialize_with = "timeout_ms")]
     pub timeout_ms: u64,
-    #[serde(default = "default_protocol")]
     pub verdict: VerdictProtocol,
-    #[serde(default)]
+}
+
+/// One checker of a run: what it is called, what it trusts, what it declares unsupported,
+/// and how it runs ([`Kind`]).
+#[derive(Clone, Debug)]
+pub struct Adapter {
+    pub name: String,
+    pub kind: Kind,
     pub trust: TrustMode,
-    #[serde(default)]
     pub unsupported: Vec<Unsupported>,
     /// One line for reports: what this checker is.
-    #[serde(default)]
     pub description: String,
     /// Where it was loaded from (`built-in` for the reference checker), for messages.
-    #[serde(skip)]
     pub source: String,
+}
+
+/// An adapter file as written (and as `results.json` lists checkers): the process fields
+/// are optional in the file and written with their defaults for the reference checker.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdapterFile {
+    name: String,
+    #[serde(default = "default_kind")]
+    kind: KindWord,
+    #[serde(default, deserialize_with = "command")]
+    command: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default = "default_timeout", deserialize_with = "timeout_ms")]
+    timeout_ms: u64,
+    #[serde(default = "default_protocol")]
+    verdict: VerdictProtocol,
+    #[serde(default)]
+    trust: TrustMode,
+    #[serde(default)]
+    unsupported: Vec<Unsupported>,
+    #[serde(default)]
+    description: String,
+}
+
+impl From<AdapterFile> for Adapter {
+    fn from(file: AdapterFile) -> Adapter {
+        let kind = match file.kind {
+            // The process fields mean nothing to the built-in checker.
+            KindWord::Reference => Kind::Reference,
+            KindWord::Process => Kind::Process(ProcessChecker {
+                command: file.command,
+                env: file.env,
+                timeout_ms: file.timeout_ms,
+                verdict: file.verdict,
+            }),
+        };
+        Adapter {
+            name: file.name,
+            kind,
+            trust: file.trust,
+            unsupported: file.unsupported,
+            description: file.description,
+            source: String::new(),
+        }
+    }
+}
+
+/// A checker as `results.json` lists it (tools reading a report); `source` stays empty.
+impl<'de> Deserialize<'de> for Adapter {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Adapter, D::Error> {
+        AdapterFile::deserialize(deserializer).map(Adapter::from)
+    }
+}
+
+/// `results.json` lists each checker in the adapter file's layout; the reference checker
+/// with the defaults of the process fields it does not use.
+impl Serialize for Adapter {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (kind, process) = match &self.kind {
+            Kind::Reference => (KindWord::Reference, None),
+            Kind::Process(p) => (KindWord::Process, Some(p)),
+        };
+        AdapterFile {
+            name: self.name.clone(),
+            kind,
+            command: process.map(|p| p.command.clone()).unwrap_or_default(),
+            env: process.map(|p| p.env.clone()).unwrap_or_default(),
+            timeout_ms: process.map_or_else(default_timeout, |p| p.timeout_ms),
+            verdict: process.map_or_else(default_protocol, |p| p.verdict.clone()),
+            trust: self.trust,
+            unsupported: self.unsupported.clone(),
+            description: self.description.clone(),
+        }
+        .serialize(serializer)
+    }
 }
 
 /// Longest checker timeout an adapter may set: one hour.
@@ -312,8 +393,8 @@ impl<'de> serde::de::Visitor<'de> for ProtocolVisitor {
     }
 }
 
-fn default_kind() -> Kind {
-    Kind::Process
+fn default_kind() -> KindWord {
+    KindWord::Process
 }
 fn default_timeout() -> u64 {
     20_000
@@ -328,10 +409,6 @@ impl Adapter {
         Adapter {
             name: "reference".into(),
             kind: Kind::Reference,
-            command: Vec::new(),
-            env: BTreeMap::new(),
-            timeout_ms: default_timeout(),
-            verdict: VerdictProtocol::Json(JsonKeyword::Json),
             trust: TrustMode::TestCa,
             unsupported: Vec::new(),
             description: "rclab's strict reference checker (Rust, reads everything, verifies check code and chain)".into(),
@@ -371,7 +448,7 @@ impl Adapter {
         };
         let text = read_bounded_text(path, MAX_PROFILE_FILE)
             .map_err(|e| err(format!("cannot read: {e}")))?;
-        let mut adapter: Adapter =
+        let file: AdapterFile =
             serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(&text))
                 .map_err(|e| {
                     let location = e
@@ -394,21 +471,23 @@ impl Adapter {
                         message: format!("field `{field}`: {what}"),
                     }
                 })?;
-        if adapter.kind == Kind::Process && adapter.command.is_empty() {
+        if file.kind == KindWord::Process && file.command.is_empty() {
             return Err(err("a process checker needs `command`".into()));
         }
-        if adapter.name.trim().is_empty() || adapter.name.chars().any(char::is_control) {
+        if file.name.trim().is_empty() || file.name.chars().any(char::is_control) {
             return Err(err(format!(
                 "field `name`: {:?} is not a name (empty, or holds control characters)",
-                super::printable(&adapter.name, 80)
+                super::printable(&file.name, 80)
             )));
         }
+        let mut adapter = Adapter::from(file);
         adapter.source = path.display().to_string();
         Ok(adapter)
     }
 
-    pub fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
+    /// True for the built-in reference checker, the one `expect.limitation` is declared for.
+    pub fn is_reference(&self) -> bool {
+        self.kind == Kind::Reference
     }
 
     /// The declared reason when this adapter does not support `profile_name`.
@@ -417,6 +496,12 @@ impl Adapter {
             .iter()
             .find(|u| glob_match(&u.profiles, profile_name))
             .map(|u| u.reason.as_str())
+    }
+}
+
+impl ProcessChecker {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
     }
 
     /// The command line with placeholders filled in: one pass, left to right, so a value
@@ -572,9 +657,11 @@ mod tests {
 
     #[test]
     fn placeholders_are_substituted_once() {
-        let adapter = Adapter {
+        let adapter = ProcessChecker {
             command: vec!["x".into(), "{profile}:{repo}:{unknown}:{".into()],
-            ..Adapter::reference()
+            env: BTreeMap::new(),
+            timeout_ms: default_timeout(),
+            verdict: default_protocol(),
         };
         let values: BTreeMap<&str, String> = [
             ("profile", "/p/{repo}/q".to_owned()),
@@ -628,5 +715,39 @@ mod tests {
         );
         let mismatch = Verdict::with(VerdictKind::Forged, Reason::SignatureMismatch);
         assert_eq!(expectation_for(TrustMode::Pinned, mismatch), mismatch);
+    }
+
+    #[test]
+    fn checkers_are_listed_in_the_adapter_file_layout_the_reference_with_defaults() {
+        let json = serde_json::to_value(Adapter::reference()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "name": "reference",
+                "kind": "reference",
+                "command": [],
+                "env": {},
+                "timeout_ms": 20000,
+                "verdict": "json",
+                "trust": "test_ca",
+                "unsupported": [],
+                "description": Adapter::reference().description,
+            })
+        );
+        let process: Adapter = serde_json::from_value(serde_json::json!({
+            "name": "p",
+            "command": ["x", "{reader}"],
+            "timeout_ms": 5,
+            "verdict": {"exit_codes": {"0": {"verdict": "genuine"}}},
+        }))
+        .unwrap();
+        let Kind::Process(p) = &process.kind else {
+            panic!("no `kind` means a process: {process:?}");
+        };
+        assert_eq!((p.command.len(), p.timeout_ms), (2, 5));
+        let again = serde_json::to_value(&process).unwrap();
+        assert_eq!(again["kind"], "process");
+        assert_eq!(again["command"], serde_json::json!(["x", "{reader}"]));
+        assert_eq!(again["verdict"]["exit_codes"]["0"]["verdict"], "genuine");
     }
 }

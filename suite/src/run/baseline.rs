@@ -95,7 +95,7 @@ impl Baseline {
             let key = (r.checker, r.profile);
             if wanted.contains(&key) {
                 shared = true;
-                if r.outcome == Outcome::Pass {
+                if r.outcome.meets_expectation() {
                     passed.insert(key);
                 }
             }
@@ -112,5 +112,90 @@ impl Baseline {
     pub fn passed(&self, checker: &str, profile: &str) -> bool {
         self.passed
             .contains(&(checker.to_owned(), profile.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cases() -> Vec<(String, String)> {
+        vec![
+            ("reference".into(), "valid/a".into()),
+            ("reference".into(), "valid/b".into()),
+            ("reference".into(), "valid/c".into()),
+        ]
+    }
+
+    /// `text` as a baseline file, loaded against [`cases`].
+    fn load(name: &str, text: &str) -> (String, Result<Baseline, BaselineError>) {
+        let dir = std::env::temp_dir().join(format!("rclab-baseline-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let loaded = Baseline::load(&path, &cases());
+        (path.display().to_string(), loaded)
+    }
+
+    #[test]
+    fn a_malformed_result_is_refused_with_its_file_position_and_field() {
+        let (file, loaded) = load(
+            "bad-outcome.json",
+            r#"{"schema": "rclab.report/1", "results": [
+  {"checker": "reference", "profile": "valid/a", "outcome": "PASS"},
+  {"checker": "reference", "profile": "valid/b", "outcome": "MAYBE"}]}"#,
+        );
+        let e = loaded.unwrap_err();
+        assert_eq!(e.file, file);
+        let message = e.to_string();
+        assert!(
+            message.starts_with(&format!("--baseline {file}: line 3 column ")),
+            "{message}"
+        );
+        assert!(
+            message.contains("field `results[1].outcome`: unknown variant `MAYBE`"),
+            "{message}"
+        );
+
+        let (file, loaded) = load(
+            "no-profile.json",
+            r#"{"schema": "rclab.report/1", "results": [{"checker": "reference", "outcome": "PASS"}]}"#,
+        );
+        let message = loaded.unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!("--baseline {file}: line 1 column ")),
+            "{message}"
+        );
+        assert!(
+            message.contains("field `results[0]`: missing field `profile`"),
+            "{message}"
+        );
+
+        let (_, loaded) = load("old.json", r#"{"schema": "rclab.report/0", "results": []}"#);
+        let message = loaded.unwrap_err().to_string();
+        assert!(
+            message.contains("field `schema`: \"rclab.report/0\""),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn pass_and_limitation_count_as_passed_other_outcomes_do_not() {
+        let (_, loaded) = load(
+            "good.json",
+            r#"{"schema": "rclab.report/1", "checkers": [], "results": [
+  {"checker": "reference", "profile": "valid/a", "outcome": "PASS", "detail": "ignored"},
+  {"checker": "reference", "profile": "valid/b", "outcome": "LIMITATION"},
+  {"checker": "reference", "profile": "valid/c", "outcome": "FAIL"},
+  {"checker": "other", "profile": "valid/a", "outcome": "PASS"}]}"#,
+        );
+        let baseline = loaded.unwrap();
+        assert!(baseline.passed("reference", "valid/a"));
+        assert!(baseline.passed("reference", "valid/b"));
+        assert!(!baseline.passed("reference", "valid/c"));
+        assert!(
+            !baseline.passed("other", "valid/a"),
+            "not a case of this run"
+        );
     }
 }

@@ -3,36 +3,36 @@
 pub mod adapter;
 pub mod audit;
 pub mod baseline;
+mod case;
 pub mod data;
+pub mod host;
 pub mod journal;
 pub mod lock;
 pub mod process;
+mod progress;
 pub mod render;
 pub mod report;
-pub mod report_data;
-pub mod report_html;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::io::{BufReader, IsTerminal, Read};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use rclab_emulator::profile::Profile;
-use rclab_emulator::transport::vpcd::{
-    BASE_PORT, Endpoint, ReaderOptions, Reply, VirtualCard, VirtualReader,
-};
-use rclab_emulator::transport::{Exchange, Tap, TransportError};
-use rclab_emulator::verdict::{Threat, Verdict, VerdictKind, WrongAccept, wrong_accept};
+use rclab_emulator::transport::Exchange;
+use rclab_emulator::transport::vpcd::{BASE_PORT, Endpoint};
+use rclab_emulator::verdict::{Threat, Verdict, WrongAccept};
 
-use crate::checker::{Checker, Options, TrustStore};
-use crate::pcsc_channel::PcscChannel;
-use adapter::{Adapter, Kind, VerdictProtocol, expectation_for, parse_json_verdict_with_data};
-use audit::{PrivacyAudit, audit};
+use crate::checker::TrustStore;
+use adapter::{Adapter, expectation_for};
+use audit::PrivacyAudit;
+use case::run_case;
 use journal::Journal;
+use progress::Progress;
 
 /// Where cards live during a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -55,6 +55,9 @@ pub enum Outcome {
     Crash,
     Timeout,
     BadOutput,
+    /// The reference checker missed the expectation within the limitation its profile
+    /// declares (`expect.limitation`), as `rclab check` shows it: not a failure.
+    Limitation,
 }
 
 impl Outcome {
@@ -66,7 +69,14 @@ impl Outcome {
             Outcome::Crash => "CRASH",
             Outcome::Timeout => "TIMEOUT",
             Outcome::BadOutput => "BAD-OUTPUT",
+            Outcome::Limitation => "LIMITATION",
         }
+    }
+
+    /// The verdict met the expectation, or missed it only within a declared limitation:
+    /// what `--baseline` calls passed.
+    pub fn meets_expectation(self) -> bool {
+        matches!(self, Outcome::Pass | Outcome::Limitation)
     }
 
     /// Outcomes that make `rclab run` exit non-zero.
@@ -238,26 +248,24 @@ pub fn run_locked(config: &RunConfig, lock: &lock::OutLock) -> anyhow::Result<Ve
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| {
+                // Each worker keeps one card host for all its cases (with PC/SC: one
+                // reader; there are at least as many readers as workers, see `job_count`),
+                // so that how a card is presented between cases is the host's own affair.
+                let mut vpcd = match config.transport {
+                    Transport::Pcsc => loop {
+                        if let Some(e) = pool.lock().ok().and_then(|mut p| p.pop()) {
+                            break Some(host::Vpcd::new(e));
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    },
+                    Transport::Inproc => None,
+                };
                 while !stop.load(Ordering::SeqCst) {
                     let next = queue.lock().ok().and_then(|mut q| q.pop_front());
                     let Some((index, (checker, profile))) = next else {
                         break;
                     };
-                    let endpoint = match config.transport {
-                        Transport::Pcsc => loop {
-                            if let Some(e) = pool.lock().ok().and_then(|mut p| p.pop()) {
-                                break Some(e);
-                            }
-                            std::thread::sleep(Duration::from_millis(10));
-                        },
-                        Transport::Inproc => None,
-                    };
-                    let result = run_case(config, &trust, checker, profile, endpoint.clone());
-                    if let Some(endpoint) = endpoint
-                        && let Ok(mut p) = pool.lock()
-                    {
-                        p.push(endpoint);
-                    }
+                    let result = run_case(config, &trust, checker, profile, vpcd.as_mut());
                     // One line per result, synced: a killed run loses nothing it reported,
                     // and a result that could not be written stops the run.
                     let written = match journal.lock() {
@@ -327,7 +335,7 @@ fn check_checkers(config: &RunConfig) -> anyhow::Result<()> {
                 checker.source
             );
         }
-        if checker.kind == Kind::Process && config.transport == Transport::Inproc {
+        if !checker.is_reference() && config.transport == Transport::Inproc {
             anyhow::bail!(
                 "checker `{}` ({}) is a process checker: it reads a PC/SC reader, so it needs --transport pcsc (in-process it would run no case)",
                 printable(&checker.name, 80),
@@ -385,362 +393,6 @@ pub fn printable(text: &str, max: usize) -> String {
         }
     }
     out
-}
-
-fn run_case(
-    config: &RunConfig,
-    trust: &TrustStore,
-    checker: &Adapter,
-    profile: &Profile,
-    endpoint: Option<Endpoint>,
-) -> CaseResult {
-    let expected = expectation_for(checker.trust, profile.expect.verdict);
-    let mut result = CaseResult {
-        checker: checker.name.clone(),
-        profile: profile.name.clone(),
-        generation: profile.generation.number(),
-        expected,
-        actual: None,
-        outcome: Outcome::NotApplicable,
-        threat: profile.expect.threat,
-        false_accept: false,
-        missed_corruption: false,
-        detail: String::new(),
-        millis: 0,
-        audit: None,
-        transcript: Vec::new(),
-        data: None,
-        fields: Vec::new(),
-        data_error: false,
-    };
-    if let Some(reason) = checker.unsupported_reason(&profile.name) {
-        result.detail = format!("declared unsupported: {reason}");
-        return result;
-    }
-    let started = Instant::now();
-    let outcome = match (checker.kind.clone(), endpoint) {
-        (Kind::Reference, None) => {
-            let mut tap = Tap::new(profile.card());
-            let report = reference(config, trust).check(&mut tap, profile.card_number.as_str());
-            result.transcript = tap.into_parts().1;
-            let fields = reference_fields(&report, profile.card_number.as_str());
-            Ok((report.verdict, report.detail, Some(fields)))
-        }
-        (Kind::Process, None) => {
-            result.detail = "process checkers read PC/SC readers: run with --transport pcsc".into();
-            return result;
-        }
-        (kind, Some(endpoint)) => serve_and_check(
-            config,
-            trust,
-            checker,
-            kind,
-            profile,
-            endpoint,
-            &mut result.transcript,
-        ),
-    };
-    result.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    match outcome {
-        Ok((actual, detail, fields)) => {
-            if let Some(fields) = fields {
-                result.fields = data::compare(&fields, &data::truth(&profile.image));
-                result.data_error = expected.verdict == VerdictKind::Genuine
-                    && actual.verdict == VerdictKind::Genuine
-                    && result
-                        .fields
-                        .iter()
-                        .any(|f| f.status == data::FieldStatus::Wrong);
-                result.data = Some(fields);
-            }
-            result.outcome = if expected.accepts(&actual) {
-                Outcome::Pass
-            } else {
-                Outcome::Fail
-            };
-            let wrong = wrong_accept(profile.expect.threat, &expected, &actual);
-            result.false_accept = wrong == Some(WrongAccept::FalseAccept);
-            result.missed_corruption = wrong == Some(WrongAccept::MissedCorruption);
-            result.actual = Some(actual);
-            result.detail = detail;
-        }
-        Err((outcome, detail)) => {
-            result.outcome = outcome;
-            result.detail = detail;
-        }
-    }
-    result.audit = Some(audit(
-        &profile.image,
-        profile.card_number.as_str(),
-        &result.transcript,
-    ));
-    result
-}
-
-/// What the reference checker shows: its data, plus on a generation-1 card that it opened
-/// (the images were read under the card-number key) the card number it opened it with.
-fn reference_fields(report: &crate::checker::Report, card_number: &str) -> data::CardFields {
-    let mut fields = data::CardFields::from_card_data(&report.data);
-    if report.data.generation == Some(1) && report.data.front_image.is_some() {
-        fields.card_number =
-            data::CardFields::from_json(&serde_json::json!({ "card_number": card_number }))
-                .ok()
-                .and_then(|f| f.card_number);
-    }
-    fields
-}
-
-fn reference<'a>(config: &RunConfig, trust: &'a TrustStore) -> Checker<'a> {
-    Checker {
-        trust,
-        options: Options {
-            max_response: None,
-            at: config.at,
-            seed: Some(1),
-        },
-    }
-}
-
-/// Records what the card saw, for the transcript and the privacy audit.
-struct Recorder {
-    inner: Box<dyn VirtualCard>,
-    log: Arc<Mutex<Vec<Exchange>>>,
-}
-
-impl VirtualCard for Recorder {
-    fn reset(&mut self) {
-        self.inner.reset();
-    }
-
-    fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
-        self.respond(apdu).data.unwrap_or_default()
-    }
-
-    /// Forwards the card's own reply (delay, removal) so that the reader carries it out
-    /// exactly as without the recorder.
-    fn respond(&mut self, apdu: &[u8]) -> Reply {
-        let started = Instant::now();
-        let reply = self.inner.respond(apdu);
-        if let Ok(mut log) = self.log.lock() {
-            log.push(Exchange {
-                command: hex::encode_upper(apdu),
-                // A mute card's answer never reaches the checker: the reader gives up.
-                response: if rclab_emulator::fault::is_mute(reply.delay) {
-                    Err(TransportError::Timeout)
-                } else {
-                    reply
-                        .data
-                        .as_ref()
-                        .map(hex::encode_upper)
-                        .ok_or(TransportError::CardRemoved)
-                },
-                micros: u64::try_from((started.elapsed() + reply.delay).as_micros())
-                    .unwrap_or(u64::MAX),
-            });
-        }
-        reply
-    }
-}
-
-/// A verdict, its detail and the data the checker reported; or what went wrong instead.
-type CaseOutcome = Result<(Verdict, String, Option<data::CardFields>), (Outcome, String)>;
-
-fn serve_and_check(
-    config: &RunConfig,
-    trust: &TrustStore,
-    checker: &Adapter,
-    kind: Kind,
-    profile: &Profile,
-    endpoint: Endpoint,
-    transcript: &mut Vec<Exchange>,
-) -> CaseOutcome {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let recorder = Recorder {
-        inner: Box::new(profile.card()),
-        log: Arc::clone(&log),
-    };
-    let mut options = ReaderOptions::at(endpoint.clone());
-    // `RCLAB_TRACE=1`: the card's side of every case on stderr (`>>>`/`<<<`, power events).
-    options.trace = std::env::var_os("RCLAB_TRACE").is_some();
-    let reader = VirtualReader::spawn(options, Some(Box::new(recorder)));
-    if !reader.wait_attached(Duration::from_secs(10)) {
-        return Err((
-            Outcome::Crash,
-            format!("vpcd never took the card at {endpoint}"),
-        ));
-    }
-    // This machine's pcscd is asked whether it shows the card; a vpcd on another machine
-    // belongs to a PC/SC service rclab cannot ask, so the card's own view stands in: that
-    // service powers a card up when it arrives.
-    let vpcd_is_local = reader.link().is_some_and(|l| l.vpcd_is_local());
-    let outcome = match kind {
-        _ if !vpcd_is_local => match kind {
-            Kind::Reference => Err((
-                Outcome::Crash,
-                format!(
-                    "the reference checker reads this machine's PC/SC service, and the vpcd at \
-                     {endpoint} is on another machine: use an adapter that runs there"
-                ),
-            )),
-            Kind::Process if reader.wait_powered(Duration::from_secs(10)) => {
-                run_process(config, checker, profile, &reader.name())
-            }
-            Kind::Process => Err((
-                Outcome::Crash,
-                format!("the PC/SC service behind {endpoint} never powered the card up"),
-            )),
-        },
-        Kind::Reference => match PcscChannel::connect(&reader.name(), Duration::from_secs(10)) {
-            Ok(mut channel) => {
-                let report =
-                    reference(config, trust).check(&mut channel, profile.card_number.as_str());
-                channel.close();
-                let fields = reference_fields(&report, profile.card_number.as_str());
-                Ok((report.verdict, report.detail, Some(fields)))
-            }
-            Err(e) => Err((
-                Outcome::Crash,
-                format!("reference checker could not connect: {e}"),
-            )),
-        },
-        Kind::Process => {
-            match crate::pcsc_channel::wait_for_card(&reader.name(), Duration::from_secs(10)) {
-                // Start the checker only once pcscd shows the card, as a user would.
-                Ok(_) => run_process(config, checker, profile, &reader.name()),
-                Err(e) => Err((Outcome::Crash, format!("pcscd never showed the card: {e}"))),
-            }
-        }
-    };
-    reader.stop();
-    *transcript = log.lock().map(|l| l.clone()).unwrap_or_default();
-    outcome
-}
-
-/// Runs an external checker with its timeout and reads its verdict.
-fn run_process(
-    config: &RunConfig,
-    checker: &Adapter,
-    profile: &Profile,
-    reader: &str,
-) -> CaseOutcome {
-    let values: BTreeMap<&str, String> = [
-        ("reader", reader.to_owned()),
-        ("card_number", profile.card_number.to_string()),
-        ("profile", profile.path.display().to_string()),
-        ("profile_name", profile.name.clone()),
-        ("trust_dir", config.trust_dir.display().to_string()),
-        ("repo", config.repo.display().to_string()),
-    ]
-    .into_iter()
-    .collect();
-    let argv = checker.render(&values);
-    let finished = match process::run(&argv, &checker.env, &config.repo, checker.timeout()) {
-        Ok(finished) => finished,
-        Err(e) => {
-            let program = argv.first().map_or("", String::as_str);
-            return Err((
-                Outcome::Crash,
-                format!("cannot start {}: {e}", printable(program, 200)),
-            ));
-        }
-    };
-    let Some(status) = finished.status else {
-        return Err((
-            Outcome::Timeout,
-            format!("no verdict within {} ms", checker.timeout_ms),
-        ));
-    };
-    let stderr = || process::last_line(&finished.stderr.text());
-    match &checker.verdict {
-        VerdictProtocol::Json(_) => match parse_json_verdict_with_data(&finished.stdout.text()) {
-            Ok((verdict, detail, fields)) => Ok((verdict, printable(&detail, 2000), fields)),
-            Err(_) if status.code().is_none() || !status.success() => Err((
-                Outcome::Crash,
-                format!("exited with {status}: {}", stderr()),
-            )),
-            Err(e) => Err((
-                Outcome::BadOutput,
-                format!(
-                    "stdout is not a {} verdict: {}",
-                    adapter::VERDICT_SCHEMA,
-                    printable(&e, 300)
-                ),
-            )),
-        },
-        VerdictProtocol::ExitCodes { exit_codes } => match status
-            .code()
-            .and_then(|code| exit_codes.get(&code))
-        {
-            Some(verdict) => Ok((
-                *verdict,
-                format!("exit code {}", status.code().unwrap_or_default()),
-                None,
-            )),
-            None if status.code().is_none() => Err((Outcome::Crash, format!("killed: {status}"))),
-            None => Err((
-                Outcome::BadOutput,
-                format!(
-                    "exit code {status} is not in the adapter's map: {}",
-                    stderr()
-                ),
-            )),
-        },
-    }
-}
-
-/// A progress bar on a terminal, one plain line per case otherwise.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    total: usize,
-    count: Mutex<usize>,
-}
-
-impl Progress {
-    fn new(total: usize, plain: bool) -> Progress {
-        let bar = (!plain && std::io::stderr().is_terminal()).then(|| {
-            let bar = indicatif::ProgressBar::new(total as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
-            {
-                bar.set_style(style);
-            }
-            bar
-        });
-        Progress {
-            bar,
-            total,
-            count: Mutex::new(0),
-        }
-    }
-
-    fn done(&self, r: &CaseResult) {
-        let n = self.count.lock().map(|mut c| {
-            *c += 1;
-            *c
-        });
-        let line = format!(
-            "{:<10} {} × {} ({} ms){}",
-            r.outcome.as_str(),
-            r.checker,
-            r.profile,
-            r.millis,
-            r.wrong_accept()
-                .map(|w| format!("  {}", w.as_str().to_uppercase()))
-                .unwrap_or_default()
-        );
-        match &self.bar {
-            Some(bar) => {
-                bar.inc(1);
-                bar.set_message(line);
-            }
-            None => eprintln!("[{:>4}/{}] {line}", n.unwrap_or(0), self.total),
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::adapter::Adapter;
-use super::data::{FieldStatus, tally};
-use super::{CaseResult, Outcome};
+use super::super::adapter::Adapter;
+use super::super::data::{FieldStatus, tally};
+use super::super::{CaseResult, Outcome};
 
 /// Per checker: cases with `data`, field counts (right, wrong, not reported, not on chip)
 /// and data errors.

@@ -13,7 +13,35 @@ use anyhow::{Context, Result, bail};
 use rclab_emulator::profile::{self, Profile};
 use rclab_emulator::transport::vpcd::{BASE_PORT, Endpoint, ReaderOptions, VirtualReader};
 
-use crate::ServeArgs;
+use clap::Args;
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// Profiles to serve, one reader each.
+    #[arg(required = true, value_name = "PROFILE")]
+    pub(crate) profiles: Vec<PathBuf>,
+    /// vpcd port of each profile's reader, in order (default: 35963, 35964, …).
+    #[arg(long = "reader-port", value_name = "PORT")]
+    pub(crate) ports: Vec<u16>,
+    /// Readers of a vpcd that listens on HOST (another machine, e.g. the Windows PC of the
+    /// checker): one per port, PORT defaulting to 35963; repeat for more. No authentication
+    /// or encryption: a trusted network or an SSH tunnel only.
+    #[arg(long = "vpcd", value_name = "HOST[:PORT[-LAST]]", value_parser = rclab_suite::readers::parse_vpcd, conflicts_with = "ports")]
+    pub(crate) vpcd: Vec<rclab_suite::readers::EndpointList>,
+    /// Reversed mode: listen at ADDR:PORT (one reader per port) for a vpcd whose reader.conf
+    /// says DEVICENAME ADDR:PORT; repeat for more.
+    #[arg(long = "listen", value_name = "ADDR:PORT[-LAST]", value_parser = rclab_suite::readers::parse_listen, conflicts_with = "ports")]
+    pub(crate) listen: Vec<rclab_suite::readers::EndpointList>,
+    /// Exit with status 1 when a reader has had no vpcd connection after this many seconds.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_wait)]
+    pub(crate) wait: Option<Duration>,
+    /// Log every APDU (`>>>` command, `<<<` response) and power event to stderr.
+    #[arg(long)]
+    pub(crate) trace: bool,
+    /// ATR to present, hex (default: an ISO 14443-B card behind a PC/SC reader).
+    #[arg(long, value_name = "HEX")]
+    pub(crate) atr: Option<String>,
+}
 
 struct Served {
     reader: VirtualReader,
@@ -24,7 +52,7 @@ struct Served {
 const MAX_WAIT_SECONDS: f64 = 365.0 * 86_400.0;
 
 /// clap parser of `--wait SECONDS`: a finite number from 0 to a year.
-pub fn parse_wait(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_wait(text: &str) -> Result<Duration, String> {
     match text.trim().parse::<f64>() {
         Ok(s) if s.is_finite() && (0.0..=MAX_WAIT_SECONDS).contains(&s) => {
             Ok(Duration::from_secs_f64(s))
@@ -35,7 +63,7 @@ pub fn parse_wait(text: &str) -> Result<Duration, String> {
     }
 }
 
-pub fn run(args: ServeArgs) -> Result<ExitCode> {
+pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     // Flags first: a duplicate reader would deadlock on its own lock.
     rclab_suite::readers::check_distinct_ports(&args.ports).map_err(anyhow::Error::msg)?;
     let endpoints =

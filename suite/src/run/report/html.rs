@@ -1,7 +1,7 @@
 //! `report.html`: one self-contained page people look at. A summary per checker first
 //! (outcomes, false accepts, data errors, privacy figures), then the matrix with filters,
 //! then the case under the cursor: the card as a person sees it (chip images rendered to
-//! PNG, see [`super::render`]) beside the fields the checker read, mismatches highlighted,
+//! PNG, see [`crate::run::render`]) beside the fields the checker read, mismatches highlighted,
 //! and the APDU transcript with per-exchange timing.
 
 use std::collections::BTreeMap;
@@ -9,11 +9,11 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::adapter::{Adapter, TrustMode};
-use super::data::{FieldCheck, FieldStatus};
-use super::render::Cards;
-use super::report::{OUTCOMES, escape, shorten};
-use super::{CaseResult, Outcome, report_data};
+use super::super::adapter::{Adapter, TrustMode};
+use super::super::data::{FieldCheck, FieldStatus};
+use super::super::render::Cards;
+use super::super::{CaseResult, Outcome};
+use super::{OUTCOMES, data, escape, profiles, shorten, summary};
 
 /// The filter value of rows holding a data error.
 const DATA_ERROR: &str = "DATA-ERROR";
@@ -59,10 +59,21 @@ pub fn page(checkers: &[Adapter], results: &[CaseResult], cards: &Cards) -> Stri
         "#transcript td{font:12px monospace;word-break:break-all}pre{white-space:pre-wrap}\n",
         "</style></head><body>\n<h1>rclab conformance report</h1>\n"
     ));
-    summary(&mut h, checkers, results);
+    summary_table(&mut h, checkers, results);
 
     h.push_str("<h2>Matrix</h2>\n<p id=\"filters\">Show rows with: ");
-    for o in OUTCOMES.iter().map(|o| o.as_str()).chain([DATA_ERROR]) {
+    // LIMITATION only when a case has it: other runs' pages stay as they were.
+    let limitation = results
+        .iter()
+        .any(|r| r.outcome == Outcome::Limitation)
+        .then_some(Outcome::Limitation);
+    for o in OUTCOMES
+        .iter()
+        .copied()
+        .chain(limitation)
+        .map(Outcome::as_str)
+        .chain([DATA_ERROR])
+    {
         let _ = write!(
             h,
             "<label><input type=\"checkbox\" class=\"f\" value=\"{o}\" checked> {o}</label> "
@@ -99,6 +110,7 @@ pub fn page(checkers: &[Adapter], results: &[CaseResult], cards: &Cards) -> Stri
         for r in row {
             let class = match r.outcome {
                 Outcome::NotApplicable => "NA",
+                Outcome::Limitation => "LIM",
                 Outcome::Fail if r.false_accept => "FA",
                 Outcome::Fail if r.missed_corruption => "MC",
                 Outcome::Pass if r.data_error => "DE",
@@ -248,19 +260,8 @@ fn case_view<'a>(r: &'a CaseResult, cards: &Cards) -> CaseView<'a> {
     }
 }
 
-/// Profiles in first-seen order, with the first case of each.
-fn profiles(results: &[CaseResult]) -> Vec<(&str, &CaseResult)> {
-    let mut seen: Vec<(&str, &CaseResult)> = Vec::new();
-    for r in results {
-        if !seen.iter().any(|(p, _)| *p == r.profile.as_str()) {
-            seen.push((r.profile.as_str(), r));
-        }
-    }
-    seen
-}
-
 /// The summary table: one row per checker, `data-k` on each figure for tools and tests.
-fn summary(h: &mut String, checkers: &[Adapter], results: &[CaseResult]) {
+fn summary_table(h: &mut String, checkers: &[Adapter], results: &[CaseResult]) {
     let profiles = profiles(results).len();
     let _ = writeln!(
         h,
@@ -275,10 +276,9 @@ fn summary(h: &mut String, checkers: &[Adapter], results: &[CaseResult]) {
     ));
     for c in checkers {
         let mine: Vec<&CaseResult> = results.iter().filter(|r| r.checker == c.name).collect();
-        let count = |o: Outcome| mine.iter().filter(|r| r.outcome == o).count();
-        let false_accepts = mine.iter().filter(|r| r.false_accept).count();
-        let missed_corruptions = mine.iter().filter(|r| r.missed_corruption).count();
-        let data = report_data::summary(results, &c.name);
+        let counts = summary(results, &c.name);
+        let (false_accepts, missed_corruptions) = (counts.false_accepts, counts.missed_corruptions);
+        let data = data::summary(results, &c.name);
         let audits: Vec<_> = mine
             .iter()
             .filter_map(|r| r.audit.as_ref())
@@ -315,9 +315,9 @@ fn summary(h: &mut String, checkers: &[Adapter], results: &[CaseResult]) {
             ),
             name = escape(&c.name),
             trust = trust,
-            pass = count(Outcome::Pass),
-            fail_class = flag(count(Outcome::Fail), "warn"),
-            fail = count(Outcome::Fail),
+            pass = counts.pass,
+            fail_class = flag(counts.fail, "warn"),
+            fail = counts.fail,
             fa_class = flag(false_accepts, "bad"),
             fa = false_accepts,
             mc_class = flag(missed_corruptions, "warn"),
@@ -325,10 +325,10 @@ fn summary(h: &mut String, checkers: &[Adapter], results: &[CaseResult]) {
             de_class = flag(data.data_errors, "warn"),
             de = data.data_errors,
             fields = fields,
-            na = count(Outcome::NotApplicable),
-            crash = count(Outcome::Crash),
-            timeout = count(Outcome::Timeout),
-            bad = count(Outcome::BadOutput),
+            na = counts.not_applicable,
+            crash = counts.crash,
+            timeout = counts.timeout,
+            bad = counts.bad_output,
             face = audits.iter().filter(|a| a.face_image_read).count(),
             unneeded = audits.iter().filter(|a| !a.unneeded_efs.is_empty()).count(),
             clear_class = flag(

@@ -1,0 +1,181 @@
+//! `rclab run`: the conformance suite, every checker against every profile.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use rclab_emulator::profile::{self, Profile};
+
+use super::emit;
+use super::parse::{parse_date, parse_jobs};
+
+#[derive(Args)]
+pub(crate) struct RunArgs {
+    /// `reference` (built in) or an adapter YAML file; repeat for several.
+    #[arg(long = "checker", value_name = "ADAPTER", default_value = "reference")]
+    pub(crate) checkers: Vec<String>,
+    /// Only profiles whose name matches this glob (e.g. `forged/*`, `*gen2*`).
+    #[arg(long, value_name = "GLOB", default_value = "*")]
+    pub(crate) profiles: String,
+    /// Folder of profiles.
+    #[arg(long, value_name = "DIR", default_value = "vectors/profiles")]
+    pub(crate) profile_dir: PathBuf,
+    /// Cases run at once, 1 or more; capped at the number of cases to run, at 64, and with
+    /// pcsc at the number of free virtual readers.
+    #[arg(long, default_value_t = 2, value_parser = parse_jobs)]
+    pub(crate) jobs: usize,
+    /// Where the cards live: in this process, or behind pcscd (needed by process checkers).
+    #[arg(long, value_enum, default_value = "inproc")]
+    pub(crate) transport: rclab_suite::run::Transport,
+    /// With --transport pcsc: readers of a vpcd listening on HOST (one per port, PORT
+    /// defaulting to 35963) instead of this machine's; repeat for more.
+    #[arg(long = "vpcd", value_name = "HOST[:PORT[-LAST]]", value_parser = rclab_suite::readers::parse_vpcd)]
+    pub(crate) vpcd: Vec<rclab_suite::readers::EndpointList>,
+    /// With --transport pcsc: reversed mode, listen at ADDR:PORT (one reader per port) for
+    /// a vpcd whose reader.conf says DEVICENAME ADDR:PORT; repeat for more.
+    #[arg(long = "listen", value_name = "ADDR:PORT[-LAST]", value_parser = rclab_suite::readers::parse_listen)]
+    pub(crate) listen: Vec<rclab_suite::readers::EndpointList>,
+    /// Output folder for results and reports.
+    #[arg(long, value_name = "DIR", default_value = "target/rclab-run")]
+    pub(crate) out: PathBuf,
+    /// Keep the results already in OUT/results.jsonl and run only the missing cases.
+    #[arg(long)]
+    pub(crate) resume: bool,
+    /// Trusted roots handed to checkers (`{trust_dir}`) and used by the reference checker.
+    #[arg(long, value_name = "DIR", default_value = "vectors/pki/trust")]
+    pub(crate) trust: PathBuf,
+    /// Check certificates as of this date, YYYY-MM-DD (default: now).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub(crate) at: Option<SystemTime>,
+    /// A results.json of an earlier run: fail only on regressions against it.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) baseline: Option<PathBuf>,
+    /// Plain progress lines even on a terminal.
+    #[arg(long)]
+    pub(crate) plain: bool,
+}
+
+pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
+    use rclab_suite::run::{
+        self, RunConfig,
+        adapter::{Adapter, glob_match},
+        baseline::Baseline,
+        lock::lock_out,
+        report,
+    };
+    let checkers = Adapter::load_all(&args.checkers)?;
+    let profiles: Vec<Profile> = profile::load_dir(&args.profile_dir)
+        .map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!(
+                "{} profile(s) failed to load:\n{}",
+                errors.len(),
+                lines.join("\n")
+            )
+        })?
+        .into_iter()
+        .filter(|p| glob_match(&args.profiles, &p.name))
+        .collect();
+    if profiles.is_empty() {
+        bail!(
+            "no profile in {} matches {:?}",
+            args.profile_dir.display(),
+            args.profiles
+        );
+    }
+    // A bad baseline is an error now, not after the whole run.
+    let baseline = match &args.baseline {
+        Some(path) => {
+            let cases: Vec<(String, String)> = checkers
+                .iter()
+                .flat_map(|c| profiles.iter().map(|p| (c.name.clone(), p.name.clone())))
+                .collect();
+            Some(Baseline::load(path, &cases)?)
+        }
+        None => None,
+    };
+    let repo = std::env::current_dir().context("the current folder")?;
+    let config = RunConfig {
+        checkers,
+        profiles,
+        jobs: args.jobs,
+        transport: args.transport,
+        out: args.out.clone(),
+        resume: args.resume,
+        trust_dir: repo.join(&args.trust),
+        repo,
+        at: args.at.unwrap_or_else(SystemTime::now),
+        plain: args.plain,
+        readers: rclab_suite::readers::collect(&args.vpcd, &args.listen)
+            .map_err(anyhow::Error::msg)?,
+    };
+    // Held until the reports are written: no other run writes into OUT meanwhile.
+    let lock = lock_out(&args.out)?;
+    stop_checkers_on_signals()?;
+    let results = run::run_locked(&config, &lock)?;
+    let cards = run::render::Cards::from_profiles(&config.profiles);
+    report::write_all_with_cards(&args.out, &config.checkers, &results, &cards)
+        .context("writing the reports")?;
+    emit(&report::console::summary(
+        &config.checkers,
+        &results,
+        &args.out,
+    ))?;
+
+    let idle = run::idle_checkers(&config.checkers, &results);
+    for (checker, why) in &idle {
+        eprintln!(
+            "rclab: checker `{}` ran no case ({}): a run that exercises nothing cannot pass",
+            run::printable(checker, 80),
+            run::printable(why, 300)
+        );
+    }
+    let failed = match &baseline {
+        Some(baseline) => {
+            let regressions: Vec<_> = results
+                .iter()
+                .filter(|r| {
+                    !r.outcome.meets_expectation() && baseline.passed(&r.checker, &r.profile)
+                })
+                .collect();
+            let lines: String = regressions
+                .iter()
+                .map(|r| {
+                    format!(
+                        "REGRESSION {} × {}: {} ({})\n",
+                        r.checker,
+                        r.profile,
+                        r.outcome.as_str(),
+                        r.detail
+                    )
+                })
+                .collect();
+            emit(&lines)?;
+            !regressions.is_empty()
+        }
+        None => results.iter().any(|r| r.outcome.is_failure()),
+    };
+    Ok(if failed || !idle.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Checkers run in process groups of their own, out of reach of the terminal's Ctrl-C:
+/// on SIGINT or SIGTERM kill them, then exit as the signal would have (128 + signal).
+fn stop_checkers_on_signals() -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("installing the SIGINT/SIGTERM handler")?;
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            rclab_suite::run::process::kill_running();
+            std::process::exit(128 + signal);
+        }
+    });
+    Ok(())
+}
