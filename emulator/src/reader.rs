@@ -495,8 +495,8 @@ mod tests {
 
     /// A verified session on a fresh chip of `image`.
     fn verified(image: &Arc<CardImage>, max: Option<usize>) -> Session<Card> {
-        let mut s = Session::new(Card::new(Arc::clone(image)), image.generation)
-            .with_max_response(max);
+        let mut s =
+            Session::new(Card::new(Arc::clone(image)), image.generation).with_max_response(max);
         let key = s
             .authenticate(&image.chip_key(), &mut ChaCha20Rng::seed_from_u64(3))
             .expect("MUTUAL AUTHENTICATE");
@@ -670,7 +670,10 @@ mod tests {
             Ok(vec![3, 4, 0x61, 0x01]),
             Ok(vec![5, 0x90, 0x00]),
         ]);
-        assert_eq!(s.expect_ok(&[0x00, 0xB0, 0x81, 0x00, 0x00]), Ok(vec![1, 2, 3, 4, 5]));
+        assert_eq!(
+            s.expect_ok(&[0x00, 0xB0, 0x81, 0x00, 0x00]),
+            Ok(vec![1, 2, 3, 4, 5])
+        );
         assert_eq!(s.channel.sent[1], [0x00, 0xC0, 0x00, 0x00, 0x02]);
         assert_eq!(s.channel.sent[2], [0x00, 0xC0, 0x00, 0x00, 0x01]);
     }
@@ -702,9 +705,10 @@ mod tests {
             s.select_aid(&AID_DF2),
             Err(ReaderError::Status(Status::FileNotFound))
         );
-        let mut s = scripted(vec![Ok([[0u8; 8].as_slice(), &[0x90, 0x00]].concat()), Ok(
-            [[7u8; 40].as_slice(), &[0x90, 0x00]].concat(),
-        )]);
+        let mut s = scripted(vec![
+            Ok([[0u8; 8].as_slice(), &[0x90, 0x00]].concat()),
+            Ok([[7u8; 40].as_slice(), &[0x90, 0x00]].concat()),
+        ]);
         assert_eq!(
             s.authenticate(&[1; 16], &mut ChaCha20Rng::seed_from_u64(0)),
             Err(ReaderError::CardCryptogram(AuthError::Mac))
@@ -717,8 +721,8 @@ mod tests {
             Err(ReaderError::SecureMessaging(SmError::NotACryptogram(_)))
         ));
         // A chunk longer than asked for.
-        let mut s = scripted(vec![Ok([vec![0; 9], vec![0x90, 0x00]].concat())])
-            .with_max_response(Some(10));
+        let mut s =
+            scripted(vec![Ok([vec![0; 9], vec![0x90, 0x00]].concat())]).with_max_response(Some(10));
         assert_eq!(s.read_plain(1), Err(ReaderError::Oversent));
         // An EF that never ends.
         let full = [vec![0xAA; 254], vec![0x90, 0x00]];
@@ -789,7 +793,13 @@ mod tests {
             }
         }
         // The garbage reached the interesting failures, not just one of them.
-        for kind in ["NoStatusWord", "Status(", "Transport", "SecureMessag", "ChallengeLeng"] {
+        for kind in [
+            "NoStatusWord",
+            "Status(",
+            "Transport",
+            "SecureMessag",
+            "ChallengeLeng",
+        ] {
             assert!(
                 results.keys().any(|k| k.starts_with(kind)),
                 "{kind} never happened: {results:?}"
