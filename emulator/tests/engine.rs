@@ -9,8 +9,8 @@ use common::{h, send, sw};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use rclab_emulator::card::{Access, Card, Df, ReadPastEnd};
-use rclab_emulator::protocol::crypto::card_number_key;
-use rclab_emulator::protocol::{CommandBuilder, Generation, Status, auth, sm};
+use rclab_emulator::protocol::{CommandBuilder, Generation, Status, sm};
+use rclab_emulator::reader::{self, ReaderSecrets};
 
 /// Seed of the reader-side randoms (RND.IFD, K.IFD).
 const SEED: u64 = 0x5EED_0001;
@@ -270,13 +270,13 @@ fn get_challenge_with_other_le_is_6c08_and_without_le_is_6700() {
     }
 }
 
-/// A correct reader cryptogram for `rnd_icc` on `card` (its own number and generation).
+/// A correct reader MUTUAL AUTHENTICATE for `rnd_icc` on `card` (its own number and
+/// generation).
 fn reader_cryptogram(card: &Card, rnd_icc: &[u8; 8]) -> Vec<u8> {
     let image = card.image();
-    let key = card_number_key(image.chip_card_number.as_bytes());
-    let (rnd_ifd, k_ifd) = common::reader_secrets(&mut rng());
-    let c = auth::cryptogram(image.generation, &key, &rnd_ifd, rnd_icc, &k_ifd);
-    common::mutual_authenticate_apdu(&c)
+    let secrets = ReaderSecrets::draw(&mut rng());
+    let c = reader::reader_cryptogram(image.generation, &image.chip_key(), rnd_icc, &secrets);
+    reader::mutual_authenticate_apdu(&c)
 }
 
 #[test]
