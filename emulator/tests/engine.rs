@@ -272,7 +272,7 @@ fn get_challenge_with_other_le_is_6c08_and_without_le_is_6700() {
 
 /// A correct reader MUTUAL AUTHENTICATE for `rnd_icc` on `card` (its own number and
 /// generation).
-fn reader_cryptogram(card: &Card, rnd_icc: &[u8; 8]) -> Vec<u8> {
+fn genuine_mutual_authenticate(card: &Card, rnd_icc: &[u8; 8]) -> Vec<u8> {
     let image = card.image();
     let secrets = ReaderSecrets::draw(&mut rng());
     let c = reader::reader_cryptogram(image.generation, &image.chip_key(), rnd_icc, &secrets);
@@ -283,7 +283,7 @@ fn reader_cryptogram(card: &Card, rnd_icc: &[u8; 8]) -> Vec<u8> {
 fn mutual_authenticate_without_get_challenge_is_6985() {
     for name in BOTH {
         let mut card = card(name);
-        let apdu = reader_cryptogram(&card, &[0x11; 8]);
+        let apdu = genuine_mutual_authenticate(&card, &[0x11; 8]);
         assert_eq!(sw(&mut card, &apdu), "6985", "{name}");
     }
 }
@@ -300,7 +300,7 @@ fn mutual_authenticate_after_an_intervening_command_is_6985() {
         for other in between {
             let mut card = card(name);
             let rnd_icc = common::get_challenge(&mut card);
-            let apdu = reader_cryptogram(&card, &rnd_icc);
+            let apdu = genuine_mutual_authenticate(&card, &rnd_icc);
             send(&mut card, &h(other));
             assert_eq!(sw(&mut card, &apdu), "6985", "{name} after {other}");
         }
@@ -312,7 +312,7 @@ fn mutual_authenticate_challenge_is_single_use() {
     for name in BOTH {
         let mut card = card(name);
         let rnd_icc = common::get_challenge(&mut card);
-        let apdu = reader_cryptogram(&card, &rnd_icc);
+        let apdu = genuine_mutual_authenticate(&card, &rnd_icc);
         assert_eq!(sw(&mut card, &apdu), "9000", "{name}");
         assert_eq!(sw(&mut card, &apdu), "6985", "{name}: replay");
     }
@@ -324,7 +324,7 @@ fn mutual_authenticate_against_an_older_challenge_is_6300() {
         let mut card = card(name);
         let old = common::get_challenge(&mut card);
         common::get_challenge(&mut card);
-        let apdu = reader_cryptogram(&card, &old);
+        let apdu = genuine_mutual_authenticate(&card, &old);
         assert_eq!(sw(&mut card, &apdu), "6300", "{name}");
     }
 }
@@ -574,7 +574,7 @@ fn reset_clears_session_selection_and_challenge() {
         );
         // A challenge does not survive a reset either.
         let rnd_icc = common::get_challenge(&mut card);
-        let apdu = reader_cryptogram(&card, &rnd_icc);
+        let apdu = genuine_mutual_authenticate(&card, &rnd_icc);
         card.reset();
         assert_eq!(sw(&mut card, &apdu), "6985", "{name}");
     }

@@ -13,8 +13,9 @@ use super::data::{CardData, CertificateInfo, ImageInfo, text, trim_zeros};
 use super::objects::{field_text, optional, parse, required, single, tag_list};
 use super::pki::{ParsedCertificate, TrustStore};
 use super::read::{
-    CardKind, CardReader, DF3_CHECK_CODE, GEN1_FACE_IMAGE, GEN1_FRONT_IMAGE, GEN2_ADDRESS_IMAGE,
-    GEN2_CARD_NUMBER, GEN2_NAME_AND_FACE, GEN2_PRINTED, MF_CARD_TYPE, MF_COMMON_DATA,
+    CardKind, CardReader, DF1, DF2, DF3, DF3_CHECK_CODE, GEN1_FACE_IMAGE, GEN1_FRONT_IMAGE,
+    GEN2_ADDRESS_IMAGE, GEN2_CARD_NUMBER, GEN2_NAME_AND_FACE, GEN2_PRINTED, MF_CARD_TYPE,
+    MF_COMMON_DATA,
 };
 use super::stop::{Step, Stop, malformed, stop};
 
@@ -48,13 +49,13 @@ pub(super) fn run(
 
     card.authenticate(kind.info, card_number)?;
 
-    card.select("DF1")?;
+    card.select(DF1)?;
     let signed = match generation {
         Generation::First => read_gen1_df1(card, data)?,
         Generation::Second => read_gen2_df1(card, &kind, card_number, data)?,
     };
 
-    card.select("DF2")?;
+    card.select(DF2)?;
     for ef in kind.df2() {
         let content = card.read_plain(*ef)?;
         for t in parse(&content, ef.name)? {
@@ -63,7 +64,7 @@ pub(super) fn run(
         }
     }
 
-    card.select("DF3")?;
+    card.select(DF3)?;
     let df3 = card.read_plain(DF3_CHECK_CODE)?;
     let df3 = parse(&df3, DF3_CHECK_CODE.path())?;
     let code = tlv::find(&df3, kind.info.check_code_tag).unwrap_or_default();

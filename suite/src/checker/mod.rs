@@ -6,7 +6,7 @@
 //!
 //! | module | concern |
 //! |---|---|
-//! | [`read`](self) (private) | what the checker reads: the EFs it names, the per-generation description, the card conversation over [`rclab_emulator::reader::Session`] and what each reader failure means as a verdict |
+//! | `read` (private) | what the checker reads: the EFs it names, the per-generation description, the card conversation over [`rclab_emulator::reader::Session`] and what each reader failure means as a verdict |
 //! | `judge` (private) | the verdict: which objects must be there, the signature, the certificate chain |
 //! | `objects` (private) | strict BER-TLV helpers over an EF's bytes |
 //! | `stop` (private) | the early verdict a failed step ends the check with |

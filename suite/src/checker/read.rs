@@ -14,7 +14,7 @@ use super::pki::ParsedCertificate;
 use super::stop::{Step, Stop, stop, unexpected, unexpected_status};
 
 // ---------------------------------------------------------------------------------------
-// The EFs the checker reads: every SFI and name of the checker is here.
+// The DFs and EFs the checker reads: every AID, SFI and file name of the checker is here.
 // ---------------------------------------------------------------------------------------
 
 /// An EF the checker reads by SFI, with the name its messages give it.
@@ -31,6 +31,26 @@ impl Ef {
         self.name.split(' ').next().unwrap_or(self.name)
     }
 }
+
+/// A DF the checker selects by AID, with the name its messages give it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct DfAid {
+    pub aid: [u8; 16],
+    pub name: &'static str,
+}
+
+pub(super) const DF1: DfAid = DfAid {
+    aid: AID_DF1,
+    name: "DF1",
+};
+pub(super) const DF2: DfAid = DfAid {
+    aid: AID_DF2,
+    name: "DF2",
+};
+pub(super) const DF3: DfAid = DfAid {
+    aid: AID_DF3,
+    name: "DF3",
+};
 
 const fn ef(sfi: u8, name: &'static str) -> Ef {
     Ef { sfi, name }
@@ -200,14 +220,10 @@ impl<'c> CardReader<'c> {
         self.session.read_sm(ef.sfi).map_err(|e| fail(ef.name, e))
     }
 
-    /// Selects DF1, DF2 or DF3 (`name`); a card without it is no residence card.
-    pub fn select(&mut self, name: &str) -> Step<()> {
-        let aid = match name {
-            "DF1" => AID_DF1,
-            "DF2" => AID_DF2,
-            _ => AID_DF3,
-        };
-        match self.session.select_aid(&aid) {
+    /// Selects `df`; a card without it is no residence card.
+    pub fn select(&mut self, df: DfAid) -> Step<()> {
+        let name = df.name;
+        match self.session.select_aid(&df.aid) {
             Ok(()) => Ok(()),
             Err(ReaderError::Status(Status::FileNotFound)) => stop(
                 VerdictKind::NotResidenceCard,
