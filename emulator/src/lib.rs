@@ -7,5 +7,6 @@ pub mod fault;
 pub mod files;
 pub mod profile;
 pub mod protocol;
+pub mod reader;
 pub mod transport;
 pub mod verdict;

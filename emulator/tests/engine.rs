@@ -9,8 +9,8 @@ use common::{h, send, sw};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use rclab_emulator::card::{Access, Card, Df, ReadPastEnd};
-use rclab_emulator::protocol::crypto::card_number_key;
-use rclab_emulator::protocol::{CommandBuilder, Generation, Status, auth, sm};
+use rclab_emulator::protocol::{CommandBuilder, Generation, Status, sm};
+use rclab_emulator::reader::{self, ReaderSecrets};
 
 /// Seed of the reader-side randoms (RND.IFD, K.IFD).
 const SEED: u64 = 0x5EED_0001;
@@ -270,20 +270,20 @@ fn get_challenge_with_other_le_is_6c08_and_without_le_is_6700() {
     }
 }
 
-/// A correct reader cryptogram for `rnd_icc` on `card` (its own number and generation).
-fn reader_cryptogram(card: &Card, rnd_icc: &[u8; 8]) -> Vec<u8> {
+/// A correct reader MUTUAL AUTHENTICATE for `rnd_icc` on `card` (its own number and
+/// generation).
+fn genuine_mutual_authenticate(card: &Card, rnd_icc: &[u8; 8]) -> Vec<u8> {
     let image = card.image();
-    let key = card_number_key(image.chip_card_number.as_bytes());
-    let (rnd_ifd, k_ifd) = common::reader_secrets(&mut rng());
-    let c = auth::cryptogram(image.generation, &key, &rnd_ifd, rnd_icc, &k_ifd);
-    common::mutual_authenticate_apdu(&c)
+    let secrets = ReaderSecrets::draw(&mut rng());
+    let c = reader::reader_cryptogram(image.generation, &image.chip_key(), rnd_icc, &secrets);
+    reader::mutual_authenticate_apdu(&c)
 }
 
 #[test]
 fn mutual_authenticate_without_get_challenge_is_6985() {
     for name in BOTH {
         let mut card = card(name);
-        let apdu = reader_cryptogram(&card, &[0x11; 8]);
+        let apdu = genuine_mutual_authenticate(&card, &[0x11; 8]);
         assert_eq!(sw(&mut card, &apdu), "6985", "{name}");
     }
 }
@@ -300,7 +300,7 @@ fn mutual_authenticate_after_an_intervening_command_is_6985() {
         for other in between {
             let mut card = card(name);
             let rnd_icc = common::get_challenge(&mut card);
-            let apdu = reader_cryptogram(&card, &rnd_icc);
+            let apdu = genuine_mutual_authenticate(&card, &rnd_icc);
             send(&mut card, &h(other));
             assert_eq!(sw(&mut card, &apdu), "6985", "{name} after {other}");
         }
@@ -312,7 +312,7 @@ fn mutual_authenticate_challenge_is_single_use() {
     for name in BOTH {
         let mut card = card(name);
         let rnd_icc = common::get_challenge(&mut card);
-        let apdu = reader_cryptogram(&card, &rnd_icc);
+        let apdu = genuine_mutual_authenticate(&card, &rnd_icc);
         assert_eq!(sw(&mut card, &apdu), "9000", "{name}");
         assert_eq!(sw(&mut card, &apdu), "6985", "{name}: replay");
     }
@@ -324,7 +324,7 @@ fn mutual_authenticate_against_an_older_challenge_is_6300() {
         let mut card = card(name);
         let old = common::get_challenge(&mut card);
         common::get_challenge(&mut card);
-        let apdu = reader_cryptogram(&card, &old);
+        let apdu = genuine_mutual_authenticate(&card, &old);
         assert_eq!(sw(&mut card, &apdu), "6300", "{name}");
     }
 }
@@ -574,7 +574,7 @@ fn reset_clears_session_selection_and_challenge() {
         );
         // A challenge does not survive a reset either.
         let rnd_icc = common::get_challenge(&mut card);
-        let apdu = reader_cryptogram(&card, &rnd_icc);
+        let apdu = genuine_mutual_authenticate(&card, &rnd_icc);
         card.reset();
         assert_eq!(sw(&mut card, &apdu), "6985", "{name}");
     }

@@ -14,9 +14,10 @@ use rclab_emulator::card::{CardImage, Df};
 use rclab_emulator::fault::{FRAME_WAIT_LIMIT, Fault, HexBytes, Selector, SimCard};
 use rclab_emulator::profile::{self, Profile};
 use rclab_emulator::protocol::Status;
-use rclab_emulator::protocol::auth::{self, AuthError};
-use rclab_emulator::protocol::crypto::{Key, card_number_key};
+use rclab_emulator::protocol::auth::AuthError;
+use rclab_emulator::protocol::crypto::Key;
 use rclab_emulator::protocol::sm::{self, SmError};
+use rclab_emulator::reader::{self, ReaderError, ReaderSecrets, Session};
 use rclab_emulator::transport::vpcd::VirtualCard;
 use rclab_emulator::transport::{Channel, TransportError};
 
@@ -45,26 +46,31 @@ fn answer(card: &mut SimCard, apdu: &[u8]) -> Vec<u8> {
         .unwrap_or_else(|| panic!("{}: no answer", common::hex(apdu)))
 }
 
+/// Any exchange function as a reader channel (every reply is there).
+struct Exchanges<'a>(&'a mut dyn FnMut(&[u8]) -> Vec<u8>);
+
+impl Channel for Exchanges<'_> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        Ok((self.0)(apdu))
+    }
+}
+
+/// The shared reader over any exchange.
+fn reader<'a>(
+    send: &'a mut dyn FnMut(&[u8]) -> Vec<u8>,
+    image: &CardImage,
+) -> Session<Exchanges<'a>> {
+    Session::new(Exchanges(send), image.generation)
+}
+
 /// Reader side of GET CHALLENGE + MUTUAL AUTHENTICATE + VERIFY over any exchange.
 fn session(send: &mut dyn FnMut(&[u8]) -> Vec<u8>, image: &CardImage) -> Key {
-    let generation = image.generation;
-    let challenge = send(&common::GET_CHALLENGE);
-    let rnd_icc: [u8; 8] = challenge[..8].try_into().unwrap();
-    let (rnd_ifd, k_ifd) = common::reader_secrets(&mut ChaCha20Rng::seed_from_u64(5));
-    let key = card_number_key(image.chip_card_number.as_bytes());
-    let cryptogram = auth::cryptogram(generation, &key, &rnd_ifd, &rnd_icc, &k_ifd);
-    let r = send(&common::mutual_authenticate_apdu(&cryptogram));
-    let (data, sw) = r.split_at(r.len() - 2);
-    assert_eq!(sw, [0x90, 0x00], "MUTUAL AUTHENTICATE");
-    let session_key =
-        auth::reader_finish(generation, &key, &rnd_ifd, &rnd_icc, &k_ifd, data).unwrap();
-    let r = send(&common::verify_apdu(
-        generation,
-        &session_key,
-        &image.chip_card_number,
-    ));
-    assert_eq!(r, [0x90, 0x00], "VERIFY");
-    session_key
+    let mut s = reader(send, image);
+    let key = s
+        .authenticate(&image.chip_key(), &mut ChaCha20Rng::seed_from_u64(5))
+        .expect("MUTUAL AUTHENTICATE");
+    s.verify(image.chip_card_number.as_bytes()).expect("VERIFY");
+    key
 }
 
 /// Everything a reader sends for a whole-EF read of every EF, in image order.
@@ -278,14 +284,18 @@ fn get_response_hands_the_data_over_in_chunks() {
     assert_eq!([&first[..5], &rest[..]].concat(), challenge);
     // The chip never saw GET RESPONSE: its challenge still stands for MUTUAL AUTHENTICATE.
     let rnd_icc: [u8; 8] = challenge[..8].try_into().unwrap();
-    let (rnd_ifd, k_ifd) = common::reader_secrets(&mut ChaCha20Rng::seed_from_u64(1));
-    let key = card_number_key(p.image.chip_card_number.as_bytes());
-    let cryptogram = auth::cryptogram(p.generation, &key, &rnd_ifd, &rnd_icc, &k_ifd);
-    let apdu = common::mutual_authenticate_apdu(&cryptogram);
+    let secrets = ReaderSecrets::draw(&mut ChaCha20Rng::seed_from_u64(1));
+    let key = p.image.chip_key();
+    let apdu = reader::mutual_authenticate_apdu(&reader::reader_cryptogram(
+        p.generation,
+        &key,
+        &rnd_icc,
+        &secrets,
+    ));
     assert_eq!(answer(&mut sim, &apdu), [0x61, 40]);
     let r = answer(&mut sim, &common::h("00C0000000"));
     assert_eq!(r[40..], [0x90, 0x00]);
-    assert!(auth::reader_finish(p.generation, &key, &rnd_ifd, &rnd_icc, &k_ifd, &r[..40]).is_ok());
+    assert!(reader::observed_session_key(p.generation, &key, &rnd_icc, &apdu, &r[..40]).is_some());
     // Any other command drops what was pending; GET RESPONSE then reaches the chip.
     assert_eq!(answer(&mut sim, &common::h("00B08A0000")), [0x61, 0x04]);
     assert_eq!(answer(&mut sim, &common::h("00B08B0000")), [0x61, 0x06]);
@@ -363,17 +373,11 @@ fn wrong_m_icc_and_wrong_echo_fail_the_readers_checks() {
     ] {
         for name in ["gen1-residence", "gen2-residence"] {
             let (mut sim, _, p) = pair(name, vec![fault.clone()]);
-            let rnd_icc: [u8; 8] = answer(&mut sim, &common::GET_CHALLENGE)[..8]
-                .try_into()
-                .unwrap();
-            let (rnd_ifd, k_ifd) = common::reader_secrets(&mut ChaCha20Rng::seed_from_u64(2));
-            let key = card_number_key(p.image.chip_card_number.as_bytes());
-            let cryptogram = auth::cryptogram(p.generation, &key, &rnd_ifd, &rnd_icc, &k_ifd);
-            let r = answer(&mut sim, &common::mutual_authenticate_apdu(&cryptogram));
-            assert_eq!(r[40..], [0x90, 0x00]);
+            let mut send = |apdu: &[u8]| answer(&mut sim, apdu);
+            let mut s = reader(&mut send, &p.image);
             assert_eq!(
-                auth::reader_finish(p.generation, &key, &rnd_ifd, &rnd_icc, &k_ifd, &r[..40]),
-                Err(error),
+                s.authenticate(&p.image.chip_key(), &mut ChaCha20Rng::seed_from_u64(2)),
+                Err(ReaderError::CardCryptogram(error)),
                 "{name} {fault:?}"
             );
             assert_eq!(sim.fired(), [1]);

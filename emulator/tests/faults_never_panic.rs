@@ -22,8 +22,9 @@ use rand_chacha::ChaCha20Rng;
 use rclab_emulator::card::Df;
 use rclab_emulator::fault::{Fault, Outcome, SimCard};
 use rclab_emulator::profile::{self, Profile};
-use rclab_emulator::protocol::crypto::card_number_key;
-use rclab_emulator::protocol::{Response, Status, auth, ins};
+use rclab_emulator::protocol::{Response, Status, ins};
+use rclab_emulator::reader::Session;
+use rclab_emulator::transport::{Channel, TransportError};
 
 const BASE_SEED: u64 = 0x00C0_FFEE_2026_0005;
 
@@ -144,32 +145,37 @@ fn run(profile: &Profile, steps: &[Step]) {
             }
             Step::Reset => card.reset(),
             Step::Authenticate(seed) => {
+                // The shared reader; whatever the faults do to its steps, they end in an
+                // error of the reader, and every exchange is still explained.
                 let image = profile.image.clone();
-                let generation = image.generation;
-                let Some(challenge) = send(&mut card, &common::GET_CHALLENGE) else {
-                    continue;
-                };
-                let Ok(rnd_icc) = <[u8; 8]>::try_from(&challenge[..challenge.len().min(8)]) else {
-                    continue;
-                };
-                let (rnd_ifd, k_ifd) =
-                    common::reader_secrets(&mut ChaCha20Rng::seed_from_u64(*seed));
-                let key = card_number_key(image.chip_card_number.as_bytes());
-                let cryptogram = auth::cryptogram(generation, &key, &rnd_ifd, &rnd_icc, &k_ifd);
-                let Some(r) = send(&mut card, &common::mutual_authenticate_apdu(&cryptogram))
-                else {
-                    continue;
-                };
-                let data = &r[..r.len().saturating_sub(2)];
-                if let Ok(session_key) =
-                    auth::reader_finish(generation, &key, &rnd_ifd, &rnd_icc, &k_ifd, data)
-                {
-                    let verify =
-                        common::verify_apdu(generation, &session_key, &image.chip_card_number);
-                    send(&mut card, &verify);
+                let mut reader = Session::new(
+                    Explained {
+                        card: &mut card,
+                        faults: &faults,
+                    },
+                    image.generation,
+                );
+                let mut rng = ChaCha20Rng::seed_from_u64(*seed);
+                if reader.authenticate(&image.chip_key(), &mut rng).is_ok() {
+                    let _ = reader.verify(image.chip_card_number.as_bytes());
                 }
             }
         }
+    }
+}
+
+/// A faulted card as a reader channel: every exchange must be explained by the faults; a
+/// card that does not answer is a timeout.
+struct Explained<'a> {
+    card: &'a mut SimCard,
+    faults: &'a [Fault],
+}
+
+impl Channel for Explained<'_> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let outcome = self.card.exchange(apdu);
+        explained(self.faults, apdu, &outcome);
+        outcome.reply.ok_or(TransportError::Timeout)
     }
 }
 

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use rclab_emulator::profile::{self, Profile};
-use rclab_emulator::protocol::auth;
 use rclab_emulator::protocol::crypto::card_number_key;
-use rclab_emulator::protocol::{CommandBuilder, Generation, VERIFY_P2_CARD_NUMBER, cla, ins, sm};
+use rclab_emulator::protocol::{AID_DF1, AID_DF3, CommandBuilder, Generation, cla, ins};
+use rclab_emulator::reader::{self, ReaderSecrets, Session};
 use rclab_suite::checker::{Checker, Options, TrustStore};
 
 /// Runs `f` for about `budget`, in rounds; returns the best per-iteration time of 5 rounds.
@@ -62,9 +62,7 @@ fn main() {
         let generation = p.generation;
         let mut card = p.chip();
 
-        let get_challenge = CommandBuilder::new(cla::PLAIN, ins::GET_CHALLENGE, 0, 0)
-            .ne(8)
-            .to_bytes();
+        let get_challenge = reader::GET_CHALLENGE_APDU;
         row(
             "APDU: GET CHALLENGE",
             generation,
@@ -84,34 +82,24 @@ fn main() {
             }),
         );
 
-        // Authenticated session for the protected reads.
+        // Authenticated session for the protected reads, through the shared reader.
         let key = card_number_key(p.card_number.as_str().as_bytes());
         card.reset();
-        let rnd_icc: [u8; 8] = card.transmit(&get_challenge)[..8].try_into().unwrap();
-        let (rnd_ifd, k_ifd) = ([1u8; 8], [2u8; 16]);
-        let cryptogram = auth::cryptogram(generation, &key, &rnd_ifd, &rnd_icc, &k_ifd);
-        let answer = card.transmit(
-            &CommandBuilder::new(0, ins::MUTUAL_AUTHENTICATE, 0, 0)
-                .data(cryptogram.to_vec())
-                .ne(256)
-                .to_bytes(),
-        );
-        let ks = auth::reader_finish(generation, &key, &rnd_ifd, &rnd_icc, &k_ifd, &answer[..40])
-            .unwrap();
-        let verify = CommandBuilder::new(cla::SM, ins::VERIFY, 0, VERIFY_P2_CARD_NUMBER)
-            .data(
-                sm::seal(generation, &ks, p.card_number.as_str().as_bytes())
-                    .expect("a card number fits one DO 86"),
-            )
-            .to_bytes();
-        assert_eq!(card.transmit(&verify), [0x90, 0]);
-        let select_df3 = CommandBuilder::new(0, ins::SELECT, 4, 0x0C)
-            .data(rclab_emulator::protocol::AID_DF3.to_vec())
-            .to_bytes();
+        let mut session = Session::new(&mut card, generation);
+        let rnd_icc = session.get_challenge().expect("GET CHALLENGE");
+        let secrets = ReaderSecrets {
+            rnd_ifd: [1; 8],
+            k_ifd: [2; 16],
+        };
+        session
+            .mutual_authenticate(generation, &key, &rnd_icc, &secrets)
+            .expect("MUTUAL AUTHENTICATE");
+        session
+            .verify(p.card_number.as_str().as_bytes())
+            .expect("VERIFY");
+        let select_df3 = reader::select_by_aid_apdu(&AID_DF3);
         card.transmit(&select_df3);
-        let read_df3 = CommandBuilder::new(cla::PLAIN, ins::READ_BINARY, 0x82, 0)
-            .ne(65_536)
-            .to_bytes();
+        let read_df3 = reader::plain_read_apdu(0x82, 0, 65_536);
         row(
             "APDU: READ BINARY (DF3 whole EF, plain)",
             generation,
@@ -119,20 +107,14 @@ fn main() {
                 black_box(card.transmit(black_box(&read_df3)));
             }),
         );
-        let select_df1 = CommandBuilder::new(0, ins::SELECT, 4, 0x0C)
-            .data(rclab_emulator::protocol::AID_DF1.to_vec())
-            .to_bytes();
+        let select_df1 = reader::select_by_aid_apdu(&AID_DF1);
         card.transmit(&select_df1);
         let sfi = if generation == Generation::First {
             0x85
         } else {
             0x84
         };
-        let read_sm = CommandBuilder::new(cla::SM, ins::READ_BINARY, sfi, 0)
-            .data(sm::expected_length(0).to_vec())
-            .ne(65_536)
-            .extended()
-            .to_bytes();
+        let read_sm = reader::sm_read_apdu(sfi, 0, 0);
         row(
             "APDU: SM READ BINARY (largest DF1 EF)",
             generation,

@@ -20,17 +20,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 use rclab_emulator::card::{Access, Card, CardImage, Df};
 use rclab_emulator::profile::{self, Profile};
 use rclab_emulator::protocol::apdu::{Command, CommandBuilder, Response};
-use rclab_emulator::protocol::auth::{self, Nonce};
+use rclab_emulator::protocol::auth::Nonce;
 use rclab_emulator::protocol::crypto::Key;
-use rclab_emulator::protocol::{
-    AID_DF1, AID_DF2, AID_DF3, Generation, Status, VERIFY_P2_CARD_NUMBER, cla, ins, sm, tlv,
-};
+use rclab_emulator::protocol::{AID_DF1, AID_DF2, AID_DF3, Generation, Status, cla, ins, sm, tlv};
+use rclab_emulator::reader::{self, ReadMode, Session};
 use rclab_emulator::transport::{Channel, Tap, TransportError};
 use rclab_emulator::verdict::{Verdict, VerdictKind};
 
@@ -275,96 +274,70 @@ fn send(card: &mut Card, apdu: &[u8]) -> Response {
     response
 }
 
+/// The chip as a reader channel on which every reply passes [`send`]'s checks.
+struct Checked<'a>(&'a mut Card);
+
+impl Channel for Checked<'_> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        Ok(send(self.0, apdu).to_bytes())
+    }
+}
+
+/// A reader session on `card` in its image's cryptography, whole-EF reads.
+fn reader_on(card: &mut Card) -> Session<Checked<'_>> {
+    let generation = card.image().generation;
+    Session::new(Checked(card), generation)
+}
+
 fn select_apdu(df: Df) -> Vec<u8> {
     match df {
-        Df::Mf => CommandBuilder::new(0, ins::SELECT, 0x00, 0x0C)
-            .data([0x3F, 0x00])
-            .to_bytes(),
-        Df::Df1 | Df::Df2 | Df::Df3 => {
-            let aid = match df {
-                Df::Df1 => AID_DF1,
-                Df::Df2 => AID_DF2,
-                _ => AID_DF3,
-            };
-            CommandBuilder::new(0, ins::SELECT, 0x04, 0x0C)
-                .data(aid)
-                .to_bytes()
-        }
+        Df::Mf => reader::select_mf_apdu(),
+        Df::Df1 => reader::select_by_aid_apdu(&AID_DF1),
+        Df::Df2 => reader::select_by_aid_apdu(&AID_DF2),
+        Df::Df3 => reader::select_by_aid_apdu(&AID_DF3),
     }
 }
-
-const GET_CHALLENGE: [u8; 5] = [0x00, ins::GET_CHALLENGE, 0x00, 0x00, 0x08];
 
 /// GET CHALLENGE + MUTUAL AUTHENTICATE with the chip's own number: KSenc.
-fn authenticate(card: &mut Card, image: &CardImage, rng: &mut ChaCha20Rng) -> Result<Key, String> {
-    let r = send(card, &GET_CHALLENGE);
-    let rnd_icc: Nonce = r
-        .data
-        .as_slice()
-        .try_into()
-        .map_err(|_| format!("GET CHALLENGE: {} {:02X?}", r.status, r.data))?;
-    let mut rnd_ifd = [0; 8];
-    let mut k_ifd = [0; 16];
-    rng.fill_bytes(&mut rnd_ifd);
-    rng.fill_bytes(&mut k_ifd);
-    let key = image.chip_key();
-    let cryptogram = auth::cryptogram(image.generation, &key, &rnd_ifd, &rnd_icc, &k_ifd);
-    let apdu = CommandBuilder::new(0, ins::MUTUAL_AUTHENTICATE, 0, 0)
-        .data(cryptogram.to_vec())
-        .ne(256)
-        .to_bytes();
-    let r = send(card, &apdu);
-    if r.status != Status::Success {
-        return Err(format!("MUTUAL AUTHENTICATE: {}", r.status));
-    }
-    auth::reader_finish(image.generation, &key, &rnd_ifd, &rnd_icc, &k_ifd, &r.data)
-        .map_err(|e| format!("card cryptogram: {e}"))
-}
-
-/// A VERIFY of `number`; a number too long for one DO 86 is sent as empty data (the card
-/// must refuse it like any wrong number).
-fn verify_apdu(generation: Generation, key: &Key, number: &[u8]) -> Vec<u8> {
-    CommandBuilder::new(cla::SM, ins::VERIFY, 0, VERIFY_P2_CARD_NUMBER)
-        .data(sm::seal(generation, key, number).unwrap_or_default())
-        .to_bytes()
+fn authenticate(
+    session: &mut Session<Checked>,
+    image: &CardImage,
+    rng: &mut ChaCha20Rng,
+) -> Result<Key, String> {
+    session
+        .authenticate(&image.chip_key(), rng)
+        .map_err(|e| format!("authentication: {e}"))
 }
 
 /// Opens a verified session: KSenc.
-fn open_session(card: &mut Card, image: &CardImage, rng: &mut ChaCha20Rng) -> Result<Key, String> {
-    let key = authenticate(card, image, rng)?;
-    let r = send(
-        card,
-        &verify_apdu(image.generation, &key, image.chip_card_number.as_bytes()),
-    );
-    if r.status != Status::Success {
-        return Err(format!("VERIFY: {}", r.status));
-    }
+fn open_session(
+    session: &mut Session<Checked>,
+    image: &CardImage,
+    rng: &mut ChaCha20Rng,
+) -> Result<Key, String> {
+    let key = authenticate(session, image, rng)?;
+    session
+        .verify(image.chip_card_number.as_bytes())
+        .map_err(|e| format!("VERIFY: {e}"))?;
     Ok(key)
 }
 
 /// Largest EF the genuine flow compares: a whole-EF SM read must fit one extended response.
 const LARGEST_COMPARED_EF: usize = 60_000;
 
-/// SM READ BINARY (`p1`, `p2`) asking for `len` plaintext bytes (0 = to the end); the
-/// opened plaintext.
+/// SM READ BINARY (`p1`, `p2`) asking for `len` plaintext bytes (0 = to the end), which
+/// must succeed; the opened plaintext.
 fn read_sm(
-    card: &mut Card,
-    image: &CardImage,
-    key: &Key,
+    session: &mut Session<Checked>,
     (p1, p2): (u8, u8),
-    len: usize,
+    len: u16,
     what: &str,
 ) -> Result<Vec<u8>, String> {
-    let apdu = CommandBuilder::new(cla::SM, ins::READ_BINARY, p1, p2)
-        .data(sm::expected_length(len as u16).to_vec())
-        .ne(65_536)
-        .extended()
-        .to_bytes();
-    let r = send(card, &apdu);
-    if r.status != Status::Success {
-        return Err(format!("SM READ {what}: {}", r.status));
+    match session.read_sm_once(p1, p2, len) {
+        Ok((Status::Success, plain)) => Ok(plain),
+        Ok((status, _)) => Err(format!("SM READ {what}: {status}")),
+        Err(e) => Err(format!("SM READ {what}: {e}")),
     }
-    sm::open(image.generation, key, &r.data).map_err(|e| format!("SM READ {what}: {e}"))
 }
 
 /// Bytes compared at each end of an SM file when not reading it whole.
@@ -374,9 +347,15 @@ const SM_SLICE: usize = 48;
 /// it with the image. Plain files are read whole; SM files whole when `full`, otherwise
 /// their first bytes by SFI and their last bytes by offset in the current EF (the cipher
 /// dominates the time of a fuzz run, and the image never changes).
-fn read_every_ef(card: &mut Card, image: &CardImage, key: &Key, full: bool) -> Result<(), String> {
+fn read_every_ef(
+    session: &mut Session<Checked>,
+    image: &CardImage,
+    full: bool,
+) -> Result<(), String> {
     for df in [Df::Mf, Df::Df1, Df::Df2, Df::Df3] {
-        let r = send(card, &select_apdu(df));
+        let r = session
+            .exchange(&select_apdu(df))
+            .map_err(|e| format!("SELECT {df:?}: {e}"))?;
         if r.status != Status::Success {
             return Err(format!("SELECT {df:?}: {}", r.status));
         }
@@ -388,25 +367,18 @@ fn read_every_ef(card: &mut Card, image: &CardImage, key: &Key, full: bool) -> R
             let sfi = 0x80 | file.sfi;
             let name = file.name.as_str();
             let (read, expected) = if file.access != Access::AuthSm {
-                let apdu = CommandBuilder::new(cla::PLAIN, ins::READ_BINARY, sfi, 0)
-                    .ne(65_536)
-                    .to_bytes();
-                let r = send(card, &apdu);
-                if r.status != Status::Success {
-                    return Err(format!("READ {name}: {}", r.status));
-                }
-                (r.data, content.to_vec())
+                let read = session
+                    .read(file.sfi, ReadMode::Plain)
+                    .map_err(|e| format!("READ {name}: {e}"))?;
+                (read, content.to_vec())
             } else if full || content.len() <= 2 * SM_SLICE {
-                (
-                    read_sm(card, image, key, (sfi, 0), 0, name)?,
-                    content.to_vec(),
-                )
+                (read_sm(session, (sfi, 0), 0, name)?, content.to_vec())
             } else {
-                let mut read = read_sm(card, image, key, (sfi, 0), SM_SLICE, name)?;
+                let mut read = read_sm(session, (sfi, 0), SM_SLICE as u16, name)?;
                 let offset = content.len() - SM_SLICE;
                 if offset <= 0x7FFF {
                     let [p1, p2] = (offset as u16).to_be_bytes();
-                    read.extend(read_sm(card, image, key, (p1, p2), 0, name)?);
+                    read.extend(read_sm(session, (p1, p2), 0, name)?);
                 }
                 let mut expected = content[..SM_SLICE].to_vec();
                 if offset <= 0x7FFF {
@@ -430,9 +402,10 @@ fn read_every_ef(card: &mut Card, image: &CardImage, key: &Key, full: bool) -> R
 fn genuine_flow_after_reset(card: &mut Card, image: &CardImage, seed: u64, full: bool) {
     card.reset();
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let key = open_session(card, image, &mut rng)
+    let mut session = reader_on(card);
+    open_session(&mut session, image, &mut rng)
         .unwrap_or_else(|e| panic!("genuine flow after reset: {e}"));
-    read_every_ef(card, image, &key, full)
+    read_every_ef(&mut session, image, full)
         .unwrap_or_else(|e| panic!("genuine flow after reset: {e}"));
 }
 
@@ -468,7 +441,8 @@ pub fn card_sequence(data: &[u8]) {
     let image = &profile.image;
     let mut card = Card::new(Arc::clone(image));
     let mut rng = ChaCha20Rng::seed_from_u64(0xF022);
-    let mut key = Some(open_session(&mut card, image, &mut rng).expect("initial session"));
+    let mut session = reader_on(&mut card);
+    let mut key = Some(open_session(&mut session, image, &mut rng).expect("initial session"));
     let mut records = 0;
     while let Some(first) = input.byte() {
         records += 1;
@@ -478,36 +452,35 @@ pub fn card_sequence(data: &[u8]) {
         if first != OP {
             let n = input.length(first);
             let apdu = input.take(n);
-            send(&mut card, apdu);
+            send(session.channel_mut().0, apdu);
             continue;
         }
         match input.byte().unwrap_or(0) % 5 {
             0 => {
-                card.reset();
+                session.channel_mut().0.reset();
                 key = None;
             }
             1 => {
                 key = Some(
-                    authenticate(&mut card, image, &mut rng)
+                    authenticate(&mut session, image, &mut rng)
                         .unwrap_or_else(|e| panic!("reader authentication: {e}")),
                 );
             }
             op @ (2 | 3) => {
                 let k = key.unwrap_or([0; 16]);
-                let number = if op == 2 {
-                    image.chip_card_number.as_bytes().to_vec()
+                let number: &[u8] = if op == 2 {
+                    image.chip_card_number.as_bytes()
                 } else {
-                    b"ZZ00000000ZZ".to_vec()
+                    b"ZZ00000000ZZ"
                 };
-                send(&mut card, &verify_apdu(image.generation, &k, &number));
+                // Card numbers are 12 bytes: they always fit one DO 86.
+                if let Ok(apdu) = reader::verify_apdu(image.generation, &k, number) {
+                    send(session.channel_mut().0, &apdu);
+                }
             }
             _ => {
-                let apdu = CommandBuilder::new(cla::SM, ins::READ_BINARY, 0, 0)
-                    .data(sm::expected_length(0).to_vec())
-                    .ne(65_536)
-                    .extended()
-                    .to_bytes();
-                let r = send(&mut card, &apdu);
+                let card = &mut *session.channel_mut().0;
+                let r = send(card, &reader::sm_read_apdu(0, 0, 0));
                 if r.status == Status::Success
                     && let (Some(k), Some(chip_key), Some(index)) =
                         (key, card.session_key(), card.current_file())
@@ -675,23 +648,18 @@ impl FuzzCard<'_> {
         let data = &genuine[..genuine.len().saturating_sub(2)];
         match apdu {
             [0x00, ins::GET_CHALLENGE, ..] if ok => self.challenge = data.try_into().ok(),
-            [0x00, ins::MUTUAL_AUTHENTICATE, ..] => {
+            [cla::PLAIN, ins::MUTUAL_AUTHENTICATE, ..] => {
                 let challenge = self.challenge.take();
-                self.session = None;
-                if let (true, Some(rnd_icc), Ok(cmd)) = (ok, challenge, Command::parse(apdu))
-                    && let Ok((rnd_ifd, k_ifd)) =
-                        auth::open_cryptogram(self.generation, &self.chip_key, cmd.data, &rnd_icc)
-                {
-                    self.session = auth::reader_finish(
+                self.session = match (ok, challenge) {
+                    (true, Some(rnd_icc)) => reader::observed_session_key(
                         self.generation,
                         &self.chip_key,
-                        &rnd_ifd,
                         &rnd_icc,
-                        &k_ifd,
+                        apdu,
                         data,
-                    )
-                    .ok();
-                }
+                    ),
+                    _ => None,
+                };
             }
             _ => self.challenge = None,
         }
@@ -871,7 +839,7 @@ pub fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
                     }
                 }
                 seed.extend_from_slice(&[OP, 1, OP, 2, OP, 4, OP, 3, OP, 0]);
-                push_chunk(&mut seed, &GET_CHALLENGE);
+                push_chunk(&mut seed, &reader::GET_CHALLENGE_APDU);
                 out.push((format!("{name}-reads"), seed));
                 let mut seed = vec![i as u8];
                 for op in [0, 1, 2, 4, 1, 3, 4] {
@@ -917,23 +885,13 @@ pub fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
                                 plain.push(0);
                             }
                             ins::MUTUAL_AUTHENTICATE => {
-                                let cmd = Command::parse(&command).expect("checker APDU");
-                                let (rnd_ifd, k_ifd) = auth::open_cryptogram(
+                                session = reader::observed_session_key(
                                     generation,
                                     &chip_key,
-                                    cmd.data,
                                     &challenge.expect("challenge first"),
-                                )
-                                .expect("checker cryptogram");
-                                session = auth::reader_finish(
-                                    generation,
-                                    &chip_key,
-                                    &rnd_ifd,
-                                    &challenge.expect("challenge first"),
-                                    &k_ifd,
+                                    &command,
                                     data,
-                                )
-                                .ok();
+                                );
                                 plain.push(0);
                             }
                             _ if command[0] == cla::SM && !data.is_empty() => {

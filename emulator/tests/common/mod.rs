@@ -1,6 +1,7 @@
-//! Reader-side helpers shared by the integration tests: profile loading, APDU exchange with
-//! reply-shape checks, and a minimal reader that authenticates with the shared protocol code
-//! (`protocol::auth`, `protocol::sm`) the card and the checker use.
+//! Helpers shared by the integration tests: profile loading, APDU exchange with reply-shape
+//! checks, and the reader steps the tests need, each a thin wrapper over the one reader
+//! (`rclab_emulator::reader::Session`) the checker uses, on a channel that checks every
+//! reply's shape.
 //!
 //! Each test binary uses a different subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
@@ -10,14 +11,14 @@ pub mod corpus;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use rclab_emulator::card::{Access, Card, CardImage, Df, ElementaryFile};
 use rclab_emulator::profile::{self, Profile};
 use rclab_emulator::protocol::crypto::{Key, card_number_key};
-use rclab_emulator::protocol::{
-    AID_DF1, AID_DF2, AID_DF3, CommandBuilder, Generation, Response, Status, auth, sm,
-};
+use rclab_emulator::protocol::{AID_DF1, AID_DF2, AID_DF3, Generation, Response, Status};
+use rclab_emulator::reader::{self, ReadMode, ReaderError, ReaderSecrets, Session};
+use rclab_emulator::transport::{Channel, TransportError};
 
 /// Names of the bundled valid profiles (`vectors/profiles/valid/<name>.yaml`).
 pub const VALID_PROFILES: [&str; 5] = [
@@ -114,15 +115,29 @@ pub fn aid(df: Df) -> [u8; 16] {
     }
 }
 
+/// The card as a reader channel on which every reply passes the shape checks of [`send`].
+pub struct Checked<'a>(pub &'a mut Card);
+
+impl Channel for Checked<'_> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        Ok(send(self.0, apdu).to_bytes())
+    }
+}
+
+/// The shared reader ([`Session`]) on `card`, in its image's cryptography, holding
+/// `session_key` (KSenc) when given.
+pub fn session<'a>(card: &'a mut Card, session_key: Option<Key>) -> Session<Checked<'a>> {
+    let generation = card.image().generation;
+    let mut s = Session::new(Checked(card), generation);
+    s.set_session_key(session_key);
+    s
+}
+
 /// `00 A4 04 0C 10 <AID>` for a DF, `00 A4 00 0C 02 3F 00` for the MF.
 pub fn select_apdu(df: Df) -> Vec<u8> {
     match df {
-        Df::Mf => CommandBuilder::new(0x00, 0xA4, 0x00, 0x0C)
-            .data([0x3F, 0x00])
-            .to_bytes(),
-        df => CommandBuilder::new(0x00, 0xA4, 0x04, 0x0C)
-            .data(aid(df))
-            .to_bytes(),
+        Df::Mf => reader::select_mf_apdu(),
+        df => reader::select_by_aid_apdu(&aid(df)),
     }
 }
 
@@ -132,30 +147,24 @@ pub fn select(card: &mut Card, df: Df) {
 }
 
 /// `00 84 00 00 08`.
-pub const GET_CHALLENGE: [u8; 5] = [0x00, 0x84, 0x00, 0x00, 0x08];
+pub const GET_CHALLENGE: [u8; 5] = reader::GET_CHALLENGE_APDU;
 
 /// GET CHALLENGE, which must succeed with 8 bytes.
 pub fn get_challenge(card: &mut Card) -> [u8; 8] {
-    let r = send(card, &GET_CHALLENGE);
-    assert_eq!(r.status, Status::Success, "GET CHALLENGE");
-    r.data.try_into().expect("RND.ICC is 8 bytes")
+    session(card, None)
+        .get_challenge()
+        .unwrap_or_else(|e| panic!("GET CHALLENGE: {e}"))
 }
 
 /// `00 82 00 00 28 <E.IFD ‖ M.IFD> 00`.
 pub fn mutual_authenticate_apdu(cryptogram: &[u8]) -> Vec<u8> {
-    CommandBuilder::new(0x00, 0x82, 0x00, 0x00)
-        .data(cryptogram)
-        .ne(256)
-        .to_bytes()
+    reader::mutual_authenticate_apdu(cryptogram)
 }
 
 /// The reader's random side of one authentication, drawn from a seeded generator.
 pub fn reader_secrets(rng: &mut ChaCha20Rng) -> ([u8; 8], Key) {
-    let mut rnd_ifd = [0; 8];
-    let mut k_ifd = [0; 16];
-    rng.fill_bytes(&mut rnd_ifd);
-    rng.fill_bytes(&mut k_ifd);
-    (rnd_ifd, k_ifd)
+    let secrets = ReaderSecrets::draw(rng);
+    (secrets.rnd_ifd, secrets.k_ifd)
 }
 
 /// A reader's GET CHALLENGE + MUTUAL AUTHENTICATE with `number` and the cipher suite of
@@ -167,18 +176,13 @@ pub fn try_authenticate_as(
     number: &str,
     rng: &mut ChaCha20Rng,
 ) -> Result<Key, Status> {
-    let rnd_icc = get_challenge(card);
-    let (rnd_ifd, k_ifd) = reader_secrets(rng);
-    let key = card_number_key(number.as_bytes());
-    let cryptogram = auth::cryptogram(generation, &key, &rnd_ifd, &rnd_icc, &k_ifd);
-    let r = send(card, &mutual_authenticate_apdu(&cryptogram));
-    if r.status != Status::Success {
-        return Err(r.status);
+    let mut s = session(card, None);
+    s.set_generation(generation);
+    match s.authenticate(&card_number_key(number.as_bytes()), rng) {
+        Ok(key) => Ok(key),
+        Err(ReaderError::Status(status)) => Err(status),
+        Err(e) => panic!("MUTUAL AUTHENTICATE: {e}"),
     }
-    Ok(
-        auth::reader_finish(generation, &key, &rnd_ifd, &rnd_icc, &k_ifd, &r.data)
-            .unwrap_or_else(|e| panic!("card answer {} does not verify: {e}", hex(&r.data))),
-    )
 }
 
 /// Authenticates with the chip's own card number and generation; returns KSenc.
@@ -190,15 +194,17 @@ pub fn authenticate(card: &mut Card, rng: &mut ChaCha20Rng) -> Key {
 
 /// `08 20 00 86 13 86 11 01 <Enc(KSenc, pad(number))>`.
 pub fn verify_apdu(generation: Generation, session_key: &Key, number: &str) -> Vec<u8> {
-    CommandBuilder::new(0x08, 0x20, 0x00, 0x86)
-        .data(sm::seal(generation, session_key, number.as_bytes()).unwrap())
-        .to_bytes()
+    reader::verify_apdu(generation, session_key, number.as_bytes())
+        .unwrap_or_else(|e| panic!("VERIFY of {number:?}: {e}"))
 }
 
 /// VERIFY with `number` under `session_key`; the status word.
 pub fn verify(card: &mut Card, session_key: &Key, number: &str) -> Status {
-    let generation = card.image().generation;
-    send(card, &verify_apdu(generation, session_key, number)).status
+    match session(card, Some(*session_key)).verify(number.as_bytes()) {
+        Ok(()) => Status::Success,
+        Err(ReaderError::Status(status)) => status,
+        Err(e) => panic!("VERIFY: {e}"),
+    }
 }
 
 /// The genuine reader flow up to a verified session: authenticate, VERIFY; returns KSenc.
@@ -212,14 +218,11 @@ pub fn open_session(card: &mut Card, seed: u64) -> Key {
 
 /// `08 B0 P1 P2 00 00 04 96 02 Lh Ll 00 00` (`len` 0 = whole EF).
 pub fn sm_read_apdu(p1: u8, p2: u8, len: u16) -> Vec<u8> {
-    CommandBuilder::new(0x08, 0xB0, p1, p2)
-        .data(sm::expected_length(len))
-        .ne(65_536)
-        .extended()
-        .to_bytes()
+    reader::sm_read_apdu(p1, p2, len)
 }
 
-/// An SM READ BINARY, decrypted: plaintext and status, or the error status.
+/// An SM READ BINARY, decrypted: plaintext and status, or the error status (a whole-EF
+/// read, `len` 0, accepts only `90 00`). An answer that does not open fails the test.
 pub fn sm_read(
     card: &mut Card,
     session_key: &Key,
@@ -227,42 +230,29 @@ pub fn sm_read(
     p2: u8,
     len: u16,
 ) -> Result<(Vec<u8>, Status), Status> {
-    let generation = card.image().generation;
-    let apdu = sm_read_apdu(p1, p2, len);
-    let r = send(card, &apdu);
-    if !r.status.carries_data() {
-        return Err(r.status);
+    match session(card, Some(*session_key)).read_sm_once(p1, p2, len) {
+        Ok((status, plain)) if status.carries_data() => Ok((plain, status)),
+        Ok((status, _)) | Err(ReaderError::Status(status)) => Err(status),
+        Err(e) => panic!("{}: {e}", hex(&sm_read_apdu(p1, p2, len))),
     }
-    let plain = sm::open(generation, session_key, &r.data)
-        .unwrap_or_else(|e| panic!("{}: SM reply does not open: {e}", hex(&apdu)));
-    Ok((plain, r.status))
 }
 
 /// `00 B0 P1 P2 00 00 00`: plain extended READ BINARY of everything.
 pub fn read_all_apdu(p1: u8, p2: u8) -> Vec<u8> {
-    CommandBuilder::new(0x00, 0xB0, p1, p2)
-        .ne(65_536)
-        .to_bytes()
+    reader::plain_read_apdu(p1, p2, 65_536)
 }
 
 /// Reads a whole EF the way its access condition requires (selecting its DF first) and
 /// returns the plaintext; the session must be verified for protected EFs.
 pub fn read_ef(card: &mut Card, session_key: &Key, ef: &ElementaryFile) -> Vec<u8> {
     select(card, ef.df);
-    let p1 = 0x80 | ef.sfi;
-    match ef.access {
-        Access::AuthSm => {
-            let (plain, status) = sm_read(card, session_key, p1, 0, 0)
-                .unwrap_or_else(|s| panic!("SM READ {}: {s}", ef.name));
-            assert_eq!(status, Status::Success, "SM READ {}", ef.name);
-            plain
-        }
-        Access::Free | Access::Auth => {
-            let r = send(card, &read_all_apdu(p1, 0));
-            assert_eq!(r.status, Status::Success, "READ {}", ef.name);
-            r.data
-        }
-    }
+    let mode = match ef.access {
+        Access::AuthSm => ReadMode::Sm,
+        Access::Free | Access::Auth => ReadMode::Plain,
+    };
+    session(card, Some(*session_key))
+        .read(ef.sfi, mode)
+        .unwrap_or_else(|e| panic!("READ {}: {e}", ef.name))
 }
 
 /// Reads every EF of the card's image and compares it with the image content.

@@ -1,0 +1,223 @@
+//! The verdict: reads the card through [`CardReader`] in the order the spec gives, checks
+//! the objects each EF must hold, the check code over the signed fields, and the
+//! certificate chain up to a trusted root at the checker's time.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rclab_emulator::protocol::Generation;
+use rclab_emulator::protocol::signature::{gen1_signed_data, gen2_signed_data};
+use rclab_emulator::protocol::tlv;
+use rclab_emulator::verdict::{Reason, Verdict, VerdictKind};
+
+use super::data::{CardData, CertificateInfo, ImageInfo, text, trim_zeros};
+use super::objects::{field_text, optional, parse, required, single, tag_list};
+use super::pki::{ParsedCertificate, TrustStore};
+use super::read::{
+    CardKind, CardReader, DF1, DF2, DF3, DF3_CHECK_CODE, GEN1_FACE_IMAGE, GEN1_FRONT_IMAGE,
+    GEN2_ADDRESS_IMAGE, GEN2_CARD_NUMBER, GEN2_NAME_AND_FACE, GEN2_PRINTED, MF_CARD_TYPE,
+    MF_COMMON_DATA,
+};
+use super::stop::{Step, Stop, malformed, stop};
+
+/// Reads and judges the card; `Ok` is a genuine card, with what decided it.
+pub(super) fn run(
+    card: &mut CardReader,
+    trust: &TrustStore,
+    at: SystemTime,
+    card_number: &str,
+    data: &mut CardData,
+) -> Step<String> {
+    // MF: card type decides the generation (spec §6.1).
+    let card_type = card
+        .read_plain(MF_CARD_TYPE)
+        .map_err(not_residence_on_status)?;
+    let c1 = single(&card_type, 0xC1, "C1")
+        .map_err(|Stop(_, d)| Stop(Verdict::new(VerdictKind::NotResidenceCard, None), d))?;
+    data.card_type = Some(text(c1));
+    let Some(kind) = CardKind::of(c1) else {
+        return stop(
+            VerdictKind::NotResidenceCard,
+            None,
+            format!("card type {} is not 1, 2, 05 or 06", hex::encode_upper(c1)),
+        );
+    };
+    let generation = kind.info.generation;
+    card.set_generation(generation);
+    data.generation = Some(generation.number());
+    let common = card.read_plain(MF_COMMON_DATA)?;
+    data.common_data = Some(text(single(&common, 0xC0, "C0")?));
+
+    card.authenticate(kind.info, card_number)?;
+
+    card.select(DF1)?;
+    let signed = match generation {
+        Generation::First => read_gen1_df1(card, data)?,
+        Generation::Second => read_gen2_df1(card, &kind, card_number, data)?,
+    };
+
+    card.select(DF2)?;
+    for ef in kind.df2() {
+        let content = card.read_plain(*ef)?;
+        for t in parse(&content, ef.name)? {
+            let value = field_text(&t, generation, ef.name)?;
+            data.fields.insert(format!("{:02X}", t.tag), value);
+        }
+    }
+
+    card.select(DF3)?;
+    let df3 = card.read_plain(DF3_CHECK_CODE)?;
+    let df3 = parse(&df3, DF3_CHECK_CODE.path())?;
+    let code = tlv::find(&df3, kind.info.check_code_tag).unwrap_or_default();
+    let cert_field = tlv::find(&df3, kind.info.certificate_tag).unwrap_or_default();
+    data.check_code_length = Some(code.len());
+    if trim_zeros(code).is_empty() || trim_zeros(cert_field).is_empty() {
+        return stop(
+            VerdictKind::Forged,
+            Some(Reason::MissingSignature),
+            "check code or certificate is absent or empty",
+        );
+    }
+    let cert = ParsedCertificate::from_card_field(cert_field).or_else(|e| {
+        stop(
+            VerdictKind::Forged,
+            Some(Reason::MalformedCertificate),
+            format!("card certificate: {e}"),
+        )
+    })?;
+    let mut info = CertificateInfo {
+        subject: cert.subject(),
+        issuer: cert.issuer(),
+        serial: cert.serial(),
+        not_before_unix: cert.not_before().as_secs(),
+        not_after_unix: cert.not_after().as_secs(),
+        der_length: cert.der.len(),
+        trusted_root: None,
+    };
+    data.certificate = Some(info.clone());
+
+    if !(kind.info.signature_verifies)(&cert, &signed, code) {
+        return stop(
+            VerdictKind::Forged,
+            Some(Reason::SignatureMismatch),
+            format!(
+                "check code ({} bytes) does not verify over the signed fields with the card certificate",
+                code.len()
+            ),
+        );
+    }
+
+    let root_name = trusted_chain(&cert, trust, at)?;
+    info.trusted_root = Some(root_name.clone());
+    data.certificate = Some(info);
+    Ok(format!(
+        "check code verified; certificate chains to {root_name}"
+    ))
+}
+
+/// Generation 1 DF1: front image and face image; the signed data.
+fn read_gen1_df1(card: &mut CardReader, data: &mut CardData) -> Step<Vec<u8>> {
+    let front_ef = card.read_sm(GEN1_FRONT_IMAGE)?;
+    let front = single(&front_ef, 0xD0, "D0")?.to_vec();
+    let face_ef = card.read_sm(GEN1_FACE_IMAGE)?;
+    let face = optional(&face_ef, 0xD1, "D1")?.unwrap_or_default().to_vec();
+    data.front_image = Some(ImageInfo::of(&front));
+    data.face_image = Some(ImageInfo::of(&face));
+    Ok(gen1_signed_data(&front, &face))
+}
+
+/// Generation 2 DF1: card number, printed entries, name and face images, address image;
+/// the signed data.
+fn read_gen2_df1(
+    card: &mut CardReader,
+    kind: &CardKind,
+    card_number: &str,
+    data: &mut CardData,
+) -> Step<Vec<u8>> {
+    let generation = kind.info.generation;
+    let number_ef = card.read_sm(GEN2_CARD_NUMBER)?;
+    let number = single(&number_ef, 0xC2, "C2")?;
+    data.card_number = Some(text(number));
+    if number != card_number.as_bytes() {
+        return stop(
+            VerdictKind::Forged,
+            Some(Reason::MalformedData),
+            format!(
+                "C2 holds {:?}, but the chip opened with {card_number:?}",
+                text(number)
+            ),
+        );
+    }
+    let printed_ef = card.read_sm(GEN2_PRINTED)?;
+    let printed = parse(&printed_ef, GEN2_PRINTED.name)?;
+    let expected: &[u16] = if kind.residence_card {
+        &[0xC5, 0xC6, 0xC7, 0xC8, 0xC9, 0xCE, 0xCA, 0xCB, 0xCC, 0xCD]
+    } else {
+        &[0xC5, 0xC6, 0xC7, 0xC8, 0xC9, 0xCE]
+    };
+    let tags: Vec<u16> = printed.iter().map(|t| t.tag).collect();
+    if tags != expected {
+        return malformed(format!("printed entries carry tags {}", tag_list(&tags)));
+    }
+    let mut printed_values = Vec::new();
+    for t in &printed {
+        printed_values.extend_from_slice(t.value);
+        let value = field_text(t, generation, GEN2_PRINTED.path())?;
+        data.printed.insert(format!("{:02X}", t.tag), value);
+    }
+    let images_ef = card.read_sm(GEN2_NAME_AND_FACE)?;
+    let images = parse(&images_ef, GEN2_NAME_AND_FACE.name)?;
+    let name = required(&images, 0xD0, "D0")?;
+    let face = tlv::find(&images, 0xD1).unwrap_or_default();
+    data.name_image = Some(ImageInfo::of(name));
+    data.face_image = Some(ImageInfo::of(face));
+    let address_ef = card.read_sm(GEN2_ADDRESS_IMAGE)?;
+    data.address_image = Some(ImageInfo::of(single(&address_ef, 0xDFD1, "DF D1")?));
+    Ok(gen2_signed_data(&printed_values, face, name))
+}
+
+/// The name of the trusted root that signed `cert`, both valid at `at`.
+fn trusted_chain(cert: &ParsedCertificate, trust: &TrustStore, at: SystemTime) -> Step<String> {
+    let at = at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let issuers: Vec<_> = trust.issuers_of(cert).collect();
+    if issuers.is_empty() {
+        return stop(
+            VerdictKind::UntrustedCertificate,
+            None,
+            format!("no trusted root named {}", cert.issuer()),
+        );
+    }
+    let Some((root_name, root)) = issuers.into_iter().find(|(_, root)| root.verifies(cert)) else {
+        return stop(
+            VerdictKind::Forged,
+            Some(Reason::UnknownSigner),
+            format!(
+                "card certificate claims issuer {} but no trusted root of that name signed it",
+                cert.issuer()
+            ),
+        );
+    };
+    let expired = if !cert.valid_at(at) {
+        Some("card certificate")
+    } else if !root.valid_at(at) {
+        Some(root_name)
+    } else {
+        None
+    };
+    if let Some(which) = expired {
+        return stop(
+            VerdictKind::Forged,
+            Some(Reason::CertificateExpired),
+            format!("{which} is outside its validity period"),
+        );
+    }
+    Ok(root_name.to_owned())
+}
+
+/// A card whose card type cannot be read with a normal status is no residence card.
+fn not_residence_on_status(Stop(verdict, detail): Stop) -> Stop {
+    if verdict.reason == Some(Reason::UnexpectedStatus) {
+        Stop(Verdict::new(VerdictKind::NotResidenceCard, None), detail)
+    } else {
+        Stop(verdict, detail)
+    }
+}
