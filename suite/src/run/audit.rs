@@ -7,7 +7,9 @@
 use serde::{Deserialize, Serialize};
 
 use rclab_emulator::card::{CardImage, Df};
-use rclab_emulator::protocol::{AID_DF1, AID_DF2, AID_DF3, Generation, ins};
+use rclab_emulator::protocol::command::{Instruction, ReadTarget, Select};
+use rclab_emulator::protocol::layout::{EfId, Element};
+use rclab_emulator::protocol::{Apdu, Status};
 use rclab_emulator::transport::Exchange;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,45 +30,13 @@ pub struct PrivacyAudit {
     pub bytes_needed: usize,
 }
 
-/// INS of GET RESPONSE (ISO 7816-4), which a `61 xx` answer calls for.
-const GET_RESPONSE: u8 = 0xC0;
-
-/// EFs a verdict needs, `(DF, SFI)`: the MF (card type, format version), the signed
-/// fields and the check code.
-fn needed(generation: Generation) -> &'static [(Df, u8)] {
-    match generation {
-        Generation::First => &[
-            (Df::Mf, 0x0A),
-            (Df::Mf, 0x0B),
-            (Df::Df1, 0x05),
-            (Df::Df1, 0x06),
-            (Df::Df3, 0x02),
-        ],
-        Generation::Second => &[
-            (Df::Mf, 0x0A),
-            (Df::Mf, 0x0B),
-            (Df::Df1, 0x03),
-            (Df::Df1, 0x04),
-            (Df::Df3, 0x02),
-        ],
-    }
-}
-
-/// The EF holding the face image.
-fn face_ef(generation: Generation) -> (Df, u8) {
-    match generation {
-        Generation::First => (Df::Df1, 0x06),
-        Generation::Second => (Df::Df1, 0x04),
-    }
-}
-
 /// Replays the transcript against the card's layout (current DF, current EF) to see which
 /// EFs each READ BINARY touched.
 pub fn audit(image: &CardImage, card_number: &str, transcript: &[Exchange]) -> PrivacyAudit {
     let mut report = PrivacyAudit::default();
     let mut df = Df::Mf;
-    let mut current: Option<(Df, u8)> = None;
-    let mut touched: Vec<(Df, u8)> = Vec::new();
+    let mut current: Option<EfId> = None;
+    let mut touched: Vec<EfId> = Vec::new();
     let number_hex = hex::encode_upper(card_number.as_bytes());
     for exchange in transcript {
         let Ok(command) = hex::decode(&exchange.command) else {
@@ -78,46 +48,51 @@ pub fn audit(image: &CardImage, card_number: &str, transcript: &[Exchange]) -> P
             .ok()
             .and_then(|r| hex::decode(r).ok())
             .unwrap_or_default();
-        let sw = response
-            .len()
-            .checked_sub(2)
-            .map(|i| (response[i], response[i + 1]));
-        let ok = matches!(sw, Some((0x90, 0x00) | (0x62, 0x82)));
+        // `90 00` or `62 82`: the command did what it asked.
+        let ok = response.len().checked_sub(2).is_some_and(|i| {
+            Status::from_sw(u16::from_be_bytes([response[i], response[i + 1]])).completed()
+        });
         report.bytes_read += response.len().saturating_sub(2);
         if exchange.command.contains(&number_hex) {
             report.card_number_in_clear = true;
         }
-        let [_cla, instruction, p1, _p2, rest @ ..] = command.as_slice() else {
+        // Commands are told apart by INS alone (as the card's refusals are counted too);
+        // what they address comes from the same parser the card uses.
+        let [_cla, instruction, p1, p2, ..] = command.as_slice() else {
             continue;
         };
-        match *instruction {
-            ins::SELECT if ok => {
-                let data = rest.get(1..).unwrap_or_default();
-                if *p1 == 0x04 {
-                    for (aid, d) in [(AID_DF1, Df::Df1), (AID_DF2, Df::Df2), (AID_DF3, Df::Df3)] {
-                        if data.starts_with(&aid) {
-                            df = d;
+        match Instruction::of(*instruction) {
+            Instruction::Select if ok => {
+                let selected = Apdu::parse(&command)
+                    .ok()
+                    .and_then(|apdu| Select::decode(apdu.p1, apdu.data).ok());
+                match selected {
+                    Some(Select::Mf) => {
+                        df = Df::Mf;
+                        current = None;
+                    }
+                    Some(Select::Df { name }) => {
+                        if let Some(selected) = Df::from_aid(name) {
+                            df = selected;
                             current = None;
                         }
                     }
-                } else if *p1 == 0x00 && (data.is_empty() || data.starts_with(&[0x3F, 0x00])) {
-                    df = Df::Mf;
-                    current = None;
+                    Some(Select::Ef { .. }) | None => {}
                 }
             }
             // GET RESPONSE after `61 xx` carries the rest of the current EF.
-            GET_RESPONSE if ok => {
+            Instruction::GetResponse if ok => {
                 if let Some(ef) = current
                     && !touched.contains(&ef)
                 {
                     touched.push(ef);
                 }
             }
-            ins::MUTUAL_AUTHENTICATE => report.mutual_authenticate += 1,
-            ins::VERIFY => report.verify += 1,
-            ins::READ_BINARY => {
-                if p1 & 0x80 != 0 {
-                    current = Some((df, p1 & 0x1F));
+            Instruction::MutualAuthenticate => report.mutual_authenticate += 1,
+            Instruction::Verify => report.verify += 1,
+            Instruction::ReadBinary => {
+                if let Ok(ReadTarget::Sfi { sfi, .. }) = ReadTarget::decode(*p1, *p2) {
+                    current = Some(EfId::new(df, sfi));
                 }
                 if ok
                     && let Some(ef) = current
@@ -126,18 +101,24 @@ pub fn audit(image: &CardImage, card_number: &str, transcript: &[Exchange]) -> P
                     touched.push(ef);
                 }
             }
-            _ => {}
+            Instruction::Select
+            | Instruction::GetResponse
+            | Instruction::GetChallenge
+            | Instruction::Other(_) => {}
         }
     }
-    let name = |(d, sfi): (Df, u8)| {
-        image
-            .files
-            .iter()
-            .find(|f| f.df == d && f.sfi == sfi)
-            .map_or_else(|| format!("{d:?}/SFI {sfi:02X}"), |f| f.name.clone())
+    let name = |id: EfId| {
+        image.file(id).map_or_else(
+            || format!("{:?}/SFI {:02X}", id.df, id.sfi),
+            |f| f.name.clone(),
+        )
     };
-    let needed = needed(image.generation);
-    report.face_image_read = touched.contains(&face_ef(image.generation));
+    let layout = image.layout;
+    let needed: Vec<EfId> = layout.needed().map(|row| row.id).collect();
+    let face = layout
+        .holding_element(Element::FaceImage)
+        .map(|(row, _)| row.id);
+    report.face_image_read = face.is_some_and(|face| touched.contains(&face));
     report.efs_read = touched.iter().map(|&ef| name(ef)).collect();
     report.unneeded_efs = touched
         .iter()
@@ -146,7 +127,7 @@ pub fn audit(image: &CardImage, card_number: &str, transcript: &[Exchange]) -> P
         .collect();
     report.bytes_needed = needed
         .iter()
-        .filter_map(|&(d, sfi)| image.files.iter().find(|f| f.df == d && f.sfi == sfi))
+        .filter_map(|&id| image.file(id))
         .map(|f| f.content.len())
         .sum();
     report

@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
 use rclab_emulator::card::{CardImage, Df};
-use rclab_emulator::protocol::Generation;
+use rclab_emulator::protocol::layout::{CardType, EfRow, Element};
 use rclab_emulator::protocol::tlv;
 
 use crate::checker::CardData;
@@ -262,11 +262,16 @@ impl CardFields {
             })
         };
         let first = data.generation == Some(1);
-        let card_type = data.card_type.as_deref().and_then(|c| match c {
-            "1" | "05" => Some(CardKind::ResidenceCard),
-            "2" | "06" => Some(CardKind::SpecialPermanentResidentCertificate),
-            _ => None,
-        });
+        let card_type = data
+            .card_type
+            .as_deref()
+            .and_then(|c| CardType::from_code(c.as_bytes()))
+            .map(|(_, card_type)| match card_type {
+                CardType::ResidenceCard => CardKind::ResidenceCard,
+                CardType::SpecialPermanentResidentCertificate => {
+                    CardKind::SpecialPermanentResidentCertificate
+                }
+            });
         let images = Images {
             front: image(&data.front_image),
             face: image(&data.face_image),
@@ -334,65 +339,59 @@ fn flatten(
 /// decoders. Fields the chip does not hold (a generation-1 birth date: printed only) or
 /// cannot be decoded (invalid text) are absent.
 pub fn truth(image: &CardImage) -> CardFields {
-    let ef = |df: Df, sfi: u8| {
+    let layout = image.layout;
+    let tlvs = |row: &EfRow| {
         image
-            .files
-            .iter()
-            .find(|f| f.df == df && f.sfi == sfi)
-            .map(|f| f.content.as_slice())
-    };
-    let tlvs = |df: Df, sfi: u8| {
-        ef(df, sfi)
-            .and_then(|content| tlv::parse_all(content).ok())
+            .file(row.id)
+            .and_then(|f| tlv::parse_all(&f.content).ok())
             .unwrap_or_default()
+    };
+    // The value of the data object holding `element`, where this card type has one.
+    let value = |element: Element| {
+        layout
+            .holding_element(element)
+            .and_then(|(row, object)| tlv::find(&tlvs(row), object.tag))
     };
     let generation = image.generation;
     let mut data = CardData {
         generation: Some(generation.number()),
         ..CardData::default()
     };
-    data.card_type = tlv::find(&tlvs(Df::Mf, 0x0A), 0xC1).map(text);
+    data.card_type = value(Element::CardTypeCode).map(text);
     let decode = |value: &[u8]| strict_text(value, generation).ok();
-    match generation {
-        Generation::First => {
-            data.card_number = Some(image.chip_card_number.clone());
-            data.front_image = tlv::find(&tlvs(Df::Df1, 0x05), 0xD0).map(ImageInfo::of);
-            data.face_image = tlv::find(&tlvs(Df::Df1, 0x06), 0xD1).map(ImageInfo::of);
-            for sfi in 1..=4 {
-                for t in tlvs(Df::Df2, sfi) {
-                    if let Some(value) = decode(t.value) {
-                        data.fields.insert(format!("{:02X}", t.tag), value);
-                    }
-                }
+    // A first-generation chip holds no card number: it is the chip's key.
+    data.card_number = match layout.holding_element(Element::CardNumber) {
+        Some(_) => value(Element::CardNumber).map(text),
+        None => Some(image.chip_card_number.clone()),
+    };
+    data.front_image = value(Element::FrontImage).map(ImageInfo::of);
+    data.face_image = value(Element::FaceImage).map(ImageInfo::of);
+    data.name_image = value(Element::NameImage).map(ImageInfo::of);
+    data.address_image = value(Element::AddressImage).map(ImageInfo::of);
+    // Generation 2's printed entries share one EF; every data object in it is one.
+    if let Some((printed, _)) = layout.holding_element(Element::BirthDate) {
+        for t in tlvs(printed) {
+            if let Some(value) = decode(t.value) {
+                data.printed.insert(format!("{:02X}", t.tag), value);
             }
         }
-        Generation::Second => {
-            data.card_number = tlv::find(&tlvs(Df::Df1, 0x01), 0xC2).map(text);
-            for t in tlvs(Df::Df1, 0x03) {
-                if let Some(value) = decode(t.value) {
-                    data.printed.insert(format!("{:02X}", t.tag), value);
-                }
-            }
-            let images = tlvs(Df::Df1, 0x04);
-            data.name_image = tlv::find(&images, 0xD0).map(ImageInfo::of);
-            data.face_image = tlv::find(&images, 0xD1).map(ImageInfo::of);
-            data.address_image = tlv::find(&tlvs(Df::Df1, 0x06), 0xDFD1).map(ImageInfo::of);
-            for sfi in 1..=3 {
-                for t in tlvs(Df::Df2, sfi) {
-                    if let Some(value) = decode(t.value) {
-                        data.fields.insert(format!("{:02X}", t.tag), value);
-                    }
-                }
+    }
+    for row in layout.files.iter().filter(|row| row.id.df == Df::Df2) {
+        for t in tlvs(row) {
+            if let Some(value) = decode(t.value) {
+                data.fields.insert(format!("{:02X}", t.tag), value);
             }
         }
     }
     // The generation a checker reports is the one C1 names (a forged chip may name the
     // other generation's type while using this one's cryptography).
-    data.generation = match data.card_type.as_deref() {
-        Some("1" | "2") => Some(1),
-        Some("05" | "06") => Some(2),
-        _ => data.generation,
-    };
+    if let Some((named, _)) = data
+        .card_type
+        .as_deref()
+        .and_then(|c| CardType::from_code(c.as_bytes()))
+    {
+        data.generation = Some(named.number());
+    }
     let mut fields = CardFields::from_card_data(&data);
     // The card number on a first-generation chip is its key, not a field: a checker knows
     // it from what it entered. Keep it comparable anyway (it is what the chip opened with).
