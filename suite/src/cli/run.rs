@@ -155,8 +155,7 @@ pub(crate) fn write_reports_and_judge(
 ) -> Result<ExitCode> {
     use rclab_suite::run::{self, report};
     let cards = run::render::Cards::from_profiles(profiles);
-    report::write_all_with_cards(out, checkers, results, &cards)
-        .context("writing the reports")?;
+    report::write_all_with_cards(out, checkers, results, &cards).context("writing the reports")?;
     emit(&report::console::summary(checkers, results, out))?;
 
     let idle = if check_idle {

@@ -127,8 +127,12 @@ fn read_manifest(dir: &Path) -> Result<Input, MergeError> {
         };
         error(&place, format!("cannot read: {e}{hint}"))
     })?;
-    let manifest: Manifest = serde_json::from_str(&text)
-        .map_err(|e| error(&place, format!("not a shard manifest ({MANIFEST_SCHEMA}): {e}")))?;
+    let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
+        error(
+            &place,
+            format!("not a shard manifest ({MANIFEST_SCHEMA}): {e}"),
+        )
+    })?;
     if manifest.schema != MANIFEST_SCHEMA {
         return Err(error(
             format!("{place}: field `schema`"),
@@ -153,7 +157,10 @@ fn agree(first: &Input, input: &Input) -> Result<(), MergeError> {
     let (a, b) = (&first.manifest, &input.manifest);
     let mismatch = |field: &str, theirs: String, ours: String, why: &str| {
         error(
-            format!("{}: field `{field}`", input.dir.join(MANIFEST_FILE).display()),
+            format!(
+                "{}: field `{field}`",
+                input.dir.join(MANIFEST_FILE).display()
+            ),
             format!(
                 "{theirs}, but {} has {ours}: {why}",
                 first.dir.join(MANIFEST_FILE).display()

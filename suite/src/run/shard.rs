@@ -190,9 +190,8 @@ impl Manifest {
     /// Writes `dir/shard.json`; the error names the file.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         let path = dir.join(MANIFEST_FILE);
-        let named = |e: std::io::Error| {
-            std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-        };
+        let named =
+            |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         std::fs::write(&path, text + "\n").map_err(named)
     }
@@ -220,12 +219,28 @@ mod tests {
         assert_eq!("2/3".parse(), Ok(Shard { index: 2, count: 3 }));
         assert_eq!("1/1".parse(), Ok(Shard::WHOLE));
         assert_eq!(
-            format!("{MAX_SHARDS}/{MAX_SHARDS}").parse::<Shard>().map(|s| s.index),
+            format!("{MAX_SHARDS}/{MAX_SHARDS}")
+                .parse::<Shard>()
+                .map(|s| s.index),
             Ok(MAX_SHARDS)
         );
         for bad in [
-            "", "3", "0/3", "4/3", "1/0", "0/0", "-1/3", "+1/3", "1/3/3", " 1/3", "1 /3", "a/b",
-            "1/1001", "99999999999/99999999999", "1/", "/3",
+            "",
+            "3",
+            "0/3",
+            "4/3",
+            "1/0",
+            "0/0",
+            "-1/3",
+            "+1/3",
+            "1/3/3",
+            " 1/3",
+            "1 /3",
+            "a/b",
+            "1/1001",
+            "99999999999/99999999999",
+            "1/",
+            "/3",
         ] {
             let error = bad.parse::<Shard>().unwrap_err();
             assert!(error.contains("I/N"), "{bad:?}: {error}");
