@@ -118,8 +118,8 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     // Held until the reports are written: no other run writes into OUT meanwhile.
     let lock = lock_out(&args.out)?;
     stop_checkers_on_signals()?;
-    let shard = args.shard.unwrap_or(run::shard::Shard::WHOLE);
-    let results = run::run_shard_locked(&config, &lock, shard)?;
+    // The manifest goes first: a shard killed mid-run is still recognised by `rclab merge`,
+    // which then says which cases to finish with --resume.
     match args.shard {
         Some(shard) => {
             run::shard::Manifest::new(shard, &config.checkers, &config.profiles, config.transport)
@@ -130,6 +130,8 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         // `rclab merge` take this folder for that shard.
         None => run::shard::Manifest::remove(&args.out).context("removing a shard manifest")?,
     }
+    let shard = args.shard.unwrap_or(run::shard::Shard::WHOLE);
+    let results = run::run_shard_locked(&config, &lock, shard)?;
     write_reports_and_judge(
         &args.out,
         &config.checkers,
