@@ -190,6 +190,102 @@ fn three_shards_merge_into_the_unsharded_run() {
     );
     assert!(!merged.join("shard.json").exists());
 
+    assert_same_reports(&whole, &merged);
+    // The merged journal is the whole run's, in case order.
+    let mut merged_keys = journal_keys(&merged);
+    assert_eq!(merged_keys.len(), all.len());
+    merged_keys.dedup();
+    assert_eq!(merged_keys.into_iter().collect::<BTreeSet<_>>(), all);
+
+    // --baseline as in run: the whole run as its own baseline has no regression.
+    let baseline = whole.join("results.json");
+    let judged = merge(
+        &refs,
+        &dir.join("merged-baseline"),
+        &["--baseline", baseline.to_str().unwrap()],
+    );
+    assert_eq!(judged.status.code(), Some(0), "{}", stderr(&judged));
+    assert!(!String::from_utf8_lossy(&judged.stdout).contains("REGRESSION"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An APDU (hex, or as `shorten` writes a long one) reduced to what does not depend on a
+/// checker's own random choices: its header (a command's CLA INS P1 P2) or status word (a
+/// response's last two bytes), and its length.
+fn apdu_shape(apdu: &str, command: bool) -> String {
+    if let Some((_, rest)) = apdu.split_once("… (") {
+        let length = rest.split(',').next().unwrap_or_default();
+        let head = if command { &apdu[..8] } else { "" };
+        return format!("{head} {length}");
+    }
+    let keep = if command {
+        &apdu[..apdu.len().min(8)]
+    } else {
+        &apdu[apdu.len().saturating_sub(4)..]
+    };
+    format!("{keep} {} bytes", apdu.len() / 2)
+}
+
+/// `results.json` with each exchange's APDUs reduced to their shape ([`apdu_shape`]).
+fn without_nonces(mut report: Value) -> Value {
+    for result in report["results"].as_array_mut().unwrap() {
+        for exchange in result["transcript"].as_array_mut().unwrap() {
+            let command = apdu_shape(exchange["command"].as_str().unwrap(), true);
+            exchange["command"] = command.into();
+            if let Some(ok) = exchange["response"]["Ok"].as_str() {
+                let response = apdu_shape(ok, false);
+                exchange["response"]["Ok"] = response.into();
+            }
+        }
+    }
+    report
+}
+
+/// The cases of [`html_without_timings`] with APDUs reduced to their shape.
+fn html_cases_without_nonces(mut cases: Value) -> Value {
+    for case in cases.as_array_mut().unwrap() {
+        for exchange in case["transcript"].as_array_mut().unwrap() {
+            let command = apdu_shape(exchange[0].as_str().unwrap(), true);
+            let response = apdu_shape(exchange[1].as_str().unwrap(), false);
+            exchange[0] = command.into();
+            exchange[1] = response.into();
+        }
+    }
+    cases
+}
+
+/// [`assert_same_reports`] for process checkers: a real checker picks its own challenge
+/// (MUTUAL AUTHENTICATE's RND.IFD, hence the session keys and every secure-messaging byte),
+/// so two unsharded runs differ there too; APDUs are compared by header, status word and
+/// length, everything else exactly.
+fn assert_same_reports_but_nonces(whole: &Path, merged: &Path) {
+    for file in ["report.md", "junit.xml"] {
+        let (a, b) = (whole.join(file), merged.join(file));
+        assert!(
+            std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+            "{file} differs"
+        );
+    }
+    let (whole_json, merged_json) = (
+        json_file(&whole.join("results.json")),
+        json_file(&merged.join("results.json")),
+    );
+    assert_eq!(
+        without_nonces(without_timings(merged_json)),
+        without_nonces(without_timings(whole_json))
+    );
+    let (merged_page, merged_cases) = html_without_timings(&merged.join("report.html"));
+    let (whole_page, whole_cases) = html_without_timings(&whole.join("report.html"));
+    assert_eq!(merged_page, whole_page);
+    assert_eq!(
+        html_cases_without_nonces(merged_cases),
+        html_cases_without_nonces(whole_cases)
+    );
+}
+
+/// The reports in `merged` are those in `whole` but for timings: Markdown and JUnit byte
+/// for byte, `results.json` and the HTML page with every `millis`/`micros` set to 0.
+fn assert_same_reports(whole: &Path, merged: &Path) {
     for file in ["report.md", "junit.xml"] {
         let (a, b) = (whole.join(file), merged.join(file));
         assert!(
@@ -206,21 +302,76 @@ fn three_shards_merge_into_the_unsharded_run() {
         html_without_timings(&merged.join("report.html")),
         html_without_timings(&whole.join("report.html"))
     );
-    // The merged journal is the whole run's, in case order.
-    let mut merged_keys = journal_keys(&merged);
-    assert_eq!(merged_keys.len(), all.len());
-    merged_keys.dedup();
-    assert_eq!(merged_keys.into_iter().collect::<BTreeSet<_>>(), all);
+}
 
-    // --baseline as in run: the whole run as its own baseline has no regression.
-    let baseline = whole.join("results.json");
-    let judged = merge(
-        &refs,
-        &dir.join("merged-baseline"),
-        &["--baseline", baseline.to_str().unwrap()],
+/// [`run`] of `valid/gen2*` over PC/SC, waiting (up to two minutes) while other tests hold
+/// every reader: the run refuses to start without a free one.
+fn run_pcsc(out: &Path, shard: Option<&str>, extra: &[&str]) -> Output {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        while rclab_suite::run::vpcd_ports().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let mut args = vec!["run", "--plain", "--at", AT, "--jobs", "3", "--profiles"];
+        args.extend(["valid/gen2*", "--out", out.to_str().unwrap()]);
+        if let Some(shard) = shard {
+            args.extend(["--shard", shard]);
+        }
+        args.extend(extra);
+        let output = rclab(&args);
+        let busy = stderr(&output).contains("needs pcscd with vpcd readers");
+        if busy && std::time::Instant::now() < deadline {
+            continue;
+        }
+        assert!(
+            matches!(output.status.code(), Some(0 | 1)),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        return output;
+    }
+}
+
+/// The example process checkers over real PC/SC (a few profiles, to stay fast): sharded
+/// and merged, the same reports as one run.
+#[test]
+fn process_checkers_over_pcsc_shard_and_merge_alike() {
+    if !std::path::Path::new("/run/pcscd/pcscd.comm").exists() {
+        let message =
+            "pcscd with vpcd readers is not running: start it with `sudo scripts/pcsc-up`";
+        assert!(
+            std::env::var_os("RCLAB_REQUIRE_PCSC").is_none(),
+            "{message} (RCLAB_REQUIRE_PCSC is set)"
+        );
+        eprintln!("SKIPPED: {message}");
+        return;
+    }
+    let dir = temp("pcsc");
+    let extra = [
+        "--transport",
+        "pcsc",
+        "--checker",
+        "suite/adapters/pyscard-nosig.yaml",
+        "--checker",
+        "suite/adapters/accept-all.yaml",
+    ];
+    let whole = dir.join("whole");
+    let whole_run = run_pcsc(&whole, None, &extra);
+    let shards: Vec<PathBuf> = (1..=3).map(|i| dir.join(format!("shard{i}"))).collect();
+    for (i, shard) in shards.iter().enumerate() {
+        run_pcsc(shard, Some(&format!("{}/3", i + 1)), &extra);
+    }
+    let merged = dir.join("merged");
+    let refs: Vec<&Path> = shards.iter().map(PathBuf::as_path).collect();
+    let merge_run = merge(&refs, &merged, &[]);
+    assert_eq!(
+        merge_run.status.code(),
+        whole_run.status.code(),
+        "{}",
+        stderr(&merge_run)
     );
-    assert_eq!(judged.status.code(), Some(0), "{}", stderr(&judged));
-    assert!(!String::from_utf8_lossy(&judged.stdout).contains("REGRESSION"));
+    assert_eq!(journal_keys(&merged).len(), 8);
+    assert_same_reports_but_nonces(&whole, &merged);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
