@@ -248,6 +248,43 @@ mod tests {
     }
 
     #[test]
+    fn the_catalogue_digest_follows_content_and_names_not_paths_or_order() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors/profiles");
+        let profiles = rclab_emulator::profile::load_dir(&dir).unwrap();
+        let digest = catalogue_digest(&profiles);
+        assert_eq!(digest.len(), 64);
+
+        let mut moved = profiles.clone();
+        moved.reverse();
+        for p in &mut moved {
+            p.path = Path::new("/elsewhere").join(&p.name);
+        }
+        assert_eq!(
+            catalogue_digest(&moved),
+            digest,
+            "path and order do not count"
+        );
+
+        let mut fewer = profiles.clone();
+        fewer.pop();
+        assert_ne!(catalogue_digest(&fewer), digest, "a profile less");
+
+        let mut renamed = profiles.clone();
+        renamed[0].name.push('x');
+        assert_ne!(catalogue_digest(&renamed), digest, "a name");
+
+        let mut edited = profiles.clone();
+        let mut image = (*edited[0].image).clone();
+        image.seed ^= 1;
+        edited[0].image = std::sync::Arc::new(image);
+        assert_ne!(catalogue_digest(&edited), digest, "the compiled chip");
+
+        let mut expected = profiles;
+        expected[0].description.push('.');
+        assert_ne!(catalogue_digest(&expected), digest, "the description");
+    }
+
+    #[test]
     fn every_case_is_in_exactly_one_shard_and_shards_are_balanced() {
         for count in 1..=7u32 {
             for cases in [0usize, 1, 5, 62, 186] {
