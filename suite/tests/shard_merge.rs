@@ -566,6 +566,10 @@ fn merge_refuses_malformed_and_incomplete_shard_folders() {
             "--shard 2/2 --resume",
         ],
     );
+    // The advice works: resumed, the shard merges.
+    run(&broken, "valid/gen2*", Some("2/2"), &["--resume"]);
+    let resumed = merge(&[&a, &broken], &out, &[]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
 
     // A result of shard 1 put into shard 2's journal.
     reset();
