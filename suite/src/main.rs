@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod cli;
 
-use cli::{check::CheckArgs, run::RunArgs, serve::ServeArgs};
+use cli::{check::CheckArgs, merge::MergeArgs, run::RunArgs, serve::ServeArgs};
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +42,13 @@ enum Command {
     /// Exit code 1 when any case is FAIL, CRASH, TIMEOUT or BAD-OUTPUT (with --baseline:
     /// only when a case that passed in the baseline no longer does).
     Run(RunArgs),
+    /// Merge the output folders of a sharded run (`rclab run --shard I/N`) into the reports
+    /// of the whole run.
+    ///
+    /// Refuses shards of different rclab versions, catalogues, checkers or transports,
+    /// overlapping or missing shards, and incomplete or malformed shard folders. Writes
+    /// OUT/results.jsonl and the reports of `rclab run`; the exit code is as `rclab run`'s.
+    Merge(MergeArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +67,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(args) => cli::check::run(args),
         Command::Serve(args) => cli::serve::run(args),
         Command::Run(args) => cli::run::run(args),
+        Command::Merge(args) => cli::merge::run(args),
     }
 }
 

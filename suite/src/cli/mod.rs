@@ -1,6 +1,7 @@
 //! The subcommands of `rclab`, one module each, and what they share.
 
 pub(crate) mod check;
+pub(crate) mod merge;
 pub(crate) mod parse;
 pub(crate) mod run;
 pub(crate) mod serve;

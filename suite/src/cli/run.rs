@@ -56,6 +56,10 @@ pub(crate) struct RunArgs {
     /// Plain progress lines even on a terminal.
     #[arg(long)]
     pub(crate) plain: bool,
+    /// Run only slice I of N (1 <= I <= N <= 1000) of the checker × profile cases, dealt
+    /// round-robin; OUT/shard.json records the slice for `rclab merge`.
+    #[arg(long, value_name = "I/N")]
+    pub(crate) shard: Option<rclab_suite::run::shard::Shard>,
 }
 
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
@@ -64,7 +68,6 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         adapter::{Adapter, glob_match},
         baseline::Baseline,
         lock::lock_out,
-        report,
     };
     let checkers = Adapter::load_all(&args.checkers)?;
     let profiles: Vec<Profile> = profile::load_dir(&args.profile_dir)
@@ -115,17 +118,53 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     // Held until the reports are written: no other run writes into OUT meanwhile.
     let lock = lock_out(&args.out)?;
     stop_checkers_on_signals()?;
-    let results = run::run_locked(&config, &lock)?;
-    let cards = run::render::Cards::from_profiles(&config.profiles);
-    report::write_all_with_cards(&args.out, &config.checkers, &results, &cards)
-        .context("writing the reports")?;
-    emit(&report::console::summary(
-        &config.checkers,
-        &results,
+    // The manifest goes first: a shard killed mid-run is still recognised by `rclab merge`,
+    // which then says which cases to finish with --resume.
+    match args.shard {
+        Some(shard) => {
+            run::shard::Manifest::new(shard, &config.checkers, &config.profiles, config.transport)
+                .write(&args.out)
+                .context("writing the shard manifest")?
+        }
+        // A whole run in a folder that once held a shard: the old manifest must not make
+        // `rclab merge` take this folder for that shard.
+        None => run::shard::Manifest::remove(&args.out).context("removing a shard manifest")?,
+    }
+    let shard = args.shard.unwrap_or(run::shard::Shard::WHOLE);
+    let results = run::run_shard_locked(&config, &lock, shard)?;
+    write_reports_and_judge(
         &args.out,
-    ))?;
+        &config.checkers,
+        &config.profiles,
+        &results,
+        baseline.as_ref(),
+        // A checker may have no case, or only N/A cases, in one slice: only the merged
+        // run can tell whether it ran.
+        args.shard.is_none(),
+    )
+}
 
-    let idle = run::idle_checkers(&config.checkers, &results);
+/// What `rclab run` and `rclab merge` do with a run's results: the reports in `out`, the
+/// console summary, and the exit code (failures, or regressions against `baseline`; and,
+/// with `check_idle`, checkers that ran no case).
+pub(crate) fn write_reports_and_judge(
+    out: &std::path::Path,
+    checkers: &[rclab_suite::run::adapter::Adapter],
+    profiles: &[Profile],
+    results: &[rclab_suite::run::CaseResult],
+    baseline: Option<&rclab_suite::run::baseline::Baseline>,
+    check_idle: bool,
+) -> Result<ExitCode> {
+    use rclab_suite::run::{self, report};
+    let cards = run::render::Cards::from_profiles(profiles);
+    report::write_all_with_cards(out, checkers, results, &cards).context("writing the reports")?;
+    emit(&report::console::summary(checkers, results, out))?;
+
+    let idle = if check_idle {
+        run::idle_checkers(checkers, results)
+    } else {
+        Vec::new()
+    };
     for (checker, why) in &idle {
         eprintln!(
             "rclab: checker `{}` ran no case ({}): a run that exercises nothing cannot pass",
@@ -133,7 +172,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
             run::printable(why, 300)
         );
     }
-    let failed = match &baseline {
+    let failed = match baseline {
         Some(baseline) => {
             let regressions: Vec<_> = results
                 .iter()

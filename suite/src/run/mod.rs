@@ -8,10 +8,12 @@ pub mod data;
 pub mod host;
 pub mod journal;
 pub mod lock;
+pub mod merge;
 pub mod process;
 mod progress;
 pub mod render;
 pub mod report;
+pub mod shard;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::{BufReader, Read};
@@ -181,6 +183,16 @@ pub fn run(config: &RunConfig) -> anyhow::Result<Vec<CaseResult>> {
 /// [`run`] in an output folder the caller has locked (and keeps locked while it writes the
 /// reports).
 pub fn run_locked(config: &RunConfig, lock: &lock::OutLock) -> anyhow::Result<Vec<CaseResult>> {
+    run_shard_locked(config, lock, shard::Shard::WHOLE)
+}
+
+/// [`run_locked`] for the cases of one `shard` only (see [`shard`]): the journal, `--resume`
+/// and the returned results cover that slice alone, in unsharded case order.
+pub fn run_shard_locked(
+    config: &RunConfig,
+    lock: &lock::OutLock,
+    shard: shard::Shard,
+) -> anyhow::Result<Vec<CaseResult>> {
     anyhow::ensure!(
         lock.dir() == config.out,
         "the lock is on {}, the run writes to {}",
@@ -200,6 +212,9 @@ pub fn run_locked(config: &RunConfig, lock: &lock::OutLock) -> anyhow::Result<Ve
                 )
             })
         })
+        .enumerate()
+        .filter(|(position, _)| shard.contains(*position))
+        .map(|(_, case)| case)
         .collect();
     let (journal, resumed) = Journal::open(&results_path, config.resume, &cases_expected)?;
     if config.resume {
@@ -213,6 +228,9 @@ pub fn run_locked(config: &RunConfig, lock: &lock::OutLock) -> anyhow::Result<Ve
         .checkers
         .iter()
         .flat_map(|c| config.profiles.iter().map(move |p| (c, p)))
+        .enumerate()
+        .filter(|(position, _)| shard.contains(*position))
+        .map(|(_, case)| case)
         .filter(|(c, p)| !done_keys.contains(&(c.name.clone(), p.name.clone())))
         .enumerate()
         .collect();
