@@ -7,6 +7,7 @@
 //! own /run/pcscd, a reader.conf with one reversed-mode entry), never the shared one:
 //! Debian's vpcd 3.3 aborts its pcscd at the second presence poll after a reversed-mode
 //! card leaves (verified; see README, "Checkers on Windows or macOS").
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! Skipped with a message when no pcscd with vpcd readers runs (start one with
 //! `scripts/pcsc-up`); `.ci/run` sets `RCLAB_REQUIRE_PCSC=1`, which turns the skip into a
 //! failure so CI cannot silently lose these tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 mod common;
 

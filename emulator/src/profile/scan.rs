@@ -203,6 +203,7 @@ struct Parser<'input> {
 }
 
 impl<'input> Parser<'input> {
+    #[allow(unsafe_code)] // SAFETY comments on each unsafe block below.
     fn new(input: &'input [u8]) -> Parser<'input> {
         let mut sys = Box::new(MaybeUninit::<unsafe_sys::yaml_parser_t>::uninit());
         let parser = sys.as_mut_ptr();
@@ -232,6 +233,7 @@ impl<'input> Parser<'input> {
     }
 
     /// The next event; `None` at the end of the stream or at the first syntax error.
+    #[allow(unsafe_code)] // SAFETY comments on each unsafe block below.
     fn next(&mut self) -> Option<Event> {
         if self.finished {
             return None;
@@ -284,6 +286,7 @@ impl<'input> Parser<'input> {
 }
 
 impl Drop for Parser<'_> {
+    #[allow(unsafe_code)] // SAFETY comments on each unsafe block below.
     fn drop(&mut self) {
         if self.initialised {
             // SAFETY: the parser was initialised by `yaml_parser_initialize` (checked

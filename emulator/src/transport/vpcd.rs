@@ -655,6 +655,7 @@ fn accept(
 
 /// Sets `TCP_QUICKACK`: Linux then ACKs at once instead of delaying; it clears the flag by
 /// itself, so it is re-armed before every read.
+#[allow(unsafe_code)] // SAFETY comments on each unsafe block below.
 fn quickack(stream: &TcpStream) {
     let one: libc::c_int = 1;
     // SAFETY: `stream` owns a valid, open socket descriptor for the duration of the call;
@@ -840,6 +841,7 @@ fn give_up_on_mute_card(options: &ReaderOptions, stream: &TcpStream) -> io::Resu
     // `abort` is a live `linger` and the length passed is exactly its size, so the kernel
     // reads only initialised memory we own. With a zero linger time the last close of the
     // socket (this stream and the slot's clone, both dropped by the caller) sends a reset.
+    #[allow(unsafe_code)] // the one setsockopt call, proven above
     unsafe {
         libc::setsockopt(
             stream.as_raw_fd(),

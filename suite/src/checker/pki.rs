@@ -319,6 +319,7 @@ mod trust_folder_tests {
 
     /// A `.crt` that is a FIFO (or a device link) is refused at once, named in the error.
     #[test]
+    #[allow(unsafe_code)] // mkfifo to build the FIFO under test; SAFETY below
     fn a_fifo_or_device_in_the_trust_folder_is_an_error_not_a_hang() {
         let dir = std::env::temp_dir().join(format!("rclab-trust-fifo-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

@@ -31,6 +31,7 @@ pub fn kill_running() {
         for &pgid in groups.iter() {
             // SAFETY: killpg only sends a signal to a group a checker of ours leads; its
             // leader is unreaped while it is listed, so the id cannot name another group.
+            #[allow(unsafe_code)] // proven in the SAFETY comment above
             unsafe {
                 libc::killpg(pgid, libc::SIGKILL);
             }
@@ -175,6 +176,7 @@ fn has_exited(child: &Child) -> bool {
     let pid: libc::id_t = child.id();
     // SAFETY: `info` is a zeroed siginfo_t that waitid fills in; `pid` is our own unreaped
     // child, and WNOWAIT leaves it unreaped for `Child::wait`.
+    #[allow(unsafe_code)] // proven in the SAFETY comment above
     unsafe {
         let mut info: libc::siginfo_t = std::mem::zeroed();
         let rc = libc::waitid(
@@ -193,6 +195,7 @@ fn kill_group(child: &Child) {
     if let Ok(pgid) = libc::pid_t::try_from(child.id()) {
         // SAFETY: killpg only sends a signal; the group is the one the checker leads (the
         // leader is not reaped yet, so the id still names it). ESRCH is harmless.
+        #[allow(unsafe_code)] // proven in the SAFETY comment above
         unsafe {
             libc::killpg(pgid, libc::SIGKILL);
         }
@@ -232,6 +235,7 @@ impl Pipes {
         let millis = libc::c_int::try_from(wait.as_millis()).unwrap_or(libc::c_int::MAX);
         // SAFETY: `fds` is a live Vec of two initialised pollfd structs, and its length is
         // passed with it.
+        #[allow(unsafe_code)] // proven in the SAFETY comment above
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
         if ready <= 0 {
             return;
