@@ -15,6 +15,10 @@
 //! Input formats are documented on each function; [`seeds`] builds corpus seeds from real
 //! transcripts (the reference checker reading every bundled valid profile).
 
+// Each function here panics when its property does not hold: the panic IS the fuzzer's
+// finding, so `expect` with the property's name is the report, not a bug.
+#![allow(clippy::expect_used)]
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};

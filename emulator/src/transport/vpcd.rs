@@ -296,6 +296,9 @@ impl VirtualReader {
         ));
         let endpoint = options.endpoint.clone();
         let worker = Arc::clone(&shared);
+        // Spawning fails only when the OS is out of threads, not on any input: `start` has
+        // no error path for it, so that is a panic (at start-up, never mid-session).
+        #[allow(clippy::expect_used)]
         let thread = std::thread::Builder::new()
             .name(format!("vpcd-{}", endpoint.port()))
             .spawn(move || serve(&options, &worker))

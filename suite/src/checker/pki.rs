@@ -246,6 +246,7 @@ pub struct TrustStore {
 
 impl TrustStore {
     /// The TEST ZairyuCard CA and CA2 compiled into the binary.
+    #[allow(clippy::expect_used)] // the roots are compile-time constants, parsed by the trust-store tests
     pub fn embedded_test_roots() -> TrustStore {
         let roots = EMBEDDED_TEST_ROOTS
             .iter()
