@@ -79,6 +79,7 @@ fn wait_bounded(child: &mut Child, limit: Duration) -> std::process::ExitStatus 
     }
 }
 
+#[allow(unsafe_code)] // one kill call, proven below
 fn terminate(child: &Child) {
     let pid = libc::pid_t::try_from(child.id()).expect("pid");
     // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped yet, so

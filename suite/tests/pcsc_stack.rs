@@ -277,6 +277,7 @@ fn a_card_served_right_after_another_is_read() {
             .expect("rclab check");
         let pid = libc::pid_t::try_from(serve.id()).expect("pid");
         // SAFETY: kill only sends SIGTERM to our own child, which is not reaped yet.
+        #[allow(unsafe_code)] // one kill call, proven above
         unsafe {
             libc::kill(pid, libc::SIGTERM);
         }

@@ -14,15 +14,18 @@ use crate::protocol::Generation;
 /// A profile that cannot be loaded or compiled.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub struct ProfileError {
+    /// The profile file the error is in.
     pub file: PathBuf,
     /// 1-based line and column, when the problem has a place in the file.
     pub location: Option<(usize, usize)>,
     /// Dotted path of the field (`card.number`), when the problem has one.
     pub field: Option<String>,
+    /// What is wrong, in words for the profile's author.
     pub message: String,
 }
 
 impl ProfileError {
+    /// An error in `file`, at `field` when the mistake is in one field.
     pub fn new(file: &Path, field: Option<&str>, message: impl Into<String>) -> ProfileError {
         ProfileError {
             file: file.to_path_buf(),
@@ -132,7 +135,12 @@ impl Locator {
 
     /// An error about `field` at the place it is written; `fallback` names the file when
     /// the field is written nowhere (a required field missing from the whole chain).
-    pub(crate) fn error(&self, fallback: &Path, field: &str, message: impl Into<String>) -> ProfileError {
+    pub(crate) fn error(
+        &self,
+        fallback: &Path,
+        field: &str,
+        message: impl Into<String>,
+    ) -> ProfileError {
         let (file, location) = match self.locate(field) {
             Some((file, position)) => (file, Some(position)),
             None => (fallback, None),

@@ -17,10 +17,13 @@ pub type Nonce = [u8; 8];
 /// Why an authentication cryptogram was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 pub enum AuthError {
+    /// The cryptogram does not have the 40 bytes `E ‖ M` always has.
     #[error("cryptogram must be 40 bytes, got {0}")]
     Length(usize),
+    /// The MAC over `E` does not match: wrong key or altered data.
     #[error("MAC does not verify")]
     Mac,
+    /// The other side did not echo our random: a replayed or forged answer.
     #[error("the echoed random does not match")]
     Random,
 }

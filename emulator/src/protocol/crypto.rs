@@ -22,7 +22,9 @@ pub type Key = [u8; 16];
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 #[error("{len} bytes is not a multiple of the {block}-byte cipher block")]
 pub struct NotBlockAligned {
+    /// Length of the data that was refused.
     pub len: usize,
+    /// The cipher's block size it must be a multiple of.
     pub block: usize,
 }
 

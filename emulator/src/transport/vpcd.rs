@@ -142,7 +142,9 @@ pub fn reader_name(port: u16) -> String {
 
 /// What sits in a virtual reader: anything that answers APDUs and can be reset.
 pub trait VirtualCard: Send {
+    /// Power cycle: the card forgets its session (vpcd sends it when pcscd resets the reader).
     fn reset(&mut self);
+    /// One C-APDU in, one R-APDU out.
     fn transmit(&mut self, apdu: &[u8]) -> Vec<u8>;
     /// One exchange as the reader carries it out: what to answer, after how long, and
     /// whether the card leaves the reader. Faulty cards (`crate::fault::SimCard`) override
@@ -184,6 +186,7 @@ impl VirtualCard for Card {
 pub struct ReaderOptions {
     /// Where the vpcd is; its port also names the reader ([`reader_name`]).
     pub endpoint: Endpoint,
+    /// The ATR the reader reports when the card powers up.
     pub atr: Vec<u8>,
     /// Log `>>>` / `<<<` lines for every APDU and control code to stderr.
     pub trace: bool,
@@ -199,6 +202,7 @@ impl ReaderOptions {
         ReaderOptions::at(Endpoint::local(port))
     }
 
+    /// Defaults for a reader at `endpoint`.
     pub fn at(endpoint: Endpoint) -> ReaderOptions {
         ReaderOptions {
             endpoint,
@@ -212,7 +216,9 @@ impl ReaderOptions {
 /// Both ends of a vpcd connection, as this process sees them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Link {
+    /// Our side of the connection.
     pub local: SocketAddr,
+    /// The vpcd side of the connection.
     pub peer: SocketAddr,
 }
 
@@ -311,10 +317,12 @@ impl VirtualReader {
         }
     }
 
+    /// The reader's port, which names it in pcscd (`Virtual PCD 00 NN`).
     pub fn port(&self) -> u16 {
         self.endpoint.port()
     }
 
+    /// Where the reader connects or listens.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }

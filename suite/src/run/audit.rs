@@ -10,14 +10,18 @@ use rclab_emulator::card::{CardImage, Df};
 use rclab_emulator::protocol::{AID_DF1, AID_DF2, AID_DF3, Generation, ins};
 use rclab_emulator::transport::Exchange;
 
+/// What a checker read beyond what its verdict needs (privacy audit).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrivacyAudit {
     /// EFs read at least partly, by name, in first-read order.
     pub efs_read: Vec<String>,
     /// Of those, the ones the verdict does not need.
     pub unneeded_efs: Vec<String>,
+    /// Whether the face image was read.
     pub face_image_read: bool,
+    /// MUTUAL AUTHENTICATE commands sent.
     pub mutual_authenticate: usize,
+    /// VERIFY commands sent.
     pub verify: usize,
     /// The card number appeared in clear in some command (it should only travel
     /// encrypted inside VERIFY).

@@ -56,6 +56,7 @@ pub struct Tail {
 }
 
 impl Tail {
+    /// A tail keeping the last `limit` bytes.
     pub fn new(limit: usize) -> Tail {
         Tail {
             limit,
@@ -101,7 +102,9 @@ impl Tail {
 pub struct Finished {
     /// `None` when it was killed at the timeout.
     pub status: Option<ExitStatus>,
+    /// The end of the checker's standard output.
     pub stdout: Tail,
+    /// The end of its standard error.
     pub stderr: Tail,
     /// True when the pipes were still open [`DRAIN_AFTER_EXIT`] after the end (a
     /// descendant that escaped the process group holds them); what came until then is kept.
