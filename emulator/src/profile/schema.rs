@@ -23,7 +23,7 @@ pub struct ProfileDoc {
     pub description: Option<String>,
     /// Seed of the card's random numbers (challenges, K.ICC).
     pub seed: Option<u64>,
-    /// `card:` the generation and card type; absent means generation 1 residence card.
+    /// `card:` the generation and card type (required: they select the layout).
     pub card: Option<CardDoc>,
     /// `images:` the image files the profile puts on the chip.
     pub images: Option<ImagesDoc>,
@@ -115,9 +115,9 @@ pub struct FileEdit {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CardDoc {
-    /// Chip generation; absent means generation 1.
+    /// Chip generation (required).
     pub generation: Option<Generation>,
-    /// Card type; absent means residence card.
+    /// Card type (required).
     #[serde(rename = "type")]
     pub card_type: Option<CardType>,
     /// Printed card number: two letters, eight digits, two letters.
@@ -233,16 +233,16 @@ pub struct PrintedDoc {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Sex {
-    /// Male (code 1 on the chip).
+    /// Male (`1` on the chip).
     Male,
-    /// Female (code 2 on the chip).
+    /// Female (`2` on the chip).
     Female,
-    /// Not stated (code 9 on the chip).
+    /// Not stated (`3` on the chip).
     Unspecified,
 }
 
 impl Sex {
-    /// The sex code as the chip stores it.
+    /// The sex code as the chip stores it (an ASCII digit).
     pub fn code(self) -> u8 {
         match self {
             Sex::Male => b'1',

@@ -15,7 +15,7 @@ pub enum TlvError {
     #[error("TLV truncated at offset {0}")]
     Truncated(usize),
     #[error("unsupported length byte {byte:#04x} at offset {offset}")]
-    /// A length byte this codec does not accept (`80`, or longer than `82`).
+    /// A length field this codec does not accept (not `00`–`7F`, `81 xx` or `82 xx xx`).
     BadLength {
         /// Where the length byte is.
         offset: usize,
