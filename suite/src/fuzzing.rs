@@ -957,7 +957,7 @@ static JOURNAL_CASES: LazyLock<HashMap<(String, String), Verdict>> = LazyLock::n
 });
 
 /// `run::journal::parse`, what `rclab run --resume` reads. Input: the bytes of a
-/// `results.jsonl`. Every kept result must be one of [`JOURNAL_CASES`] with its
+/// `results.jsonl`. Every kept result must be one of `JOURNAL_CASES` with its
 /// expectation, none twice; every line is kept, skipped (with a line number in order) or
 /// blank; a last line without newline is reported cut; the summary never panics.
 pub fn journal(data: &[u8]) {

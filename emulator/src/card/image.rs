@@ -133,7 +133,7 @@ pub mod hex_opt {
         }
     }
 
-    /// Reads back a hex string written by [`serialize`](Self::serialize), refusing a wrong length.
+    /// Reads back a hex string written by [`serialize`], refusing a wrong length.
     pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
         d: D,
     ) -> Result<Option<[u8; N]>, D::Error> {
