@@ -50,14 +50,14 @@
 //!    and the `card_type` enum of `suite/schema/rclab.verdict.v2.json`, if checkers may
 //!    report it.
 //! 4. `vectors/profiles/valid/`: a valid profile per generation (they are loaded by
-//!    `emulator/tests/profiles_load.rs` and run by the suite's conformance tests).
+//!    `emulator/tests/card/profiles_load.rs` and run by the suite's conformance tests).
 //!
 //! **A fault**:
 //! 1. `emulator/src/fault/spec.rs`: the [`fault::Fault`] variant, its YAML form and its
 //!    check against the card.
 //! 2. `emulator/src/fault/sim.rs`: what it does to an exchange (the match there is
 //!    exhaustive, so the compiler points at it).
-//! 3. `emulator/tests/faults.rs` for its behaviour, and a profile under
+//! 3. `emulator/tests/card/faults.rs` for its behaviour, and a profile under
 //!    `vectors/profiles/corrupted/` that uses it; its YAML form in the README's list of
 //!    faults (section on the fault layer).
 //!

@@ -575,7 +575,7 @@ const FORBIDDEN_PATHS: [&[u8]; 4] = [b"/dev", b"/proc", b"/sys", b"/run"];
 /// Inputs naming `/dev`, `/proc`, `/sys` or `/run` are skipped. Deep nesting, anchors and
 /// aliases are plain text to the fuzzer (see `fuzz/dict/profile_loader.dict` and the
 /// `fuzz/regressions/profile_loader/` inputs); FIFOs and links are not reachable from an
-/// input and are covered by `emulator/tests/hostile_files.rs`.
+/// input and are covered by `emulator/tests/card/hostile_files.rs`.
 pub fn profile_loader(data: &[u8]) {
     if FORBIDDEN_PATHS
         .iter()

@@ -8,9 +8,8 @@
 //! Official sources: SPEC2 Appendix 2 (generation 2) and the SPEC1 example (generation 1).
 //! The `derived` section is NOT official: values computed from the official inputs by an
 //! independent implementation; the tests for them are named `derived_…`.
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
-mod common;
+use crate::common;
 
 use std::sync::LazyLock;
 

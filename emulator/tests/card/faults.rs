@@ -2,9 +2,8 @@
 //! the same seed, byte for byte; the in-process channel's simulated time and removal; the
 //! vpcd reply; fault and tamper errors in profile files; tamper edits change only what
 //! they name.
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,5 +1,4 @@
 //! Profile loading errors name the file, line, column and field; `extends:` merges.
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 use std::path::{Path, PathBuf};
 

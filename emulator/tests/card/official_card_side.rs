@@ -4,9 +4,8 @@
 //! Generation 2 replays SPEC2 Appendix 2 (all official). Generation 1 replays the SPEC1
 //! example; its E.ICC/M.ICC were never published, so the card answer is checked against
 //! the DERIVED values of `vectors/official-vectors.yaml` (not official).
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
-mod common;
+use crate::common;
 
 use common::{h, ha, send};
 use rclab_emulator::card::{Card, Df};

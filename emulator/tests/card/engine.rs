@@ -2,9 +2,8 @@
 //! generations. Each test proves one rule; the README section is named where it helps.
 //!
 //! Randomness: the card's comes from the profile seed, the reader's from [`SEED`].
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
-mod common;
+use crate::common;
 
 use common::{h, send, sw};
 use rand::SeedableRng;

@@ -1,6 +1,5 @@
 //! The bundled profiles under vectors/profiles/valid compile, and every EF they produce is
 //! a row of the layout table, so the table and the compiler cannot drift apart.
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 use std::path::Path;
 
 #[test]

@@ -1,7 +1,6 @@
 //! Profiles, `extends:` targets, images and certificates that are not regular files, and
 //! links that loop under a profile folder: each gets an error naming it, at once.
 //! (A fuzzer cannot make FIFOs or links, so these are tested here.)
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
