@@ -2,7 +2,6 @@
 //! same documents: every example under `suite/schema/examples/{accept,reject}` goes through
 //! both, the parser here and the schema through an independent JSON Schema validator
 //! (Python's `jsonschema`, Draft 2020-12).
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

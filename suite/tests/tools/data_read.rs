@@ -1,9 +1,8 @@
 //! What checkers read, against what the chip holds: the reference checker reads every
 //! field right on every genuine card, and a careless decoding of the same chip is caught
 //! field by field.
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
-mod common;
+use crate::common;
 
 use rclab_emulator::verdict::VerdictKind;
 use rclab_suite::run::adapter::Adapter;

@@ -1,8 +1,7 @@
 //! The runner against misbehaving checkers, journals, baselines and output folders
 //! (issue 10): each test names what used to go wrong.
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

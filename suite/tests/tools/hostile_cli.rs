@@ -1,6 +1,5 @@
 //! `rclab check` and `rclab run` given hostile flags, files and folders (issue 10): every bad
 //! input is a clear error naming the flag or file, never a panic, a hang or a silent pass.
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
