@@ -78,6 +78,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(unsafe_code)] // SAFETY comments on each unsafe block below.
     fn a_fifo_is_refused_without_blocking() {
         let dir = std::env::temp_dir().join(format!("rclab-files-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -1,6 +1,71 @@
 //! rclab emulator: a virtual residence-card chip (在留カード / 特別永住者証明書), both
 //! generations, built from YAML card profiles, plus the protocol codec the reference
 //! checker shares.
+//!
+//! User documentation (commands, profile format, limits) is in the repository's README;
+//! these crate docs map the code for someone changing it.
+//!
+//! # How the parts fit
+//!
+//! - [`protocol`]: the codec both sides share — [`protocol::apdu`] bytes,
+//!   [`protocol::command`] (a C-APDU parsed once into a typed command, with the status-word
+//!   precedence the engine tests pin), [`protocol::status`] (the one status-word type),
+//!   [`protocol::tlv`], [`protocol::sm`], [`protocol::auth`], [`protocol::crypto`],
+//!   [`protocol::signature`], and [`protocol::layout`], the one table of which EFs each
+//!   generation × card type holds (DF, SFI, tags, sizes, access, signed parts).
+//! - [`profile`]: a YAML card profile ([`profile::schema`], read by `profile/load.rs`, with
+//!   the libyaml pre-scan of `profile/scan.rs` bounding aliases and depth) compiled by
+//!   `profile/compile.rs` into a [`card::CardImage`] by walking the layout's rows.
+//! - [`card`]: the faithful chip — the [`card::CardImage`] (bytes per EF, [`card::Knobs`])
+//!   and the engine ([`card::Card`]) that answers one typed command at a time.
+//! - [`fault`]: what a profile lists under `faults:` (`fault/spec.rs`: each [`fault::Fault`]
+//!   and the [`fault::Selector`] naming the commands it hits) and the runtime that wraps the
+//!   faithful card (`fault/sim.rs`: [`fault::SimCard`]; `fault/adapters.rs` plugs it into
+//!   both transports). The engine never knows a card is faulty.
+//! - [`transport`]: how a reader reaches a card — the [`transport::Channel`] trait (in
+//!   process), the [`transport::Tap`] recording every [`transport::Exchange`], and
+//!   [`transport::vpcd`], which serves any [`transport::vpcd::VirtualCard`] to pcscd
+//!   through a vsmartcard vpcd slot ([`transport::endpoint`] names the slot).
+//! - [`reader`]: the reader side of the protocol, written once ([`reader::Session`]:
+//!   SELECT, authenticate, VERIFY, plain and SM reads, chunking, GET RESPONSE), used by the
+//!   reference checker in `rclab-suite`, its fuzz targets, benches and tests.
+//! - [`verdict`]: the closed vocabulary of verdicts that profiles expect and checkers give.
+//! - [`files`]: bounded reads of every file a user names (no FIFO hangs, capped sizes).
+//!
+//! The checker and the runner live in the `rclab-suite` crate: its checker reads a card
+//! through a [`transport::Channel`] with [`reader::Session`], and its runner serves each
+//! profile's [`fault::SimCard`] in process or behind vpcd and judges the verdict against
+//! the profile's expectation.
+//!
+//! # How to add …
+//!
+//! **A card type** (with a known protocol):
+//! 1. `emulator/src/protocol/layout.rs`: a [`protocol::layout::CardType`] variant (its `C1`
+//!    code in `CardType::code`/`from_code`) and its [`protocol::layout::Layout`] rows per
+//!    generation, an arm of `Layout::of` and an entry of `LAYOUTS`. The compiler, engine,
+//!    checker, audit and fault selectors read the rows from there.
+//! 2. `emulator/src/profile/schema.rs`: any new field the card carries (and its element in
+//!    the layout rows).
+//! 3. `suite/src/run/data.rs`: the card kind in the checkers' reported data (`CardKind`)
+//!    and the `card_type` enum of `suite/schema/rclab.verdict.v2.json`, if checkers may
+//!    report it.
+//! 4. `vectors/profiles/valid/`: a valid profile per generation (they are loaded by
+//!    `emulator/tests/card/profiles_load.rs` and run by the suite's conformance tests).
+//!
+//! **A fault**:
+//! 1. `emulator/src/fault/spec.rs`: the [`fault::Fault`] variant, its YAML form and its
+//!    check against the card.
+//! 2. `emulator/src/fault/sim.rs`: what it does to an exchange (the match there is
+//!    exhaustive, so the compiler points at it).
+//! 3. `emulator/tests/card/faults.rs` for its behaviour, and a profile under
+//!    `vectors/profiles/corrupted/` that uses it; its YAML form in the README's list of
+//!    faults (section on the fault layer).
+//!
+//! **A report format**: see the `rclab-suite` crate docs (`suite/src/run/report/`).
+//!
+//! **A transport**: a card-side transport is a [`transport::Channel`] (in process) or a
+//! [`transport::vpcd::VirtualCard`] host (`emulator/src/transport/`); the runner side is a
+//! `CardHost` implementation in `suite/src/run/host.rs` — see the `rclab-suite` crate docs.
 
 pub mod card;
 pub mod fault;

@@ -27,17 +27,29 @@ pub enum VerdictKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
+    /// The signature does not verify over the signed data.
     SignatureMismatch,
+    /// The certificate does not chain to a trusted root.
     UnknownSigner,
+    /// The signer's certificate was not valid at the time of reading.
     CertificateExpired,
+    /// The certificate does not parse.
     MalformedCertificate,
+    /// The signature or certificate EF is absent or empty.
     MissingSignature,
+    /// Mutual authentication failed: not a card that holds the card number's key.
     AuthFailed,
+    /// Secure messaging did not open: wrong MAC, padding or cryptogram.
     SmError,
+    /// A field does not parse as the layout says.
     MalformedData,
+    /// The card answered a status word the protocol does not allow there.
     UnexpectedStatus,
+    /// The card left the reader before the verdict.
     CardRemoved,
+    /// The card stopped answering.
     Timeout,
+    /// Any other reader or transport failure.
     Transport,
 }
 
@@ -45,21 +57,26 @@ pub enum Reason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Verdict {
+    /// What the checker concluded.
     pub verdict: VerdictKind,
+    /// Why, when the verdict is not `genuine`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
 }
 
 impl Verdict {
+    /// The verdict of a card that passed every check.
     pub const GENUINE: Verdict = Verdict {
         verdict: VerdictKind::Genuine,
         reason: None,
     };
 
+    /// A verdict with an optional reason.
     pub fn new(verdict: VerdictKind, reason: Option<Reason>) -> Verdict {
         Verdict { verdict, reason }
     }
 
+    /// A verdict with its reason.
     pub fn with(verdict: VerdictKind, reason: Reason) -> Verdict {
         Verdict {
             verdict,
@@ -75,6 +92,7 @@ impl Verdict {
 }
 
 impl VerdictKind {
+    /// The name used in `rclab.verdict/1` JSON and in reports.
     pub fn as_str(self) -> &'static str {
         match self {
             VerdictKind::Genuine => "genuine",
@@ -88,6 +106,7 @@ impl VerdictKind {
 }
 
 impl Reason {
+    /// The name used in `rclab.verdict/1` JSON and in reports.
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::SignatureMismatch => "signature_mismatch",
@@ -124,6 +143,7 @@ pub enum Threat {
 }
 
 impl Threat {
+    /// The name used in profiles and reports.
     pub fn as_str(self) -> &'static str {
         match self {
             Threat::Forgery => "forgery",

@@ -3,6 +3,7 @@
 //!
 //! After adding or changing a profile, rewrite the README with
 //! `RCLAB_UPDATE_CATALOGUE=1 cargo test -p rclab-emulator --test catalogue`.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 mod common;
 

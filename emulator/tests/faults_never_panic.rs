@@ -8,6 +8,7 @@
 //!
 //! Fixed seed like `never_panics.rs` (`RCLAB_PROPTEST_SEED` explores another stream); run
 //! alone with `cargo test -p rclab-emulator --test faults_never_panic`.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 mod common;
 

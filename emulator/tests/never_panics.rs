@@ -17,6 +17,7 @@
 //! `tests/never_panics.proptest-regressions` and replayed first on every later run (commit
 //! that file to keep the case). Run one test with
 //! `cargo test -p rclab-emulator --test never_panics <test name>`.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 mod common;
 

@@ -15,6 +15,7 @@
 //! Seeds: every test uses a fixed seed (`RCLAB_PROPTEST_SEED=<u64>` explores another
 //! stream); failures are persisted in `tests/properties.proptest-regressions` and replayed
 //! first. One test: `cargo test -p rclab-emulator --test properties <name>`.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

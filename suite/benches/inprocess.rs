@@ -1,5 +1,6 @@
 //! In-process throughput of the card engine and the reference checker.
 //! Run: `cargo bench -p rclab-suite --bench inprocess` — prints a table, asserts nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 use std::hint::black_box;
 use std::path::PathBuf;

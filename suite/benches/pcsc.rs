@@ -16,6 +16,7 @@
 //! 100), `RCLAB_BENCH_READS` (full reads per case, default 40), `RCLAB_BENCH_VICC` (`0`
 //! skips vicc), `RCLAB_BENCH_ADDRESS_ONLY` (`1`: only the first table, the vpcd reached
 //! through 127.0.0.1 against through 127.0.0.2, as `--vpcd` reaches a remote one).
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -2,6 +2,7 @@
 //! rendered (G4 TIFF and JPEG 2000 to PNG) and all four reports written, from the example
 //! run's `reports/example/results.json` (every example checker × every profile).
 //! Run: `cargo bench -p rclab-suite --bench report` — prints the time; the budget is 2 s.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

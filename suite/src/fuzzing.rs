@@ -15,6 +15,10 @@
 //! Input formats are documented on each function; [`seeds`] builds corpus seeds from real
 //! transcripts (the reference checker reading every bundled valid profile).
 
+// Each function here panics when its property does not hold: the panic IS the fuzzer's
+// finding, so `expect` with the property's name is the report, not a bug.
+#![allow(clippy::expect_used)]
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
@@ -571,7 +575,7 @@ const FORBIDDEN_PATHS: [&[u8]; 4] = [b"/dev", b"/proc", b"/sys", b"/run"];
 /// Inputs naming `/dev`, `/proc`, `/sys` or `/run` are skipped. Deep nesting, anchors and
 /// aliases are plain text to the fuzzer (see `fuzz/dict/profile_loader.dict` and the
 /// `fuzz/regressions/profile_loader/` inputs); FIFOs and links are not reachable from an
-/// input and are covered by `emulator/tests/hostile_files.rs`.
+/// input and are covered by `emulator/tests/card/hostile_files.rs`.
 pub fn profile_loader(data: &[u8]) {
     if FORBIDDEN_PATHS
         .iter()
@@ -953,7 +957,7 @@ static JOURNAL_CASES: LazyLock<HashMap<(String, String), Verdict>> = LazyLock::n
 });
 
 /// `run::journal::parse`, what `rclab run --resume` reads. Input: the bytes of a
-/// `results.jsonl`. Every kept result must be one of [`JOURNAL_CASES`] with its
+/// `results.jsonl`. Every kept result must be one of `JOURNAL_CASES` with its
 /// expectation, none twice; every line is kept, skipped (with a line number in order) or
 /// blank; a last line without newline is reported cut; the summary never panics.
 pub fn journal(data: &[u8]) {

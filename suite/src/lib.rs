@@ -1,6 +1,26 @@
 //! rclab suite: the reference checker and the conformance tooling built around the
 //! emulated residence card.
 //!
+//! User documentation is the repository's README; these docs map the code. The card side
+//! (layout table, profiles, engine, faults, transports, the reader session) is the
+//! `rclab-emulator` crate; its crate docs say how to add a card type, a fault and a
+//! card-side transport.
+//!
+//! How the parts fit:
+//! - [`checker`]: the reference checker. It reads a card only through the emulator's
+//!   `Channel` with `rclab_emulator::reader::Session` (`checker/read.rs`), parses each EF's
+//!   data objects strictly (`checker/objects.rs`), verifies the check code and the
+//!   certificate chain (`checker/pki.rs`) and judges the card (`checker/judge.rs`); a step
+//!   that cannot go on ends the check with its verdict (`checker/stop.rs`).
+//! - [`pcsc_channel`]: the same checker over pcscd (the `pcsc` crate), and [`readers`]: the
+//!   `--vpcd`/`--listen` reader slots that `rclab serve` and `rclab run` share.
+//! - [`judgement`]: one rule for a verdict against a profile's expectation.
+//! - [`run`]: the runner, below.
+//! - [`fuzzing`]: the fuzz-target bodies (`fuzz/` calls them; `tests/fuzz_regressions.rs`
+//!   replays their corpus).
+//! - `src/main.rs` and `src/cli/`: the `rclab` binary, one module per subcommand
+//!   (`check.rs`, `serve.rs`, `run.rs`; flag parsing in `parse.rs`).
+//!
 //! The runner (`rclab run`, [`run`]) in parts:
 //! - [`run::host`]: where a case's card lives ([`run::host::CardHost`]: in process, or in
 //!   a vpcd reader behind pcscd), with one recorder for the transcript;
@@ -11,10 +31,29 @@
 //! - [`run::report`]: one module per report format over the typed [`run::report::Summary`];
 //! - [`run::baseline`]: `--baseline`, read into typed results.
 //!
-//! To add a transport: implement [`run::host::CardHost`] in `run/host.rs`, give
-//! [`run::Transport`] a variant and let `run_locked` (`run/mod.rs`) build that host per
-//! worker. To add a report format: a module in `run/report/`, written by
-//! [`run::report::write_all_with_cards`]. The binary's subcommands live in `src/cli/`.
+//! # How to add …
+//!
+//! **A transport** (how the runner presents a card to checkers):
+//! 1. `suite/src/run/host.rs`: a [`run::host::CardHost`] implementation (it hands out a
+//!    channel or a reader name, and the transcript), next to `InProcess` and `Vpcd`.
+//! 2. `suite/src/run/mod.rs`: a [`run::Transport`] variant, and the arm of `run_locked`
+//!    that builds that host per worker.
+//! 3. `suite/src/cli/run.rs`: the `--transport` value; the card side, if new, in
+//!    `emulator/src/transport/` (see the emulator's docs).
+//!
+//! **A report format**:
+//! 1. `suite/src/run/report/<format>.rs`: a module that renders the typed
+//!    [`run::report::Summary`] and the results (never another format's output).
+//! 2. `suite/src/run/report/mod.rs`: declare it and write its file in
+//!    [`run::report::write_all_with_cards`].
+//! 3. A test in `suite/tests/conformance.rs` next to the other formats' checks.
+//!
+//! **A card type**: rows in `emulator/src/protocol/layout.rs` (see the emulator's docs);
+//! on this side only `suite/src/run/data.rs` (`CardKind`, the kinds checkers report) and
+//! `suite/schema/rclab.verdict.v2.json`.
+//!
+//! **A fault**: `emulator/src/fault/spec.rs` and `emulator/src/fault/sim.rs` (see the
+//! emulator's docs); `suite/tests/pcsc_faults.rs` if it behaves differently behind pcscd.
 
 pub mod checker;
 pub mod fuzzing;

@@ -76,6 +76,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 fn restore_default_sigpipe() {
     // SAFETY: called first thing in main, before any other thread exists, so no thread can
     // race the disposition change; SIG_DFL is a valid disposition for SIGPIPE.
+    #[allow(unsafe_code)] // the one signal() call, proven above
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }

@@ -13,18 +13,26 @@ use rclab_emulator::transport::{Channel, TransportError};
 /// Pause before connecting again to a card pcscd shows but cannot power (half a presence poll).
 const STALE_CARD_RETRY: Duration = Duration::from_millis(200);
 
+/// Why a PC/SC channel could not be opened or used.
 #[derive(Debug, Error)]
 pub enum PcscError {
+    /// pcscd is not running or not reachable.
     #[error("pcscd not reachable: {0} (start it with scripts/pcsc-up)")]
     NoService(Error),
+    /// A reader name that PC/SC cannot take (an interior NUL).
     #[error("reader name {0:?} contains a NUL byte")]
     BadName(String),
+    /// No card came into the reader within the wait.
     #[error("no card in reader {reader:?} within {waited:?} (last state {state})")]
     NoCard {
+        /// The reader waited on.
         reader: String,
+        /// How long it waited.
         waited: Duration,
+        /// The reader state pcscd last reported.
         state: String,
     },
+    /// A PC/SC call failed: which call, and its error.
     #[error("{0}: {1}")]
     Pcsc(&'static str, Error),
 }
@@ -38,6 +46,7 @@ pub struct PcscChannel {
     buffer: Vec<u8>,
     /// A transmit found the card gone.
     card_left: bool,
+    /// The card's ATR, as the reader reported it.
     pub atr: Vec<u8>,
 }
 

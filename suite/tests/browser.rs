@@ -7,6 +7,7 @@
 //! Without chromium it prints SKIPPED, unless `RCLAB_REQUIRE_BROWSER` is set (`.ci/run`
 //! sets it and installs chromium). `RCLAB_SCREENSHOT=PATH` also writes a screenshot of the
 //! summary (how `reports/example/report.png` is made).
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! (or is a declared limitation that is still no false accept), every listed fault acts
 //! during the check, phone-sized reads reach the same verdicts, and the whole verdict table
 //! is one snapshot (`snapshots/catalogue__catalogue_verdicts.snap`).
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The conformance runner: outcomes, resumption, reports and one snapshot per checker.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! functions the cargo-fuzz targets call (`rclab_suite::fuzzing`), so a plain `cargo test`
 //! keeps them fixed. Run one target's inputs with
 //! `cargo test -p rclab-suite --test fuzz_regressions -- <target>`.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 use std::path::PathBuf;
 

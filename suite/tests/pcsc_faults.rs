@@ -5,6 +5,7 @@
 //!
 //! Skipped with a message when no pcscd with vpcd readers runs (`scripts/pcsc-up`); fails
 //! instead when `RCLAB_REQUIRE_PCSC` is set (CI).
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 mod common;
 

@@ -7,6 +7,7 @@
 //! own /run/pcscd, a reader.conf with one reversed-mode entry), never the shared one:
 //! Debian's vpcd 3.3 aborts its pcscd at the second presence poll after a reversed-mode
 //! card leaves (verified; see README, "Checkers on Windows or macOS").
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 mod common;
 
@@ -78,6 +79,7 @@ fn wait_bounded(child: &mut Child, limit: Duration) -> std::process::ExitStatus 
     }
 }
 
+#[allow(unsafe_code)] // one kill call, proven below
 fn terminate(child: &Child) {
     let pid = libc::pid_t::try_from(child.id()).expect("pid");
     // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped yet, so

@@ -6,6 +6,7 @@
 //! `RCLAB_ALLOW_PCSCD_RESTART=1` (set by `.ci/run`), as root, in its own test binary
 //! (cargo runs test binaries one after another), and restarts pcscd once for both cards.
 //! (The reversed-mode restart runs against a private pcscd in `pcsc_remote.rs`.)
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! Skipped with a message when no pcscd with vpcd readers runs (start one with
 //! `scripts/pcsc-up`); `.ci/run` sets `RCLAB_REQUIRE_PCSC=1`, which turns the skip into a
 //! failure so CI cannot silently lose these tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 mod common;
 
@@ -276,6 +277,7 @@ fn a_card_served_right_after_another_is_read() {
             .expect("rclab check");
         let pid = libc::pid_t::try_from(serve.id()).expect("pid");
         // SAFETY: kill only sends SIGTERM to our own child, which is not reaped yet.
+        #[allow(unsafe_code)] // one kill call, proven above
         unsafe {
             libc::kill(pid, libc::SIGTERM);
         }

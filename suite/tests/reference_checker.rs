@@ -1,4 +1,5 @@
 //! The reference checker against the bundled valid profiles, in-process.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 mod common;
 

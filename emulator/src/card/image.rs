@@ -22,7 +22,9 @@ pub struct ElementaryFile {
     pub name: String,
     /// File identifier for SELECT by FID; unknown for real cards, so `None` by default.
     pub fid: Option<u16>,
+    /// Who may read it: the engine refuses a READ BINARY that this rule does not allow (spec §3.4).
     pub access: Access,
+    /// The bytes as the card holds them; READ BINARY serves slices of it.
     pub content: Vec<u8>,
 }
 
@@ -64,6 +66,7 @@ pub enum ReadPastEnd {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Knobs {
+    /// What READ BINARY past the end of an EF answers: cards differ, and readers must cope with both.
     pub read_past_end: ReadPastEnd,
     /// Forces RND.ICC (official-vector replay); random from the seed otherwise.
     #[serde(with = "hex_opt")]
@@ -78,13 +81,16 @@ pub struct Knobs {
 /// Everything the card engine needs, produced by the profile compiler.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CardImage {
+    /// Selects the cipher, key sizes and the EF layout the engine serves.
     pub generation: Generation,
     /// The layout the EFs were compiled from (generation × card type of the profile).
     pub layout: &'static Layout,
     /// The card number the chip's key was derived from and VERIFY compares against.
     /// Normally the printed number; a forged chip may differ.
     pub chip_card_number: String,
+    /// Every EF of the card, in layout order; the engine looks them up by [`crate::protocol::layout::EfId`].
     pub files: Vec<ElementaryFile>,
+    /// Behaviour switches that differ between real cards (see [`Knobs`]).
     pub knobs: Knobs,
     /// Seed of the card's random numbers: the same seed replays the same transcript.
     pub seed: u64,
@@ -116,6 +122,7 @@ impl CardImage {
 pub mod hex_opt {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
+    /// Serializes a fixed-size byte array as a hex string, so snapshots stay readable.
     pub fn serialize<S: Serializer, const N: usize>(
         value: &Option<[u8; N]>,
         s: S,
@@ -126,6 +133,7 @@ pub mod hex_opt {
         }
     }
 
+    /// Reads back a hex string written by [`serialize`], refusing a wrong length.
     pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
         d: D,
     ) -> Result<Option<[u8; N]>, D::Error> {

@@ -70,7 +70,7 @@ impl Ctx<'_> {
 }
 
 /// Builds the chip image of a merged profile.
-pub fn compile(
+pub(crate) fn compile(
     doc: &ProfileDoc,
     file: &Path,
     locator: &Locator,
@@ -658,7 +658,7 @@ fn ber_not_der(der: &[u8]) -> Option<Vec<u8>> {
 
 /// The chip after tampering: the files of `on_chip` (compiled from the tampered data) with
 /// the check code and certificate of `signed` (compiled from the data as signed).
-pub fn keep_signature(mut on_chip: CardImage, signed: &CardImage) -> CardImage {
+pub(crate) fn keep_signature(mut on_chip: CardImage, signed: &CardImage) -> CardImage {
     let sealed = |id: EfId| {
         on_chip.layout.row(id).is_some_and(|row| {
             row.objects
@@ -681,7 +681,7 @@ pub fn keep_signature(mut on_chip: CardImage, signed: &CardImage) -> CardImage {
 }
 
 /// Applies `tamper.files` to the compiled EFs, in order.
-pub fn apply_edits(
+pub(crate) fn apply_edits(
     image: &mut CardImage,
     edits: &[FileEdit],
     file: &Path,

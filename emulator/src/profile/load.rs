@@ -14,15 +14,18 @@ use crate::protocol::Generation;
 /// A profile that cannot be loaded or compiled.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub struct ProfileError {
+    /// The profile file the error is in.
     pub file: PathBuf,
     /// 1-based line and column, when the problem has a place in the file.
     pub location: Option<(usize, usize)>,
     /// Dotted path of the field (`card.number`), when the problem has one.
     pub field: Option<String>,
+    /// What is wrong, in words for the profile's author.
     pub message: String,
 }
 
 impl ProfileError {
+    /// An error in `file`, at `field` when the mistake is in one field.
     pub fn new(file: &Path, field: Option<&str>, message: impl Into<String>) -> ProfileError {
         ProfileError {
             file: file.to_path_buf(),
@@ -38,7 +41,7 @@ impl ProfileError {
 pub const MAX_EXCERPT: usize = 40;
 
 /// `text` escaped (control characters, quotes) and cut to [`MAX_EXCERPT`] characters.
-pub fn excerpt(text: &str) -> String {
+pub(crate) fn excerpt(text: &str) -> String {
     let mut out: String = text.chars().take(MAX_EXCERPT).collect();
     if text.chars().nth(MAX_EXCERPT).is_some() {
         out.push('…');
@@ -111,14 +114,14 @@ impl fmt::Display for ProfileError {
 /// Where the fields of a merged profile are written: each file of the `extends:` chain
 /// with its key index, the profile itself first.
 #[derive(Clone, Debug, Default)]
-pub struct Locator {
+pub(crate) struct Locator {
     layers: Vec<(PathBuf, KeyIndex)>,
 }
 
 impl Locator {
     /// The file and position where `field` is written (the nearest file of the chain that
     /// writes it), or where its nearest written ancestor is.
-    pub fn locate(&self, field: &str) -> Option<(&Path, scan::Position)> {
+    pub(crate) fn locate(&self, field: &str) -> Option<(&Path, scan::Position)> {
         let found = |want_exact: bool| {
             self.layers.iter().find_map(|(file, index)| {
                 index
@@ -132,7 +135,12 @@ impl Locator {
 
     /// An error about `field` at the place it is written; `fallback` names the file when
     /// the field is written nowhere (a required field missing from the whole chain).
-    pub fn error(&self, fallback: &Path, field: &str, message: impl Into<String>) -> ProfileError {
+    pub(crate) fn error(
+        &self,
+        fallback: &Path,
+        field: &str,
+        message: impl Into<String>,
+    ) -> ProfileError {
         let (file, location) = match self.locate(field) {
             Some((file, position)) => (file, Some(position)),
             None => (fallback, None),
@@ -147,7 +155,7 @@ impl Locator {
 }
 
 /// A profile with everything it extends merged in.
-pub struct Merged {
+pub(crate) struct Merged {
     /// The profile as signed.
     pub doc: ProfileDoc,
     /// The profile with its `tamper:` data fields merged over it (what the chip holds),
@@ -158,7 +166,7 @@ pub struct Merged {
 }
 
 /// Loads `path` and everything it extends.
-pub fn load_merged(path: &Path) -> Result<Merged, ProfileError> {
+pub(crate) fn load_merged(path: &Path) -> Result<Merged, ProfileError> {
     let mut chain: Vec<PathBuf> = Vec::new();
     let mut layers: Vec<Value> = Vec::new();
     let mut locator = Locator::default();
@@ -329,11 +337,11 @@ fn check_generation_fields(
 }
 
 /// Largest file a profile reads (YAML, images, keys, certificates are all far smaller).
-pub const MAX_FILE: u64 = crate::files::MAX_PROFILE_FILE;
+pub(crate) const MAX_FILE: u64 = crate::files::MAX_PROFILE_FILE;
 
 /// Reads a regular file of at most [`MAX_FILE`] bytes: a profile naming `/dev/zero`, a FIFO
 /// or a huge file gets an error, not a hang or an exhausted memory.
-pub fn read_limited(path: &Path) -> Result<Vec<u8>, crate::files::ReadError> {
+pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>, crate::files::ReadError> {
     crate::files::read_bounded(path, MAX_FILE)
 }
 
@@ -437,7 +445,7 @@ fn yaml_error(
 }
 
 /// `target` read relative to the folder of `file` (absolute paths stay).
-pub fn relative_to(file: &Path, target: &Path) -> PathBuf {
+pub(crate) fn relative_to(file: &Path, target: &Path) -> PathBuf {
     file.parent().unwrap_or(Path::new(".")).join(target)
 }
 

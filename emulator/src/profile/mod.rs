@@ -23,13 +23,19 @@ use crate::protocol::Generation;
 pub struct Profile {
     /// Name used in reports: the path below the profiles folder, without `.yaml`.
     pub name: String,
+    /// The YAML file it came from: every error and report names it.
     pub path: PathBuf,
+    /// The profile's one-line purpose, shown in reports next to the case.
     pub description: String,
+    /// Which chip generation the image was compiled for.
     pub generation: Generation,
+    /// Residence card or special permanent resident certificate: selects the layout rows.
     pub card_type: CardType,
     /// The printed card number: what a checker is told to enter.
     pub card_number: CardNumber,
+    /// What a correct checker must conclude from this card; the runner judges against it.
     pub expect: ExpectDoc,
+    /// The compiled card, shared (not copied) by every case that serves it.
     pub image: Arc<CardImage>,
     /// The card's misbehaviours (`faults:`), in the order they apply.
     pub faults: Arc<[Fault]>,

@@ -17,11 +17,11 @@ use unsafe_libyaml as unsafe_sys;
 pub const MAX_DEPTH: usize = 64;
 
 /// Where a key is written: 1-based line and column.
-pub type Position = (usize, usize);
+pub(crate) type Position = (usize, usize);
 
 /// Why a profile's YAML was refused before deserialising.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScanError {
+pub(crate) struct ScanError {
     pub position: Position,
     /// Dotted path of the node where the problem is, when it has one.
     pub field: Option<String>,
@@ -31,13 +31,13 @@ pub struct ScanError {
 /// Every key (and sequence item) of a profile file by dotted path (`card.number`, `tamper.files[0].append`),
 /// as serde_path_to_error prints paths.
 #[derive(Clone, Debug, Default)]
-pub struct KeyIndex {
+pub(crate) struct KeyIndex {
     keys: HashMap<String, Position>,
 }
 
 impl KeyIndex {
     /// Where `field` is written, or where its nearest written ancestor is.
-    pub fn locate(&self, field: &str) -> Option<(Position, bool)> {
+    pub(crate) fn locate(&self, field: &str) -> Option<(Position, bool)> {
         let mut path = field;
         let mut exact = true;
         loop {
@@ -67,7 +67,7 @@ enum Frame {
 /// Scans `text`: refuses aliases, anchors and nesting deeper than [`MAX_DEPTH`], and
 /// returns the position of every key. A syntax error ends the scan quietly: serde_yaml_ng
 /// reports it (with the same parser) in its usual words.
-pub fn scan(text: &str) -> Result<KeyIndex, ScanError> {
+pub(crate) fn scan(text: &str) -> Result<KeyIndex, ScanError> {
     let mut parser = Parser::new(text.as_bytes());
     let mut index = KeyIndex::default();
     let mut stack: Vec<Frame> = Vec::new();
@@ -203,6 +203,7 @@ struct Parser<'input> {
 }
 
 impl<'input> Parser<'input> {
+    #[allow(unsafe_code)] // SAFETY comments on each unsafe block below.
     fn new(input: &'input [u8]) -> Parser<'input> {
         let mut sys = Box::new(MaybeUninit::<unsafe_sys::yaml_parser_t>::uninit());
         let parser = sys.as_mut_ptr();
@@ -232,6 +233,7 @@ impl<'input> Parser<'input> {
     }
 
     /// The next event; `None` at the end of the stream or at the first syntax error.
+    #[allow(unsafe_code)] // SAFETY comments on each unsafe block below.
     fn next(&mut self) -> Option<Event> {
         if self.finished {
             return None;
@@ -284,6 +286,7 @@ impl<'input> Parser<'input> {
 }
 
 impl Drop for Parser<'_> {
+    #[allow(unsafe_code)] // SAFETY comments on each unsafe block below.
     fn drop(&mut self) {
         if self.initialised {
             // SAFETY: the parser was initialised by `yaml_parser_initialize` (checked

@@ -23,7 +23,9 @@ pub struct ProfileDoc {
     pub description: Option<String>,
     /// Seed of the card's random numbers (challenges, K.ICC).
     pub seed: Option<u64>,
+    /// `card:` the generation and card type (required: they select the layout).
     pub card: Option<CardDoc>,
+    /// `images:` the image files the profile puts on the chip.
     pub images: Option<ImagesDoc>,
     /// Generation 1, DF2/EF01.
     pub address: Option<AddressDoc>,
@@ -39,11 +41,13 @@ pub struct ProfileDoc {
     pub application_pending: Option<bool>,
     /// Generation 2, DF2/EF03.
     pub other: Option<OtherDoc>,
+    /// `signature:` how the signed parts are signed (key, certificate), or deliberately broken.
     pub signature: Option<SignatureDoc>,
     /// How a missing face image is stored (spec §6.5: unresolved).
     pub face_layout: Option<FaceLayout>,
     /// The chip's own card number when it differs from the printed one (a forged chip).
     pub chip_card_number: Option<CardNumber>,
+    /// `knobs:` behaviour switches that differ between real cards.
     pub knobs: Option<Knobs>,
     /// Changes made to the chip data after the check code was computed (data forgeries
     /// and corruptions); the signature stays that of the untampered data.
@@ -52,6 +56,7 @@ pub struct ProfileDoc {
     /// apply; see [`crate::fault::Fault`].
     #[serde(default, with = "serde_yaml_ng::with::singleton_map_recursive")]
     pub faults: Option<Vec<Fault>>,
+    /// `expect:` the verdict a correct checker must give for this card.
     pub expect: Option<ExpectDoc>,
 }
 
@@ -60,14 +65,23 @@ pub struct ProfileDoc {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TamperDoc {
+    /// Replacement images, written over the valid ones.
     pub images: Option<ImagesDoc>,
+    /// Replacement address fields.
     pub address: Option<AddressDoc>,
+    /// Replacement back-side fields.
     pub back_side: Option<BackSideDoc>,
+    /// Text encoding of the printed fields, to test how checkers decode them.
     pub text_encoding: Option<TextEncoding>,
+    /// Replacement printed (front-side) fields.
     pub printed: Option<PrintedDoc>,
+    /// Replacement work-permission fields.
     pub work_permission: Option<WorkPermissionDoc>,
+    /// Flips the "application for extension pending" mark.
     pub application_pending: Option<bool>,
+    /// Replacement values of the remaining fields.
     pub other: Option<OtherDoc>,
+    /// How the face image is placed, to test checkers that look inside it.
     pub face_layout: Option<FaceLayout>,
     /// Byte edits of the compiled EFs, applied last, in order.
     pub files: Option<Vec<FileEdit>>,
@@ -97,10 +111,13 @@ pub struct FileEdit {
     pub append: Option<HexBytes>,
 }
 
+/// `card:` which chip the profile describes.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CardDoc {
+    /// Chip generation (required).
     pub generation: Option<Generation>,
+    /// Card type (required).
     #[serde(rename = "type")]
     pub card_type: Option<CardType>,
     /// Printed card number: two letters, eight digits, two letters.
@@ -151,6 +168,7 @@ pub fn path_fields() -> impl Iterator<Item = (&'static str, &'static str)> {
         .chain(signature.into_iter().map(|key| ("signature", key)))
 }
 
+/// `address:` the address written on the back side (and its date).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddressDoc {
@@ -162,6 +180,7 @@ pub struct AddressDoc {
     pub text: Option<String>,
 }
 
+/// `back_side:` the back-side record fields.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackSideDoc {
@@ -180,9 +199,11 @@ pub enum TextEncoding {
     /// Shift_JIS as Windows code page 932 (what two of three public readers decode first).
     #[default]
     ShiftJis,
+    /// UTF-8, to catch checkers that guess the encoding.
     Utf8,
 }
 
+/// `printed:` the fields printed on the card's front and stored on the chip.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrintedDoc {
@@ -212,12 +233,16 @@ pub struct PrintedDoc {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Sex {
+    /// Male (`1` on the chip).
     Male,
+    /// Female (`2` on the chip).
     Female,
+    /// Not stated (`3` on the chip).
     Unspecified,
 }
 
 impl Sex {
+    /// The sex code as the chip stores it (an ASCII digit).
     pub fn code(self) -> u8 {
         match self {
             Sex::Male => b'1',
@@ -227,6 +252,7 @@ impl Sex {
     }
 }
 
+/// `work_permission:` the work-permission entries of the back side.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkPermissionDoc {
@@ -238,6 +264,7 @@ pub struct WorkPermissionDoc {
     pub individual: Option<bool>,
 }
 
+/// `other:` the fields no other section covers.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OtherDoc {
@@ -247,6 +274,7 @@ pub struct OtherDoc {
     pub reserved_text: Option<String>,
 }
 
+/// `signature:` how the profile's signed data is signed, or how the signature is broken.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignatureDoc {
@@ -329,9 +357,11 @@ pub enum FaceLayout {
     Omitted,
 }
 
+/// `expect:` what a correct checker concludes from this card.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectDoc {
+    /// The verdict (and reason) a correct checker gives.
     #[serde(flatten)]
     pub verdict: Verdict,
     /// Wycheproof-style labels (e.g. `Valid`, `SignatureTarget`).
@@ -355,6 +385,7 @@ pub struct ExpectDoc {
 pub struct CardNumber(String);
 
 impl CardNumber {
+    /// The card number as text, for messages and the VERIFY command.
     pub fn as_str(&self) -> &str {
         &self.0
     }

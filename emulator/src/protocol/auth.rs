@@ -17,15 +17,19 @@ pub type Nonce = [u8; 8];
 /// Why an authentication cryptogram was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 pub enum AuthError {
+    /// The cryptogram does not have the 40 bytes `E ‖ M` always has.
     #[error("cryptogram must be 40 bytes, got {0}")]
     Length(usize),
+    /// The MAC over `E` does not match: wrong key or altered data.
     #[error("MAC does not verify")]
     Mac,
+    /// The other side did not echo our random: a replayed or forged answer.
     #[error("the echoed random does not match")]
     Random,
 }
 
 /// Builds `E ‖ M` = `Enc(K, first ‖ second ‖ key_part) ‖ MAC(K, E)`.
+#[allow(clippy::expect_used)] // 32 bytes are a whole number of DES and AES blocks: the cipher cannot refuse them
 pub fn cryptogram(
     generation: Generation,
     key: &Key,
@@ -48,6 +52,7 @@ pub fn cryptogram(
 
 /// Checks the MAC of `E ‖ M`, decrypts `E` and checks that its second random is
 /// `own_random` (the receiver's, echoed back); returns `(sender's random, key part)`.
+#[allow(clippy::expect_used)] // 32 bytes are a whole number of DES and AES blocks: the cipher cannot refuse them
 pub fn open_cryptogram(
     generation: Generation,
     key: &Key,

@@ -22,7 +22,9 @@ pub type Key = [u8; 16];
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 #[error("{len} bytes is not a multiple of the {block}-byte cipher block")]
 pub struct NotBlockAligned {
+    /// Length of the data that was refused.
     pub len: usize,
+    /// The cipher's block size it must be a multiple of.
     pub block: usize,
 }
 
@@ -84,6 +86,7 @@ impl Generation {
     }
 
     /// CBC decryption with a zero IV of block-aligned data.
+    #[allow(clippy::expect_used)] // the input was checked aligned above; NoPadding fails only on unaligned input
     pub fn decrypt(self, key: &Key, data: &[u8]) -> Result<Vec<u8>, NotBlockAligned> {
         self.check_aligned(data)?;
         let plain = match self {
@@ -96,6 +99,7 @@ impl Generation {
     }
 
     /// Pads (method 2) then encrypts: how SM data and VERIFY plaintext are protected.
+    #[allow(clippy::expect_used)] // padding method 2 aligns the data to the block size, so encrypt cannot refuse it
     pub fn encrypt_padded(self, key: &Key, plain: &[u8]) -> Vec<u8> {
         self.encrypt(key, &pad(plain, self.block_size()))
             .expect("padding aligns the data")
@@ -132,6 +136,7 @@ impl Generation {
 /// ISO/IEC 9797-1 MAC algorithm 3 with DES: CBC-MAC under K1 over the padded data,
 /// then decrypt with K2 and encrypt with K1. Padding method 2 is applied even to aligned
 /// data — the official M.IFD only matches that way (spec §4.2).
+#[allow(clippy::expect_used)] // a Key is 16 bytes, so both halves are exactly 8
 fn retail_mac(key: &Key, data: &[u8]) -> [u8; 8] {
     let k1 = des::Des::new((&key[..8]).try_into().expect("8 bytes"));
     let k2 = des::Des::new((&key[8..]).try_into().expect("8 bytes"));

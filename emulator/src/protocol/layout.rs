@@ -27,10 +27,14 @@ use super::Generation;
 /// Dedicated files of the card. The MF is current after reset.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Df {
+    /// The master file, the root every card starts in.
     #[default]
     Mf,
+    /// DF1: the card's front-side data (printed fields and images).
     Df1,
+    /// DF2: the back-side data (address, permissions).
     Df2,
+    /// DF3: the signature and the signer's certificate.
     Df3,
 }
 
@@ -98,7 +102,9 @@ pub const AID_DF3: [u8; 16] = Df::Df3.aid_of();
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CardType {
+    /// 在留カード, the residence card.
     ResidenceCard,
+    /// 特別永住者証明書, the special permanent resident certificate.
     SpecialPermanentResidentCertificate,
 }
 
@@ -122,11 +128,14 @@ impl CardType {
 /// `80 | sfi`). Unique within a card.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct EfId {
+    /// The DF the EF lives in: SFIs are only unique within one DF.
     pub df: Df,
+    /// The short file identifier READ BINARY addresses it by.
     pub sfi: u8,
 }
 
 impl EfId {
+    /// The EF `sfi` of `df`.
     pub const fn new(df: Df, sfi: u8) -> EfId {
         EfId { df, sfi }
     }
@@ -137,6 +146,7 @@ impl EfId {
 /// and SFI 03 in generation 2, so a label resolves through a [`Layout`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct EfLabel {
+    /// The DF the labelled EF lives in.
     pub df: Df,
     /// The `nn` of `EFnn`.
     pub number: u8,
@@ -235,7 +245,9 @@ pub enum Element {
 /// One data object of an EF.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DataObject {
+    /// The BER-TLV tag the element is stored under.
     pub tag: u16,
+    /// Which card field the object holds.
     pub element: Element,
     /// Fixed value area: the value is zero-padded to it inside the TLV.
     pub area: Option<usize>,
@@ -276,6 +288,7 @@ pub enum Access {
 /// One EF of a layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EfRow {
+    /// Where the EF is: DF and SFI.
     pub id: EfId,
     /// File identifier for SELECT by FID, where one is defined (none is public).
     pub fid: Option<u16>,
@@ -286,6 +299,7 @@ pub struct EfRow {
     pub objects: &'static [DataObject],
     /// Fixed EF size: the content is zero-filled to it.
     pub size: Option<usize>,
+    /// Who may read it (free, after authentication, after VERIFY).
     pub access: Access,
     /// A verdict needs it: card type, format version, signed fields, check code. A
     /// checker that reads any other EF reads personal data it did not need.
@@ -345,8 +359,11 @@ pub enum SignedSource {
 /// One piece of what the check code signs: a value zero-padded to `area`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SignedPart {
+    /// The EF the signed bytes come from.
     pub ef: EfId,
+    /// Which part of that EF is signed (whole content or one data object).
     pub source: SignedSource,
+    /// Fixed size of the signed area, the hash input is padded or cut to it.
     pub area: usize,
 }
 
@@ -362,7 +379,9 @@ pub enum CheckCodeScheme {
 /// Everything one generation × card type stores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
+    /// The chip generation these rows belong to.
     pub generation: Generation,
+    /// The card type these rows belong to.
     pub card_type: CardType,
     /// The `C1` value.
     pub code: &'static str,
@@ -371,6 +390,7 @@ pub struct Layout {
     /// What the check code signs, in signing order (which differs from storage order in
     /// generation 2).
     pub signed: &'static [SignedPart],
+    /// How the check code over the signed parts is computed.
     pub scheme: CheckCodeScheme,
 }
 

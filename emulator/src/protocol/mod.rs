@@ -29,6 +29,7 @@ pub enum Generation {
 }
 
 impl Generation {
+    /// The generation as the chip and reports number it (1 or 2).
     pub fn number(self) -> u8 {
         match self {
             Generation::First => 1,

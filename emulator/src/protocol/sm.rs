@@ -20,12 +20,16 @@ pub const PADDING_INDICATOR: u8 = 0x01;
 /// Why SM data could not be opened.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum SmError {
+    /// The response data is not a secure-messaging cryptogram object.
     #[error("SM data is not a single DO 86: {0}")]
     NotACryptogram(String),
+    /// The padding-indicator byte is not the one the card always sends (`01`).
     #[error("padding indicator {0:#04x}, expected 01")]
     PaddingIndicator(u8),
+    /// The cryptogram is not a whole number of cipher blocks.
     #[error("cryptogram of {0} bytes is empty or not block aligned")]
     BadCryptogramLength(usize),
+    /// The decrypted data does not end in method-2 padding.
     #[error("plaintext padding is malformed")]
     BadPadding,
     /// The data is too long for one DO `86` (its length field says at most 65 535).

@@ -11,10 +11,18 @@ use thiserror::Error;
 /// Why a byte string is not a TLV sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 pub enum TlvError {
+    /// The data ends inside a tag, length or value.
     #[error("TLV truncated at offset {0}")]
     Truncated(usize),
     #[error("unsupported length byte {byte:#04x} at offset {offset}")]
-    BadLength { offset: usize, byte: u8 },
+    /// A length field this codec does not accept (not `00`–`7F`, `81 xx` or `82 xx xx`).
+    BadLength {
+        /// Where the length byte is.
+        offset: usize,
+        /// The byte itself.
+        byte: u8,
+    },
+    /// Only `00`/`FF` padding may follow the last object; something else did.
     #[error("non-zero bytes after padding at offset {0}")]
     GarbageAfterPadding(usize),
     /// A value longer than the longest length field (`82 FF FF`) can say.
@@ -28,7 +36,9 @@ pub const MAX_VALUE_LEN: usize = 0xFFFF;
 /// One data object borrowing its value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tlv<'a> {
+    /// The tag, one or two bytes as on the card.
     pub tag: u16,
+    /// The value, borrowed from the parsed bytes.
     pub value: &'a [u8],
     /// Offset of the tag inside the parsed buffer.
     pub offset: usize,

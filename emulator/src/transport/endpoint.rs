@@ -27,7 +27,12 @@ pub const MAX_READERS_PER_FLAG: usize = 16;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     /// The card connects to a vpcd listening at `host:port` (vsmartcard's normal mode).
-    Connect { host: String, port: u16 },
+    Connect {
+        /// Host name or IP address of the vpcd.
+        host: String,
+        /// The vpcd slot's port (35963 and up for the first readers).
+        port: u16,
+    },
     /// The card listens at this address and a vpcd in reversed mode connects to it.
     Listen(SocketAddr),
 }
@@ -35,18 +40,34 @@ pub enum Endpoint {
 /// A `--vpcd` or `--listen` value that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum EndpointError {
+    /// `host:port` with nothing before the colon.
     #[error("{0:?}: empty host")]
     EmptyHost(String),
     #[error("{text:?}: {part:?} is not a port number (1–65535)")]
-    BadPort { text: String, part: String },
+    /// A port that is not a number from 1 to 65535.
+    BadPort {
+        /// The whole flag value.
+        text: String,
+        /// The part that is not a port.
+        part: String,
+    },
+    /// A port range whose end is below its start.
     #[error("{0:?}: the last port of a range must not be below the first")]
     BackwardsRange(String),
     #[error("{text:?}: {count} readers; at most {MAX_READERS_PER_FLAG} per value (pcscd's limit)")]
-    TooManyReaders { text: String, count: usize },
+    /// More readers in one value than pcscd serves per vpcd.
+    TooManyReaders {
+        /// The whole flag value.
+        text: String,
+        /// How many readers it names.
+        count: usize,
+    },
     #[error(
         "{0:?}: needs ADDR:PORT with ADDR an IP address (e.g. 127.0.0.2:35997 or 0.0.0.0:35997)"
     )]
+    /// A `--listen` value that is not an IP address and a port.
     BadListenAddress(String),
+    /// An IPv6 address whose `[` is never closed.
     #[error("{0:?}: unclosed [ in an IPv6 address")]
     UnclosedBracket(String),
 }

@@ -15,12 +15,16 @@ use crate::card::Card;
 #[derive(Clone, Debug, PartialEq, Eq, Error, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TransportError {
+    /// The card left the reader mid-session; checkers must say so, not guess a verdict.
     #[error("card removed")]
     CardRemoved,
+    /// The card did not answer in time.
     #[error("timed out")]
     Timeout,
+    /// An answer shorter than a status word: the transport, not the card, is broken.
     #[error("response shorter than a status word")]
     NoStatusWord,
+    /// Any other transport failure, in the transport's words.
     #[error("transport: {0}")]
     Other(String),
 }
@@ -61,6 +65,7 @@ pub struct Tap<C> {
 }
 
 impl<C: Channel> Tap<C> {
+    /// Wraps `inner`, starting an empty transcript.
     pub fn new(inner: C) -> Tap<C> {
         Tap {
             inner,
@@ -68,10 +73,12 @@ impl<C: Channel> Tap<C> {
         }
     }
 
+    /// The exchanges so far, in order.
     pub fn transcript(&self) -> &[Exchange] {
         &self.transcript
     }
 
+    /// The channel back and the full transcript, when the session is over.
     pub fn into_parts(self) -> (C, Vec<Exchange>) {
         (self.inner, self.transcript)
     }

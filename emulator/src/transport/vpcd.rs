@@ -142,7 +142,9 @@ pub fn reader_name(port: u16) -> String {
 
 /// What sits in a virtual reader: anything that answers APDUs and can be reset.
 pub trait VirtualCard: Send {
+    /// Power cycle: the card forgets its session (vpcd sends it when pcscd resets the reader).
     fn reset(&mut self);
+    /// One C-APDU in, one R-APDU out.
     fn transmit(&mut self, apdu: &[u8]) -> Vec<u8>;
     /// One exchange as the reader carries it out: what to answer, after how long, and
     /// whether the card leaves the reader. Faulty cards (`crate::fault::SimCard`) override
@@ -184,6 +186,7 @@ impl VirtualCard for Card {
 pub struct ReaderOptions {
     /// Where the vpcd is; its port also names the reader ([`reader_name`]).
     pub endpoint: Endpoint,
+    /// The ATR the reader reports when the card powers up.
     pub atr: Vec<u8>,
     /// Log `>>>` / `<<<` lines for every APDU and control code to stderr.
     pub trace: bool,
@@ -199,6 +202,7 @@ impl ReaderOptions {
         ReaderOptions::at(Endpoint::local(port))
     }
 
+    /// Defaults for a reader at `endpoint`.
     pub fn at(endpoint: Endpoint) -> ReaderOptions {
         ReaderOptions {
             endpoint,
@@ -212,7 +216,9 @@ impl ReaderOptions {
 /// Both ends of a vpcd connection, as this process sees them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Link {
+    /// Our side of the connection.
     pub local: SocketAddr,
+    /// The vpcd side of the connection.
     pub peer: SocketAddr,
 }
 
@@ -296,6 +302,9 @@ impl VirtualReader {
         ));
         let endpoint = options.endpoint.clone();
         let worker = Arc::clone(&shared);
+        // Spawning fails only when the OS is out of threads, not on any input: `start` has
+        // no error path for it, so that is a panic (at start-up, never mid-session).
+        #[allow(clippy::expect_used)]
         let thread = std::thread::Builder::new()
             .name(format!("vpcd-{}", endpoint.port()))
             .spawn(move || serve(&options, &worker))
@@ -308,10 +317,12 @@ impl VirtualReader {
         }
     }
 
+    /// The reader's port, which names it in pcscd (`Virtual PCD 00 NN`).
     pub fn port(&self) -> u16 {
         self.endpoint.port()
     }
 
+    /// Where the reader connects or listens.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
@@ -655,6 +666,7 @@ fn accept(
 
 /// Sets `TCP_QUICKACK`: Linux then ACKs at once instead of delaying; it clears the flag by
 /// itself, so it is re-armed before every read.
+#[allow(unsafe_code)] // SAFETY comments on each unsafe block below.
 fn quickack(stream: &TcpStream) {
     let one: libc::c_int = 1;
     // SAFETY: `stream` owns a valid, open socket descriptor for the duration of the call;
@@ -840,6 +852,7 @@ fn give_up_on_mute_card(options: &ReaderOptions, stream: &TcpStream) -> io::Resu
     // `abort` is a live `linger` and the length passed is exactly its size, so the kernel
     // reads only initialised memory we own. With a zero linger time the last close of the
     // socket (this stream and the slot's clone, both dropped by the caller) sends a reset.
+    #[allow(unsafe_code)] // the one setsockopt call, proven above
     unsafe {
         libc::setsockopt(
             stream.as_raw_fd(),

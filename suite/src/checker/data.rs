@@ -13,10 +13,12 @@ pub struct ImageInfo {
     pub length: usize,
     /// `tiff-g4`, `jp2`, `j2k`, `empty` or `unknown`.
     pub format: &'static str,
+    /// SHA-256 of the image bytes, hex: reports compare images without carrying them.
     pub sha256: String,
 }
 
 impl ImageInfo {
+    /// Hash and size of `value`.
     pub fn of(value: &[u8]) -> ImageInfo {
         let trimmed = trim_zeros(value);
         let format = if trimmed.is_empty() {
@@ -73,11 +75,17 @@ pub fn strict_text(value: &[u8], generation: Generation) -> Result<String, Strin
 /// The certificate as the card presented it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct CertificateInfo {
+    /// Subject distinguished name, as text.
     pub subject: String,
+    /// Issuer distinguished name, as text.
     pub issuer: String,
+    /// Serial number, hex.
     pub serial: String,
+    /// Start of validity, seconds since the Unix epoch.
     pub not_before_unix: u64,
+    /// End of validity, seconds since the Unix epoch.
     pub not_after_unix: u64,
+    /// Size of the DER encoding.
     pub der_length: usize,
     /// Root of the trust store that signed it, when one did.
     pub trusted_root: Option<String>,
@@ -86,17 +94,22 @@ pub struct CertificateInfo {
 /// Everything read, per generation; absent fields were not read (the check stopped).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct CardData {
+    /// Chip generation (1 or 2), when the card said.
     pub generation: Option<u8>,
     /// `C1`, as ASCII.
     pub card_type: Option<String>,
     /// `C0`, as ASCII.
     pub common_data: Option<String>,
+    /// The front-side image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub front_image: Option<ImageInfo>,
+    /// The face photograph.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub face_image: Option<ImageInfo>,
+    /// The name image (generation 2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name_image: Option<ImageInfo>,
+    /// The address image (generation 2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address_image: Option<ImageInfo>,
     /// Generation 2 `C2`.
@@ -108,7 +121,9 @@ pub struct CardData {
     /// Text fields by tag name (`D2` …), decoded.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<String, String>,
+    /// The signer's certificate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<CertificateInfo>,
+    /// Length of the check code, when read.
     pub check_code_length: Option<usize>,
 }

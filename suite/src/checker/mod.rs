@@ -57,15 +57,19 @@ impl Default for Options {
 /// The checker's conclusion and what it read on the way.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// What the checker concluded.
     pub verdict: Verdict,
     /// One line: what decided the verdict.
     pub detail: String,
+    /// What it read from the card, for the data report.
     pub data: CardData,
 }
 
 /// Reads and judges one card.
 pub struct Checker<'a> {
+    /// The roots a signer's certificate must chain to.
     pub trust: &'a TrustStore,
+    /// Card number, clock and other choices of this read.
     pub options: Options,
 }
 

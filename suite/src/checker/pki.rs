@@ -37,15 +37,23 @@ pub const EMBEDDED_TEST_ROOTS: [(&str, &[u8]); 3] = [
     ),
 ];
 
+/// Why a certificate or trust folder cannot be used.
 #[derive(Debug, Error)]
 pub enum PkiError {
     #[error("{path}: {message}")]
-    TrustFile { path: String, message: String },
+    /// A trust-folder file that cannot be read or parsed.
+    TrustFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 /// A parsed certificate with the raw bytes its signature covers.
 #[derive(Clone, Debug)]
 pub struct ParsedCertificate {
+    /// The parsed X.509 certificate.
     pub certificate: Certificate,
     /// The bytes as stored (DER, or BER that [`ParsedCertificate::from_stored`] accepted).
     pub der: Vec<u8>,
@@ -107,14 +115,17 @@ impl ParsedCertificate {
         })
     }
 
+    /// Subject distinguished name, as text.
     pub fn subject(&self) -> String {
         self.certificate.tbs_certificate().subject().to_string()
     }
 
+    /// Issuer distinguished name, as text.
     pub fn issuer(&self) -> String {
         self.certificate.tbs_certificate().issuer().to_string()
     }
 
+    /// Serial number, hex.
     pub fn serial(&self) -> String {
         hex::encode_upper(
             self.certificate
@@ -124,6 +135,7 @@ impl ParsedCertificate {
         )
     }
 
+    /// Start of validity, since the Unix epoch.
     pub fn not_before(&self) -> Duration {
         self.certificate
             .tbs_certificate()
@@ -132,6 +144,7 @@ impl ParsedCertificate {
             .to_unix_duration()
     }
 
+    /// End of validity, since the Unix epoch.
     pub fn not_after(&self) -> Duration {
         self.certificate
             .tbs_certificate()
@@ -241,11 +254,13 @@ fn verify_p384(spki: &[u8], prehash: &[u8], signature: &[u8], raw: bool) -> bool
 /// Root certificates a checker trusts.
 #[derive(Clone, Debug, Default)]
 pub struct TrustStore {
+    /// Every root with the file (or embedded name) it came from, for messages.
     pub roots: Vec<(String, ParsedCertificate)>,
 }
 
 impl TrustStore {
     /// The TEST ZairyuCard CA and CA2 compiled into the binary.
+    #[allow(clippy::expect_used)] // the roots are compile-time constants, parsed by the trust-store tests
     pub fn embedded_test_roots() -> TrustStore {
         let roots = EMBEDDED_TEST_ROOTS
             .iter()
@@ -319,6 +334,7 @@ mod trust_folder_tests {
 
     /// A `.crt` that is a FIFO (or a device link) is refused at once, named in the error.
     #[test]
+    #[allow(unsafe_code)] // mkfifo to build the FIFO under test; SAFETY below
     fn a_fifo_or_device_in_the_trust_folder_is_an_error_not_a_hang() {
         let dir = std::env::temp_dir().join(format!("rclab-trust-fifo-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

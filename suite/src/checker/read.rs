@@ -27,7 +27,7 @@ pub(super) struct Ef {
 
 impl Ef {
     /// The `DF/EF` path alone (`"DF1/EF01"`).
-    pub fn path(&self) -> &'static str {
+    pub(crate) fn path(&self) -> &'static str {
         self.name.split(' ').next().unwrap_or(self.name)
     }
 }
@@ -126,7 +126,7 @@ pub(super) const GENERATIONS: [GenerationInfo; 2] = [
 
 impl GenerationInfo {
     /// The description of `generation`.
-    pub fn of(generation: Generation) -> &'static GenerationInfo {
+    pub(crate) fn of(generation: Generation) -> &'static GenerationInfo {
         match generation {
             Generation::First => &GENERATIONS[0],
             Generation::Second => &GENERATIONS[1],
@@ -134,7 +134,7 @@ impl GenerationInfo {
     }
 
     /// The other generation's description (the other cipher suite).
-    pub fn other(&self) -> &'static GenerationInfo {
+    pub(crate) fn other(&self) -> &'static GenerationInfo {
         match self.generation {
             Generation::First => &GENERATIONS[1],
             Generation::Second => &GENERATIONS[0],
@@ -159,7 +159,7 @@ const CARD_TYPES: [(&[u8], Generation, bool); 4] = [
 
 impl CardKind {
     /// The kind of card type `code`, if it is one the checker knows.
-    pub fn of(code: &[u8]) -> Option<CardKind> {
+    pub(crate) fn of(code: &[u8]) -> Option<CardKind> {
         CARD_TYPES
             .iter()
             .find(|(c, _, _)| *c == code)
@@ -170,7 +170,7 @@ impl CardKind {
     }
 
     /// The DF2 EFs this kind of card has.
-    pub fn df2(&self) -> &'static [Ef] {
+    pub(crate) fn df2(&self) -> &'static [Ef] {
         if self.residence_card {
             self.info.df2_residence
         } else {
@@ -192,7 +192,7 @@ pub(super) struct CardReader<'c> {
 
 impl<'c> CardReader<'c> {
     /// A session in generation-1 cryptography until the card type says otherwise.
-    pub fn new(
+    pub(crate) fn new(
         channel: &'c mut dyn Channel,
         rng: ChaCha20Rng,
         max_response: Option<usize>,
@@ -204,24 +204,24 @@ impl<'c> CardReader<'c> {
     }
 
     /// Switches to `generation`'s cryptography.
-    pub fn set_generation(&mut self, generation: Generation) {
+    pub(crate) fn set_generation(&mut self, generation: Generation) {
         self.session.set_generation(generation);
     }
 
     /// A whole EF of the current DF without SM.
-    pub fn read_plain(&mut self, ef: Ef) -> Step<Vec<u8>> {
+    pub(crate) fn read_plain(&mut self, ef: Ef) -> Step<Vec<u8>> {
         self.session
             .read_plain(ef.sfi)
             .map_err(|e| fail(ef.name, e))
     }
 
     /// A whole EF of the current DF under SM.
-    pub fn read_sm(&mut self, ef: Ef) -> Step<Vec<u8>> {
+    pub(crate) fn read_sm(&mut self, ef: Ef) -> Step<Vec<u8>> {
         self.session.read_sm(ef.sfi).map_err(|e| fail(ef.name, e))
     }
 
     /// Selects `df`; a card without it is no residence card.
-    pub fn select(&mut self, df: DfAid) -> Step<()> {
+    pub(crate) fn select(&mut self, df: DfAid) -> Step<()> {
         let name = df.name;
         match self.session.select_aid(&df.aid) {
             Ok(()) => Ok(()),
@@ -236,7 +236,7 @@ impl<'c> CardReader<'c> {
     }
 
     /// MUTUAL AUTHENTICATE with `card_number` in `info`'s cryptography, then VERIFY of it.
-    pub fn authenticate(&mut self, info: &GenerationInfo, card_number: &str) -> Step<()> {
+    pub(crate) fn authenticate(&mut self, info: &GenerationInfo, card_number: &str) -> Step<()> {
         let key = card_number_key(card_number.as_bytes());
         match self.mutual_authenticate(info.generation, &key)? {
             Ok(_) => {}

@@ -36,10 +36,13 @@ pub const VERDICT_SCHEMA: &str = "rclab.verdict/1";
 /// The same with the `data` a checker read (see `suite/schema/rclab.verdict.v2.json`).
 pub const VERDICT_SCHEMA_V2: &str = "rclab.verdict/2";
 
+/// An adapter file that cannot be used, with the file and the reason.
 #[derive(Debug, Error)]
 #[error("{file}: {message}")]
 pub struct AdapterError {
+    /// The adapter file.
     pub file: String,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -65,13 +68,17 @@ pub enum VerdictProtocol {
     /// A `rclab.verdict/1` JSON object on stdout (the last line that parses wins).
     Json(JsonKeyword),
     /// The exit code alone, mapped to verdicts.
-    ExitCodes { exit_codes: BTreeMap<i32, Verdict> },
+    ExitCodes {
+        /// The verdict each exit code stands for.
+        exit_codes: BTreeMap<i32, Verdict>,
+    },
 }
 
 /// The word `json`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JsonKeyword {
+    /// The keyword `json`.
     Json,
 }
 
@@ -81,6 +88,7 @@ pub enum JsonKeyword {
 pub struct Unsupported {
     /// Glob over profile names (`forged/*`, `*/gen2-*`).
     pub profiles: String,
+    /// Why the checker does not support the case (shown in reports).
     pub reason: String,
 }
 
@@ -107,8 +115,11 @@ pub struct ProcessChecker {
     /// Program and arguments; placeholders: `{reader}`, `{card_number}`, `{profile}`
     /// (profile file), `{profile_name}`, `{trust_dir}`, `{repo}` (repository root).
     pub command: Vec<String>,
+    /// Environment variables set for the checker process.
     pub env: BTreeMap<String, String>,
+    /// Time limit per case, in milliseconds.
     pub timeout_ms: u64,
+    /// How the checker's verdict is read from its output.
     pub verdict: VerdictProtocol,
 }
 
@@ -116,9 +127,13 @@ pub struct ProcessChecker {
 /// and how it runs ([`Kind`]).
 #[derive(Clone, Debug)]
 pub struct Adapter {
+    /// The checker's name in reports.
     pub name: String,
+    /// Built-in reference checker or an external process.
     pub kind: Kind,
+    /// Which trust roots the checker is given.
     pub trust: TrustMode,
+    /// Cases the checker declares it does not support.
     pub unsupported: Vec<Unsupported>,
     /// One line for reports: what this checker is.
     pub description: String,
@@ -500,6 +515,7 @@ impl Adapter {
 }
 
 impl ProcessChecker {
+    /// The per-case time limit.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
     }

@@ -12,14 +12,18 @@ use rclab_emulator::protocol::layout::{EfId, Element};
 use rclab_emulator::protocol::{Apdu, Status};
 use rclab_emulator::transport::Exchange;
 
+/// What a checker read beyond what its verdict needs (privacy audit).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrivacyAudit {
     /// EFs read at least partly, by name, in first-read order.
     pub efs_read: Vec<String>,
     /// Of those, the ones the verdict does not need.
     pub unneeded_efs: Vec<String>,
+    /// Whether the face image was read.
     pub face_image_read: bool,
+    /// MUTUAL AUTHENTICATE commands sent.
     pub mutual_authenticate: usize,
+    /// VERIFY commands sent.
     pub verify: usize,
     /// The card number appeared in clear in some command (it should only travel
     /// encrypted inside VERIFY).

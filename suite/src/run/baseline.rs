@@ -40,7 +40,9 @@ pub struct Baseline {
 #[derive(Debug, thiserror::Error)]
 #[error("--baseline {file}: {message}")]
 pub struct BaselineError {
+    /// The baseline file.
     pub file: String,
+    /// What is wrong.
     pub message: String,
 }
 

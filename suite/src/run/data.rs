@@ -30,9 +30,11 @@ use crate::checker::data::{ImageInfo, strict_text, text};
 pub struct Text(String);
 
 impl Text {
+    /// Text normalised (NFC) so that equal names compare equal.
     pub fn new(text: &str) -> Text {
         Text(text.nfc().collect())
     }
+    /// The normalised text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -141,18 +143,25 @@ impl<'de> Deserialize<'de> for CardNumberText {
     }
 }
 
+/// Sex as a checker reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Sex {
+    /// Male.
     Male,
+    /// Female.
     Female,
+    /// Not stated.
     Unspecified,
 }
 
+/// Card type as a checker reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CardKind {
+    /// Residence card.
     ResidenceCard,
+    /// Special permanent resident certificate.
     SpecialPermanentResidentCertificate,
 }
 
@@ -161,22 +170,30 @@ pub enum CardKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageRead {
+    /// SHA-256 of the image bytes, hex.
     pub sha256: Sha256Hex,
+    /// Width in pixels, when decoded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<u32>,
+    /// Height in pixels, when decoded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
 }
 
+/// The images a checker reports having read.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Images {
+    /// The front-side image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub front: Option<ImageRead>,
+    /// The face photograph.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub face: Option<ImageRead>,
+    /// The name image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<ImageRead>,
+    /// The address image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<ImageRead>,
 }
@@ -186,28 +203,40 @@ pub struct Images {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CardFields {
+    /// Card number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_number: Option<CardNumberText>,
+    /// Name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<Text>,
+    /// Nationality or region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nationality: Option<Text>,
+    /// Date of birth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub birth_date: Option<Date>,
+    /// Sex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sex: Option<Sex>,
+    /// Address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<Text>,
+    /// Date the address was registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address_date: Option<Date>,
+    /// Status of residence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_of_residence: Option<Text>,
+    /// Period of stay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period_of_stay: Option<Text>,
+    /// Date the period of stay ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period_of_stay_expiry: Option<Date>,
+    /// Card expiry date.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_expiry: Option<Date>,
+    /// Card type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_type: Option<CardKind>,
     #[serde(
@@ -215,17 +244,24 @@ pub struct CardFields {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "generation"
     )]
+    /// Chip generation.
     pub generation: Option<u8>,
+    /// Work permission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_permission: Option<Text>,
+    /// Date the work permission ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_permission_expiry: Option<Date>,
+    /// Permission for activity outside status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub individual_permission: Option<Text>,
+    /// Whether that permission was granted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub individual_permission_granted: Option<bool>,
+    /// Whether an application for extension is pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_pending: Option<bool>,
+    /// The images read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images: Option<Images>,
 }
@@ -405,7 +441,9 @@ pub fn truth(image: &CardImage) -> CardFields {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldStatus {
+    /// The checker reported what the chip holds.
     Right,
+    /// The checker reported something else than the chip holds.
     Wrong,
     /// The chip holds it; the checker did not say.
     NotReported,
@@ -427,10 +465,14 @@ impl fmt::Display for FieldStatus {
 /// One field of one case.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldCheck {
+    /// The field's name.
     pub field: String,
+    /// How the report compares with the chip.
     pub status: FieldStatus,
+    /// What the checker reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported: Option<String>,
+    /// What the chip holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chip: Option<String>,
 }

@@ -52,6 +52,7 @@ impl ReaderAccess<'_> {
 /// Why a host could not present the card.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
+    /// The vpcd slot never connected to the card, so no reader shows it.
     #[error("vpcd never took the card at {0}")]
     NotTaken(Endpoint),
 }
@@ -137,6 +138,7 @@ pub struct Recorder<C> {
 }
 
 impl<C> Recorder<C> {
+    /// Records every exchange over `inner`.
     pub fn new(inner: C) -> Recorder<C> {
         Recorder {
             inner,

@@ -36,11 +36,26 @@ pub enum Skip {
     /// Not a `CaseResult` object (the serde error, short).
     Broken(String),
     /// A result for a checker × profile this run does not have.
-    UnknownCase { checker: String, profile: String },
+    UnknownCase {
+        /// The case's checker.
+        checker: String,
+        /// The case's profile.
+        profile: String,
+    },
     /// The case exists, but its expectation is no longer the one recorded.
-    Stale { checker: String, profile: String },
+    Stale {
+        /// The case's checker.
+        checker: String,
+        /// The case's profile.
+        profile: String,
+    },
     /// A second line for a case already kept (the first one counts).
-    Duplicate { checker: String, profile: String },
+    Duplicate {
+        /// The case's checker.
+        checker: String,
+        /// The case's profile.
+        profile: String,
+    },
 }
 
 impl fmt::Display for Skip {
@@ -231,7 +246,9 @@ pub struct Journal {
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {message}")]
 pub struct JournalError {
+    /// The journal file.
     pub path: String,
+    /// What is wrong.
     pub message: String,
 }
 

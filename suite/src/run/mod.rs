@@ -50,12 +50,18 @@ pub enum Transport {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING-KEBAB-CASE")]
 pub enum Outcome {
+    /// The verdict met the expectation.
     Pass,
+    /// The verdict missed the expectation.
     Fail,
+    /// The checker declares the case unsupported (`unsupported:` in its adapter).
     #[serde(rename = "N/A")]
     NotApplicable,
+    /// The checker exited abnormally.
     Crash,
+    /// The checker ran past its time limit.
     Timeout,
+    /// The checker's output is not a verdict.
     BadOutput,
     /// The reference checker missed the expectation within the limitation its profile
     /// declares (`expect.limitation`), as `rclab check` shows it: not a failure.
@@ -63,6 +69,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The name used in reports and `results.json`.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Pass => "PASS",
@@ -93,12 +100,17 @@ impl Outcome {
 /// One checker × profile result, as written to `results.jsonl`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CaseResult {
+    /// The checker's name (its adapter's `name:`).
     pub checker: String,
+    /// The profile's file name.
     pub profile: String,
+    /// The card's generation.
     pub generation: u8,
     /// The profile's expectation adjusted for the checker's trust mode.
     pub expected: Verdict,
+    /// What the checker concluded; `None` when it gave no verdict.
     pub actual: Option<Verdict>,
+    /// The judgement of `actual` against the expectation.
     pub outcome: Outcome,
     /// What the card threatens if called genuine (`expect.threat`; none on valid cards).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,9 +120,13 @@ pub struct CaseResult {
     /// A corrupted or misbehaving card that is no forgery vector called genuine.
     #[serde(default)]
     pub missed_corruption: bool,
+    /// A human-readable line on what happened (error text, output tail).
     pub detail: String,
+    /// Wall time of the case.
     pub millis: u64,
+    /// What the checker read beyond what the verdict needs, when audited.
     pub audit: Option<PrivacyAudit>,
+    /// Every APDU and answer of the case.
     pub transcript: Vec<Exchange>,
     /// What the checker said it read (`rclab.verdict/2` `data`), if it said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,16 +157,25 @@ impl CaseResult {
     }
 }
 
+/// Everything one `rclab run` needs, parsed from the flags.
 pub struct RunConfig {
+    /// The checkers to run.
     pub checkers: Vec<Adapter>,
+    /// The profiles to run each checker on.
     pub profiles: Vec<Profile>,
+    /// Cases run at once.
     pub jobs: usize,
+    /// Where the cards live (in process or vpcd readers).
     pub transport: Transport,
     /// Results go to `out/results.jsonl` as they come; reports are written next to it.
     pub out: PathBuf,
+    /// Continue from the journal of an interrupted run.
     pub resume: bool,
+    /// Repository root: where profiles and trust folders are found.
     pub repo: PathBuf,
+    /// Folder of trusted root certificates.
     pub trust_dir: PathBuf,
+    /// The run's clock: certificate validity is judged at this time.
     pub at: SystemTime,
     /// Plain progress lines instead of a progress bar even on a terminal.
     pub plain: bool,

@@ -31,6 +31,7 @@ pub fn kill_running() {
         for &pgid in groups.iter() {
             // SAFETY: killpg only sends a signal to a group a checker of ours leads; its
             // leader is unreaped while it is listed, so the id cannot name another group.
+            #[allow(unsafe_code)] // proven in the SAFETY comment above
             unsafe {
                 libc::killpg(pgid, libc::SIGKILL);
             }
@@ -55,6 +56,7 @@ pub struct Tail {
 }
 
 impl Tail {
+    /// A tail keeping the last `limit` bytes.
     pub fn new(limit: usize) -> Tail {
         Tail {
             limit,
@@ -100,7 +102,9 @@ impl Tail {
 pub struct Finished {
     /// `None` when it was killed at the timeout.
     pub status: Option<ExitStatus>,
+    /// The end of the checker's standard output.
     pub stdout: Tail,
+    /// The end of its standard error.
     pub stderr: Tail,
     /// True when the pipes were still open [`DRAIN_AFTER_EXIT`] after the end (a
     /// descendant that escaped the process group holds them); what came until then is kept.
@@ -175,6 +179,7 @@ fn has_exited(child: &Child) -> bool {
     let pid: libc::id_t = child.id();
     // SAFETY: `info` is a zeroed siginfo_t that waitid fills in; `pid` is our own unreaped
     // child, and WNOWAIT leaves it unreaped for `Child::wait`.
+    #[allow(unsafe_code)] // proven in the SAFETY comment above
     unsafe {
         let mut info: libc::siginfo_t = std::mem::zeroed();
         let rc = libc::waitid(
@@ -193,6 +198,7 @@ fn kill_group(child: &Child) {
     if let Ok(pgid) = libc::pid_t::try_from(child.id()) {
         // SAFETY: killpg only sends a signal; the group is the one the checker leads (the
         // leader is not reaped yet, so the id still names it). ESRCH is harmless.
+        #[allow(unsafe_code)] // proven in the SAFETY comment above
         unsafe {
             libc::killpg(pgid, libc::SIGKILL);
         }
@@ -232,6 +238,7 @@ impl Pipes {
         let millis = libc::c_int::try_from(wait.as_millis()).unwrap_or(libc::c_int::MAX);
         // SAFETY: `fds` is a live Vec of two initialised pollfd structs, and its length is
         // passed with it.
+        #[allow(unsafe_code)] // proven in the SAFETY comment above
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
         if ready <= 0 {
             return;

@@ -28,7 +28,9 @@ pub struct Rendered {
     pub role: &'static str,
     /// `data:image/png;base64,…`, or empty when it could not be rendered.
     pub png: String,
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
     /// Why it was not rendered (or the format it was rendered from).
     pub note: String,
@@ -37,17 +39,21 @@ pub struct Rendered {
 /// One profile's card: its images and the fields its chip holds.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CardView {
+    /// The card's images, rendered for the HTML report.
     pub images: Vec<Rendered>,
+    /// The fields the profile put on the chip, to compare reports with.
     pub truth: Option<CardFields>,
 }
 
 /// Every profile's card view, by profile name. Equal images are decoded once.
 #[derive(Clone, Debug, Default)]
 pub struct Cards {
+    /// Each profile's view, by profile file name.
     pub by_profile: HashMap<String, CardView>,
 }
 
 impl Cards {
+    /// Renders the images and fields of every profile.
     pub fn from_profiles(profiles: &[Profile]) -> Cards {
         let mut cache: HashMap<String, Rendered> = HashMap::new();
         let mut by_profile = HashMap::new();
@@ -136,9 +142,13 @@ pub fn render(role: &'static str, value: &[u8]) -> Rendered {
 
 /// 8-bit pixels, 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) channels.
 pub struct Pixels {
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
+    /// Bytes per pixel.
     pub channels: u8,
+    /// Row-major pixel bytes.
     pub data: Vec<u8>,
 }
 

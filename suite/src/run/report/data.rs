@@ -11,11 +11,15 @@ use super::super::{CaseResult, Outcome};
 /// and data errors.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DataSummary {
+    /// Cases where the checker reported card data.
     pub cases_with_data: usize,
+    /// Field checks per [`crate::run::data::FieldStatus`], in its declaration order.
     pub fields: [usize; 4],
+    /// Cases whose reported data did not parse.
     pub data_errors: usize,
 }
 
+/// The data counts of `checker` over `results`.
 pub fn summary(results: &[CaseResult], checker: &str) -> DataSummary {
     let mut s = DataSummary::default();
     for r in results.iter().filter(|r| r.checker == checker) {

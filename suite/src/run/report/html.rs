@@ -47,6 +47,7 @@ struct ImageRef {
     note: String,
 }
 
+/// The whole `report.html` page.
 pub fn page(checkers: &[Adapter], results: &[CaseResult], cards: &Cards) -> String {
     let mut h = String::from(concat!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>rclab conformance report</title>\n<style>\n",

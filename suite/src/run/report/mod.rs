@@ -99,19 +99,26 @@ pub(super) fn profiles(results: &[CaseResult]) -> Vec<(&str, &CaseResult)> {
 /// One checker's counts: the same numbers in every report format.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
+    /// The checker's name.
     pub checker: String,
     /// Cases per outcome, in `OUTCOMES` order (PASS, FAIL, N/A, CRASH, TIMEOUT, BAD-OUTPUT).
     #[serde(skip)]
     pub outcomes: [usize; 6],
+    /// PASS cases.
     pub pass: usize,
+    /// FAIL cases.
     pub fail: usize,
     /// Forgery vectors (`threat: forgery`) called genuine.
     pub false_accepts: usize,
     /// Corrupted or misbehaving cards that are no forgery vector called genuine.
     pub missed_corruptions: usize,
+    /// N/A cases.
     pub not_applicable: usize,
+    /// CRASH cases.
     pub crash: usize,
+    /// TIMEOUT cases.
     pub timeout: usize,
+    /// BAD-OUTPUT cases.
     pub bad_output: usize,
     /// Cases the reference checker missed within a declared limitation (LIMITATION);
     /// absent from `results.json` when there are none.
@@ -123,6 +130,7 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+/// The counts of `checker` over `results`.
 pub fn summary(results: &[CaseResult], checker: &str) -> Summary {
     let mut s = Summary {
         checker: checker.to_owned(),

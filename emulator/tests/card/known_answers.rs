@@ -9,7 +9,7 @@
 //! The `derived` section is NOT official: values computed from the official inputs by an
 //! independent implementation; the tests for them are named `derived_…`.
 
-mod common;
+use crate::common;
 
 use std::sync::LazyLock;
 

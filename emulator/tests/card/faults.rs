@@ -3,7 +3,7 @@
 //! vpcd reply; fault and tamper errors in profile files; tamper edits change only what
 //! they name.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

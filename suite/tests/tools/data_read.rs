@@ -2,7 +2,7 @@
 //! field right on every genuine card, and a careless decoding of the same chip is caught
 //! field by field.
 
-mod common;
+use crate::common;
 
 use rclab_emulator::verdict::VerdictKind;
 use rclab_suite::run::adapter::Adapter;

@@ -1,7 +1,7 @@
 //! The runner against misbehaving checkers, journals, baselines and output folders
 //! (issue 10): each test names what used to go wrong.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

@@ -5,7 +5,7 @@
 //! example; its E.ICC/M.ICC were never published, so the card answer is checked against
 //! the DERIVED values of `vectors/official-vectors.yaml` (not official).
 
-mod common;
+use crate::common;
 
 use common::{h, ha, send};
 use rclab_emulator::card::{Card, Df};

@@ -3,7 +3,7 @@
 //!
 //! Randomness: the card's comes from the profile seed, the reader's from [`SEED`].
 
-mod common;
+use crate::common;
 
 use common::{h, send, sw};
 use rand::SeedableRng;

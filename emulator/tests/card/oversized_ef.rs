@@ -1,7 +1,7 @@
 //! An EF too large for one secure-messaging answer (only a hand-made image can have one:
 //! profiles bound EF sizes) gets a status word from the engine, never a panic.
 
-mod common;
+use crate::common;
 
 use common::{open_session, select, send, sm_read, sm_read_apdu};
 use rclab_emulator::card::Df;

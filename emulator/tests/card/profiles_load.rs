@@ -1,3 +1,5 @@
+//! The bundled profiles under vectors/profiles/valid compile, and every EF they produce is
+//! a row of the layout table, so the table and the compiler cannot drift apart.
 use std::path::Path;
 
 #[test]

@@ -359,6 +359,7 @@ fn ctrl_c_stops_the_running_checkers_too() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     // SAFETY: signals our own child process.
+    #[allow(unsafe_code)] // one kill call, proven above
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
