@@ -1,6 +1,7 @@
 //! `rclab run --shard I/N` and `rclab merge` (issue 13): the catalogue run in 3 shards and
 //! merged gives the unsharded run's results and reports (timings aside), and every input
 //! that is not the shards of one run is refused with an error naming the folder and field.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a panic is the failure report; helpers are crate-local
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
