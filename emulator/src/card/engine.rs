@@ -120,7 +120,7 @@ impl Card {
                     .image
                     .files
                     .iter()
-                    .position(|f| f.df == df && f.fid == Some(fid))
+                    .position(|f| f.id.df == df && f.fid == Some(fid))
                     .ok_or(Status::FileNotFound)?;
                 self.session.ef = Some(index);
                 ok(Vec::new())
