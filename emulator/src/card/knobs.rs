@@ -99,10 +99,11 @@ pub const KNOBS: &[KnobSpec] = &[
     },
     KnobSpec {
         path: "knobs.read_past_end",
-        values: &["end_of_file_warning", "wrong_le", "success"],
+        values: &["end_of_file_warning", "wrong_le", "success", "wrong_p1_p2"],
         default: KnobDefault::Same("end_of_file_warning"),
         why: "ISO 7816-4's answer to a read crossing the end of an EF (the bytes there are, \
-              then 62 82)",
+              then 62 82); the others: 6C xx (available length), 90 00 with the short data, \
+              6B 00 (wrong P1-P2)",
         evidence: Evidence::Unknown,
         spec: "§3.7",
         generations: BOTH,
