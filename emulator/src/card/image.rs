@@ -107,6 +107,9 @@ pub struct CardImage {
     pub knobs: Knobs,
     /// Seed of the card's random numbers: the same seed replays the same transcript.
     pub seed: u64,
+    /// What the reader answers for this card (`FF CA`, the ATR): not the chip, but
+    /// carried with it so every transport presents the same reader.
+    pub reader: crate::transport::reader_layer::ReaderConfig,
 }
 
 impl CardImage {

@@ -147,6 +147,16 @@ pub const KNOBS: &[KnobSpec] = &[
         spec: "§2.2, §2.3",
         generations: BOTH,
     },
+    KnobSpec {
+        path: "reader.get_data",
+        values: &["true", "false"],
+        default: KnobDefault::Same("true"),
+        why: "PC/SC readers answer the pseudo-APDU FF CA themselves (PC/SC Part 3 \
+              §3.2.2.1.3); false passes it to the card, which answers 6E 00",
+        evidence: Evidence::Specified,
+        spec: "§1",
+        generations: BOTH,
+    },
 ];
 
 /// The knob at `path`.

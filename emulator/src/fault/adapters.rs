@@ -2,6 +2,7 @@
 //! and behind vpcd through [`VirtualCard`] (time really spent).
 
 use super::{SimCard, is_mute};
+use crate::transport::reader_layer;
 use crate::transport::vpcd::{Reply, VirtualCard};
 use crate::transport::{Channel, TransportError};
 
@@ -9,6 +10,10 @@ use crate::transport::{Channel, TransportError};
 /// longer one is a timeout, as a contactless reader would report it.
 impl Channel for SimCard {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        // The reader answers its own pseudo-APDUs; the card never sees them.
+        if let Some(answer) = reader_layer::answer(&self.image().reader, apdu) {
+            return Ok(answer);
+        }
         let outcome = self.exchange(apdu);
         self.simulate_wait(outcome.delay);
         if is_mute(outcome.delay) {
@@ -19,7 +24,14 @@ impl Channel for SimCard {
 }
 
 /// Behind vpcd the card really takes its time, and leaving closes the reader's connection.
+///
+/// The reader layer ([`reader_layer`]) answers `FF CA` and gives the ATR, as a PC/SC
+/// reader does, before the card (and its faults) see anything.
 impl VirtualCard for SimCard {
+    fn atr(&self) -> Vec<u8> {
+        self.image().reader.atr.clone()
+    }
+
     fn reset(&mut self) {
         SimCard::reset(self);
     }
@@ -27,12 +39,21 @@ impl VirtualCard for SimCard {
     /// For wrappers that only forward `transmit`: waits here, and answers nothing once the
     /// card has left (which the reader takes as removal).
     fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
+        if let Some(answer) = reader_layer::answer(&self.image().reader, apdu) {
+            return answer;
+        }
         let outcome = self.exchange(apdu);
         std::thread::sleep(outcome.delay);
         outcome.reply.unwrap_or_default()
     }
 
     fn respond(&mut self, apdu: &[u8]) -> Reply {
+        if let Some(answer) = reader_layer::answer(&self.image().reader, apdu) {
+            return Reply {
+                data: Some(answer),
+                ..Reply::default()
+            };
+        }
         let outcome = self.exchange(apdu);
         Reply {
             leave: outcome.leaves || outcome.reply.is_none(),
