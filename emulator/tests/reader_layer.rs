@@ -81,3 +81,28 @@ fn a_bad_reader_section_is_a_located_error() {
     assert_eq!(err.field.as_deref(), Some("reader.pupi"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A card that has left the field: the reader has no UID to give, and `FF CA` reports the
+/// removal like any other exchange (in process `CardRemoved`).
+#[test]
+fn ff_ca_after_the_card_left_reports_the_removal() {
+    use rclab_emulator::transport::TransportError;
+    let p = profile::load(
+        &common::vectors_dir().join("profiles/corrupted/gen1-removed-after-5-apdus.yaml"),
+    )
+    .unwrap();
+    let mut card = p.card();
+    // The reader's own answers do not count as APDUs the card answered.
+    assert_eq!(
+        Channel::transmit(&mut card, &h("FFCA000000")).unwrap(),
+        h("52434C42 9000")
+    );
+    for _ in 0..5 {
+        Channel::transmit(&mut card, &h("00A4000C")).unwrap();
+    }
+    assert!(card.removed());
+    assert_eq!(
+        Channel::transmit(&mut card, &h("FFCA000000")),
+        Err(TransportError::CardRemoved)
+    );
+}
