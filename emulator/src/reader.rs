@@ -520,13 +520,13 @@ mod tests {
                         None => s.select_mf(),
                     }
                     .unwrap_or_else(|e| panic!("{name}: SELECT {df:?}: {e}"));
-                    for ef in image.files.iter().filter(|f| f.df == df) {
+                    for ef in image.files.iter().filter(|f| f.id.df == df) {
                         let mode = match ef.access {
                             Access::AuthSm => ReadMode::Sm,
                             Access::Free | Access::Auth => ReadMode::Plain,
                         };
                         let got = s
-                            .read(ef.sfi, mode)
+                            .read(ef.id.sfi, mode)
                             .unwrap_or_else(|e| panic!("{name} {max:?}: {}: {e}", ef.name));
                         assert!(got == ef.content, "{name} {max:?}: {}", ef.name);
                     }
@@ -544,16 +544,16 @@ mod tests {
             let ef = image
                 .files
                 .iter()
-                .filter(|f| f.df == Df::Df1 && f.access == Access::AuthSm)
+                .filter(|f| f.id.df == Df::Df1 && f.access == Access::AuthSm)
                 .max_by_key(|f| f.content.len())
                 .unwrap();
             assert!(ef.content.len() > 1700, "{name}: {} is small", ef.name);
             for len in [1u16, 255, 256, 1700] {
-                let (status, plain) = s.read_sm_once(0x80 | ef.sfi, 0, len).unwrap();
+                let (status, plain) = s.read_sm_once(0x80 | ef.id.sfi, 0, len).unwrap();
                 assert_eq!(status, Status::Success, "{name} {len}");
                 assert_eq!(plain, ef.content[..usize::from(len)], "{name} {len}");
             }
-            let (status, whole) = s.read_sm_once(0x80 | ef.sfi, 0, 0).unwrap();
+            let (status, whole) = s.read_sm_once(0x80 | ef.id.sfi, 0, 0).unwrap();
             assert_eq!((status, whole.len()), (Status::Success, ef.content.len()));
             assert!(whole == ef.content);
         }

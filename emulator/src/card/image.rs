@@ -60,6 +60,9 @@ pub enum ReadPastEnd {
     WrongLe,
     /// The available bytes and `90 00`.
     Success,
+    /// `6B 00` (wrong parameters P1-P2) and no data, as for an offset past the end: a card
+    /// that checks offset + Ne against the EF's size before reading.
+    WrongP1P2,
 }
 
 /// Behaviour the specification leaves open, chosen per profile (defaults = most likely).
@@ -76,6 +79,22 @@ pub struct Knobs {
     pub k_icc: Option<Key>,
     /// A failed VERIFY also drops the SM session (unknown on real cards; default keeps it).
     pub failed_verify_drops_session: bool,
+    /// How generation-1 images (`D0`, `D1`) are stored (spec §6.4); generation 2 always
+    /// stores them full length.
+    pub image_layout: ImageLayout,
+}
+
+/// How a generation-1 image sits in its EF (spec §6.4 `?`). The EF is 7 004 / 3 004 bytes
+/// either way, and the check code is over the image padded to 7 000 / 3 000 (§7.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageLayout {
+    /// `D0 82 <len> <image>`, zero fill after the TLV to the EF's size: the likelier
+    /// reading of SPEC1 (maxima, signed values padded).
+    #[default]
+    Exact,
+    /// `D0 82 1B 58` (`D1 82 0B B8`), the image zero-padded inside the TLV, as generation 2.
+    Full,
 }
 
 /// Everything the card engine needs, produced by the profile compiler.
@@ -94,6 +113,9 @@ pub struct CardImage {
     pub knobs: Knobs,
     /// Seed of the card's random numbers: the same seed replays the same transcript.
     pub seed: u64,
+    /// What the reader answers for this card (`FF CA`, the ATR): not the chip, but
+    /// carried with it so every transport presents the same reader.
+    pub reader: crate::transport::reader_layer::ReaderConfig,
 }
 
 impl CardImage {

@@ -2,6 +2,8 @@
 
 pub mod engine;
 pub mod image;
+pub mod knobs;
 
 pub use engine::Card;
-pub use image::{Access, CardImage, Df, EfId, ElementaryFile, Knobs, ReadPastEnd};
+pub use image::{Access, CardImage, Df, EfId, ElementaryFile, ImageLayout, Knobs, ReadPastEnd};
+pub use knobs::{KNOBS, KnobSpec};

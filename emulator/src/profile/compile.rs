@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 
 use super::load::{Locator, ProfileError};
 use super::schema::*;
-use crate::card::{CardImage, ElementaryFile};
+use crate::card::{CardImage, ElementaryFile, ImageLayout};
+use crate::protocol::Generation;
 use crate::protocol::layout::{
     CheckCodeScheme, DataObject, EfId, EfRow, Element, Layout, SignedPart, SignedSource,
 };
@@ -114,7 +115,15 @@ pub(crate) fn compile(
             ),
         ));
     }
+    let reader = doc
+        .reader
+        .as_ref()
+        .map(|r| r.config())
+        .transpose()
+        .map_err(|(field, message)| ctx.error(field, message))?
+        .unwrap_or_default();
     Ok(CardImage {
+        reader,
         generation,
         layout: ctx.layout,
         chip_card_number: doc
@@ -198,6 +207,8 @@ fn build_ef(ctx: &Ctx, row: &'static EfRow, before: &[BuiltEf]) -> Result<BuiltE
     let mut content = Vec::new();
     let mut objects = Vec::with_capacity(row.objects.len());
     let mut seal: Option<Seal> = None;
+    // Bytes an exact-length image leaves free at the end of its EF (knobs.image_layout).
+    let mut exact_fill = 0;
     for object in row.objects {
         let built = match object.element {
             Element::CheckCode | Element::Certificate => {
@@ -212,6 +223,12 @@ fn build_ef(ctx: &Ctx, row: &'static EfRow, before: &[BuiltEf]) -> Result<BuiltE
                 }
             }
             element => match value(ctx, object, element)? {
+                Value::Bytes(bytes) if ctx.exact_image(element) => {
+                    // The EF keeps the size of the full layout: zero fill after the TLV.
+                    let area = object.area.unwrap_or(bytes.len());
+                    exact_fill += area.saturating_sub(bytes.len());
+                    exact_image(ctx, object, bytes)?
+                }
                 Value::Bytes(bytes) => stored(ctx, object, bytes)?,
                 Value::EmptyTlv => BuiltObject {
                     tag: object.tag,
@@ -228,6 +245,7 @@ fn build_ef(ctx: &Ctx, row: &'static EfRow, before: &[BuiltEf]) -> Result<BuiltE
         content.extend_from_slice(&built.tlv);
         objects.push(built);
     }
+    content.resize(content.len() + exact_fill, 0);
     if let Some(size) = row.size {
         if content.len() > size {
             let what = row.name.split_once(' ').map_or(row.name, |(_, what)| what);
@@ -269,6 +287,27 @@ fn stored(ctx: &Ctx, object: &DataObject, bytes: Vec<u8>) -> Result<BuiltObject,
     Ok(BuiltObject {
         tag: object.tag,
         value: Some(value),
+        tlv,
+    })
+}
+
+/// A generation-1 image at its exact length: `D0 82 <len> <image>` (spec §6.4; the length
+/// is always three bytes, as in the full layout). The signed value is still padded to the
+/// area, by the layout's signed parts (§7.1).
+fn exact_image(
+    ctx: &Ctx,
+    object: &DataObject,
+    bytes: Vec<u8>,
+) -> Result<BuiltObject, ProfileError> {
+    let tlv = long_tlv(object.tag, &bytes).ok_or_else(|| {
+        ctx.error(
+            field(object.element),
+            format!("{} bytes do not fit a three-byte length", bytes.len()),
+        )
+    })?;
+    Ok(BuiltObject {
+        tag: object.tag,
+        value: Some(bytes),
         tlv,
     })
 }
@@ -453,6 +492,20 @@ fn signed_bytes(layout: &Layout, built: &[BuiltEf], form: SignedData) -> Vec<u8>
 }
 
 impl Ctx<'_> {
+    /// True when `element` is a generation-1 image stored at its exact length
+    /// (`knobs.image_layout: exact`, the default; generation 2 always stores full length).
+    fn exact_image(&self, element: Element) -> bool {
+        let layout = self
+            .doc
+            .knobs
+            .as_ref()
+            .map(|k| k.image_layout)
+            .unwrap_or_default();
+        self.layout.generation == Generation::First
+            && layout == ImageLayout::Exact
+            && matches!(element, Element::FrontImage | Element::FaceImage)
+    }
+
     /// One TLV; a value too long for a TLV length is an error naming `field`.
     fn tlv(&self, field: &str, tag: u16, value: &[u8]) -> Result<Vec<u8>, ProfileError> {
         tlv::encode(tag, value).map_err(|e| self.error(field, e.to_string()))

@@ -49,6 +49,8 @@ pub struct ProfileDoc {
     pub chip_card_number: Option<CardNumber>,
     /// `knobs:` behaviour switches that differ between real cards.
     pub knobs: Option<Knobs>,
+    /// What the reader answers itself (`FF CA`) and the ATR it presents.
+    pub reader: Option<crate::transport::reader_layer::ReaderDoc>,
     /// Changes made to the chip data after the check code was computed (data forgeries
     /// and corruptions); the signature stays that of the untampered data.
     pub tamper: Option<TamperDoc>,

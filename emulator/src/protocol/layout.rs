@@ -492,7 +492,9 @@ pub const GEN2_COMPREHENSIVE_EXPIRY_AREA: usize = 8;
 
 use Element as E;
 
-const MF_COMMON: EfRow = EfRow {
+/// MF/EF01 common data (`C0`), the same in every layout: a reader reads it before it
+/// knows the card type.
+pub const MF_COMMON: EfRow = EfRow {
     id: EfId::new(Df::Mf, 0x0B),
     fid: None,
     name: "MF/EF01 common data",
@@ -502,7 +504,9 @@ const MF_COMMON: EfRow = EfRow {
     needed: true,
 };
 
-const MF_CARD_TYPE: EfRow = EfRow {
+/// MF/EF02 card type (`C1`), the same in every layout: what a reader reads first to find
+/// the card's [`Layout`] ([`CardType::from_code`]).
+pub const MF_CARD_TYPE: EfRow = EfRow {
     id: EfId::new(Df::Mf, 0x0A),
     fid: None,
     name: "MF/EF02 card type",

@@ -213,7 +213,13 @@ fn gen1_card_sm_read_of_front_image_opens_under_official_ks_enc() {
         plain == ef.content,
         "decrypted DF1/EF01 differs from the EF"
     );
-    assert_eq!(plain[..4], [0xD0, 0x82, 0x1B, 0x58]);
+    // Exact-length image (knobs.image_layout default): `D0 82 <len> <image>`, zero fill
+    // after the TLV to the EF's 7 004 bytes.
+    assert_eq!(plain.len(), 7004);
+    assert_eq!(plain[..2], [0xD0, 0x82]);
+    let len = usize::from(u16::from_be_bytes([plain[2], plain[3]]));
+    assert!(len < 7000, "{len}");
+    assert!(plain[4 + len..].iter().all(|&b| b == 0));
 }
 
 #[test]

@@ -166,22 +166,25 @@ fn located(err: &ProfileError) -> (Option<&str>, Option<(usize, usize)>) {
 }
 
 /// Nine `duplicate: true` of `D0` would grow the gen-1 front image EF to 70 040 bytes (the
-/// card engine once panicked encoding it); the edit that crosses the bound is named.
+/// card engine once panicked encoding it; full-length image layout, so each copy is 7 004
+/// bytes); the edit that crosses the bound is named.
 #[test]
 fn tamper_growing_an_ef_past_the_bound_is_a_located_error() {
     let edits = "  - { file: DF1/EF01, tag: D0, duplicate: true }\n".repeat(9);
     let err = load_text(
         "growdup",
-        &format!("extends: VALID/gen1-residence.yaml\ntamper:\n  files:\n{edits}"),
+        &format!(
+            "extends: VALID/gen1-residence.yaml\nknobs:\n  image_layout: full\ntamper:\n  files:\n{edits}"
+        ),
     )
     .unwrap_err();
     assert_eq!(
         located(&err),
-        (Some("tamper.files[3]"), Some((7, 5))),
+        (Some("tamper.files[3]"), Some((9, 5))),
         "{err}"
     );
     assert!(err.message.contains("at most 32768"), "{err}");
-    assert!(err.to_string().contains("growdup.yaml:7:5"), "{err}");
+    assert!(err.to_string().contains("growdup.yaml:9:5"), "{err}");
 
     let append = "00".repeat(65_600);
     let err = load_text(

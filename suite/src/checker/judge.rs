@@ -4,19 +4,14 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rclab_emulator::protocol::Generation;
-use rclab_emulator::protocol::signature::{gen1_signed_data, gen2_signed_data};
+use rclab_emulator::protocol::layout::{Df, EfRow, MF_CARD_TYPE, MF_COMMON};
 use rclab_emulator::protocol::tlv;
 use rclab_emulator::verdict::{Reason, Verdict, VerdictKind};
 
 use super::data::{CardData, CertificateInfo, ImageInfo, text, trim_zeros};
 use super::objects::{field_text, optional, parse, required, single, tag_list};
 use super::pki::{ParsedCertificate, TrustStore};
-use super::read::{
-    CardKind, CardReader, DF1, DF2, DF3, DF3_CHECK_CODE, GEN1_FACE_IMAGE, GEN1_FRONT_IMAGE,
-    GEN2_ADDRESS_IMAGE, GEN2_CARD_NUMBER, GEN2_NAME_AND_FACE, GEN2_PRINTED, MF_CARD_TYPE,
-    MF_COMMON_DATA,
-};
+use super::read::{CardKind, CardReader, Df1Rows};
 use super::stop::{Step, Stop, malformed, stop};
 
 /// Reads and judges the card; `Ok` is a genuine card, with what decided it.
@@ -29,7 +24,7 @@ pub(super) fn run(
 ) -> Step<String> {
     // MF: card type decides the generation (spec §6.1).
     let card_type = card
-        .read_plain(MF_CARD_TYPE)
+        .read_plain(&MF_CARD_TYPE, MF_CARD_TYPE.name)
         .map_err(not_residence_on_status)?;
     let c1 = single(&card_type, 0xC1, "C1")
         .map_err(|Stop(_, d)| Stop(Verdict::new(VerdictKind::NotResidenceCard, None), d))?;
@@ -44,31 +39,42 @@ pub(super) fn run(
     let generation = kind.info.generation;
     card.set_generation(generation);
     data.generation = Some(generation.number());
-    let common = card.read_plain(MF_COMMON_DATA)?;
+    let common = card.read_plain(&MF_COMMON, MF_COMMON.name)?;
     data.common_data = Some(text(single(&common, 0xC0, "C0")?));
 
     card.authenticate(kind.info, card_number)?;
 
-    card.select(DF1)?;
-    let signed = match generation {
-        Generation::First => read_gen1_df1(card, data)?,
-        Generation::Second => read_gen2_df1(card, &kind, card_number, data)?,
+    card.select(Df::Df1)?;
+    let signed = match kind.df1 {
+        Df1Rows::First { front, face } => read_gen1_df1(card, &kind, front, face, data)?,
+        Df1Rows::Second {
+            number,
+            printed,
+            images,
+            address,
+        } => {
+            let rows = [number, printed, images, address];
+            read_gen2_df1(card, &kind, rows, card_number, data)?
+        }
     };
 
-    card.select(DF2)?;
+    card.select(Df::Df2)?;
     for ef in kind.df2() {
-        let content = card.read_plain(*ef)?;
-        for t in parse(&content, ef.name)? {
-            let value = field_text(&t, generation, ef.name)?;
+        // DF2 EFs are named by their label alone in messages (`DF2/EF01`).
+        let name = ef.label_text();
+        let content = card.read_plain(ef, name)?;
+        for t in parse(&content, name)? {
+            let value = field_text(&t, generation, name)?;
             data.fields.insert(format!("{:02X}", t.tag), value);
         }
     }
 
-    card.select(DF3)?;
-    let df3 = card.read_plain(DF3_CHECK_CODE)?;
-    let df3 = parse(&df3, DF3_CHECK_CODE.path())?;
-    let code = tlv::find(&df3, kind.info.check_code_tag).unwrap_or_default();
-    let cert_field = tlv::find(&df3, kind.info.certificate_tag).unwrap_or_default();
+    card.select(Df::Df3)?;
+    let df3_ef = kind.check_code_ef;
+    let df3 = card.read_plain(df3_ef, df3_ef.name)?;
+    let df3 = parse(&df3, df3_ef.label_text())?;
+    let code = tlv::find(&df3, kind.check_code_tag).unwrap_or_default();
+    let cert_field = tlv::find(&df3, kind.certificate_tag).unwrap_or_default();
     data.check_code_length = Some(code.len());
     if trim_zeros(code).is_empty() || trim_zeros(cert_field).is_empty() {
         return stop(
@@ -115,14 +121,21 @@ pub(super) fn run(
 }
 
 /// Generation 1 DF1: front image and face image; the signed data.
-fn read_gen1_df1(card: &mut CardReader, data: &mut CardData) -> Step<Vec<u8>> {
-    let front_ef = card.read_sm(GEN1_FRONT_IMAGE)?;
+fn read_gen1_df1(
+    card: &mut CardReader,
+    kind: &CardKind,
+    front_row: &EfRow,
+    face_row: &EfRow,
+    data: &mut CardData,
+) -> Step<Vec<u8>> {
+    let front_ef = card.read_sm(front_row)?;
     let front = single(&front_ef, 0xD0, "D0")?.to_vec();
-    let face_ef = card.read_sm(GEN1_FACE_IMAGE)?;
+    let face_ef = card.read_sm(face_row)?;
     let face = optional(&face_ef, 0xD1, "D1")?.unwrap_or_default().to_vec();
     data.front_image = Some(ImageInfo::of(&front));
     data.face_image = Some(ImageInfo::of(&face));
-    Ok(gen1_signed_data(&front, &face))
+    // Signed order: D0 ‖ D1, each padded to its area (spec §7.1).
+    Ok(kind.layout.signed_data(&[&front, &face]))
 }
 
 /// Generation 2 DF1: card number, printed entries, name and face images, address image;
@@ -130,11 +143,12 @@ fn read_gen1_df1(card: &mut CardReader, data: &mut CardData) -> Step<Vec<u8>> {
 fn read_gen2_df1(
     card: &mut CardReader,
     kind: &CardKind,
+    [number_row, printed_row, images_row, address_row]: [&EfRow; 4],
     card_number: &str,
     data: &mut CardData,
 ) -> Step<Vec<u8>> {
     let generation = kind.info.generation;
-    let number_ef = card.read_sm(GEN2_CARD_NUMBER)?;
+    let number_ef = card.read_sm(number_row)?;
     let number = single(&number_ef, 0xC2, "C2")?;
     data.card_number = Some(text(number));
     if number != card_number.as_bytes() {
@@ -147,8 +161,8 @@ fn read_gen2_df1(
             ),
         );
     }
-    let printed_ef = card.read_sm(GEN2_PRINTED)?;
-    let printed = parse(&printed_ef, GEN2_PRINTED.name)?;
+    let printed_ef = card.read_sm(printed_row)?;
+    let printed = parse(&printed_ef, printed_row.name)?;
     let expected: &[u16] = if kind.residence_card {
         &[0xC5, 0xC6, 0xC7, 0xC8, 0xC9, 0xCE, 0xCA, 0xCB, 0xCC, 0xCD]
     } else {
@@ -161,18 +175,19 @@ fn read_gen2_df1(
     let mut printed_values = Vec::new();
     for t in &printed {
         printed_values.extend_from_slice(t.value);
-        let value = field_text(t, generation, GEN2_PRINTED.path())?;
+        let value = field_text(t, generation, printed_row.label_text())?;
         data.printed.insert(format!("{:02X}", t.tag), value);
     }
-    let images_ef = card.read_sm(GEN2_NAME_AND_FACE)?;
-    let images = parse(&images_ef, GEN2_NAME_AND_FACE.name)?;
+    let images_ef = card.read_sm(images_row)?;
+    let images = parse(&images_ef, images_row.name)?;
     let name = required(&images, 0xD0, "D0")?;
     let face = tlv::find(&images, 0xD1).unwrap_or_default();
     data.name_image = Some(ImageInfo::of(name));
     data.face_image = Some(ImageInfo::of(face));
-    let address_ef = card.read_sm(GEN2_ADDRESS_IMAGE)?;
+    let address_ef = card.read_sm(address_row)?;
     data.address_image = Some(ImageInfo::of(single(&address_ef, 0xDFD1, "DF D1")?));
-    Ok(gen2_signed_data(&printed_values, face, name))
+    // Signed order: printed values ‖ D1 face ‖ D0 name (spec §7.1).
+    Ok(kind.layout.signed_data(&[&printed_values, face, name]))
 }
 
 /// The name of the trusted root that signed `cert`, both valid at `at`.

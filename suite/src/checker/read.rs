@@ -1,11 +1,12 @@
-//! What the checker reads and how: the EFs it names (one table, below), what differs
+//! What the checker reads and how: the card's layout (from the emulator's layout table), what differs
 //! between the generations (a description per generation), and the conversation with the
 //! card over [`Session`], where each reader failure becomes the verdict it means.
 
 use rand_chacha::ChaCha20Rng;
 
 use rclab_emulator::protocol::crypto::{Key, card_number_key};
-use rclab_emulator::protocol::{AID_DF1, AID_DF2, AID_DF3, Generation, Status, sm};
+use rclab_emulator::protocol::layout::{CardType, Df, EfRow, Element, Layout};
+use rclab_emulator::protocol::{Generation, Status, sm};
 use rclab_emulator::reader::{ReaderError, ReaderSecrets, Session};
 use rclab_emulator::transport::{Channel, TransportError};
 use rclab_emulator::verdict::{Reason, Verdict, VerdictKind};
@@ -14,83 +15,18 @@ use super::pki::ParsedCertificate;
 use super::stop::{Step, Stop, stop, unexpected, unexpected_status};
 
 // ---------------------------------------------------------------------------------------
-// The DFs and EFs the checker reads: every AID, SFI and file name of the checker is here.
-// ---------------------------------------------------------------------------------------
-
-/// An EF the checker reads by SFI, with the name its messages give it.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Ef {
-    pub sfi: u8,
-    /// `DF/EF` path, then what the EF holds (`"DF1/EF01 front image"`).
-    pub name: &'static str,
-}
-
-impl Ef {
-    /// The `DF/EF` path alone (`"DF1/EF01"`).
-    pub(crate) fn path(&self) -> &'static str {
-        self.name.split(' ').next().unwrap_or(self.name)
-    }
-}
-
-/// A DF the checker selects by AID, with the name its messages give it.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct DfAid {
-    pub aid: [u8; 16],
-    pub name: &'static str,
-}
-
-pub(super) const DF1: DfAid = DfAid {
-    aid: AID_DF1,
-    name: "DF1",
-};
-pub(super) const DF2: DfAid = DfAid {
-    aid: AID_DF2,
-    name: "DF2",
-};
-pub(super) const DF3: DfAid = DfAid {
-    aid: AID_DF3,
-    name: "DF3",
-};
-
-const fn ef(sfi: u8, name: &'static str) -> Ef {
-    Ef { sfi, name }
-}
-
-/// MF, both generations.
-pub(super) const MF_CARD_TYPE: Ef = ef(0x0A, "MF/EF02 card type");
-pub(super) const MF_COMMON_DATA: Ef = ef(0x0B, "MF/EF01 common data");
-/// DF1, generation 1.
-pub(super) const GEN1_FRONT_IMAGE: Ef = ef(0x05, "DF1/EF01 front image");
-pub(super) const GEN1_FACE_IMAGE: Ef = ef(0x06, "DF1/EF02 face image");
-/// DF1, generation 2.
-pub(super) const GEN2_CARD_NUMBER: Ef = ef(0x01, "DF1/EF01 card number");
-pub(super) const GEN2_PRINTED: Ef = ef(0x03, "DF1/EF02 printed entries");
-pub(super) const GEN2_NAME_AND_FACE: Ef = ef(0x04, "DF1/EF03 name and face images");
-pub(super) const GEN2_ADDRESS_IMAGE: Ef = ef(0x06, "DF1/EF04 address image");
-/// DF2 (back-side additions).
-const DF2_EF01: Ef = ef(0x01, "DF2/EF01");
-const DF2_EF02: Ef = ef(0x02, "DF2/EF02");
-const DF2_EF03: Ef = ef(0x03, "DF2/EF03");
-const DF2_EF04: Ef = ef(0x04, "DF2/EF04");
-/// DF3, both generations.
-pub(super) const DF3_CHECK_CODE: Ef = ef(0x02, "DF3/EF01 check code and certificate");
-
-// ---------------------------------------------------------------------------------------
-// What differs between the generations
+// What differs between the generations. Which EFs a card holds, under which DF, SFI and
+// name, and which tags they carry, is the card's layout (`rclab_emulator::protocol::layout`):
+// the checker has no table of its own.
 // ---------------------------------------------------------------------------------------
 
 /// Verifies a check code over the signed data with the card certificate.
 type SignatureCheck = fn(&ParsedCertificate, &[u8], &[u8]) -> bool;
 
-/// What the checker needs to know about one generation.
+/// What the checker needs to know about one generation beyond its layout: how the check
+/// code verifies.
 pub(super) struct GenerationInfo {
     pub generation: Generation,
-    /// DF2 EFs of a residence card, then of a special permanent resident certificate.
-    pub df2_residence: &'static [Ef],
-    pub df2_special: &'static [Ef],
-    /// Tags of the check code and of the certificate in DF3/EF01.
-    pub check_code_tag: u16,
-    pub certificate_tag: u16,
     pub signature_verifies: SignatureCheck,
 }
 
@@ -98,20 +34,12 @@ pub(super) struct GenerationInfo {
 pub(super) const GENERATIONS: [GenerationInfo; 2] = [
     GenerationInfo {
         generation: Generation::First,
-        df2_residence: &[DF2_EF01, DF2_EF02, DF2_EF03, DF2_EF04],
-        df2_special: &[DF2_EF01],
-        check_code_tag: 0xDA,
-        certificate_tag: 0xDB,
         signature_verifies: |cert, signed, code| {
             code.len() == 256 && cert.verifies_rsa_sha256(signed, code)
         },
     },
     GenerationInfo {
         generation: Generation::Second,
-        df2_residence: &[DF2_EF01, DF2_EF02, DF2_EF03],
-        df2_special: &[DF2_EF03],
-        check_code_tag: 0xDC,
-        certificate_tag: 0xDD,
         // Raw r ‖ s is what SPEC2 Appendix 2 shows; a DER signature (101–104 bytes) is
         // accepted too (spec §11.6): only the signer's key can make either.
         signature_verifies: |cert, signed, code| {
@@ -142,40 +70,70 @@ impl GenerationInfo {
     }
 }
 
-/// A card type of MF/EF02 `C1`: its generation and whether it is a residence card (as
-/// opposed to a special permanent resident certificate).
-pub(super) struct CardKind {
-    pub info: &'static GenerationInfo,
-    pub residence_card: bool,
+/// The DF1 EFs the checker reads, by generation, resolved from the layout.
+pub(super) enum Df1Rows {
+    /// Generation 1: the front image (`D0`) and the face image (`D1`).
+    First {
+        front: &'static EfRow,
+        face: &'static EfRow,
+    },
+    /// Generation 2: card number, printed entries, name and face images, address image.
+    Second {
+        number: &'static EfRow,
+        printed: &'static EfRow,
+        images: &'static EfRow,
+        address: &'static EfRow,
+    },
 }
 
-/// The card types the checker knows (spec §6.1).
-const CARD_TYPES: [(&[u8], Generation, bool); 4] = [
-    (b"1", Generation::First, true),
-    (b"2", Generation::First, false),
-    (b"05", Generation::Second, true),
-    (b"06", Generation::Second, false),
-];
+/// A card type of MF/EF02 `C1`: its layout, its generation's verification, and the rows
+/// the checker reads, all looked up once.
+pub(super) struct CardKind {
+    pub layout: &'static Layout,
+    pub info: &'static GenerationInfo,
+    /// A residence card, as opposed to a special permanent resident certificate.
+    pub residence_card: bool,
+    pub df1: Df1Rows,
+    /// DF3/EF01 and the tags of the check code and of the certificate in it.
+    pub check_code_ef: &'static EfRow,
+    pub check_code_tag: u16,
+    pub certificate_tag: u16,
+}
 
 impl CardKind {
-    /// The kind of card type `code`, if it is one the checker knows.
-    pub(crate) fn of(code: &[u8]) -> Option<CardKind> {
-        CARD_TYPES
-            .iter()
-            .find(|(c, _, _)| *c == code)
-            .map(|&(_, generation, residence_card)| CardKind {
-                info: GenerationInfo::of(generation),
-                residence_card,
-            })
+    /// The kind of card type `code`, if it is one the checker knows (spec §6.1).
+    pub(super) fn of(code: &[u8]) -> Option<CardKind> {
+        let (generation, card_type) = CardType::from_code(code)?;
+        let layout = Layout::of(generation, card_type);
+        let row = |element| layout.holding_element(element).map(|(row, _)| row);
+        let (check_code_ef, check_code) = layout.holding_element(Element::CheckCode)?;
+        let certificate = check_code_ef.object_holding(Element::Certificate)?;
+        let df1 = match generation {
+            Generation::First => Df1Rows::First {
+                front: row(Element::FrontImage)?,
+                face: row(Element::FaceImage)?,
+            },
+            Generation::Second => Df1Rows::Second {
+                number: row(Element::CardNumber)?,
+                printed: row(Element::CardExpiry)?,
+                images: row(Element::NameImage)?,
+                address: row(Element::AddressImage)?,
+            },
+        };
+        Some(CardKind {
+            layout,
+            info: GenerationInfo::of(generation),
+            residence_card: card_type == CardType::ResidenceCard,
+            df1,
+            check_code_ef,
+            check_code_tag: check_code.tag,
+            certificate_tag: certificate.tag,
+        })
     }
 
-    /// The DF2 EFs this kind of card has.
-    pub(crate) fn df2(&self) -> &'static [Ef] {
-        if self.residence_card {
-            self.info.df2_residence
-        } else {
-            self.info.df2_special
-        }
+    /// The DF2 EFs this kind of card has, in storage order.
+    pub(super) fn df2(&self) -> impl Iterator<Item = &'static EfRow> + use<> {
+        self.layout.files.iter().filter(|r| r.id.df == Df::Df2)
     }
 }
 
@@ -208,22 +166,28 @@ impl<'c> CardReader<'c> {
         self.session.set_generation(generation);
     }
 
-    /// A whole EF of the current DF without SM.
-    pub(crate) fn read_plain(&mut self, ef: Ef) -> Step<Vec<u8>> {
+    /// A whole EF of the current DF without SM; failures name it `name`.
+    pub(super) fn read_plain(&mut self, ef: &EfRow, name: &str) -> Step<Vec<u8>> {
         self.session
-            .read_plain(ef.sfi)
+            .read_plain(ef.id.sfi)
+            .map_err(|e| fail(name, e))
+    }
+
+    /// A whole EF of the current DF under SM; failures name it by its row name.
+    pub(super) fn read_sm(&mut self, ef: &EfRow) -> Step<Vec<u8>> {
+        self.session
+            .read_sm(ef.id.sfi)
             .map_err(|e| fail(ef.name, e))
     }
 
-    /// A whole EF of the current DF under SM.
-    pub(crate) fn read_sm(&mut self, ef: Ef) -> Step<Vec<u8>> {
-        self.session.read_sm(ef.sfi).map_err(|e| fail(ef.name, e))
-    }
-
-    /// Selects `df`; a card without it is no residence card.
-    pub(crate) fn select(&mut self, df: DfAid) -> Step<()> {
-        let name = df.name;
-        match self.session.select_aid(&df.aid) {
+    /// Selects `df` by its AID; a card without it is no residence card.
+    pub(super) fn select(&mut self, df: Df) -> Step<()> {
+        let name = df.name();
+        // Every DF the checker selects has an AID; the MF (none) is selected by nothing.
+        let Some(aid) = df.aid() else {
+            return Ok(());
+        };
+        match self.session.select_aid(&aid) {
             Ok(()) => Ok(()),
             Err(ReaderError::Status(Status::FileNotFound)) => stop(
                 VerdictKind::NotResidenceCard,

@@ -1,0 +1,291 @@
+//! Every behaviour the specification leaves open that a card can show, as one table
+//! ([`KNOBS`]): where a profile sets it, the values it takes, the default and why, how sure
+//! we are (the spec's evidence levels), the spec section and the generations it applies to.
+//!
+//! Everything reads this table: the README's knob table is generated from it (a test fails
+//! when they differ), the variant generator writes one profile overlay per (knob, value)
+//! with [`KnobSpec::overlay`], and a test compiles every value over every valid profile of
+//! the knob's generations and checks the reference checker still reads the card as genuine.
+//!
+//! Some knobs predate the `knobs:` section and live elsewhere in a profile
+//! (`text_encoding`, `face_layout`, `signature.certificate_layout`); the table lists them
+//! by their real YAML path rather than moving them, so no profile breaks.
+
+use serde_yaml_ng::{Mapping, Value};
+
+use crate::protocol::Generation;
+
+/// How well a knob's default is supported (the evidence levels of the protocol notes, §0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Evidence {
+    /// `[S]`: stated by the specification.
+    Specified,
+    /// `[R]`: shown by a real card or its dump.
+    RealCard,
+    /// `[C]`: what working reader code does.
+    ReaderCode,
+    /// `[I]`: inferred (arithmetic on sizes, ISO 7816-4 convention).
+    Inferred,
+    /// `[?]`: uncertain, unresolved.
+    Unknown,
+}
+
+impl Evidence {
+    /// The tag the spec writes: `[S]`, `[R]`, `[C]`, `[I]` or `[?]`.
+    pub const fn tag(self) -> &'static str {
+        match self {
+            Evidence::Specified => "[S]",
+            Evidence::RealCard => "[R]",
+            Evidence::ReaderCode => "[C]",
+            Evidence::Inferred => "[I]",
+            Evidence::Unknown => "[?]",
+        }
+    }
+}
+
+/// A knob's default: one value, or one per generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KnobDefault {
+    /// The same value in every generation.
+    Same(&'static str),
+    /// Generation 1's value, then generation 2's.
+    PerGeneration(&'static str, &'static str),
+}
+
+impl KnobDefault {
+    /// The default value in `generation`.
+    pub const fn for_generation(self, generation: Generation) -> &'static str {
+        match (self, generation) {
+            (KnobDefault::Same(v), _) => v,
+            (KnobDefault::PerGeneration(first, _), Generation::First) => first,
+            (KnobDefault::PerGeneration(_, second), Generation::Second) => second,
+        }
+    }
+}
+
+/// One open behaviour a profile can choose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KnobSpec {
+    /// The profile's YAML path, dotted (`knobs.read_past_end`, `text_encoding`).
+    pub path: &'static str,
+    /// Every value it takes, as the YAML scalar a profile writes.
+    pub values: &'static [&'static str],
+    /// The value a profile gets when it does not choose (the likeliest real card).
+    pub default: KnobDefault,
+    /// Why the default is the likeliest value.
+    pub why: &'static str,
+    /// How sure the default is, tagged as the protocol notes tag their facts.
+    pub evidence: Evidence,
+    /// The protocol notes' section (`§3.7`).
+    pub spec: &'static str,
+    /// The generations a card shows it in (a value set on another generation's profile
+    /// compiles and changes nothing).
+    pub generations: &'static [Generation],
+}
+
+const BOTH: &[Generation] = &[Generation::First, Generation::Second];
+const FIRST: &[Generation] = &[Generation::First];
+
+/// Every knob. Row order is the README's.
+pub const KNOBS: &[KnobSpec] = &[
+    KnobSpec {
+        path: "knobs.image_layout",
+        values: &["exact", "full"],
+        default: KnobDefault::Same("exact"),
+        why: "SPEC1 gives 7 000 / 3 000 as maxima and pads the signed values to them, \
+              which would mean nothing for full-length values; a deployed reader that stops \
+              at the first 62 82 loses the tails of full-length images",
+        evidence: Evidence::Inferred,
+        spec: "§6.4, §7.1",
+        generations: FIRST,
+    },
+    KnobSpec {
+        path: "knobs.read_past_end",
+        values: &["end_of_file_warning", "wrong_le", "success", "wrong_p1_p2"],
+        default: KnobDefault::Same("end_of_file_warning"),
+        why: "ISO 7816-4's answer to a read crossing the end of an EF (the bytes there are, \
+              then 62 82); the others: 6C xx (available length), 90 00 with the short data, \
+              6B 00 (wrong P1-P2)",
+        evidence: Evidence::Unknown,
+        spec: "§3.7",
+        generations: BOTH,
+    },
+    KnobSpec {
+        path: "knobs.failed_verify_drops_session",
+        values: &["false", "true"],
+        default: KnobDefault::Same("false"),
+        why: "no source says a failed VERIFY ends secure messaging, and no reader depends \
+              on it",
+        evidence: Evidence::Unknown,
+        spec: "§3.8",
+        generations: BOTH,
+    },
+    KnobSpec {
+        path: "text_encoding",
+        values: &["shift_jis", "utf8"],
+        default: KnobDefault::Same("shift_jis"),
+        why: "two of three public readers decode D4–D6 as cp932 first",
+        evidence: Evidence::Unknown,
+        spec: "§6.2",
+        generations: FIRST,
+    },
+    KnobSpec {
+        path: "face_layout",
+        values: &["zero_filled", "zero_length", "omitted"],
+        default: KnobDefault::Same("zero_filled"),
+        why: "every other image is a zero-padded fixed area and the check code covers the \
+              face padded to 3 000 bytes (applies only to a card without a face image)",
+        evidence: Evidence::Unknown,
+        spec: "§6.5",
+        generations: BOTH,
+    },
+    KnobSpec {
+        path: "signature.certificate_layout",
+        values: &["padded", "exact"],
+        default: KnobDefault::PerGeneration("padded", "exact"),
+        why: "generation 1: DB is reported as a 1 200-byte zero-padded area; generation 2: \
+              SPEC2 Appendix 2 shows DD at the certificate's length",
+        evidence: Evidence::Inferred,
+        spec: "§2.2, §2.3",
+        generations: BOTH,
+    },
+    KnobSpec {
+        path: "reader.get_data",
+        values: &["true", "false"],
+        default: KnobDefault::Same("true"),
+        why: "PC/SC readers answer the pseudo-APDU FF CA themselves (PC/SC Part 3 \
+              §3.2.2.1.3); false passes it to the card, which answers 6E 00",
+        evidence: Evidence::Specified,
+        spec: "§1",
+        generations: BOTH,
+    },
+];
+
+/// The knob at `path`.
+pub fn knob(path: &str) -> Option<&'static KnobSpec> {
+    KNOBS.iter().find(|k| k.path == path)
+}
+
+impl KnobSpec {
+    /// True when a card of `generation` shows this knob.
+    pub fn applies_to(&self, generation: Generation) -> bool {
+        self.generations.contains(&generation)
+    }
+
+    /// The YAML scalar of `value` (`true` is a boolean, `exact` a string), or `None` for a
+    /// value the knob does not take.
+    pub fn scalar(&self, value: &str) -> Option<Value> {
+        if !self.values.contains(&value) {
+            return None;
+        }
+        Some(match value {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            other => Value::String(other.to_owned()),
+        })
+    }
+
+    /// The mapping that sets this knob to `value`, nested along the path
+    /// (`{knobs: {read_past_end: wrong_le}}`); `None` for a value the knob does not take.
+    pub fn setting(&self, value: &str) -> Option<Mapping> {
+        let mut node = self.scalar(value)?;
+        let mut keys: Vec<&str> = self.path.split('.').collect();
+        let last = keys.pop()?;
+        let mut map = Mapping::new();
+        map.insert(Value::String(last.to_owned()), node);
+        while let Some(key) = keys.pop() {
+            node = Value::Mapping(map);
+            map = Mapping::new();
+            map.insert(Value::String(key.to_owned()), node);
+        }
+        Some(map)
+    }
+
+    /// A whole profile overlay: `extends: <extends>` and this knob set to `value`, as YAML
+    /// text; `None` for a value the knob does not take. `extends` is relative to where the
+    /// overlay is written, as in any profile.
+    pub fn overlay(&self, extends: &str, value: &str) -> Option<String> {
+        let mut doc = Mapping::new();
+        doc.insert(
+            Value::String("extends".into()),
+            Value::String(extends.into()),
+        );
+        for (k, v) in self.setting(value)? {
+            doc.insert(k, v);
+        }
+        serde_yaml_ng::to_string(&Value::Mapping(doc)).ok()
+    }
+}
+
+/// The README's knob table, generated from [`KNOBS`] (Markdown).
+pub fn readme_table() -> String {
+    let mut out = String::from(
+        "| knob (YAML path) | values | default | evidence | spec | generations | why the default |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for k in KNOBS {
+        let values: Vec<String> = k.values.iter().map(|v| format!("`{v}`")).collect();
+        let default = match k.default {
+            KnobDefault::Same(v) => format!("`{v}`"),
+            KnobDefault::PerGeneration(a, b) => format!("`{a}` (gen 1), `{b}` (gen 2)"),
+        };
+        let generations: Vec<String> = k
+            .generations
+            .iter()
+            .map(|g| g.number().to_string())
+            .collect();
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} | {} |\n",
+            k.path,
+            values.join(", "),
+            default,
+            k.evidence.tag(),
+            k.spec,
+            generations.join(", "),
+            k.why
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_knob_is_well_formed() {
+        for (i, k) in KNOBS.iter().enumerate() {
+            assert!(k.values.len() >= 2, "{}", k.path);
+            for g in k.generations {
+                assert!(
+                    k.values.contains(&k.default.for_generation(*g)),
+                    "{}",
+                    k.path
+                );
+            }
+            assert!(!k.generations.is_empty(), "{}", k.path);
+            assert!(
+                !KNOBS[i + 1..].iter().any(|o| o.path == k.path),
+                "{}",
+                k.path
+            );
+            assert_eq!(knob(k.path), Some(k));
+            assert!(k.scalar("no such value").is_none());
+        }
+    }
+
+    #[test]
+    fn overlays_nest_the_path_and_type_the_scalars() {
+        let k = knob("knobs.failed_verify_drops_session").unwrap();
+        assert_eq!(
+            k.overlay("../valid/gen1-residence.yaml", "true").unwrap(),
+            "extends: ../valid/gen1-residence.yaml\nknobs:\n  failed_verify_drops_session: true\n"
+        );
+        let k = knob("text_encoding").unwrap();
+        assert_eq!(
+            k.overlay("a.yaml", "utf8").unwrap(),
+            "extends: a.yaml\ntext_encoding: utf8\n"
+        );
+        assert!(k.overlay("a.yaml", "latin1").is_none());
+    }
+}
