@@ -101,6 +101,30 @@ pub enum Kind {
     Process(ProcessChecker),
 }
 
+/// How a PC/SC run changes the card between two cases of one checker (`card_change:`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CardChange {
+    /// Faithful: the card is taken out of the reader and the next one inserted, as a person
+    /// would do it; pcscd notices each at its presence poll (about 1.2 s a case). Safe for
+    /// any checker, including one that waits for an insertion event or keeps a connection
+    /// or state from one card to the next: the default.
+    #[default]
+    Reinsert,
+    /// Fast: while no checker runs, the chip behind the reader is swapped for the next
+    /// case's (reset, with the same ATR), without a removal; the next checker process
+    /// finds a fresh card already present. Only for checkers that start as a fresh process
+    /// for each card and do not wait for an insertion; a card with another ATR, or a
+    /// reader whose card left or is mid-exchange, is reinserted anyway.
+    Swap,
+}
+
+impl CardChange {
+    fn is_default(&self) -> bool {
+        *self == CardChange::default()
+    }
+}
+
 /// An external checker: the program to start and how to read its verdict.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessChecker {
@@ -110,6 +134,8 @@ pub struct ProcessChecker {
     pub env: BTreeMap<String, String>,
     pub timeout_ms: u64,
     pub verdict: VerdictProtocol,
+    /// How the card changes between its cases over PC/SC (see [`CardChange`]).
+    pub card_change: CardChange,
 }
 
 /// One checker of a run: what it is called, what it trusts, what it declares unsupported,
@@ -148,6 +174,8 @@ struct AdapterFile {
     unsupported: Vec<Unsupported>,
     #[serde(default)]
     description: String,
+    #[serde(default, skip_serializing_if = "CardChange::is_default")]
+    card_change: CardChange,
 }
 
 impl From<AdapterFile> for Adapter {
@@ -160,6 +188,7 @@ impl From<AdapterFile> for Adapter {
                 env: file.env,
                 timeout_ms: file.timeout_ms,
                 verdict: file.verdict,
+                card_change: file.card_change,
             }),
         };
         Adapter {
@@ -198,6 +227,7 @@ impl Serialize for Adapter {
             trust: self.trust,
             unsupported: self.unsupported.clone(),
             description: self.description.clone(),
+            card_change: process.map(|p| p.card_change).unwrap_or_default(),
         }
         .serialize(serializer)
     }
@@ -404,6 +434,16 @@ fn default_protocol() -> VerdictProtocol {
 }
 
 impl Adapter {
+    /// How the card changes between this checker's cases over PC/SC: as its adapter says
+    /// for a process checker; the built-in reference checker connects afresh for each case
+    /// and keeps nothing between cards, so it always gets the fast [`CardChange::Swap`].
+    pub fn card_change(&self) -> CardChange {
+        match &self.kind {
+            Kind::Reference => CardChange::Swap,
+            Kind::Process(process) => process.card_change,
+        }
+    }
+
     /// The built-in reference checker (`--checker reference`).
     pub fn reference() -> Adapter {
         Adapter {

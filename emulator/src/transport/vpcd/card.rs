@@ -7,7 +7,15 @@ use crate::card::Card;
 
 /// What sits in a virtual reader: anything that answers APDUs and can be reset.
 pub trait VirtualCard: Send {
+    /// The answer to reset the reader presents for this card: what pcscd caches while the
+    /// card stays in the reader, so only a card with the same ATR may be swapped in behind
+    /// it ([`super::VirtualReader::swap`]).
+    fn atr(&self) -> Vec<u8> {
+        super::DEFAULT_ATR.to_vec()
+    }
+    /// Back to the state after power-up: no session, nothing selected.
     fn reset(&mut self);
+    /// Answers one C-APDU; an empty answer means the card has left.
     fn transmit(&mut self, apdu: &[u8]) -> Vec<u8>;
     /// One exchange as the reader carries it out: what to answer, after how long, and
     /// whether the card leaves the reader. Faulty cards (`crate::fault::SimCard`) override

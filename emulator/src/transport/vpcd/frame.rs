@@ -52,6 +52,7 @@ pub(super) fn exchange_frames(
 
         let reply = {
             let mut slot = lock(mutex);
+            slot.in_exchange = true;
             if !slot.attached {
                 slot.attached = true;
                 condvar.notify_all();
@@ -152,6 +153,7 @@ pub(super) fn exchange_frames(
         }
 
         let mut slot = lock(mutex);
+        slot.in_exchange = false;
         let removed_by_option = options.remove_after.is_some_and(|n| slot.answered >= n);
         if reply.leave || removed_by_option {
             if options.trace {

@@ -30,6 +30,9 @@ pub(super) struct Slot {
     /// vpcd powered the card up (or reset it) on the current connection: the PC/SC
     /// service has taken the card in (pcscd powers a card up when it arrives).
     pub(super) powered: bool,
+    /// The reader thread is between taking a C-APDU and sending its answer (the card may
+    /// be waiting out a delay): the card must not be swapped now.
+    pub(super) in_exchange: bool,
     pub(super) stop: bool,
 }
 
@@ -40,6 +43,8 @@ pub struct VirtualReader {
     shared: Arc<(Mutex<Slot>, Condvar)>,
     thread: Option<JoinHandle<()>>,
     endpoint: Endpoint,
+    /// The ATR the reader presents (fixed for its lifetime: pcscd caches it).
+    atr: Vec<u8>,
 }
 
 impl VirtualReader {
@@ -78,11 +83,13 @@ impl VirtualReader {
                 answered: 0,
                 attached: false,
                 powered: false,
+                in_exchange: false,
                 stop: false,
             }),
             Condvar::new(),
         ));
         let endpoint = options.endpoint.clone();
+        let atr = options.atr.clone();
         let worker = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name(format!("vpcd-{}", endpoint.port()))
@@ -90,6 +97,7 @@ impl VirtualReader {
             .expect("spawn reader thread");
         VirtualReader {
             _port_lock: port_lock,
+            atr,
             shared,
             thread: Some(thread),
             endpoint,
@@ -149,6 +157,37 @@ impl VirtualReader {
         slot.powered
     }
 
+    /// Swaps `card` in for the card in the reader without taking it out: the vpcd link
+    /// stays, so pcscd sees no removal and no insertion, and `card` (reset, as after a
+    /// power-up) answers from the next frame on. Returns the card it replaced.
+    ///
+    /// Refused (`Err` gives `card` back) unless the swap is invisible to pcscd apart from
+    /// the new chip's answers: a card must sit in the reader on a live vpcd connection,
+    /// pcscd must have spoken on it, no exchange may be under way (a checker killed while
+    /// its card waited out a delay), and `card` must have the ATR the reader presents. The
+    /// caller then takes the card out and inserts the new one instead.
+    ///
+    /// Only for checkers that start afresh with each card: one that waits for an insertion
+    /// event sees none.
+    pub fn swap(
+        &self,
+        mut card: Box<dyn VirtualCard>,
+    ) -> Result<Option<Box<dyn VirtualCard>>, Box<dyn VirtualCard>> {
+        let mut slot = lock(&self.shared.0);
+        let swappable = slot.card.is_some()
+            && slot.socket.is_some()
+            && slot.attached
+            && !slot.in_exchange
+            && !slot.stop
+            && card.atr() == self.atr;
+        if !swappable {
+            return Err(card);
+        }
+        card.reset();
+        slot.answered = 0;
+        Ok(slot.card.replace(card))
+    }
+
     /// Takes the card out: pcscd sees the card removed at once.
     pub fn remove(&self) -> Option<Box<dyn VirtualCard>> {
         let mut slot = lock(&self.shared.0);
@@ -187,6 +226,7 @@ pub(super) fn lock(m: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
 
 pub(super) fn disconnect(slot: &mut Slot) {
     slot.attached = false;
+    slot.in_exchange = false;
     slot.powered = false;
     if let Some(socket) = slot.socket.take() {
         let _ = socket.shutdown(Shutdown::Both);
@@ -339,6 +379,7 @@ fn serve(options: &ReaderOptions, shared: &(Mutex<Slot>, Condvar)) {
         let mut slot = lock(mutex);
         slot.socket = None;
         slot.attached = false;
+        slot.in_exchange = false;
         slot.powered = false;
         if options.trace {
             eprintln!(
