@@ -97,6 +97,8 @@ pub struct Vpcd {
     trace: bool,
     /// The reader, kept between cases while its card may be swapped for the next one.
     reader: Option<VirtualReader>,
+    /// Cards presented by a swap so far (the rest were inserted).
+    swaps: usize,
 }
 
 impl Vpcd {
@@ -107,12 +109,19 @@ impl Vpcd {
             endpoint,
             trace: std::env::var_os("RCLAB_TRACE").is_some(),
             reader: None,
+            swaps: 0,
         }
     }
 
     /// The reader this host serves.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// How many cards this host has presented by swapping them in behind a connected
+    /// reader (the others were inserted through a fresh connection).
+    pub fn swaps(&self) -> usize {
+        self.swaps
     }
 
     /// Puts `card` in front of pcscd: swapped in behind the connected reader when `change`
@@ -125,7 +134,10 @@ impl Vpcd {
     ) -> Result<&VirtualReader, HostError> {
         let card = match (change, self.reader.as_ref()) {
             (CardChange::Swap, Some(reader)) => match reader.swap(card) {
-                Ok(_previous) => None,
+                Ok(_previous) => {
+                    self.swaps += 1;
+                    None
+                }
                 Err(card) => Some(card),
             },
             _ => Some(card),
