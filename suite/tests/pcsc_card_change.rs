@@ -163,16 +163,20 @@ fn a_swapped_card_never_shows_the_previous_cards_session_or_data() {
         .expect("case A");
     assert_eq!(a_sm_read, SUCCESS, "case A opened no session");
 
-    // Case B: another card, swapped in; fresh state and B's own data. The probes go to
-    // A's protected EF, as a checker that kept A's session would read it.
+    // Case B: another card, swapped in; fresh state and B's own data. A plain read of B's
+    // protected EF is refused; the SM read goes to A's, as a checker that kept A's session
+    // would read it.
     let ((plain, sm, card_type), transcript) = host
         .serve(b.card(), CardChange::Swap, |access| {
             let Access::Reader(reader) = access else {
                 panic!("a vpcd host hands out a reader")
             };
             let mut card = RawCard::connect(&reader.name());
-            let plain = probe(&a, &mut card, false);
+            let plain = probe(&b, &mut card, false);
             let sm = probe(&a, &mut card, true);
+            Session::new(&mut card, b.image.generation)
+                .select_mf()
+                .expect("SELECT MF");
             let card_type = card.transmit(&READ_CARD_TYPE).unwrap();
             card.leave();
             (plain, sm, card_type)
@@ -182,8 +186,8 @@ fn a_swapped_card_never_shows_the_previous_cards_session_or_data() {
     assert_eq!(plain, REFUSED, "case B: a read without authentication");
     assert_ne!(sm, SUCCESS, "case B read under case A's session");
     assert_eq!(card_type, b_card_type, "case B read another card's data");
-    // B's transcript is B's alone: two SELECTs, the two refused reads, the card type.
-    assert_eq!(transcript.len(), 5, "{transcript:?}");
+    // B's transcript is B's alone: its SELECTs and reads, nothing of case A.
+    assert_eq!(transcript.len(), 6, "{transcript:?}");
 }
 
 /// A checker that, holding a card's state, blocks in `SCardGetStatusChange` until that card
