@@ -260,5 +260,7 @@ fn a_checker_waiting_for_the_next_card_gets_it_when_cards_are_reinserted() {
         card_type.expect("the waiting checker never saw the next card"),
         b_card_type
     );
-    waiting.map(|t| t.join().expect("checker thread"));
+    if let Some(thread) = waiting {
+        thread.join().expect("checker thread");
+    }
 }
