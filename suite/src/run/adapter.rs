@@ -702,6 +702,7 @@ mod tests {
             env: BTreeMap::new(),
             timeout_ms: default_timeout(),
             verdict: default_protocol(),
+            card_change: CardChange::Reinsert,
         };
         let values: BTreeMap<&str, String> = [
             ("profile", "/p/{repo}/q".to_owned()),
@@ -744,6 +745,40 @@ mod tests {
             found(&["python3", "{repo}/x.py", "-c", "{card_number}"]),
             Some((3, "card_number".into()))
         );
+    }
+
+    /// An adapter file's text, read as a run reads it.
+    fn from_yaml(text: &str) -> Result<Adapter, String> {
+        serde_yaml_ng::from_str::<AdapterFile>(text)
+            .map(Adapter::from)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn card_change_defaults_to_reinsert_and_names_its_values() {
+        let base = "name: x\nkind: process\ncommand: [x]\n";
+        let plain = from_yaml(base).unwrap();
+        assert_eq!(plain.card_change(), CardChange::Reinsert);
+        let swap = from_yaml(&format!("{base}card_change: swap\n")).unwrap();
+        assert_eq!(swap.card_change(), CardChange::Swap);
+        let error = from_yaml(&format!("{base}card_change: sometimes\n")).unwrap_err();
+        assert!(
+            error.contains("card_change") || error.contains("swap"),
+            "{error}"
+        );
+        // The reference checker connects afresh for each case: always swapped.
+        assert_eq!(Adapter::reference().card_change(), CardChange::Swap);
+        // results.json lists a swap adapter with its card_change, a default one without.
+        let listed = serde_json::to_value(&swap).unwrap();
+        assert_eq!(listed["card_change"], "swap");
+        assert!(
+            serde_json::to_value(&plain)
+                .unwrap()
+                .get("card_change")
+                .is_none()
+        );
+        let back: Adapter = serde_json::from_value(listed).unwrap();
+        assert_eq!(back.card_change(), CardChange::Swap);
     }
 
     #[test]
