@@ -54,6 +54,7 @@ impl ReaderAccess<'_> {
 /// Why a host could not present the card.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
+    /// No vpcd connection carried the card within the present timeout.
     #[error("vpcd never took the card at {0}")]
     NotTaken(Endpoint),
 }
@@ -192,6 +193,7 @@ pub struct Recorder<C> {
 }
 
 impl<C> Recorder<C> {
+    /// A recorder in front of `inner`, with an empty transcript.
     pub fn new(inner: C) -> Recorder<C> {
         Recorder {
             inner,

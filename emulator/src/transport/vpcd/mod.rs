@@ -56,10 +56,12 @@ pub fn reader_name(port: u16) -> String {
     format!("Virtual PCD{suffix} 00 {:02}", index % 2)
 }
 
+/// How a reader serves its card.
 #[derive(Clone, Debug)]
 pub struct ReaderOptions {
     /// Where the vpcd is; its port also names the reader ([`reader_name`]).
     pub endpoint: Endpoint,
+    /// The answer to reset the reader presents (pcscd caches it while a card is present).
     pub atr: Vec<u8>,
     /// Log `>>>` / `<<<` lines for every APDU and control code to stderr.
     pub trace: bool,
@@ -75,6 +77,7 @@ impl ReaderOptions {
         ReaderOptions::at(Endpoint::local(port))
     }
 
+    /// The reader of the vpcd at `endpoint`, with the default ATR, no trace, no fault.
     pub fn at(endpoint: Endpoint) -> ReaderOptions {
         ReaderOptions {
             endpoint,
@@ -88,7 +91,9 @@ impl ReaderOptions {
 /// Both ends of a vpcd connection, as this process sees them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Link {
+    /// This process's end.
     pub local: SocketAddr,
+    /// vpcd's end.
     pub peer: SocketAddr,
 }
 

@@ -104,10 +104,12 @@ impl VirtualReader {
         }
     }
 
+    /// The vpcd port of the reader (it names the reader, see [`reader_name`]).
     pub fn port(&self) -> u16 {
         self.endpoint.port()
     }
 
+    /// Where the reader's vpcd is.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
