@@ -31,11 +31,18 @@ fn profile(name: &str) -> Profile {
         .unwrap_or_else(|| panic!("no profile {name}"))
 }
 
-/// A free reader of this machine's vpcd (the host waits if another process takes it
-/// first): the second-last, apart from the readers other real-stack tests start from.
+/// A reader of this machine's vpcd, free a moment ago if any was (the host waits while
+/// another process serves it): the second-last, apart from the readers other real-stack
+/// tests start from.
 fn port() -> u16 {
     let ports = rclab_suite::run::vpcd_ports();
-    ports[ports.len().saturating_sub(2)]
+    ports
+        .len()
+        .checked_sub(2)
+        .and_then(|i| ports.get(i))
+        .or(ports.last())
+        .copied()
+        .unwrap_or(rclab_emulator::transport::vpcd::BASE_PORT + 4)
 }
 
 /// READ BINARY of the card-type EF (`8A`, free to read): differs between generations.
