@@ -92,12 +92,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 /// that connects now would be taken for the old one. Read from /proc (a probe connect()
 /// would itself look like a card).
 fn vpcd_holds_a_card(port: u16) -> bool {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    let local = format!("0100007F:{port:04X}");
-    table.lines().skip(1).any(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        matches!(f.as_slice(), [_, l, _, st, ..] if *l == local && matches!(*st, "01" | "08"))
-    })
+    !rclab_emulator::transport::vpcd::probe::ports_holding_a_card([port]).is_empty()
 }
 
 fn wait_port_free(port: u16) {

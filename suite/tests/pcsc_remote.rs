@@ -31,10 +31,7 @@ fn rclab() -> Command {
 use common::repo;
 
 fn listening(address: &str) -> bool {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    table
-        .lines()
-        .any(|l| l.split_whitespace().nth(1) == Some(address) && l.contains(" 0A "))
+    rclab_emulator::transport::vpcd::probe::listens_on(address.parse().expect("test address"))
 }
 
 /// A port of 127.0.0.1 and 0.0.0.0 that nothing listens on (and no rclab serves), from
@@ -42,8 +39,8 @@ fn listening(address: &str) -> bool {
 fn silent_port(first: u16) -> u16 {
     (first..first + 4)
         .find(|p| {
-            !listening(&format!("0100007F:{p:04X}"))
-                && !listening(&format!("00000000:{p:04X}"))
+            !listening(&format!("127.0.0.1:{p}"))
+                && !listening(&format!("0.0.0.0:{p}"))
                 && !rclab_emulator::transport::vpcd::port_busy(*p)
         })
         .expect("a free port")
@@ -435,7 +432,7 @@ fn serve_listening(a: &Path, b: &Path) -> Child {
         .spawn()
         .expect("rclab serve --listen");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !(listening("0200007F:8C9D") && listening("0200007F:8C9E")) {
+    while !(listening("127.0.0.2:35997") && listening("127.0.0.2:35998")) {
         assert!(Instant::now() < deadline, "rclab serve never listened");
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -109,6 +109,30 @@ pub enum Kind {
     Process(ProcessChecker),
 }
 
+/// How a PC/SC run changes the card between two cases of one checker (`card_change:`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CardChange {
+    /// Faithful: the card is taken out of the reader and the next one inserted, as a person
+    /// would do it; pcscd notices each at its presence poll (about 1.2 s a case). Safe for
+    /// any checker, including one that waits for an insertion event or keeps a connection
+    /// or state from one card to the next: the default.
+    #[default]
+    Reinsert,
+    /// Fast: while no checker runs, the chip behind the reader is swapped for the next
+    /// case's (reset, with the same ATR), without a removal; the next checker process
+    /// finds a fresh card already present. Only for checkers that start as a fresh process
+    /// for each card and do not wait for an insertion; a card with another ATR, or a
+    /// reader whose card left or is mid-exchange, is reinserted anyway.
+    Swap,
+}
+
+impl CardChange {
+    fn is_default(&self) -> bool {
+        *self == CardChange::default()
+    }
+}
+
 /// An external checker: the program to start and how to read its verdict.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessChecker {
@@ -121,6 +145,8 @@ pub struct ProcessChecker {
     pub timeout_ms: u64,
     /// How the checker's verdict is read from its output.
     pub verdict: VerdictProtocol,
+    /// How the card changes between its cases over PC/SC (see [`CardChange`]).
+    pub card_change: CardChange,
 }
 
 /// One checker of a run: what it is called, what it trusts, what it declares unsupported,
@@ -163,6 +189,8 @@ struct AdapterFile {
     unsupported: Vec<Unsupported>,
     #[serde(default)]
     description: String,
+    #[serde(default, skip_serializing_if = "CardChange::is_default")]
+    card_change: CardChange,
 }
 
 impl From<AdapterFile> for Adapter {
@@ -175,6 +203,7 @@ impl From<AdapterFile> for Adapter {
                 env: file.env,
                 timeout_ms: file.timeout_ms,
                 verdict: file.verdict,
+                card_change: file.card_change,
             }),
         };
         Adapter {
@@ -213,6 +242,7 @@ impl Serialize for Adapter {
             trust: self.trust,
             unsupported: self.unsupported.clone(),
             description: self.description.clone(),
+            card_change: process.map(|p| p.card_change).unwrap_or_default(),
         }
         .serialize(serializer)
     }
@@ -419,6 +449,16 @@ fn default_protocol() -> VerdictProtocol {
 }
 
 impl Adapter {
+    /// How the card changes between this checker's cases over PC/SC: as its adapter says
+    /// for a process checker; the built-in reference checker connects afresh for each case
+    /// and keeps nothing between cards, so it always gets the fast [`CardChange::Swap`].
+    pub fn card_change(&self) -> CardChange {
+        match &self.kind {
+            Kind::Reference => CardChange::Swap,
+            Kind::Process(process) => process.card_change,
+        }
+    }
+
     /// The built-in reference checker (`--checker reference`).
     pub fn reference() -> Adapter {
         Adapter {
@@ -678,6 +718,7 @@ mod tests {
             env: BTreeMap::new(),
             timeout_ms: default_timeout(),
             verdict: default_protocol(),
+            card_change: CardChange::Reinsert,
         };
         let values: BTreeMap<&str, String> = [
             ("profile", "/p/{repo}/q".to_owned()),
@@ -720,6 +761,40 @@ mod tests {
             found(&["python3", "{repo}/x.py", "-c", "{card_number}"]),
             Some((3, "card_number".into()))
         );
+    }
+
+    /// An adapter file's text, read as a run reads it.
+    fn from_yaml(text: &str) -> Result<Adapter, String> {
+        serde_yaml_ng::from_str::<AdapterFile>(text)
+            .map(Adapter::from)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn card_change_defaults_to_reinsert_and_names_its_values() {
+        let base = "name: x\nkind: process\ncommand: [x]\n";
+        let plain = from_yaml(base).unwrap();
+        assert_eq!(plain.card_change(), CardChange::Reinsert);
+        let swap = from_yaml(&format!("{base}card_change: swap\n")).unwrap();
+        assert_eq!(swap.card_change(), CardChange::Swap);
+        let error = from_yaml(&format!("{base}card_change: sometimes\n")).unwrap_err();
+        assert!(
+            error.contains("card_change") || error.contains("swap"),
+            "{error}"
+        );
+        // The reference checker connects afresh for each case: always swapped.
+        assert_eq!(Adapter::reference().card_change(), CardChange::Swap);
+        // results.json lists a swap adapter with its card_change, a default one without.
+        let listed = serde_json::to_value(&swap).unwrap();
+        assert_eq!(listed["card_change"], "swap");
+        assert!(
+            serde_json::to_value(&plain)
+                .unwrap()
+                .get("card_change")
+                .is_none()
+        );
+        let back: Adapter = serde_json::from_value(listed).unwrap();
+        assert_eq!(back.card_change(), CardChange::Swap);
     }
 
     #[test]

@@ -55,8 +55,10 @@ pub(super) fn run_case(
             result.detail = "process checkers read PC/SC readers: run with --transport pcsc".into();
             return result;
         }
-        (Kind::Reference, None) => host::InProcess.serve(profile.card(), read),
-        (_, Some(vpcd)) => vpcd.serve(profile.card(), read),
+        (Kind::Reference, None) => {
+            host::InProcess.serve(profile.card(), checker.card_change(), read)
+        }
+        (_, Some(vpcd)) => vpcd.serve(profile.card(), checker.card_change(), read),
     };
     let outcome = match served {
         Ok((outcome, transcript)) => {

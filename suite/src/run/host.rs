@@ -10,6 +10,8 @@ use rclab_emulator::fault::{SimCard, is_mute};
 use rclab_emulator::transport::vpcd::{Endpoint, ReaderOptions, Reply, VirtualCard, VirtualReader};
 use rclab_emulator::transport::{Channel, Exchange, TransportError};
 
+pub use super::adapter::CardChange;
+
 /// How long a vpcd gets to take a card, and a remote PC/SC service to power it.
 const PRESENT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -52,18 +54,20 @@ impl ReaderAccess<'_> {
 /// Why a host could not present the card.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
-    /// The vpcd slot never connected to the card, so no reader shows it.
+    /// No vpcd connection carried the card within the present timeout.
     #[error("vpcd never took the card at {0}")]
     NotTaken(Endpoint),
 }
 
 /// Presents cards to checkers, one case at a time.
 pub trait CardHost {
-    /// Presents `card`, runs `read` on it, then takes the card away; returns what `read`
-    /// returned and every exchange the card saw, in order.
+    /// Presents `card` (changed for the previous one as `change` says, where the host has
+    /// a reader), runs `read` on it, then takes the card away or leaves it for the next
+    /// swap; returns what `read` returned and every exchange the card saw, in order.
     fn serve<R>(
         &mut self,
         card: SimCard,
+        change: CardChange,
         read: impl FnOnce(Access<'_>) -> R,
     ) -> Result<(R, Vec<Exchange>), HostError>;
 }
@@ -75,6 +79,7 @@ impl CardHost for InProcess {
     fn serve<R>(
         &mut self,
         card: SimCard,
+        _change: CardChange,
         read: impl FnOnce(Access<'_>) -> R,
     ) -> Result<(R, Vec<Exchange>), HostError> {
         let mut recorder = Recorder::new(card);
@@ -83,12 +88,18 @@ impl CardHost for InProcess {
     }
 }
 
-/// The card in a vpcd virtual reader: inserted into a fresh reader connection for each
-/// case and removed after it. A run keeps one `Vpcd` per worker for all its cases, so this
-/// is the one place that decides how a card is presented and taken away between cases.
+/// The card in a vpcd virtual reader. A run keeps one `Vpcd` per worker for all its cases,
+/// so this is the one place that decides how a card is presented and taken away between
+/// cases ([`CardChange`]): reinserted (the reader's vpcd connection closed after the case,
+/// a fresh one opened for the next card, each noticed at a pcscd presence poll), or
+/// swapped behind a reader that stays connected (no poll waited for).
 pub struct Vpcd {
     endpoint: Endpoint,
     trace: bool,
+    /// The reader, kept between cases while its card may be swapped for the next one.
+    reader: Option<VirtualReader>,
+    /// Cards presented by a swap so far (the rest were inserted).
+    swaps: usize,
 }
 
 impl Vpcd {
@@ -98,6 +109,8 @@ impl Vpcd {
         Vpcd {
             endpoint,
             trace: std::env::var_os("RCLAB_TRACE").is_some(),
+            reader: None,
+            swaps: 0,
         }
     }
 
@@ -105,24 +118,66 @@ impl Vpcd {
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
+
+    /// How many cards this host has presented by swapping them in behind a connected
+    /// reader (the others were inserted through a fresh connection).
+    pub fn swaps(&self) -> usize {
+        self.swaps
+    }
+
+    /// Puts `card` in front of pcscd: swapped in behind the connected reader when `change`
+    /// allows and the reader can take it ([`VirtualReader::swap`]), otherwise by taking the
+    /// old reader's card out and inserting `card` through a fresh connection.
+    fn present(
+        &mut self,
+        card: Box<dyn VirtualCard>,
+        change: CardChange,
+    ) -> Result<&VirtualReader, HostError> {
+        let card = match (change, self.reader.as_ref()) {
+            (CardChange::Swap, Some(reader)) => match reader.swap(card) {
+                Ok(_previous) => {
+                    self.swaps += 1;
+                    None
+                }
+                Err(card) => Some(card),
+            },
+            _ => Some(card),
+        };
+        if let Some(card) = card {
+            if let Some(previous) = self.reader.take() {
+                previous.stop();
+            }
+            let mut options = ReaderOptions::at(self.endpoint.clone());
+            options.trace = self.trace;
+            options.atr = card.atr();
+            let reader = VirtualReader::spawn(options, Some(card));
+            if !reader.wait_attached(PRESENT_TIMEOUT) {
+                return Err(HostError::NotTaken(self.endpoint.clone()));
+            }
+            self.reader = Some(reader);
+        }
+        self.reader
+            .as_ref()
+            .ok_or_else(|| HostError::NotTaken(self.endpoint.clone()))
+    }
 }
 
 impl CardHost for Vpcd {
     fn serve<R>(
         &mut self,
         card: SimCard,
+        change: CardChange,
         read: impl FnOnce(Access<'_>) -> R,
     ) -> Result<(R, Vec<Exchange>), HostError> {
         let recorder = Recorder::new(card);
         let log = recorder.log();
-        let mut options = ReaderOptions::at(self.endpoint.clone());
-        options.trace = self.trace;
-        let reader = VirtualReader::spawn(options, Some(Box::new(recorder)));
-        if !reader.wait_attached(PRESENT_TIMEOUT) {
-            return Err(HostError::NotTaken(self.endpoint.clone()));
+        let reader = self.present(Box::new(recorder), change)?;
+        let out = read(Access::Reader(ReaderAccess { reader }));
+        if change == CardChange::Reinsert
+            && let Some(reader) = self.reader.take()
+        {
+            reader.stop();
         }
-        let out = read(Access::Reader(ReaderAccess { reader: &reader }));
-        reader.stop();
         let transcript = log.lock().map(|l| l.clone()).unwrap_or_default();
         Ok((out, transcript))
     }
@@ -138,7 +193,7 @@ pub struct Recorder<C> {
 }
 
 impl<C> Recorder<C> {
-    /// Records every exchange over `inner`.
+    /// A recorder in front of `inner`, with an empty transcript.
     pub fn new(inner: C) -> Recorder<C> {
         Recorder {
             inner,
@@ -178,6 +233,10 @@ impl<C: Channel> Channel for Recorder<C> {
 }
 
 impl<C: VirtualCard> VirtualCard for Recorder<C> {
+    fn atr(&self) -> Vec<u8> {
+        self.inner.atr()
+    }
+
     fn reset(&mut self) {
         self.inner.reset();
     }
@@ -249,7 +308,7 @@ mod tests {
     fn the_in_process_host_hands_out_a_channel_and_returns_its_transcript() {
         let p = profile();
         let (answers, transcript) = InProcess
-            .serve(p.card(), |access| match access {
+            .serve(p.card(), CardChange::Swap, |access| match access {
                 Access::Channel(channel) => APDUS
                     .iter()
                     .map(|apdu| channel.transmit(apdu).unwrap())

@@ -187,9 +187,8 @@ pub struct RunConfig {
 /// vpcd ports with a listener (from /proc: a probe connect() would insert a phantom card)
 /// that no other rclab process is serving.
 pub fn vpcd_ports() -> Vec<u16> {
-    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    (BASE_PORT..BASE_PORT + 32)
-        .filter(|p| tcp.contains(&format!(":{p:04X} 00000000:0000 0A")))
+    rclab_emulator::transport::vpcd::probe::listening_ports(BASE_PORT..BASE_PORT + 32)
+        .into_iter()
         .filter(|p| !rclab_emulator::transport::vpcd::port_busy(*p))
         .collect()
 }
