@@ -420,17 +420,32 @@ impl Drop for PrivatePcscd {
     }
 }
 
+/// A `rclab serve` the test started: killed if the test fails before stopping it, so a
+/// failed run leaves nothing listening on the next run's address.
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// `rclab serve --listen 127.0.0.2:35997-35998` with two cards, once both listen.
-fn serve_listening(a: &Path, b: &Path) -> Child {
-    let child = rclab()
-        .args(["serve", "--listen", "127.0.0.2:35997-35998"])
-        .arg(a)
-        .arg(b)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("rclab serve --listen");
+fn serve_listening(a: &Path, b: &Path) -> Served {
+    let child = Served(
+        rclab()
+            .args(["serve", "--listen", "127.0.0.2:35997-35998"])
+            .arg(a)
+            .arg(b)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("rclab serve --listen"),
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while !(listening("127.0.0.2:35997") && listening("127.0.0.2:35998")) {
         assert!(Instant::now() < deadline, "rclab serve never listened");
@@ -488,8 +503,8 @@ fn every_valid_card_reads_through_listen_with_a_reversed_vpcd_and_survives_its_r
             // be taken in again without restarting `rclab serve`.
             drop(pcscd);
         }
-        terminate(&serve);
-        let status = wait_bounded(&mut serve, Duration::from_secs(5));
+        terminate(&serve.0);
+        let status = wait_bounded(&mut serve.0, Duration::from_secs(5));
         assert!(status.success(), "{status}");
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::Endpoint;
 
-/// [`VirtualReader::spawn_until`] gave up waiting for the reader's lock.
+/// [`super::VirtualReader::spawn_until`] gave up waiting for the reader's lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cancelled;
 

@@ -16,7 +16,7 @@
 //! exchange at a time each, no async runtime needed.
 //!
 //! One concern per module: [`card`] (what sits in a reader), [`reader`] (the reader slot
-//! and its thread), [`frame`] (vpcd's wire frames), [`probe`] (what /proc/net/tcp says
+//! and its thread), `frame` (vpcd's wire frames), [`probe`] (what /proc/net/tcp says
 //! about vpcd's sockets), [`lock`] (one process per reader, machine-wide).
 
 pub mod card;

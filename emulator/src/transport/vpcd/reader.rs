@@ -1,5 +1,5 @@
 //! The reader slot: a thread per reader that connects to vpcd whenever a card is in it,
-//! serves the card's frames (see [`super::frame`]) and lets a card be inserted or removed
+//! serves the card's frames (see the `frame` module) and lets a card be inserted or removed
 //! from outside while it runs.
 
 use std::io;
