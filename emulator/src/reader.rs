@@ -471,7 +471,7 @@ mod tests {
 
     use super::*;
     use crate::card::{Access, Card, CardImage, Df};
-    use crate::protocol::{AID_DF1, AID_DF2, AID_DF3};
+    use crate::protocol::{AID_DF1, AID_DF2};
 
     fn image(name: &str) -> Arc<CardImage> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -485,12 +485,7 @@ mod tests {
     }
 
     fn aid(df: Df) -> Option<[u8; 16]> {
-        match df {
-            Df::Mf => None,
-            Df::Df1 => Some(AID_DF1),
-            Df::Df2 => Some(AID_DF2),
-            Df::Df3 => Some(AID_DF3),
-        }
+        df.aid()
     }
 
     /// A verified session on a fresh chip of `image`.

@@ -32,7 +32,7 @@ use rclab_emulator::profile::{self, Profile};
 use rclab_emulator::protocol::apdu::{Command, CommandBuilder, Response};
 use rclab_emulator::protocol::auth::Nonce;
 use rclab_emulator::protocol::crypto::Key;
-use rclab_emulator::protocol::{AID_DF1, AID_DF2, AID_DF3, Generation, Status, cla, ins, sm, tlv};
+use rclab_emulator::protocol::{Generation, Status, cla, ins, sm, tlv};
 use rclab_emulator::reader::{self, ReadMode, Session};
 use rclab_emulator::transport::{Channel, Tap, TransportError};
 use rclab_emulator::verdict::{Verdict, VerdictKind};
@@ -294,11 +294,9 @@ fn reader_on(card: &mut Card) -> Session<Checked<'_>> {
 }
 
 fn select_apdu(df: Df) -> Vec<u8> {
-    match df {
-        Df::Mf => reader::select_mf_apdu(),
-        Df::Df1 => reader::select_by_aid_apdu(&AID_DF1),
-        Df::Df2 => reader::select_by_aid_apdu(&AID_DF2),
-        Df::Df3 => reader::select_by_aid_apdu(&AID_DF3),
+    match df.aid() {
+        Some(aid) => reader::select_by_aid_apdu(&aid),
+        None => reader::select_mf_apdu(),
     }
 }
 

@@ -240,7 +240,7 @@ fn example_checkers_over_pcsc_match_their_snapshots() {
         adapter("suite/adapters/accept-all.yaml"),
     ];
     let mut config = config(checkers, "", Transport::Pcsc, out_dir("pcsc"));
-    config.jobs = 6;
+    config.jobs = rclab_suite::run::Jobs::Exactly(6);
     let results = run::run(&config).unwrap();
     for checker in ["pyscard-nosig", "accept-all"] {
         assert_case_snapshot!(checker, snapshot(checker, &results));

@@ -20,7 +20,7 @@ use rclab_emulator::transport::TransportError;
 use rclab_emulator::transport::vpcd::{ReaderOptions, VirtualReader};
 use rclab_emulator::verdict::VerdictKind;
 use rclab_suite::run::adapter::Adapter;
-use rclab_suite::run::{self, RunConfig, Transport};
+use rclab_suite::run::{self, Jobs, RunConfig, Transport};
 
 use common::repo;
 
@@ -108,7 +108,7 @@ fn every_example_checker_gets_no_data_from_a_stall_and_all_of_a_slow_card() {
     let out = std::env::temp_dir().join(format!("rclab-pcsc-mute-run-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let config = RunConfig {
-        jobs: 6,
+        jobs: Jobs::Exactly(6),
         ..common::run_config(
             checkers,
             common::profiles("corrupted")

@@ -11,7 +11,7 @@
 
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use rclab_emulator::card::{Access, CardImage, Df, ElementaryFile};
+use rclab_emulator::card::{Access, CardImage, ElementaryFile};
 use rclab_emulator::protocol::crypto::{Key, card_number_key};
 use rclab_emulator::protocol::{AID_DF1, AID_DF2, AID_DF3, CommandBuilder, Generation, auth, sm};
 use sha2::{Digest, Sha256};
@@ -245,11 +245,9 @@ fn plausible(rng: &mut ChaCha20Rng, image: &CardImage, key: Option<&Key>) -> Vec
     let ef = &image.files[rng.random_range(0..image.files.len())];
     let read = one_plausible(rng, image, key, ef);
     if matches!(read.get(1), Some(0xB0)) && rng.random_bool(0.5) {
-        let select = match ef.df {
-            Df::Mf => CommandBuilder::new(0x00, 0xA4, 0x00, 0x0C).data([0x3F, 0x00]),
-            Df::Df1 => CommandBuilder::new(0x00, 0xA4, 0x04, 0x0C).data(AID_DF1),
-            Df::Df2 => CommandBuilder::new(0x00, 0xA4, 0x04, 0x0C).data(AID_DF2),
-            Df::Df3 => CommandBuilder::new(0x00, 0xA4, 0x04, 0x0C).data(AID_DF3),
+        let select = match ef.df.aid() {
+            None => CommandBuilder::new(0x00, 0xA4, 0x00, 0x0C).data([0x3F, 0x00]),
+            Some(aid) => CommandBuilder::new(0x00, 0xA4, 0x04, 0x0C).data(aid),
         };
         vec![select.to_bytes(), read]
     } else {

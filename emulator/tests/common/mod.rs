@@ -16,7 +16,7 @@ use rand_chacha::ChaCha20Rng;
 use rclab_emulator::card::{Access, Card, CardImage, Df, ElementaryFile};
 use rclab_emulator::profile::{self, Profile};
 use rclab_emulator::protocol::crypto::{Key, card_number_key};
-use rclab_emulator::protocol::{AID_DF1, AID_DF2, AID_DF3, Generation, Response, Status};
+use rclab_emulator::protocol::{Generation, Response, Status};
 use rclab_emulator::reader::{self, ReadMode, ReaderError, ReaderSecrets, Session};
 use rclab_emulator::transport::{Channel, TransportError};
 
@@ -107,12 +107,8 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// The AID of DF1–DF3.
 pub fn aid(df: Df) -> [u8; 16] {
-    match df {
-        Df::Df1 => AID_DF1,
-        Df::Df2 => AID_DF2,
-        Df::Df3 => AID_DF3,
-        Df::Mf => panic!("the MF is selected by FID, not by AID"),
-    }
+    df.aid()
+        .unwrap_or_else(|| panic!("the MF is selected by FID, not by AID"))
 }
 
 /// The card as a reader channel on which every reply passes the shape checks of [`send`].

@@ -24,9 +24,10 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "DIR", default_value = "vectors/profiles")]
     pub(crate) profile_dir: PathBuf,
     /// Cases run at once, 1 or more; capped at the number of cases to run, at 64, and with
-    /// pcsc at the number of free virtual readers.
-    #[arg(long, default_value_t = 2, value_parser = parse_jobs)]
-    pub(crate) jobs: usize,
+    /// pcsc at the number of free virtual readers. Without it: one per core in process;
+    /// over pcsc twice the cores when every checker swaps cards, else every free reader.
+    #[arg(long, value_parser = parse_jobs)]
+    pub(crate) jobs: Option<usize>,
     /// Where the cards live: in this process, or behind pcscd (needed by process checkers).
     #[arg(long, value_enum, default_value = "inproc")]
     pub(crate) transport: rclab_suite::run::Transport,
@@ -104,7 +105,10 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     let config = RunConfig {
         checkers,
         profiles,
-        jobs: args.jobs,
+        jobs: args.jobs.map_or(
+            rclab_suite::run::Jobs::Auto,
+            rclab_suite::run::Jobs::Exactly,
+        ),
         transport: args.transport,
         out: args.out.clone(),
         resume: args.resume,

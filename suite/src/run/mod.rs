@@ -163,8 +163,8 @@ pub struct RunConfig {
     pub checkers: Vec<Adapter>,
     /// The profiles to run each checker on.
     pub profiles: Vec<Profile>,
-    /// Cases run at once.
-    pub jobs: usize,
+    /// Cases run at once: `--jobs N`, or sized from the machine ([`Jobs::Auto`]).
+    pub jobs: Jobs,
     /// Where the cards live (in process or vpcd readers).
     pub transport: Transport,
     /// Results go to `out/results.jsonl` as they come; reports are written next to it.
@@ -278,7 +278,15 @@ pub fn run_shard_locked(
             Vec::new()
         }
     };
-    let jobs = job_count(config.jobs, total, config.transport, readers.len());
+    let machine = Machine {
+        cores: std::thread::available_parallelism().map_or(1, usize::from),
+        readers: readers.len(),
+        every_checker_swaps: config
+            .checkers
+            .iter()
+            .all(|c| c.card_change() == adapter::CardChange::Swap),
+    };
+    let jobs = job_count(config.jobs, total, config.transport, machine);
     let pool = Mutex::new(readers);
     let queue = Mutex::new(cases);
     let trust = TrustStore::from_dir(&config.trust_dir)?;
@@ -355,14 +363,49 @@ pub fn run_shard_locked(
     Ok(done)
 }
 
-/// Threads a run uses: `--jobs`, but never more than the cases to run, [`MAX_JOBS`], or
-/// (over PC/SC) the free virtual readers; at least one.
-pub fn job_count(requested: usize, cases: usize, transport: Transport, readers: usize) -> usize {
+/// How many cases run at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Jobs {
+    /// `--jobs` not given: sized from the cores and, over PC/SC, the free readers and how
+    /// the checkers change cards (see [`job_count`]).
+    Auto,
+    /// `--jobs N`.
+    Exactly(usize),
+}
+
+/// What sizes an automatic job count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Machine {
+    /// CPU cores available to this process.
+    pub cores: usize,
+    /// Free virtual readers (PC/SC runs).
+    pub readers: usize,
+    /// Every checker lets the runner swap chips behind a powered reader
+    /// ([`CardChange::Swap`](adapter::CardChange::Swap)).
+    pub every_checker_swaps: bool,
+}
+
+/// Threads a run uses, at least one and never more than the cases to run, [`MAX_JOBS`],
+/// or (over PC/SC) the free virtual readers.
+///
+/// Without `--jobs`: in process, one per core (the work is all CPU). Over PC/SC with
+/// swapped cards, twice the cores (a case is CPU work of the checker and the card, with
+/// short waits: on 2 cores the example matrix stops gaining at about 4 jobs, see
+/// `reports/bench.md`); with reinserted cards, every free reader (a case mostly waits for
+/// pcscd's presence polls, so more readers is nearly linear).
+pub fn job_count(requested: Jobs, cases: usize, transport: Transport, machine: Machine) -> usize {
+    let cores = machine.cores.max(1);
+    let wanted = match (requested, transport) {
+        (Jobs::Exactly(n), _) => n,
+        (Jobs::Auto, Transport::Inproc) => cores,
+        (Jobs::Auto, Transport::Pcsc) if machine.every_checker_swaps => 2 * cores,
+        (Jobs::Auto, Transport::Pcsc) => machine.readers,
+    };
     let cap = match transport {
-        Transport::Pcsc => readers.min(MAX_JOBS),
+        Transport::Pcsc => machine.readers.min(MAX_JOBS),
         Transport::Inproc => MAX_JOBS,
     };
-    requested.min(cases).min(cap).max(1)
+    wanted.min(cases).min(cap).max(1)
 }
 
 /// Refuses checker lists a run cannot honour: two checkers of one name (one report column
@@ -443,14 +486,67 @@ mod tests {
 
     #[test]
     fn jobs_are_capped_by_cases_readers_and_the_maximum() {
+        let machine = |readers, every_checker_swaps| Machine {
+            cores: 2,
+            readers,
+            every_checker_swaps,
+        };
+        let exactly = Jobs::Exactly;
         assert_eq!(
-            job_count(1_000_000, 62, Transport::Inproc, 0),
+            job_count(exactly(1_000_000), 62, Transport::Inproc, machine(0, true)),
             MAX_JOBS.min(62)
         );
-        assert_eq!(job_count(1_000_000, 3, Transport::Inproc, 0), 3);
-        assert_eq!(job_count(8, 62, Transport::Pcsc, 6), 6);
-        assert_eq!(job_count(8, 0, Transport::Pcsc, 0), 1);
-        assert_eq!(job_count(0, 10, Transport::Inproc, 0), 1);
+        assert_eq!(
+            job_count(exactly(1_000_000), 3, Transport::Inproc, machine(0, true)),
+            3
+        );
+        assert_eq!(
+            job_count(exactly(8), 62, Transport::Pcsc, machine(6, true)),
+            6
+        );
+        assert_eq!(
+            job_count(exactly(8), 0, Transport::Pcsc, machine(0, true)),
+            1
+        );
+        assert_eq!(
+            job_count(exactly(0), 10, Transport::Inproc, machine(0, true)),
+            1
+        );
+    }
+
+    #[test]
+    fn without_jobs_the_count_follows_cores_readers_and_card_change() {
+        let machine = |readers, every_checker_swaps| Machine {
+            cores: 2,
+            readers,
+            every_checker_swaps,
+        };
+        assert_eq!(
+            job_count(Jobs::Auto, 64, Transport::Inproc, machine(0, false)),
+            2
+        );
+        assert_eq!(
+            job_count(Jobs::Auto, 64, Transport::Pcsc, machine(6, true)),
+            4
+        );
+        assert_eq!(
+            job_count(Jobs::Auto, 64, Transport::Pcsc, machine(6, false)),
+            6
+        );
+        assert_eq!(
+            job_count(Jobs::Auto, 64, Transport::Pcsc, machine(3, true)),
+            3
+        );
+        assert_eq!(
+            job_count(Jobs::Auto, 1, Transport::Pcsc, machine(6, false)),
+            1
+        );
+        let one_core = Machine {
+            cores: 0,
+            readers: 16,
+            every_checker_swaps: true,
+        };
+        assert_eq!(job_count(Jobs::Auto, 64, Transport::Pcsc, one_core), 2);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rclab_emulator::profile::{self, Profile};
 use rclab_suite::checker::Options;
 use rclab_suite::run::adapter::Adapter;
-use rclab_suite::run::{RunConfig, Transport};
+use rclab_suite::run::{Jobs, RunConfig, Transport};
 
 /// The repository's root folder.
 pub fn repo() -> PathBuf {
@@ -29,7 +29,7 @@ pub fn run_config(
     RunConfig {
         checkers,
         profiles,
-        jobs: 2,
+        jobs: Jobs::Exactly(2),
         transport,
         out,
         resume: false,

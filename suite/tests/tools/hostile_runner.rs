@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rclab_suite::run::adapter::{Adapter, Kind, parse_json_verdict};
-use rclab_suite::run::{self, CaseResult, Outcome, RunConfig, Transport, journal, process};
+use rclab_suite::run::{self, CaseResult, Jobs, Outcome, RunConfig, Transport, journal, process};
 
 use common::repo;
 
@@ -528,7 +528,7 @@ fn misbehaving_process_checkers_over_pcsc_cost_their_timeout_at_most() {
         ),
     );
     let config = RunConfig {
-        jobs: 1,
+        jobs: Jobs::Exactly(1),
         repo: dir.clone(),
         ..common::run_config(
             vec![grandchild, background],
