@@ -413,8 +413,8 @@ fn resolved(p: &Profile) -> String {
             format!(
                 "{} {:?}/{} {:?} {} bytes {}",
                 f.name,
-                f.df,
-                f.sfi,
+                f.id.df,
+                f.id.sfi,
                 f.access,
                 f.content.len(),
                 hex::encode(&digest[..8])

@@ -361,16 +361,16 @@ fn read_every_ef(
         if r.status != Status::Success {
             return Err(format!("SELECT {df:?}: {}", r.status));
         }
-        for file in image.files.iter().filter(|f| f.df == df) {
+        for file in image.files.iter().filter(|f| f.id.df == df) {
             let content = &file.content[..];
             if content.is_empty() || content.len() > LARGEST_COMPARED_EF {
                 continue;
             }
-            let sfi = 0x80 | file.sfi;
+            let sfi = 0x80 | file.id.sfi;
             let name = file.name.as_str();
             let (read, expected) = if file.access != Access::AuthSm {
                 let read = session
-                    .read(file.sfi, ReadMode::Plain)
+                    .read(file.id.sfi, ReadMode::Plain)
                     .map_err(|e| format!("READ {name}: {e}"))?;
                 (read, content.to_vec())
             } else if full || content.len() <= 2 * SM_SLICE {

@@ -223,8 +223,8 @@ fn pyscard_script_authenticates_and_reads_every_profile() {
         for file in &p.image.files {
             let key = format!(
                 "{}:{:02X}",
-                format!("{:?}", file.df).to_uppercase(),
-                file.sfi
+                format!("{:?}", file.id.df).to_uppercase(),
+                file.id.sfi
             );
             let got = read
                 .get(&key)

@@ -3,8 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use std::ops::Deref;
-
 use crate::protocol::Generation;
 use crate::protocol::auth::Nonce;
 use crate::protocol::crypto::{Key, card_number_key};
@@ -38,13 +36,6 @@ impl ElementaryFile {
             access: row.access,
             content,
         }
-    }
-}
-
-impl Deref for ElementaryFile {
-    type Target = EfId;
-    fn deref(&self) -> &EfId {
-        &self.id
     }
 }
 

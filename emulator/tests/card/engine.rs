@@ -165,8 +165,8 @@ fn select_ef_by_fid_is_6a82_with_the_default_empty_fid_map() {
 fn assert_protected_efs_refused(card: &mut Card, name: &str, when: &str) {
     let image = card.image().clone();
     for ef in image.files.iter().filter(|f| f.access != Access::Free) {
-        common::select(card, ef.df);
-        let p1 = 0x80 | ef.sfi;
+        common::select(card, ef.id.df);
+        let p1 = 0x80 | ef.id.sfi;
         assert_eq!(
             sw(card, &read_apdu(p1, 0, 0)),
             "6982",
@@ -204,11 +204,11 @@ fn plain_read_of_df1_after_verify_is_6982() {
         let (mut card, _) = verified(name);
         let image = card.image().clone();
         common::select(&mut card, Df::Df1);
-        for ef in image.files.iter().filter(|f| f.df == Df::Df1) {
+        for ef in image.files.iter().filter(|f| f.id.df == Df::Df1) {
             assert_eq!(ef.access, Access::AuthSm, "{name} {}", ef.name);
             for apdu in [
-                read_apdu(0x80 | ef.sfi, 0, 0),
-                common::read_all_apdu(0x80 | ef.sfi, 0),
+                read_apdu(0x80 | ef.id.sfi, 0, 0),
+                common::read_all_apdu(0x80 | ef.id.sfi, 0),
             ] {
                 assert_eq!(sw(&mut card, &apdu), "6982", "{name} {}", ef.name);
             }
@@ -905,7 +905,7 @@ fn sm_read_without_a_valid_do96_is_6988() {
     for name in BOTH {
         let (mut card, _) = verified(name);
         common::select(&mut card, Df::Df1);
-        let p1 = format!("{:02X}", 0x80 | common::ef_in(card.image(), Df::Df1).sfi);
+        let p1 = format!("{:02X}", 0x80 | common::ef_in(card.image(), Df::Df1).id.sfi);
         for (what, body) in [
             ("no data", "00 0000"),
             ("DO 97 instead of 96", "00 0004 97020000 0000"),

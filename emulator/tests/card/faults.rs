@@ -77,12 +77,12 @@ fn session(send: &mut dyn FnMut(&[u8]) -> Vec<u8>, image: &CardImage) -> Key {
 fn read_everything(image: &CardImage) -> Vec<Vec<u8>> {
     let mut apdus = Vec::new();
     for ef in &image.files {
-        if ef.df != Df::Mf {
-            apdus.push(common::select_apdu(ef.df));
+        if ef.id.df != Df::Mf {
+            apdus.push(common::select_apdu(ef.id.df));
         }
         apdus.push(match ef.access {
-            rclab_emulator::card::Access::AuthSm => common::sm_read_apdu(0x80 | ef.sfi, 0, 0),
-            _ => common::read_all_apdu(0x80 | ef.sfi, 0),
+            rclab_emulator::card::Access::AuthSm => common::sm_read_apdu(0x80 | ef.id.sfi, 0, 0),
+            _ => common::read_all_apdu(0x80 | ef.id.sfi, 0),
         });
     }
     apdus
@@ -403,8 +403,8 @@ fn sm_faults_break_exactly_what_they_name() {
             let (mut sim, _, p) = pair(name, vec![fault]);
             let session_key = session(&mut |apdu| answer(&mut sim, apdu), &p.image);
             answer(&mut sim, &common::select_apdu(Df::Df1));
-            let ef = p.image.files.iter().find(|f| f.df == Df::Df1).unwrap();
-            let r = answer(&mut sim, &common::sm_read_apdu(0x80 | ef.sfi, 0, 0));
+            let ef = p.image.files.iter().find(|f| f.id.df == Df::Df1).unwrap();
+            let r = answer(&mut sim, &common::sm_read_apdu(0x80 | ef.id.sfi, 0, 0));
             let (data, sw) = r.split_at(r.len() - 2);
             assert_eq!(sw, [0x90, 0x00]);
             let opened = sm::open(p.generation, &session_key, data);
@@ -687,7 +687,7 @@ fn a_faulty_card_answers_the_command_corpus_as_recorded() {
         let profile = common::valid_profile(name);
         let image = &profile.image;
         let first = |df: Df| {
-            let ef = image.files.iter().find(|f| f.df == df).unwrap();
+            let ef = image.files.iter().find(|f| f.id.df == df).unwrap();
             ef.name.split(' ').next().unwrap().to_owned()
         };
         let lists = golden_fault_lists(

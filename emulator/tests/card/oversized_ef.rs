@@ -27,6 +27,7 @@ fn an_sm_read_of_an_ef_over_65535_bytes_answers_wrong_length() {
             .iter()
             .find(|f| f.name.starts_with("DF1/EF01"))
             .unwrap()
+            .id
             .sfi;
         // The whole EF (expected length 0), and the most one DO 86 could not carry.
         for len in [0, u16::MAX] {

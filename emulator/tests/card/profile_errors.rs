@@ -500,7 +500,7 @@ fn tamper_files_resolve_through_the_card_layout() {
             .collect();
         assert_eq!(cut.len(), 1, "{file}");
         assert_eq!(
-            (cut[0].df, cut[0].sfi),
+            (cut[0].id.df, cut[0].id.sfi),
             (rclab_emulator::card::Df::Df1, sfi),
             "{file}"
         );

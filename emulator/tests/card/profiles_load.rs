@@ -44,7 +44,7 @@ fn every_compiled_ef_is_a_row_of_its_layout() {
             assert_eq!(file.name, row.name, "{}", p.name);
             assert_eq!(file.access, row.access, "{} {}", p.name, file.name);
             assert_eq!(file.fid, row.fid, "{} {}", p.name, file.name);
-            assert_eq!((file.df, file.sfi), (row.id.df, row.id.sfi));
+            assert_eq!((file.id.df, file.id.sfi), (row.id.df, row.id.sfi));
         }
         seen.insert((p.generation, p.card_type));
     }

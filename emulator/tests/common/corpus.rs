@@ -151,7 +151,7 @@ fn command(rng: &mut ChaCha20Rng, image: &CardImage, key: Option<&Key>) -> Vec<u
         13 => pick(rng, &[0xB1, 0xD6, 0x88, 0xCA, 0x00]),
         _ => rng.random(),
     };
-    let sfis: Vec<u8> = image.files.iter().map(|f| f.sfi).collect();
+    let sfis: Vec<u8> = image.files.iter().map(|f| f.id.sfi).collect();
     let fids: Vec<u16> = image.files.iter().filter_map(|f| f.fid).collect();
     let (any1, any2): (u8, u8) = (rng.random(), rng.random());
     let (p1, p2) = match ins {
@@ -245,7 +245,7 @@ fn plausible(rng: &mut ChaCha20Rng, image: &CardImage, key: Option<&Key>) -> Vec
     let ef = &image.files[rng.random_range(0..image.files.len())];
     let read = one_plausible(rng, image, key, ef);
     if matches!(read.get(1), Some(0xB0)) && rng.random_bool(0.5) {
-        let select = match ef.df.aid() {
+        let select = match ef.id.df.aid() {
             None => CommandBuilder::new(0x00, 0xA4, 0x00, 0x0C).data([0x3F, 0x00]),
             Some(aid) => CommandBuilder::new(0x00, 0xA4, 0x04, 0x0C).data(aid),
         };
@@ -297,7 +297,7 @@ fn one_plausible(
             .to_bytes(),
         5 | 6 => {
             let p1 = if rng.random_bool(0.8) {
-                0x80 | ef.sfi
+                0x80 | ef.id.sfi
             } else {
                 0x00
             };
@@ -313,7 +313,7 @@ fn one_plausible(
         }
         _ => {
             let p1 = if rng.random_bool(0.8) {
-                0x80 | ef.sfi
+                0x80 | ef.id.sfi
             } else {
                 0x00
             };

@@ -241,13 +241,13 @@ pub fn read_all_apdu(p1: u8, p2: u8) -> Vec<u8> {
 /// Reads a whole EF the way its access condition requires (selecting its DF first) and
 /// returns the plaintext; the session must be verified for protected EFs.
 pub fn read_ef(card: &mut Card, session_key: &Key, ef: &ElementaryFile) -> Vec<u8> {
-    select(card, ef.df);
+    select(card, ef.id.df);
     let mode = match ef.access {
         Access::AuthSm => ReadMode::Sm,
         Access::Free | Access::Auth => ReadMode::Plain,
     };
     session(card, Some(*session_key))
-        .read(ef.sfi, mode)
+        .read(ef.id.sfi, mode)
         .unwrap_or_else(|e| panic!("READ {}: {e}", ef.name))
 }
 
@@ -279,6 +279,6 @@ pub fn ef_in(image: &CardImage, df: Df) -> &ElementaryFile {
     image
         .files
         .iter()
-        .find(|f| f.df == df)
+        .find(|f| f.id.df == df)
         .unwrap_or_else(|| panic!("no EF under {df:?}"))
 }

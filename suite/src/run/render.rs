@@ -13,6 +13,7 @@ use std::io::Cursor;
 
 use serde::Serialize;
 
+use rclab_emulator::card::EfId;
 use rclab_emulator::profile::Profile;
 
 use super::data::{self, CardFields};
@@ -87,7 +88,7 @@ fn chip_images(profile: &Profile) -> Vec<(&'static str, &[u8])> {
     let mut out = Vec::new();
     let files = &profile.image.files;
     let value = |df: Df, sfi: u8, tag: u16| -> Option<&[u8]> {
-        let content = &files.iter().find(|f| f.df == df && f.sfi == sfi)?.content;
+        let content = &files.iter().find(|f| f.id == EfId::new(df, sfi))?.content;
         let tlvs = tlv::parse_all(content).ok()?;
         tlv::find(&tlvs, tag)
     };
