@@ -76,9 +76,24 @@ pub fn options(seed: u64) -> Options {
 
 /// True when pcscd with vpcd readers runs; otherwise prints why the caller skips, or
 /// fails when `RCLAB_REQUIRE_PCSC` is set (CI), so the real-stack tests cannot vanish.
+///
+/// Readers other processes hold (another test binary, a developer's `rclab serve`) are
+/// waited for up to a minute: busy readers are not a missing stack.
 pub fn stack_available() -> bool {
-    let up = std::path::Path::new("/run/pcscd/pcscd.comm").exists()
-        && !rclab_suite::run::vpcd_ports().is_empty();
+    use rclab_emulator::transport::vpcd::{BASE_PORT, probe::listening_ports};
+    let socket = std::path::Path::new("/run/pcscd/pcscd.comm").exists();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let up = socket
+        && !listening_ports(BASE_PORT..BASE_PORT + 32).is_empty()
+        && loop {
+            if !rclab_suite::run::vpcd_ports().is_empty() {
+                break true;
+            }
+            if std::time::Instant::now() > deadline {
+                break false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
     if !up {
         let message =
             "pcscd with vpcd readers is not running: start it with `sudo scripts/pcsc-up`";
