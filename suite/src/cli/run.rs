@@ -56,6 +56,11 @@ pub(crate) struct RunArgs {
     /// Plain progress lines even on a terminal.
     #[arg(long)]
     pub(crate) plain: bool,
+    /// Also run the pairwise variants of every valid card (its open behaviours set by the
+    /// knob table), each expected genuine; generated into OUT/variants/ and named
+    /// `variants/<card>/vNN` (so `--profiles` selects them too).
+    #[arg(long)]
+    pub(crate) variants: bool,
 }
 
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
@@ -67,15 +72,22 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         report,
     };
     let checkers = Adapter::load_all(&args.checkers)?;
-    let profiles: Vec<Profile> = profile::load_dir(&args.profile_dir)
-        .map_err(|errors| {
-            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            anyhow::anyhow!(
-                "{} profile(s) failed to load:\n{}",
-                errors.len(),
-                lines.join("\n")
-            )
-        })?
+    // Held until the reports are written: no other run writes into OUT meanwhile.
+    let lock = lock_out(&args.out)?;
+    let mut catalogue: Vec<Profile> = profile::load_dir(&args.profile_dir).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(
+            "{} profile(s) failed to load:\n{}",
+            errors.len(),
+            lines.join("\n")
+        )
+    })?;
+    if args.variants {
+        let variants = run::variants::write_variants(&catalogue, &args.out)
+            .context("generating the variants")?;
+        catalogue.extend(variants);
+    }
+    let profiles: Vec<Profile> = catalogue
         .into_iter()
         .filter(|p| glob_match(&args.profiles, &p.name))
         .collect();
@@ -112,8 +124,6 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         readers: rclab_suite::readers::collect(&args.vpcd, &args.listen)
             .map_err(anyhow::Error::msg)?,
     };
-    // Held until the reports are written: no other run writes into OUT meanwhile.
-    let lock = lock_out(&args.out)?;
     stop_checkers_on_signals()?;
     let results = run::run_locked(&config, &lock)?;
     let cards = run::render::Cards::from_profiles(&config.profiles);

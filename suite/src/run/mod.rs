@@ -12,6 +12,7 @@ pub mod process;
 mod progress;
 pub mod render;
 pub mod report;
+pub mod variants;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::{BufReader, Read};
@@ -120,6 +121,17 @@ pub struct CaseResult {
     /// apart from FAIL.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub data_error: bool,
+    /// A genuine card (valid profile or variant) not called genuine; the detail names the
+    /// knob values of a variant.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub false_reject: bool,
+    /// For a generated variant: its valid card's profile name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant_of: Option<String>,
+    /// For a generated variant: the knob values it differs from its valid card by
+    /// (`path=value`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub knobs: Vec<String>,
 }
 
 impl CaseResult {

@@ -35,7 +35,7 @@ const OUTCOMES: [Outcome; 6] = [
 ];
 
 /// The `schema` of `results.json`.
-pub const REPORT_SCHEMA: &str = "rclab.report/1";
+pub const REPORT_SCHEMA: &str = "rclab.report/2";
 
 /// Writes `report.md`, `report.html`, `junit.xml` and `results.json` into `dir`. Every
 /// error names the file it concerns. `report.html` shows no card images (see
@@ -109,6 +109,8 @@ pub struct Summary {
     pub false_accepts: usize,
     /// Corrupted or misbehaving cards that are no forgery vector called genuine.
     pub missed_corruptions: usize,
+    /// Genuine cards (valid profiles, variants) not called genuine.
+    pub false_rejects: usize,
     pub not_applicable: usize,
     pub crash: usize,
     pub timeout: usize,
@@ -134,6 +136,9 @@ pub fn summary(results: &[CaseResult], checker: &str) -> Summary {
         }
         if r.outcome == Outcome::Limitation {
             s.limitations += 1;
+        }
+        if r.false_reject {
+            s.false_rejects += 1;
         }
         match r.wrong_accept() {
             Some(WrongAccept::FalseAccept) => s.false_accepts += 1,
@@ -198,6 +203,12 @@ mod tests {
             data: None,
             fields: Vec::new(),
             data_error: false,
+            false_reject: false,
+            variant_of: None,
+            knobs: Vec::new(),
+            false_reject: false,
+            variant_of: None,
+            knobs: Vec::new(),
         }
     }
 
