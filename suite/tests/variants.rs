@@ -74,12 +74,9 @@ fn image_files(profile_path: &Path) -> Vec<(String, Vec<u8>)> {
 /// Decoders are required when `RCLAB_REQUIRE_DECODERS` is set (`.ci/run`); otherwise a
 /// missing one skips with a message.
 fn decoders_available() -> bool {
-    let found = ["tiffinfo", "opj_decompress"].iter().all(|tool| {
-        Command::new(tool)
-            .arg("-h")
-            .output()
-            .is_ok_and(|_| true)
-    });
+    let found = ["tiffinfo", "opj_decompress"]
+        .iter()
+        .all(|tool| Command::new(tool).arg("-h").output().is_ok_and(|_| true));
     if !found {
         let message = "tiffinfo (libtiff-tools) or opj_decompress (libopenjp2-tools) missing";
         assert!(
@@ -98,7 +95,11 @@ fn assert_decodes(bytes: &[u8], what: &str) {
     let (tool, ok) = if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
         let file = dir.join("image.tif");
         std::fs::write(&file, bytes).unwrap();
-        let out = Command::new("tiffinfo").arg("-D").arg(&file).output().unwrap();
+        let out = Command::new("tiffinfo")
+            .arg("-D")
+            .arg(&file)
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
         (
@@ -153,7 +154,10 @@ fn chip_value(profile: &Profile, key: &str) -> Vec<u8> {
         (2, "address") => (0x06, 0xDFD1),
         other => panic!("no image {other:?}"),
     };
-    let ef = profile.image.file(EfId::new(Df::Df1, sfi)).expect("image EF");
+    let ef = profile
+        .image
+        .file(EfId::new(Df::Df1, sfi))
+        .expect("image EF");
     let tlvs = tlv::parse_all(&ef.content).expect("image EF parses");
     tlv::find(&tlvs, tag).unwrap_or_default().to_vec()
 }
@@ -362,8 +366,12 @@ fn the_front_desk_reader_reads_both_gen1_images_whole_under_the_default_knobs() 
     full_profile.name = full.name.clone();
     profiles.push(full_profile);
 
-    let mut config =
-        common::run_config(vec![checker], profiles.clone(), Transport::Pcsc, dir.join("out"));
+    let mut config = common::run_config(
+        vec![checker],
+        profiles.clone(),
+        Transport::Pcsc,
+        dir.join("out"),
+    );
     config.jobs = 3;
     let results = run::run(&config).unwrap();
     let (defaults, broken): (Vec<CaseResult>, Vec<CaseResult>) = results

@@ -35,7 +35,7 @@ const OUTCOMES: [Outcome; 6] = [
 ];
 
 /// The `schema` of `results.json`.
-pub const REPORT_SCHEMA: &str = "rclab.report/2";
+pub const REPORT_SCHEMA: &str = "rclab.report/1";
 
 /// Writes `report.md`, `report.html`, `junit.xml` and `results.json` into `dir`. Every
 /// error names the file it concerns. `report.html` shows no card images (see
