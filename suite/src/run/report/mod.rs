@@ -206,9 +206,6 @@ mod tests {
             false_reject: false,
             variant_of: None,
             knobs: Vec::new(),
-            false_reject: false,
-            variant_of: None,
-            knobs: Vec::new(),
         }
     }
 
