@@ -412,3 +412,29 @@ fn the_front_desk_reader_reads_both_gen1_images_whole_under_the_default_knobs() 
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A PC/SC run with nothing left to run (every case resumed, or no profile) returns at
+/// once: it used to start a worker that waited forever for a reader from an empty pool.
+#[test]
+fn a_pcsc_run_without_cases_returns_at_once() {
+    let dir = scratch("no-cases");
+    let config = common::run_config(
+        vec![Adapter::reference()],
+        Vec::new(),
+        Transport::Pcsc,
+        dir.join("out"),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(
+            run::run(&config)
+                .map(|r| r.len())
+                .map_err(|e| e.to_string()),
+        );
+    });
+    let done = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the run hangs");
+    assert_eq!(done, Ok(0));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -248,7 +248,13 @@ pub fn run_locked(config: &RunConfig, lock: &lock::OutLock) -> anyhow::Result<Ve
             Vec::new()
         }
     };
-    let jobs = job_count(config.jobs, total, config.transport, readers.len());
+    // No case to run (all resumed): no worker, which over PC/SC would wait for a reader
+    // from an empty pool forever.
+    let jobs = if total == 0 {
+        0
+    } else {
+        job_count(config.jobs, total, config.transport, readers.len())
+    };
     let pool = Mutex::new(readers);
     let queue = Mutex::new(cases);
     let trust = TrustStore::from_dir(&config.trust_dir)?;
