@@ -63,8 +63,8 @@ pub fn pairwise(levels: &[usize]) -> Vec<Vec<usize>> {
                     (best, best_count) = (v, count);
                 }
             }
-            for j in 0..k {
-                if let Some(a) = row[j] {
+            for (j, cell) in row.iter().enumerate() {
+                if let Some(a) = *cell {
                     uncovered.remove(&(j, a, best));
                 }
             }
@@ -268,7 +268,7 @@ pub fn implicated(results: &[super::CaseResult]) -> Vec<(String, String, usize)>
                         .as_deref()
                         .is_some_and(|b| base_read(&checker, b))
             });
-            all_rejected.then(|| (checker, knob, carrying.len()))
+            all_rejected.then_some((checker, knob, carrying.len()))
         })
         .collect()
 }
