@@ -714,11 +714,30 @@ fn knob_read_past_end_success_answers_9000() {
 }
 
 #[test]
+fn knob_read_past_end_wrong_p1_p2_answers_6b00_and_no_data() {
+    for (name, c1) in [("gen1-residence", "C10131"), ("gen2-residence", "C1023035")] {
+        let mut card = with_read_past_end(name, ReadPastEnd::WrongP1P2);
+        assert_eq!(
+            card.transmit(&read_apdu(0x8A, 0, 0x05)),
+            [0x6B, 0x00],
+            "{name}"
+        );
+        // A read that stays inside the EF is unaffected.
+        let available = (c1.len() / 2) as u8;
+        assert_eq!(
+            card.transmit(&read_apdu(0x8A, 0, available)),
+            h(&format!("{c1} 9000"))
+        );
+    }
+}
+
+#[test]
 fn le_00_reads_what_is_available_with_9000_whatever_the_knob() {
     for knob in [
         ReadPastEnd::EndOfFileWarning,
         ReadPastEnd::WrongLe,
         ReadPastEnd::Success,
+        ReadPastEnd::WrongP1P2,
     ] {
         for (name, c1) in [("gen1-residence", "C10131"), ("gen2-residence", "C1023035")] {
             let mut card = with_read_past_end(name, knob);

@@ -288,3 +288,36 @@ fn a_card_served_right_after_another_is_read() {
         );
     }
 }
+
+/// The reader layer behind vpcd: pcscd passes `FF CA` to the virtual reader, which answers
+/// it for the card as in process (PUPI, historical bytes of the ATR, `6A 81`).
+#[test]
+fn ff_ca_get_data_is_answered_over_pcsc_as_in_process() {
+    use rclab_emulator::transport::Channel;
+    if !common::stack_available() {
+        return;
+    }
+    let p = common::profiles("valid")
+        .into_iter()
+        .find(|p| p.name == "gen2-residence")
+        .unwrap();
+    let lease = lease();
+    let reader = serve(&lease, None, p.card());
+    let mut channel = PcscChannel::connect(&reader.name(), Duration::from_secs(10)).unwrap();
+    let mut in_process = p.card();
+    for apdu in [
+        &[0xFF, 0xCA, 0x00, 0x00, 0x00][..],
+        &[0xFF, 0xCA, 0x01, 0x00, 0x00],
+        &[0xFF, 0xCA, 0x02, 0x00, 0x00],
+        &[0xFF, 0xCA, 0x00, 0x00, 0x02],
+    ] {
+        let got = channel.transmit(apdu).unwrap();
+        assert_eq!(got, in_process.transmit(apdu).unwrap(), "{apdu:02X?}");
+    }
+    assert_eq!(
+        channel.transmit(&[0xFF, 0xCA, 0x00, 0x00, 0x00]).unwrap(),
+        [0x52, 0x43, 0x4C, 0x42, 0x90, 0x00]
+    );
+    channel.close();
+    reader.stop();
+}

@@ -259,6 +259,7 @@ impl Card {
             ReadPastEnd::EndOfFileWarning => Ok((available, Status::EndOfFileWarning)),
             ReadPastEnd::Success => Ok((available, Status::Success)),
             ReadPastEnd::WrongLe => Err(Status::WrongLe(u8::try_from(available).unwrap_or(0))),
+            ReadPastEnd::WrongP1P2 => Err(Status::OffsetOutOfRange),
         }
     }
 

@@ -58,6 +58,9 @@ pub enum ReadPastEnd {
     WrongLe,
     /// The available bytes and `90 00`.
     Success,
+    /// `6B 00` (wrong parameters P1-P2) and no data, as for an offset past the end: a card
+    /// that checks offset + Ne against the EF's size before reading.
+    WrongP1P2,
 }
 
 /// Behaviour the specification leaves open, chosen per profile (defaults = most likely).
@@ -104,6 +107,9 @@ pub struct CardImage {
     pub knobs: Knobs,
     /// Seed of the card's random numbers: the same seed replays the same transcript.
     pub seed: u64,
+    /// What the reader answers for this card (`FF CA`, the ATR): not the chip, but
+    /// carried with it so every transport presents the same reader.
+    pub reader: crate::transport::reader_layer::ReaderConfig,
 }
 
 impl CardImage {

@@ -99,10 +99,11 @@ pub const KNOBS: &[KnobSpec] = &[
     },
     KnobSpec {
         path: "knobs.read_past_end",
-        values: &["end_of_file_warning", "wrong_le", "success"],
+        values: &["end_of_file_warning", "wrong_le", "success", "wrong_p1_p2"],
         default: KnobDefault::Same("end_of_file_warning"),
         why: "ISO 7816-4's answer to a read crossing the end of an EF (the bytes there are, \
-              then 62 82)",
+              then 62 82); the others: 6C xx (available length), 90 00 with the short data, \
+              6B 00 (wrong P1-P2)",
         evidence: Evidence::Unknown,
         spec: "§3.7",
         generations: BOTH,
@@ -144,6 +145,16 @@ pub const KNOBS: &[KnobSpec] = &[
               SPEC2 Appendix 2 shows DD at the certificate's length",
         evidence: Evidence::Inferred,
         spec: "§2.2, §2.3",
+        generations: BOTH,
+    },
+    KnobSpec {
+        path: "reader.get_data",
+        values: &["true", "false"],
+        default: KnobDefault::Same("true"),
+        why: "PC/SC readers answer the pseudo-APDU FF CA themselves (PC/SC Part 3 \
+              §3.2.2.1.3); false passes it to the card, which answers 6E 00",
+        evidence: Evidence::Specified,
+        spec: "§1",
         generations: BOTH,
     },
 ];

@@ -115,7 +115,15 @@ pub fn compile(
             ),
         ));
     }
+    let reader = doc
+        .reader
+        .as_ref()
+        .map(|r| r.config())
+        .transpose()
+        .map_err(|(field, message)| ctx.error(field, message))?
+        .unwrap_or_default();
     Ok(CardImage {
+        reader,
         generation,
         layout: ctx.layout,
         chip_card_number: doc

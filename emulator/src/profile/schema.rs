@@ -45,6 +45,8 @@ pub struct ProfileDoc {
     /// The chip's own card number when it differs from the printed one (a forged chip).
     pub chip_card_number: Option<CardNumber>,
     pub knobs: Option<Knobs>,
+    /// What the reader answers itself (`FF CA`) and the ATR it presents.
+    pub reader: Option<crate::transport::reader_layer::ReaderDoc>,
     /// Changes made to the chip data after the check code was computed (data forgeries
     /// and corruptions); the signature stays that of the untampered data.
     pub tamper: Option<TamperDoc>,

@@ -2,6 +2,7 @@
 //! [`Tap`] that records every exchange with its timing.
 
 pub mod endpoint;
+pub mod reader_layer;
 pub mod vpcd;
 
 use std::time::Instant;

@@ -142,6 +142,11 @@ pub fn reader_name(port: u16) -> String {
 
 /// What sits in a virtual reader: anything that answers APDUs and can be reset.
 pub trait VirtualCard: Send {
+    /// The ATR the reader presents for this card (vpcd GET ATR); a `VpcdOptions::atr`
+    /// other than [`DEFAULT_ATR`] overrides it.
+    fn atr(&self) -> Vec<u8> {
+        DEFAULT_ATR.to_vec()
+    }
     fn reset(&mut self);
     fn transmit(&mut self, apdu: &[u8]) -> Vec<u8>;
     /// One exchange as the reader carries it out: what to answer, after how long, and
@@ -716,7 +721,11 @@ fn exchange_frames(
                     Reply::default()
                 }
                 [0x04] => Reply {
-                    data: Some(options.atr.clone()),
+                    data: Some(if options.atr[..] == DEFAULT_ATR {
+                        card.atr()
+                    } else {
+                        options.atr.clone()
+                    }),
                     ..Reply::default()
                 },
                 [code] => {

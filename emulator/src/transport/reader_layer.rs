@@ -1,0 +1,199 @@
+//! What the reader answers itself, before the card sees an APDU: the PC/SC Part 3
+//! pseudo-APDU GET DATA (`FF CA`), which a PC/SC reader driver answers with the card's
+//! UID/PUPI or historical bytes (PC/SC Part 3 §3.2.2.1.3), and the ATR it presents.
+//!
+//! The same layer runs in process (the [`Channel`](super::Channel) of a
+//! [`SimCard`](crate::fault::SimCard)) and behind vpcd (its `VirtualCard` implementation),
+//! so a checker sees the same answers both ways; the exchanges pass through the
+//! [`Tap`](super::Tap) like any other, since a checker sent them.
+
+use serde::Deserialize;
+
+use super::vpcd::DEFAULT_ATR;
+
+/// What the reader answers for the card (profile section `reader:`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReaderConfig {
+    /// Answer `FF CA` in the reader (`true`, what PC/SC readers do); `false` passes it to
+    /// the card, which refuses CLA `FF` with `6E 00`.
+    pub get_data: bool,
+    /// The PUPI (ISO 14443-3 Type B identifier) `FF CA 00 00` answers.
+    pub pupi: [u8; 4],
+    /// The ATR the reader presents (default: the PC/SC Part 3 Type B form, [`DEFAULT_ATR`]).
+    pub atr: Vec<u8>,
+}
+
+/// The PUPI when a profile names none: fixed, so transcripts replay byte for byte.
+pub const DEFAULT_PUPI: [u8; 4] = [0x52, 0x43, 0x4C, 0x42];
+
+impl Default for ReaderConfig {
+    fn default() -> ReaderConfig {
+        ReaderConfig {
+            get_data: true,
+            pupi: DEFAULT_PUPI,
+            atr: DEFAULT_ATR.to_vec(),
+        }
+    }
+}
+
+/// The profile's `reader:` section as written; every field optional.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReaderDoc {
+    /// `true` (default): the reader answers `FF CA`; `false`: the card gets it.
+    pub get_data: Option<bool>,
+    /// Four bytes, hex (`52 43 4C 42`).
+    pub pupi: Option<crate::fault::HexBytes>,
+    /// The ATR, hex: at least `TS T0`, at most 33 bytes (ISO 7816-3).
+    pub atr: Option<crate::fault::HexBytes>,
+}
+
+impl ReaderDoc {
+    /// The configuration this section gives, or what is wrong with which field.
+    pub fn config(&self) -> Result<ReaderConfig, (&'static str, String)> {
+        let mut config = ReaderConfig::default();
+        if let Some(on) = self.get_data {
+            config.get_data = on;
+        }
+        if let Some(pupi) = &self.pupi {
+            config.pupi = pupi.0.as_slice().try_into().map_err(|_| {
+                (
+                    "reader.pupi",
+                    format!("a PUPI is 4 bytes, got {}", pupi.0.len()),
+                )
+            })?;
+        }
+        if let Some(atr) = &self.atr {
+            if !(2..=33).contains(&atr.0.len()) || !matches!(atr.0[0], 0x3B | 0x3F) {
+                return Err((
+                    "reader.atr",
+                    format!(
+                        "an ATR is 2 to 33 bytes starting 3B or 3F, got {} bytes",
+                        atr.0.len()
+                    ),
+                ));
+            }
+            config.atr = atr.0.clone();
+        }
+        Ok(config)
+    }
+}
+
+/// The historical bytes of `atr` (ISO 7816-3: after TS, T0 and the interface bytes T0 and
+/// each TDi announce); as many as are there when the ATR is shorter than T0 says.
+pub fn historical_bytes(atr: &[u8]) -> &[u8] {
+    let Some(&t0) = atr.get(1) else {
+        return &[];
+    };
+    let count = usize::from(t0 & 0x0F);
+    let mut pos = 2;
+    let mut y = t0 >> 4;
+    loop {
+        let present = (y & 1) + ((y >> 1) & 1) + ((y >> 2) & 1);
+        pos += usize::from(present);
+        if y & 0x8 == 0 {
+            break;
+        }
+        // TDi: the next indicator byte.
+        let Some(&td) = atr.get(pos) else {
+            return &[];
+        };
+        pos += 1;
+        y = td >> 4;
+    }
+    let start = pos.min(atr.len());
+    &atr[start..(start + count).min(atr.len())]
+}
+
+/// The reader's answer to `apdu`, or `None` when the card is to get it (anything but
+/// `FF CA`, or `get_data: false`). PC/SC Part 3 §3.2.2.1.3: P1 `00` the UID (here the
+/// PUPI), P1 `01` the historical bytes, P2 `00`; another P1 or P2 gets `6A 81` (function
+/// not supported); Le `00` or absent asks for everything, a shorter Le gets `6C xx` with
+/// the length there is, a longer one the data and `62 82` (end reached before Le bytes).
+pub fn answer(config: &ReaderConfig, apdu: &[u8]) -> Option<Vec<u8>> {
+    if !config.get_data || apdu.len() < 4 || apdu[0] != 0xFF || apdu[1] != 0xCA {
+        return None;
+    }
+    let data: &[u8] = match (apdu[2], apdu[3]) {
+        (0x00, 0x00) => &config.pupi,
+        (0x01, 0x00) => historical_bytes(&config.atr),
+        _ => return Some(vec![0x6A, 0x81]),
+    };
+    let le = match apdu.len() {
+        4 => None,
+        5 => Some(apdu[4]),
+        // GET DATA has no command data: anything longer is malformed.
+        _ => return Some(vec![0x67, 0x00]),
+    };
+    let mut out = data.to_vec();
+    match le {
+        None | Some(0) => {}
+        Some(n) if usize::from(n) < data.len() => {
+            // Data here is at most 15 bytes, so the length fits.
+            return Some(vec![0x6C, u8::try_from(data.len()).unwrap_or(0)]);
+        }
+        Some(n) if usize::from(n) > data.len() => {
+            out.extend_from_slice(&[0x62, 0x82]);
+            return Some(out);
+        }
+        Some(_) => {}
+    }
+    out.extend_from_slice(&[0x90, 0x00]);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(s: &str) -> Vec<u8> {
+        hex::decode(s.replace(' ', "")).unwrap()
+    }
+
+    #[test]
+    fn historical_bytes_of_the_default_atr_are_atqb_data_protocol_info_and_mbli() {
+        assert_eq!(historical_bytes(&DEFAULT_ATR), h("00000000 008181 00"));
+        assert_eq!(historical_bytes(&h("3B")), b"");
+        assert_eq!(historical_bytes(&h("3B 88 80")), b"");
+        assert_eq!(historical_bytes(&h("3B 02 41 42")), b"AB");
+        assert_eq!(historical_bytes(&h("3B 05 41")), b"A");
+        // TA1 TB1 TC1 present, no TD1.
+        assert_eq!(historical_bytes(&h("3B 71 11 22 33 99")), [0x99]);
+    }
+
+    #[test]
+    fn ff_ca_answers_uid_and_historical_bytes_per_pcsc_part_3() {
+        let c = ReaderConfig::default();
+        assert_eq!(answer(&c, &h("FFCA000000")), Some(h("52434C42 9000")));
+        assert_eq!(answer(&c, &h("FFCA0000")), Some(h("52434C42 9000")));
+        assert_eq!(answer(&c, &h("FFCA000004")), Some(h("52434C42 9000")));
+        assert_eq!(answer(&c, &h("FFCA000002")), Some(h("6C04")));
+        assert_eq!(answer(&c, &h("FFCA000008")), Some(h("52434C42 6282")));
+        assert_eq!(
+            answer(&c, &h("FFCA010000")),
+            Some(h("00000000 008181 00 9000"))
+        );
+        assert_eq!(answer(&c, &h("FFCA020000")), Some(h("6A81")));
+        assert_eq!(answer(&c, &h("FFCA000100")), Some(h("6A81")));
+        assert_eq!(answer(&c, &h("FFCA00000100")), Some(h("6700")));
+        assert_eq!(answer(&c, &h("FFCA00")), None);
+        assert_eq!(answer(&c, &h("00A4040C")), None);
+        let off = ReaderConfig {
+            get_data: false,
+            ..ReaderConfig::default()
+        };
+        assert_eq!(answer(&off, &h("FFCA000000")), None);
+    }
+
+    #[test]
+    fn reader_section_errors_name_the_field() {
+        let doc: ReaderDoc = serde_yaml_ng::from_str("pupi: \"01 02 03\"").unwrap();
+        assert_eq!(doc.config().unwrap_err().0, "reader.pupi");
+        let doc: ReaderDoc = serde_yaml_ng::from_str("atr: \"00 01\"").unwrap();
+        assert_eq!(doc.config().unwrap_err().0, "reader.atr");
+        let doc: ReaderDoc =
+            serde_yaml_ng::from_str("pupi: \"01 02 03 04\"\nget_data: false").unwrap();
+        let c = doc.config().unwrap();
+        assert_eq!((c.pupi, c.get_data), ([1, 2, 3, 4], false));
+    }
+}

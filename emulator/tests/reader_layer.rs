@@ -1,0 +1,108 @@
+//! The reader layer in process: `FF CA` is answered by the reader for a profile's card
+//! (PUPI, historical bytes of the ATR), recorded by the Tap like any exchange, and passed
+//! to the card (`6E 00`) when the profile turns the reader's answers off.
+
+mod common;
+
+use rclab_emulator::profile;
+use rclab_emulator::transport::vpcd::{DEFAULT_ATR, VirtualCard};
+use rclab_emulator::transport::{Channel, Tap};
+
+fn h(s: &str) -> Vec<u8> {
+    hex::decode(s.replace(' ', "")).unwrap()
+}
+
+fn variant(name: &str, reader: &str) -> profile::Profile {
+    let base = common::vectors_dir().join("profiles/valid/gen2-residence.yaml");
+    let dir = std::env::temp_dir().join(format!("rclab-reader-layer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &file,
+        format!("extends: {}\nreader:\n{reader}", base.display()),
+    )
+    .unwrap();
+    let p = profile::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(&file).ok();
+    p
+}
+
+#[test]
+fn ff_ca_is_answered_by_the_reader_in_process_and_recorded() {
+    let p = common::valid_profile("gen2-residence");
+    let mut tap = Tap::new(p.card());
+    assert_eq!(tap.transmit(&h("FFCA000000")).unwrap(), h("52434C42 9000"));
+    assert_eq!(
+        tap.transmit(&h("FFCA010000")).unwrap(),
+        h("00000000 008181 00 9000")
+    );
+    assert_eq!(tap.transmit(&h("FFCA020000")).unwrap(), h("6A81"));
+    assert_eq!(tap.transcript().len(), 3);
+    assert_eq!(VirtualCard::atr(&p.card()), DEFAULT_ATR);
+}
+
+#[test]
+fn the_reader_section_sets_pupi_atr_and_turns_answers_off() {
+    let p = variant(
+        "pupi",
+        "  pupi: \"01 02 03 04\"\n  atr: \"3B 82 80 01 AA BB 00\"\n",
+    );
+    let mut card = p.card();
+    assert_eq!(
+        Channel::transmit(&mut card, &h("FFCA000000")).unwrap(),
+        h("01020304 9000")
+    );
+    assert_eq!(
+        Channel::transmit(&mut card, &h("FFCA010000")).unwrap(),
+        h("AABB 9000")
+    );
+    assert_eq!(VirtualCard::atr(&card), h("3B 82 80 01 AA BB 00"));
+
+    let off = variant("off", "  get_data: false\n");
+    let mut card = off.card();
+    assert_eq!(
+        Channel::transmit(&mut card, &h("FFCA000000")).unwrap(),
+        h("6E00")
+    );
+}
+
+#[test]
+fn a_bad_reader_section_is_a_located_error() {
+    let base = common::vectors_dir().join("profiles/valid/gen2-residence.yaml");
+    let dir = std::env::temp_dir().join(format!("rclab-reader-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.yaml");
+    std::fs::write(
+        &file,
+        format!("extends: {}\nreader:\n  pupi: \"01 02\"\n", base.display()),
+    )
+    .unwrap();
+    let err = profile::load(&file).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("reader.pupi"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A card that has left the field: the reader has no UID to give, and `FF CA` reports the
+/// removal like any other exchange (in process `CardRemoved`).
+#[test]
+fn ff_ca_after_the_card_left_reports_the_removal() {
+    use rclab_emulator::transport::TransportError;
+    let p = profile::load(
+        &common::vectors_dir().join("profiles/corrupted/gen1-removed-after-5-apdus.yaml"),
+    )
+    .unwrap();
+    let mut card = p.card();
+    // The reader's own answers do not count as APDUs the card answered.
+    assert_eq!(
+        Channel::transmit(&mut card, &h("FFCA000000")).unwrap(),
+        h("52434C42 9000")
+    );
+    for _ in 0..5 {
+        Channel::transmit(&mut card, &h("00A4000C")).unwrap();
+    }
+    assert!(card.removed());
+    assert_eq!(
+        Channel::transmit(&mut card, &h("FFCA000000")),
+        Err(TransportError::CardRemoved)
+    );
+}
