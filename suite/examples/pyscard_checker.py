@@ -13,6 +13,12 @@ this checker shows which forgeries such a reader lets through.
 
     /usr/bin/python3 pyscard_checker.py --reader "Virtual PCD 00 00" \\
         --card-number AB12345678CD [--wait SECONDS] [--max-response N]
+        [--front-desk-slices N] [--dump-images DIR]
+
+`--front-desk-slices 256` makes it the deployed front-desk reader of issue 19: every EF
+read under secure messaging is read in N-byte slices, and the first status other than
+90 00 ends the EF, that answer (and any data in it) discarded. `--dump-images DIR` writes
+each image value it read to DIR/<name>.bin (front, face, name, address) for decoding.
 
 stdout: exactly one JSON object (schema rclab.verdict/2, with the `data` it read when it read
 every EF); diagnostics go to stderr.
@@ -160,7 +166,7 @@ def chip_date(value):
     return f"{value[:4]}-{value[4:6]}-{value[6:]}"
 
 
-def card_data(card_type, number, efs):
+def card_data(card_type, number, efs, values=None):
     """The rclab.verdict/2 `data` object from the parsed EFs {(df, sfi): {tag: value}}."""
     gen = 1 if len(card_type) == 1 else 2
     ef = lambda df, sfi: efs.get((df, sfi), {})
@@ -215,7 +221,18 @@ def card_data(card_type, number, efs):
             data["application_pending"] = ef("DF2", 2)[0xD8] == b"1"
     if images:
         data["images"] = images
+    if values is not None:
+        for key, (df, sfi, tag) in IMAGE_TLVS[gen].items():
+            if tag in ef(df, sfi):
+                values[key] = ef(df, sfi)[tag]
     return data
+
+
+# Where each image lives, per generation: name -> (DF, SFI, tag).
+IMAGE_TLVS = {
+    1: {"front": ("DF1", 5, 0xD0), "face": ("DF1", 6, 0xD1)},
+    2: {"name": ("DF1", 4, 0xD0), "face": ("DF1", 4, 0xD1), "address": ("DF1", 6, 0xDFD1)},
+}
 
 
 class Reader:
@@ -285,10 +302,12 @@ class Reader:
 
 
 class Checker:
-    def __init__(self, reader, number, max_response, files):
+    def __init__(self, reader, number, max_response, files, slices=None):
         self.r, self.number, self.max, self.files = reader, number, max_response, files
+        self.slices = slices  # front-desk mode: SM reads in slices of this many bytes
         self.g, self.ks = None, None  # Crypto, KSenc
         self.data = None  # rclab.verdict/2 `data`, once every EF was read
+        self.images = {}  # image name -> value bytes, once every EF was read
 
     def sm_open(self, data, what):
         """DO 86 = 01 || Enc(KSenc, pad(plain)) -> plain; any defect is forged/sm_error."""
@@ -324,9 +343,31 @@ class Checker:
         le = [0, 0, 0] if n == 0 else [n & 0xFF] if n <= 256 else [0, n >> 8, n & 0xFF]
         return self.r.transmit(bytes([0x00, 0xB0, sfi_p1, p2] + le), what)
 
+    def read_sliced(self, sfi, what):
+        """The front-desk reader: N-byte SM slices until the first status other than 90 00,
+        whose answer is discarded (it ends the file, whatever it carries)."""
+        out = b""
+        while True:
+            off = len(out)
+            if off > 0x7FFF:
+                raise malformed(f"{what}: EF larger than 32 KiB")
+            p1, p2 = (0x80 | sfi, 0) if off == 0 else (off >> 8, off & 0xFF)
+            sw, data = self.read_once(p1, p2, self.slices, True, what)
+            if sw != 0x9000:
+                if off == 0:
+                    raise unexpected(what, sw)
+                return out
+            if len(data) > self.slices:
+                raise malformed(f"{what}: card sent {len(data)} bytes, asked {self.slices}")
+            out += data
+            if not data:
+                return out
+
     def read_ef(self, df, sfi, secure):
         what = f"{df}:{sfi:02X}"
-        if self.max is None:
+        if secure and self.slices is not None:
+            out = self.read_sliced(sfi, what)
+        elif self.max is None:
             sw, out = self.read_once(0x80 | sfi, 0, 0, secure, what)
             if sw != 0x9000:
                 raise unexpected(what, sw)
@@ -406,7 +447,7 @@ class Checker:
             for sfi, secure in efs:
                 parsed[(df, sfi)] = dict(self.read_ef(df, sfi, secure))
         try:
-            self.data = card_data(card_type, self.number, parsed)
+            self.data = card_data(card_type, self.number, parsed, self.images)
         except Stop as s:  # the verdict stays what it is; only the data cannot be shown
             print(f"data not shown: {s.detail}", file=sys.stderr)
         return (f"card type {card_type}: authenticated and read {len(self.files)} EFs; "
@@ -419,6 +460,10 @@ def main():
     ap.add_argument("--card-number", required=True, help="12 characters, e.g. AB12345678CD")
     ap.add_argument("--wait", type=float, default=10.0, help="seconds to wait for a card")
     ap.add_argument("--max-response", type=int, help="largest response (bytes): chunked reads")
+    ap.add_argument("--front-desk-slices", type=int, metavar="N",
+                    help="SM reads in N-byte slices, ending at the first status other than "
+                         "90 00 and discarding that answer (the deployed front-desk reader)")
+    ap.add_argument("--dump-images", metavar="DIR", help="write each image read to DIR")
     ap.add_argument("--text-codec", choices=["cp932", "shift_jis"], default="cp932",
                     help="generation-1 text that is not UTF-8 (shift_jis: careless, for tests)")
     args = ap.parse_args()
@@ -429,8 +474,11 @@ def main():
         ap.error("--card-number must be 2 upper-case letters, 8 digits, 2 upper-case letters")
     if args.max_response is not None and args.max_response < 3:
         ap.error("--max-response must be at least 3")
+    if args.front_desk_slices is not None and not 1 <= args.front_desk_slices <= 0x7FFF:
+        ap.error("--front-desk-slices must be 1 to 32767")
     files, reader = {}, Reader()
-    checker = Checker(reader, args.card_number, args.max_response, files)
+    checker = Checker(reader, args.card_number, args.max_response, files,
+                      args.front_desk_slices)
     try:
         reader.connect(args.reader, args.wait)
         verdict, reason, detail = "genuine", None, checker.run()
@@ -443,6 +491,11 @@ def main():
             "detail": " ".join(detail.split()), "files_read": files}
     if checker.data is not None:
         line["data"] = checker.data
+    if args.dump_images and checker.images:
+        os.makedirs(args.dump_images, exist_ok=True)
+        for name, value in checker.images.items():
+            with open(os.path.join(args.dump_images, f"{name}.bin"), "wb") as f:
+                f.write(value)
     print(json.dumps(line))
     return 0
 

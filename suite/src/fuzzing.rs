@@ -1019,6 +1019,9 @@ fn journal_line(profile: &Profile) -> Vec<u8> {
         data: None,
         fields: Vec::new(),
         data_error: false,
+        false_reject: false,
+        variant_of: None,
+        knobs: Vec::new(),
     };
     let mut line = serde_json::to_vec(&result).expect("a result encodes");
     line.push(b'\n');

@@ -13,6 +13,9 @@ pub enum Judgement {
     /// The verdict misses the expectation; `Some` when it called a card genuine that is a
     /// forgery vector (false accept) or otherwise corrupted (missed corruption).
     Fail(Option<WrongAccept>),
+    /// A genuine card (a valid profile or one of its variants) not called genuine: the
+    /// checker would turn away a real card. Counted apart from false accepts.
+    FalseReject,
     /// The verdict misses the expectation in a way the profile declares the reference
     /// checker cannot do better on (`expect.limitation`). Never a genuine verdict on a card
     /// that is not genuine.
@@ -37,20 +40,23 @@ pub fn judge(
     if limitation.is_some() && !wrongly_genuine {
         return Judgement::Limitation;
     }
+    if expected.verdict == VerdictKind::Genuine && actual.verdict != VerdictKind::Genuine {
+        return Judgement::FalseReject;
+    }
     Judgement::Fail(wrong_accept(threat, expected, actual))
 }
 
 impl Judgement {
     /// A verdict that makes `rclab check` and `rclab run` fail.
     pub fn is_failure(self) -> bool {
-        matches!(self, Judgement::Fail(_))
+        matches!(self, Judgement::Fail(_) | Judgement::FalseReject)
     }
 
     /// How a wrong `genuine` counts, if this is one.
     pub fn wrong_accept(self) -> Option<WrongAccept> {
         match self {
             Judgement::Fail(wrong) => wrong,
-            Judgement::Pass | Judgement::Limitation => None,
+            Judgement::Pass | Judgement::Limitation | Judgement::FalseReject => None,
         }
     }
 
@@ -62,6 +68,7 @@ impl Judgement {
             Judgement::Fail(Some(WrongAccept::FalseAccept)) => "MISMATCH (false accept)",
             Judgement::Fail(Some(WrongAccept::MissedCorruption)) => "MISMATCH (missed corruption)",
             Judgement::Fail(None) => "MISMATCH",
+            Judgement::FalseReject => "MISMATCH (false reject)",
         }
     }
 }
@@ -104,11 +111,12 @@ mod tests {
         assert!(j.is_failure());
         assert_eq!(j.wrong_accept(), None);
         assert_eq!(j.label(), "MISMATCH");
-        // A valid card called forged: a failure, never a wrong accept.
-        assert_eq!(
-            judge(&Verdict::GENUINE, &forged(), None, None),
-            Judgement::Fail(None)
-        );
+        // A valid card called forged: a false reject, never a wrong accept.
+        let j = judge(&Verdict::GENUINE, &forged(), None, None);
+        assert_eq!(j, Judgement::FalseReject);
+        assert!(j.is_failure());
+        assert_eq!(j.wrong_accept(), None);
+        assert_eq!(j.label(), "MISMATCH (false reject)");
     }
 
     #[test]

@@ -60,7 +60,7 @@ fn judge(p: &Profile, report: &Report, how: &str) -> Result<(), String> {
                 report.detail
             ))
         }
-        Judgement::Fail(_) => Err(format!(
+        Judgement::Fail(_) | Judgement::FalseReject => Err(format!(
             "{} ({how}): expected {expected}, got {actual}: {}",
             p.name, report.detail
         )),

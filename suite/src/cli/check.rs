@@ -172,7 +172,9 @@ fn print_table(reports: &[(Profile, Report)], expectations_off: bool) -> Result<
         )?;
         if !expectations_off {
             match (judgement, &p.expect.limitation) {
-                (Judgement::Fail(_), _) => writeln!(table, "{:width$}  ↳ {}", "", r.detail)?,
+                (Judgement::Fail(_) | Judgement::FalseReject, _) => {
+                    writeln!(table, "{:width$}  ↳ {}", "", r.detail)?
+                }
                 (Judgement::Limitation, Some(limitation)) => {
                     writeln!(table, "{:width$}  ↳ {limitation}", "")?;
                 }

@@ -61,6 +61,11 @@ pub(crate) struct RunArgs {
     /// round-robin; OUT/shard.json records the slice for `rclab merge`.
     #[arg(long, value_name = "I/N")]
     pub(crate) shard: Option<rclab_suite::run::shard::Shard>,
+    /// Also run the pairwise variants of every valid card (its open behaviours set by the
+    /// knob table), each expected genuine; generated into OUT/variants/ and named
+    /// `variants/<card>/vNN` (so `--profiles` selects them too).
+    #[arg(long)]
+    pub(crate) variants: bool,
 }
 
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
@@ -71,15 +76,22 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         lock::lock_out,
     };
     let checkers = Adapter::load_all(&args.checkers)?;
-    let profiles: Vec<Profile> = profile::load_dir(&args.profile_dir)
-        .map_err(|errors| {
-            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            anyhow::anyhow!(
-                "{} profile(s) failed to load:\n{}",
-                errors.len(),
-                lines.join("\n")
-            )
-        })?
+    // Held until the reports are written: no other run writes into OUT meanwhile.
+    let lock = lock_out(&args.out)?;
+    let mut catalogue: Vec<Profile> = profile::load_dir(&args.profile_dir).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(
+            "{} profile(s) failed to load:\n{}",
+            errors.len(),
+            lines.join("\n")
+        )
+    })?;
+    if args.variants {
+        let variants = run::variants::write_variants(&catalogue, &args.out)
+            .context("generating the variants")?;
+        catalogue.extend(variants);
+    }
+    let profiles: Vec<Profile> = catalogue
         .into_iter()
         .filter(|p| glob_match(&args.profiles, &p.name))
         .collect();
@@ -119,8 +131,6 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
         readers: rclab_suite::readers::collect(&args.vpcd, &args.listen)
             .map_err(anyhow::Error::msg)?,
     };
-    // Held until the reports are written: no other run writes into OUT meanwhile.
-    let lock = lock_out(&args.out)?;
     stop_checkers_on_signals()?;
     // The manifest goes first: a shard killed mid-run is still recognised by `rclab merge`,
     // which then says which cases to finish with --resume.

@@ -36,6 +36,9 @@ pub(super) fn run_case(
         threat: profile.expect.threat,
         false_accept: false,
         missed_corruption: false,
+        false_reject: false,
+        variant_of: None,
+        knobs: Vec::new(),
         detail: String::new(),
         millis: 0,
         audit: None,
@@ -44,6 +47,10 @@ pub(super) fn run_case(
         fields: Vec::new(),
         data_error: false,
     };
+    if let Some((base, knobs)) = super::variants::knob_values(&profile.description) {
+        result.variant_of = Some(base.to_owned());
+        result.knobs = knobs.into_iter().map(str::to_owned).collect();
+    }
     if let Some(reason) = checker.unsupported_reason(&profile.name) {
         result.detail = format!("declared unsupported: {reason}");
         return result;
@@ -88,16 +95,22 @@ pub(super) fn run_case(
             let judgement = judge(&expected, &actual, profile.expect.threat, limitation);
             result.outcome = match judgement {
                 Judgement::Pass => Outcome::Pass,
-                Judgement::Fail(_) => Outcome::Fail,
+                Judgement::Fail(_) | Judgement::FalseReject => Outcome::Fail,
                 Judgement::Limitation => Outcome::Limitation,
             };
             result.false_accept = judgement.wrong_accept() == Some(WrongAccept::FalseAccept);
             result.missed_corruption =
                 judgement.wrong_accept() == Some(WrongAccept::MissedCorruption);
+            result.false_reject = judgement == Judgement::FalseReject;
             result.actual = Some(actual);
             // With LIMITATION, the declared limitation first: why this is no failure.
             result.detail = match (judgement, limitation) {
                 (Judgement::Limitation, Some(why)) => format!("limitation: {why}; {detail}"),
+                // A rejected variant: the knob values it differs from its valid card by.
+                (Judgement::FalseReject, _) if !result.knobs.is_empty() => format!(
+                    "false reject; knob values that differ from its valid card: {}; {detail}",
+                    result.knobs.join(", ")
+                ),
                 _ => detail,
             };
         }

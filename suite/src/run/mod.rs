@@ -14,6 +14,7 @@ mod progress;
 pub mod render;
 pub mod report;
 pub mod shard;
+pub mod variants;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::{BufReader, Read};
@@ -138,6 +139,17 @@ pub struct CaseResult {
     /// apart from FAIL.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub data_error: bool,
+    /// A genuine card (valid profile or variant) not called genuine; the detail names the
+    /// knob values of a variant.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub false_reject: bool,
+    /// For a generated variant: its valid card's profile name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant_of: Option<String>,
+    /// For a generated variant: the knob values it differs from its valid card by
+    /// (`path=value`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub knobs: Vec<String>,
 }
 
 impl CaseResult {
@@ -278,6 +290,8 @@ pub fn run_shard_locked(
             Vec::new()
         }
     };
+    // No case to run (all resumed): no worker, which over PC/SC would wait for a reader
+    // from an empty pool forever.
     let machine = Machine {
         cores: std::thread::available_parallelism().map_or(1, usize::from),
         readers: readers.len(),
@@ -286,7 +300,11 @@ pub fn run_shard_locked(
             .iter()
             .all(|c| c.card_change() == adapter::CardChange::Swap),
     };
-    let jobs = job_count(config.jobs, total, config.transport, machine);
+    let jobs = if total == 0 {
+        0
+    } else {
+        job_count(config.jobs, total, config.transport, machine)
+    };
     let pool = Mutex::new(readers);
     let queue = Mutex::new(cases);
     let trust = TrustStore::from_dir(&config.trust_dir)?;

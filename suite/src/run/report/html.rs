@@ -28,6 +28,7 @@ struct CaseView<'a> {
     outcome: &'static str,
     false_accept: bool,
     missed_corruption: bool,
+    false_reject: bool,
     data_error: bool,
     detail: &'a str,
     /// Whether the checker reported `data` at all.
@@ -52,7 +53,7 @@ pub fn page(checkers: &[Adapter], results: &[CaseResult], cards: &Cards) -> Stri
     let mut h = String::from(concat!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>rclab conformance report</title>\n<style>\n",
         "body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}th{background:#f3f3f3}\n",
-        "td.n{text-align:right}td.c{cursor:pointer}.PASS{background:#dfd}.FAIL{background:#fcc}.FA{background:#f66;font-weight:bold}.MC{background:#f9a}.NA{background:#eee}.CRASH,.TIMEOUT,.BAD-OUTPUT{background:#fd9}.DE{background:#fc6;font-weight:bold}\n",
+        "td.n{text-align:right}td.c{cursor:pointer}.PASS{background:#dfd}.FAIL{background:#fcc}.FA{background:#f66;font-weight:bold}.MC{background:#f9a}.FR{background:#f6c;font-weight:bold}.NA{background:#eee}.CRASH,.TIMEOUT,.BAD-OUTPUT{background:#fd9}.DE{background:#fc6;font-weight:bold}\n",
         ".bad{background:#f66;color:#fff;font-weight:bold}.warn{background:#fc6;font-weight:bold}\n",
         "#case{display:none;border-top:2px solid #888;margin-top:1em;padding-top:.5em}#card{display:flex;gap:1.5em;align-items:flex-start;flex-wrap:wrap}\n",
         "figure{margin:0}figure img{border:1px solid #999;image-rendering:pixelated;max-width:480px}figcaption{font-size:12px;color:#555}\n",
@@ -114,12 +115,14 @@ pub fn page(checkers: &[Adapter], results: &[CaseResult], cards: &Cards) -> Stri
                 Outcome::Limitation => "LIM",
                 Outcome::Fail if r.false_accept => "FA",
                 Outcome::Fail if r.missed_corruption => "MC",
+                Outcome::Fail if r.false_reject => "FR",
                 Outcome::Pass if r.data_error => "DE",
                 o => o.as_str(),
             };
             let actual = r.actual.map(|a| a.to_string()).unwrap_or_default();
             let label = match (r.wrong_accept(), r.data_error) {
                 (Some(wrong), _) => format!("{} ({})", r.outcome.as_str(), wrong.as_str()),
+                (None, _) if r.false_reject => format!("{} (false reject)", r.outcome.as_str()),
                 (None, true) => format!("{} (data error)", r.outcome.as_str()),
                 (None, false) => r.outcome.as_str().to_owned(),
             };
@@ -194,7 +197,7 @@ const cases=J('cases'),pngs=J('pngs'),images=J('profile-images');
 function el(tag,text,cls){const e=document.createElement(tag);if(text!==undefined)e.textContent=text;if(cls)e.className=cls;return e;}
 function show(i){const c=cases[i];document.getElementById('case').style.display='block';
 document.getElementById('case-title').textContent=c.checker+' × '+c.profile;
-document.getElementById('case-verdict').textContent='expected '+c.expected+', said '+(c.actual||'nothing')+': '+c.outcome+(c.false_accept?' (FALSE ACCEPT)':'')+(c.missed_corruption?' (MISSED CORRUPTION)':'')+(c.data_error?' (DATA ERROR)':'');
+document.getElementById('case-verdict').textContent='expected '+c.expected+', said '+(c.actual||'nothing')+': '+c.outcome+(c.false_accept?' (FALSE ACCEPT)':'')+(c.missed_corruption?' (MISSED CORRUPTION)':'')+(c.false_reject?' (FALSE REJECT)':'')+(c.data_error?' (DATA ERROR)':'');
 document.getElementById('case-detail').textContent=c.detail;
 const im=document.getElementById('images');im.replaceChildren();
 for(const r of (images[c.profile]||[])){const f=el('figure');
@@ -243,6 +246,7 @@ fn case_view<'a>(r: &'a CaseResult, cards: &Cards) -> CaseView<'a> {
         outcome: r.outcome.as_str(),
         false_accept: r.false_accept,
         missed_corruption: r.missed_corruption,
+        false_reject: r.false_reject,
         data_error: r.data_error,
         detail: &r.detail,
         reported: r.data.is_some(),
@@ -271,7 +275,7 @@ fn summary_table(h: &mut String, checkers: &[Adapter], results: &[CaseResult]) {
         checkers.len()
     );
     h.push_str(concat!(
-        "<table id=\"summary\"><thead><tr><th>checker</th><th>trust</th><th>PASS</th><th>FAIL</th><th>false accepts</th><th>missed corruptions</th>",
+        "<table id=\"summary\"><thead><tr><th>checker</th><th>trust</th><th>PASS</th><th>FAIL</th><th>false accepts</th><th>missed corruptions</th><th>false rejects</th>",
         "<th>data errors</th><th>fields right / wrong / not reported</th><th>N/A</th><th>CRASH</th><th>TIMEOUT</th><th>BAD-OUTPUT</th>",
         "<th>read the face</th><th>read unneeded EFs</th><th>card number in clear</th><th>bytes read / needed</th></tr></thead><tbody>\n"
     ));
@@ -308,7 +312,7 @@ fn summary_table(h: &mut String, checkers: &[Adapter], results: &[CaseResult]) {
             h,
             concat!(
                 "<tr data-checker=\"{name}\"><td>{name}</td><td>{trust}</td><td class=\"n\" data-k=\"pass\">{pass}</td>",
-                "<td{fail_class} data-k=\"fail\">{fail}</td><td{fa_class} data-k=\"false-accepts\">{fa}</td><td{mc_class} data-k=\"missed-corruptions\">{mc}</td>",
+                "<td{fail_class} data-k=\"fail\">{fail}</td><td{fa_class} data-k=\"false-accepts\">{fa}</td><td{mc_class} data-k=\"missed-corruptions\">{mc}</td><td{fr_class} data-k=\"false-rejects\">{fr}</td>",
                 "<td{de_class} data-k=\"data-errors\">{de}</td><td data-k=\"fields\">{fields}</td>",
                 "<td class=\"n\">{na}</td><td class=\"n\">{crash}</td><td class=\"n\">{timeout}</td><td class=\"n\">{bad}</td>",
                 "<td class=\"n\" data-k=\"face\">{face}</td><td class=\"n\" data-k=\"unneeded\">{unneeded}</td>",
@@ -323,6 +327,8 @@ fn summary_table(h: &mut String, checkers: &[Adapter], results: &[CaseResult]) {
             fa = false_accepts,
             mc_class = flag(missed_corruptions, "warn"),
             mc = missed_corruptions,
+            fr_class = flag(counts.false_rejects, "bad"),
+            fr = counts.false_rejects,
             de_class = flag(data.data_errors, "warn"),
             de = data.data_errors,
             fields = fields,

@@ -48,9 +48,10 @@ pub fn document(results: &[CaseResult]) -> String {
         let wrong = |kind| rs.iter().filter(|r| r.wrong_accept() == Some(kind)).count();
         let _ = writeln!(
             x,
-            "    <properties><property name=\"false_accepts\" value=\"{}\"/><property name=\"missed_corruptions\" value=\"{}\"/></properties>",
+            "    <properties><property name=\"false_accepts\" value=\"{}\"/><property name=\"missed_corruptions\" value=\"{}\"/><property name=\"false_rejects\" value=\"{}\"/></properties>",
             wrong(WrongAccept::FalseAccept),
-            wrong(WrongAccept::MissedCorruption)
+            wrong(WrongAccept::MissedCorruption),
+            rs.iter().filter(|r| r.false_reject).count()
         );
         for r in rs {
             let _ = write!(
@@ -76,7 +77,9 @@ pub fn document(results: &[CaseResult]) -> String {
                 o if failures(o) => {
                     let kind = r
                         .wrong_accept()
-                        .map_or_else(|| o.as_str().to_owned(), |w| w.as_str().to_uppercase());
+                        .map(|w| w.as_str().to_uppercase())
+                        .or_else(|| r.false_reject.then(|| "FALSE REJECT".to_owned()))
+                        .unwrap_or_else(|| o.as_str().to_owned());
                     let _ = write!(
                         x,
                         "<failure type=\"{kind}\" message=\"{message}\">{}</failure>",

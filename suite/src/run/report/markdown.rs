@@ -18,6 +18,9 @@ fn cell(r: &CaseResult) -> String {
         (Outcome::Fail, Some(actual)) if r.missed_corruption => {
             format!("FAIL (missed corruption): {actual}")
         }
+        (Outcome::Fail, Some(actual)) if r.false_reject => {
+            format!("**FAIL** (false reject): {actual}")
+        }
         (Outcome::Fail, Some(actual)) => format!("FAIL: {actual}"),
         (Outcome::NotApplicable, _) => "N/A".into(),
         (Outcome::Limitation, Some(actual)) => format!("LIMITATION: {actual}"),
@@ -60,6 +63,43 @@ fn wrong_accept_lists(md: &mut String, results: &[CaseResult]) {
     }
 }
 
+/// Genuine cards a checker did not call genuine, each with its detail (for a variant: the
+/// knob values it differs from its valid card by, the suspects when the same checker reads
+/// the valid card).
+fn false_reject_list(md: &mut String, results: &[CaseResult]) {
+    md.push_str("\n## False rejects\n\nGenuine cards (valid profiles and their variants) a checker did not call genuine. For a variant, the knob values that differ from its valid card are the suspects when the same checker reads that valid card as genuine.\n\n");
+    let listed: Vec<_> = results.iter().filter(|r| r.false_reject).collect();
+    if listed.is_empty() {
+        md.push_str("None.\n");
+    }
+    let implicated = super::super::variants::implicated(results);
+    if !implicated.is_empty() {
+        md.push_str("\nKnob values that broke a checker (every variant setting it rejected, its valid card read as genuine):\n\n");
+        for (checker, knob, n) in &implicated {
+            let _ = writeln!(
+                md,
+                "- **{}**: `{}` ({n} variant(s))",
+                md_text(checker),
+                md_text(knob)
+            );
+        }
+        md.push('\n');
+    }
+    for r in listed {
+        let actual = r.actual.map(|a| a.to_string()).unwrap_or_default();
+        let suspects = match super::super::variants::knob_values_of(results, r) {
+            Some(line) => format!(" — {}", md_text(&line)),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            md,
+            "- **{}** × `{}`: said {actual}{suspects}",
+            md_text(&r.checker),
+            md_text(&r.profile),
+        );
+    }
+}
+
 /// Cases excused by a declared limitation (outcome LIMITATION), as a Markdown section;
 /// nothing when there are none.
 fn limitation_list(md: &mut String, results: &[CaseResult]) {
@@ -95,17 +135,22 @@ pub fn summary_sections(checkers: &[Adapter], results: &[CaseResult]) -> String 
         checkers.len(),
         profiles(results).len()
     );
-    md.push_str("## Summary\n\n| checker | trust | PASS | FAIL | false accepts | missed corruptions | N/A | CRASH | TIMEOUT | BAD-OUTPUT |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("## Summary\n\n| checker | trust | PASS | FAIL | false accepts | missed corruptions | false rejects | N/A | CRASH | TIMEOUT | BAD-OUTPUT |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for c in checkers {
         let sum = summary(results, &c.name);
-        let (n, fa, mc) = (sum.outcomes, sum.false_accepts, sum.missed_corruptions);
+        let (n, fa, mc, fr) = (
+            sum.outcomes,
+            sum.false_accepts,
+            sum.missed_corruptions,
+            sum.false_rejects,
+        );
         let trust = match c.trust {
             TrustMode::TestCa => "test_ca",
             TrustMode::Pinned => "pinned",
         };
         let _ = writeln!(
             md,
-            "| {} | {trust} | {} | {} | {fa} | {mc} | {} | {} | {} | {} |",
+            "| {} | {trust} | {} | {} | {fa} | {mc} | {fr} | {} | {} | {} | {} |",
             md_text(&c.name),
             n[0],
             n[1],
@@ -116,6 +161,7 @@ pub fn summary_sections(checkers: &[Adapter], results: &[CaseResult]) -> String 
         );
     }
     wrong_accept_lists(&mut md, results);
+    false_reject_list(&mut md, results);
     limitation_list(&mut md, results);
     md.push_str(&data::markdown(checkers, results, md_text));
     md

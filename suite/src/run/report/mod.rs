@@ -112,6 +112,8 @@ pub struct Summary {
     pub false_accepts: usize,
     /// Corrupted or misbehaving cards that are no forgery vector called genuine.
     pub missed_corruptions: usize,
+    /// Genuine cards (valid profiles, variants) not called genuine.
+    pub false_rejects: usize,
     /// N/A cases.
     pub not_applicable: usize,
     /// CRASH cases.
@@ -142,6 +144,9 @@ pub fn summary(results: &[CaseResult], checker: &str) -> Summary {
         }
         if r.outcome == Outcome::Limitation {
             s.limitations += 1;
+        }
+        if r.false_reject {
+            s.false_rejects += 1;
         }
         match r.wrong_accept() {
             Some(WrongAccept::FalseAccept) => s.false_accepts += 1,
@@ -206,7 +211,64 @@ mod tests {
             data: None,
             fields: Vec::new(),
             data_error: false,
+            false_reject: false,
+            variant_of: None,
+            knobs: Vec::new(),
         }
+    }
+
+    #[test]
+    fn false_rejects_have_their_own_count_in_every_format_and_name_the_knob_values() {
+        let mut base = case("valid/gen1-residence", Threat::Forgery, false, false);
+        base.threat = None;
+        base.expected = Verdict::GENUINE;
+        base.outcome = Outcome::Pass;
+        let mut variant = base.clone();
+        variant.profile = "variants/gen1-residence/v03".into();
+        variant.outcome = Outcome::Fail;
+        variant.actual = Some(Verdict::with(
+            VerdictKind::Unreadable,
+            Reason::MalformedData,
+        ));
+        variant.false_reject = true;
+        variant.variant_of = Some("valid/gen1-residence".into());
+        variant.knobs = vec!["knobs.image_layout=full".into()];
+        let results = [base, variant];
+        let checkers = [Adapter::reference()];
+        let s = summary(&results, "reference");
+        assert_eq!((s.fail, s.false_rejects, s.false_accepts), (1, 1, 0));
+        let md = markdown(&checkers, &results);
+        assert!(
+            md.contains("| reference | test_ca | 1 | 1 | 0 | 0 | 1 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "suspects: knobs.image_layout=full (it reads valid/gen1-residence as genuine)"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("- **reference**: `knobs.image_layout=full` (1 variant(s))"),
+            "{md}"
+        );
+        let xml = junit(&results);
+        assert!(
+            xml.contains("<property name=\"false_rejects\" value=\"1\"/>"),
+            "{xml}"
+        );
+        assert_eq!(xml.matches("type=\"FALSE REJECT\"").count(), 1);
+        let page = html::page(&checkers, &results, &super::super::render::Cards::default());
+        assert_eq!(page.matches("class=\"c FR\"").count(), 1);
+        assert!(page.contains("data-k=\"false-rejects\">1</td>"), "{page}");
+        let json: serde_json::Value =
+            serde_json::from_str(&json::document(&checkers, &results).unwrap()).unwrap();
+        assert_eq!(json["summary"][0]["false_rejects"], 1);
+        assert_eq!(json["results"][1]["false_reject"], true);
+        assert_eq!(json["results"][1]["knobs"][0], "knobs.image_layout=full");
+        assert!(json["results"][0].get("false_reject").is_none());
+        let console = console::summary(&checkers, &results, Path::new("out"));
+        assert!(console.contains("## False rejects"), "{console}");
     }
 
     #[test]
