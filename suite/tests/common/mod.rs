@@ -17,6 +17,28 @@ pub fn repo() -> PathBuf {
         .unwrap()
 }
 
+/// A fresh, empty folder for one test: `<tmp>/rclab-<prefix>-<pid>-<name>`.
+pub fn temp_dir(prefix: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rclab-{prefix}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `rclab ARGS` run from the repository's root, with its whole output.
+pub fn rclab(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_rclab"))
+        .current_dir(repo())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A finished process's standard error, as text.
+pub fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// A run of `checkers` over `profiles`, as the tests want it unless they say otherwise: two
 /// jobs, the repository's trust folder, the fixed clock, plain progress, no resume, the
 /// local readers (with `Transport::Pcsc`).
