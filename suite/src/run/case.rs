@@ -26,27 +26,13 @@ pub(super) fn run_case(
     vpcd: Option<&mut host::Vpcd>,
 ) -> CaseResult {
     let expected = expectation_for(checker.trust, profile.expect.verdict);
-    let mut result = CaseResult {
-        checker: checker.name.clone(),
-        profile: profile.name.clone(),
-        generation: profile.generation.number(),
+    let mut result = CaseResult::pending(
+        &checker.name,
+        &profile.name,
+        profile.generation.number(),
         expected,
-        actual: None,
-        outcome: Outcome::NotApplicable,
-        threat: profile.expect.threat,
-        false_accept: false,
-        missed_corruption: false,
-        false_reject: false,
-        variant_of: None,
-        knobs: Vec::new(),
-        detail: String::new(),
-        millis: 0,
-        audit: None,
-        transcript: Vec::new(),
-        data: None,
-        fields: Vec::new(),
-        data_error: false,
-    };
+        profile.expect.threat,
+    );
     if let Some((base, knobs)) = super::variants::knob_values(&profile.description) {
         result.variant_of = Some(base.to_owned());
         result.knobs = knobs.into_iter().map(str::to_owned).collect();

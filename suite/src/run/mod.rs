@@ -153,6 +153,38 @@ pub struct CaseResult {
 }
 
 impl CaseResult {
+    /// A case before it runs: no verdict yet (N/A), nothing flagged, read or recorded.
+    /// Every place that builds a result starts from this and sets what it knows.
+    pub fn pending(
+        checker: &str,
+        profile: &str,
+        generation: u8,
+        expected: Verdict,
+        threat: Option<Threat>,
+    ) -> CaseResult {
+        CaseResult {
+            checker: checker.to_owned(),
+            profile: profile.to_owned(),
+            generation,
+            expected,
+            actual: None,
+            outcome: Outcome::NotApplicable,
+            threat,
+            false_accept: false,
+            missed_corruption: false,
+            false_reject: false,
+            variant_of: None,
+            knobs: Vec::new(),
+            detail: String::new(),
+            millis: 0,
+            audit: None,
+            transcript: Vec::new(),
+            data: None,
+            fields: Vec::new(),
+            data_error: false,
+        }
+    }
+
     fn key(&self) -> (String, String) {
         (self.checker.clone(), self.profile.clone())
     }
