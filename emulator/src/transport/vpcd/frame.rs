@@ -155,6 +155,7 @@ pub(super) fn exchange_frames(
 
         let mut slot = lock(mutex);
         slot.in_exchange = false;
+        condvar.notify_all(); // a swap may be waiting for the exchange to end
         let removed_by_option = options.remove_after.is_some_and(|n| slot.answered >= n);
         if reply.leave || removed_by_option {
             if options.trace {

@@ -168,8 +168,9 @@ impl VirtualReader {
     ///
     /// Refused (`Err` gives `card` back) unless the swap is invisible to pcscd apart from
     /// the new chip's answers: a card must sit in the reader on a live vpcd connection,
-    /// pcscd must have spoken on it, no exchange may be under way (a checker killed while
-    /// its card waited out a delay), and `card` must have the ATR the reader presents. The
+    /// pcscd must have spoken on it, no exchange may still be under way after half a second
+    /// (a checker killed while its card waited out a delay; a presence poll in flight is
+    /// waited for), and `card` must have the ATR the reader presents. The
     /// caller then takes the card out and inserts the new one instead.
     ///
     /// Only for checkers that start afresh with each card: one that waits for an insertion
@@ -178,7 +179,14 @@ impl VirtualReader {
         &self,
         mut card: Box<dyn VirtualCard>,
     ) -> Result<Option<Box<dyn VirtualCard>>, Box<dyn VirtualCard>> {
-        let mut slot = lock(&self.shared.0);
+        // pcscd polls the card's presence (a GET ATR frame) every 400 ms; a swap that meets
+        // such an exchange waits it out instead of falling back to a slow reinsertion.
+        let slot = lock(&self.shared.0);
+        let (mut slot, _) = self
+            .shared
+            .1
+            .wait_timeout_while(slot, EXCHANGE_SETTLE, |s| s.in_exchange && !s.stop)
+            .unwrap_or_else(|p| p.into_inner());
         let swappable = slot.card.is_some()
             && slot.socket.is_some()
             && slot.attached
@@ -239,6 +247,12 @@ pub(super) fn disconnect(slot: &mut Slot) {
         let _ = socket.shutdown(Shutdown::Both);
     }
 }
+
+/// How long a swap waits for an exchange under way to end. pcscd's presence poll is over
+/// in well under a millisecond, but a loaded machine can preempt the reader thread in the
+/// middle of one; a card still busy after this is a slow card whose checker has gone, and
+/// the swap is refused.
+const EXCHANGE_SETTLE: Duration = Duration::from_millis(500);
 
 /// How long the vpcd may stay unreachable before the reader says so on stderr: long
 /// enough to ride out a pcscd restart quietly, short enough for a user to see at once why
@@ -435,5 +449,72 @@ fn accept(
             *listener = None;
             Err((e, 200))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is the report
+
+    use std::io::{Read, Write};
+
+    use super::*;
+    use crate::transport::vpcd::Reply;
+
+    /// A card that answers `90 00` after `delay`.
+    struct Slow(Duration);
+
+    impl VirtualCard for Slow {
+        fn reset(&mut self) {}
+        fn transmit(&mut self, _apdu: &[u8]) -> Vec<u8> {
+            vec![0x90, 0x00]
+        }
+        fn respond(&mut self, _apdu: &[u8]) -> Reply {
+            Reply {
+                data: Some(vec![0x90, 0x00]),
+                delay: self.0,
+                leave: false,
+            }
+        }
+    }
+
+    /// A reader whose card takes `delay` per APDU, connected to a vpcd stand-in that has
+    /// sent one C-APDU: returns once the reader is in the middle of that exchange.
+    fn reader_in_an_exchange(delay: Duration) -> (VirtualReader, TcpStream) {
+        let vpcd = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = vpcd.local_addr().unwrap().port();
+        let reader = VirtualReader::spawn(
+            ReaderOptions::at(Endpoint::local(port)),
+            Some(Box::new(Slow(delay))),
+        );
+        let (mut stream, _) = vpcd.accept().unwrap();
+        stream
+            .write_all(&[0x00, 0x05, 0x00, 0xA4, 0x04, 0x0C, 0x00])
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !lock(&reader.shared.0).in_exchange {
+            assert!(Instant::now() < deadline, "the reader never took the APDU");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        (reader, stream)
+    }
+
+    #[test]
+    fn a_swap_waits_for_a_short_exchange_under_way() {
+        // The CI failure this guards against: pcscd's presence poll in flight made a swap
+        // fall back to reinsertion.
+        let (reader, mut vpcd) = reader_in_an_exchange(Duration::from_millis(100));
+        assert!(reader.swap(Box::new(Slow(Duration::ZERO))).is_ok());
+        let mut answer = [0u8; 4];
+        vpcd.read_exact(&mut answer).unwrap();
+        assert_eq!(answer, [0x00, 0x02, 0x90, 0x00]);
+    }
+
+    #[test]
+    fn a_swap_behind_a_card_still_busy_is_refused() {
+        let (reader, _vpcd) = reader_in_an_exchange(Duration::from_secs(5));
+        let asked = Instant::now();
+        assert!(reader.swap(Box::new(Slow(Duration::ZERO))).is_err());
+        assert!(asked.elapsed() < Duration::from_secs(2));
     }
 }
