@@ -6,6 +6,7 @@
 pub mod apdu;
 pub mod auth;
 pub mod command;
+pub mod counter_sm;
 pub mod crypto;
 pub mod layout;
 pub mod signature;
