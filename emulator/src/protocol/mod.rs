@@ -8,6 +8,7 @@ pub mod auth;
 pub mod command;
 pub mod counter_sm;
 pub mod crypto;
+pub mod key_delivery;
 pub mod layout;
 pub mod signature;
 pub mod sm;
