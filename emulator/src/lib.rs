@@ -70,6 +70,7 @@
 pub mod card;
 pub mod fault;
 pub mod files;
+pub mod my_number;
 pub mod profile;
 pub mod protocol;
 pub mod reader;
