@@ -45,6 +45,9 @@ pub const DEFAULT_EXPONENT: u32 = 65_537;
 pub const SW_CRYPTOGRAM_NOT_BELOW_MODULUS: u16 = 0x6F00;
 /// `6A 80`: wrong structure (A4).
 pub const SW_WRONG_DATA: u16 = 0x6A80;
+/// `66 F1`: SET SESSION KEY on an application with no key delivery configured (A4; the
+/// engine answers it, this codec never sees such a command).
+pub const SW_NO_KEY_DELIVERY: u16 = 0x66F1;
 
 /// The hash of OAEP and of its MGF1 (both the same; a specified-card knob).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
