@@ -9,7 +9,7 @@
 //! }
 //! ```
 //!
-//! The signature scheme is not described by any public source. **Assumed [I]:**
+//! The signature scheme is not described by any public source. **Assumed \[I\]:**
 //! RSASSA-PKCS1-v1_5 with SHA-256 over the whole `5F4E` TLV (tag, length and value) — the
 //! scheme and the "sign the TLVs" convention of the integrity record it certifies (B5 DF33).
 //! A checker team with the official layout changes [`CvCertificate::signed_bytes`] only.
@@ -36,7 +36,7 @@ const TAG_MODULUS: u16 = 0x91;
 pub const KEY_ID_LEN: usize = 16;
 
 /// A 16-byte key identifier (証明者鍵ID / 被証明者鍵ID). Opaque: how the published IDs
-/// (`6000033` for the test text AP CA) map to 16 bytes is not known [?].
+/// (`6000033` for the test text AP CA) map to 16 bytes is not known \[?\].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct KeyId(pub [u8; KEY_ID_LEN]);
 
@@ -95,7 +95,7 @@ impl CvCertificate {
         Ok(cert)
     }
 
-    /// The `5F4E` TLV: the bytes the signature covers [I].
+    /// The `5F4E` TLV: the bytes the signature covers \[I\].
     pub fn signed_bytes(&self) -> Result<Vec<u8>, CvCertError> {
         let key = DeliveryPublicKey(self.holder_key.clone());
         let too_long = |e: tlv::TlvError| CvCertError::Structure(TextApError::Tlv(e));

@@ -11,7 +11,7 @@
 //! | `0006` | the session-key delivery public key `A1 { 90 e, 91 n }` |
 //!
 //! Parsers accept `00`/`FF` filler after the last object (a whole-EF read returns the file's
-//! physical size) [I], and nothing else.
+//! physical size) \[I\], and nothing else.
 
 use rsa::{Pkcs1v15Sign, PrivateKey, PublicKey};
 use sha2::{Digest, Sha256};

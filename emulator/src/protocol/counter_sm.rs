@@ -13,7 +13,7 @@
 //!
 //! A malformed DO, a padding indicator other than `01` or a padding that does not check
 //! (which is what a wrong counter looks like) is `69 88` and destroys the session: every later
-//! command is answered `69 FC` [R: MC]. Note that CBC confines a wrong IV to the first
+//! command is answered `69 FC` \[R: MC\]. Note that CBC confines a wrong IV to the first
 //! plaintext block, so the padding check catches a wrong counter reliably only for data of one
 //! block (a PIN, a FID, a card number) — a property of the scheme, not of this code.
 //!
@@ -76,10 +76,10 @@ pub fn iv(kenc: &Key, counter: MessageCounter) -> [u8; BLOCK] {
 /// How an SM READ BINARY carries its expected length (open question 3; a specified-card knob).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum LeDoForm {
-    /// `96 03 00 Lh Ll`: the JICSAP form measured on the My Number text AP [R: MC].
+    /// `96 03 00 Lh Ll`: the JICSAP form measured on the My Number text AP \[R: MC\].
     #[default]
     ThreeByte,
-    /// `96 02 Lh Ll`: the residence card's gen-2 form, a candidate for the specified card [I].
+    /// `96 02 Lh Ll`: the residence card's gen-2 form, a candidate for the specified card \[I\].
     TwoByte,
 }
 
@@ -181,7 +181,7 @@ impl CounterSmError {
     }
 
     /// True when the card destroys the session on this error: every `69 88` does (A5);
-    /// a missing DO (`69 87`) does not [I].
+    /// a missing DO (`69 87`) does not \[I\].
     pub fn destroys_session(&self) -> bool {
         self.status() == Status::IncorrectSmDataObjects
     }
@@ -435,7 +435,7 @@ impl ReaderCounterSm {
 /// Length of the truncated CMAC of [`CmacSm`].
 pub const CMAC_LEN: usize = 8;
 
-/// Reading (a) of SPEC3's "AES-CMAC" (A5, open question 2) [?]: ISO/IEC 7816-4 SM with a
+/// Reading (a) of SPEC3's "AES-CMAC" (A5, open question 2) \[?\]: ISO/IEC 7816-4 SM with a
 /// cryptographic checksum, for the specified card's SM-variant knob. Command: CLA `0C`,
 /// `87 L 01 ‖ AES-CBC(Kenc, IV_N, pad(P))` (VERIFY/SELECT) or `97 L <Le>` (READ), then
 /// `8E 08 <CMAC>`; response: `87` (if data) ‖ `99 02 SW` ‖ `8E 08 <CMAC>`. The CMAC is

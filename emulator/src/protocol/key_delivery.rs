@@ -6,8 +6,8 @@
 //! `A0 44 80 20 <32> 81 20 <32>` with a MAC key, the JICSAP form SPEC3's "AES-CMAC" suggests),
 //! encrypts it with RSA-OAEP under the card's delivery public key and sends the 256-byte
 //! cryptogram with an extended Lc. The card decrypts with its private key and keeps the first
-//! 16 bytes of each 32-byte key as the AES-128 key. Measured on the text AP [R: MC]: OAEP with
-//! SHA-256 and MGF1-SHA-256, empty label; SHA-1 is a variant for the specified card's knob [?].
+//! 16 bytes of each 32-byte key as the AES-128 key. Measured on the text AP \[R: MC\]: OAEP with
+//! SHA-256 and MGF1-SHA-256, empty label; SHA-1 is a variant for the specified card's knob \[?\].
 //!
 //! Also here: the three public-key formats a reader may be handed (open question 1): a raw
 //! modulus, a DER SubjectPublicKeyInfo, and the platform's `A1 { 90 e, 91 n }` TLV (text AP EF
@@ -38,7 +38,7 @@ pub const TAG_ENCRYPTION_KEY: u16 = 0x80;
 pub const TAG_MAC_KEY: u16 = 0x81;
 /// Length of each key in the template: 32 random bytes, of which the card takes 16 (A4).
 pub const KEY_MATERIAL_LEN: usize = 32;
-/// The exponent a raw modulus is assumed to go with (every platform key seen uses it) [I].
+/// The exponent a raw modulus is assumed to go with (every platform key seen uses it) \[I\].
 pub const DEFAULT_EXPONENT: u32 = 65_537;
 
 /// `6F 00`: the card's answer to a cryptogram not below the modulus (A4).
@@ -52,10 +52,10 @@ pub const SW_NO_KEY_DELIVERY: u16 = 0x66F1;
 /// The hash of OAEP and of its MGF1 (both the same; a specified-card knob).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum OaepDigest {
-    /// SHA-256, as measured on the text AP [R: MC] and reproduced [V].
+    /// SHA-256, as measured on the text AP \[R: MC\] and reproduced \[V\].
     #[default]
     Sha256,
-    /// SHA-1: the PKCS#1 default, a possible reading of SPEC3 [?].
+    /// SHA-1: the PKCS#1 default, a possible reading of SPEC3 \[?\].
     Sha1,
 }
 
@@ -65,7 +65,7 @@ pub enum KeyTemplate {
     /// `A0 22 80 20 <32>`: encryption key only (the text AP; a form with `81` is `6A 80`).
     #[default]
     EncryptionKey,
-    /// `A0 44 80 20 <32> 81 20 <32>`: encryption and MAC key [?].
+    /// `A0 44 80 20 <32> 81 20 <32>`: encryption and MAC key \[?\].
     EncryptionAndMacKey,
 }
 
@@ -190,7 +190,7 @@ pub enum KeyDeliveryError {
     /// P1-P2 other than `00 00`.
     #[error("P1-P2 {0:04X}, expected 0000")]
     P1P2(u16),
-    /// The cryptogram is not exactly the modulus length (`67 00`) [I].
+    /// The cryptogram is not exactly the modulus length (`67 00`) \[I\].
     #[error("cryptogram of {len} bytes, the key takes {expected}")]
     CryptogramLength {
         /// Bytes sent.
@@ -198,16 +198,16 @@ pub enum KeyDeliveryError {
         /// The modulus length in bytes.
         expected: usize,
     },
-    /// The cryptogram as a number is not below the modulus (`6F 00`) [R: MC].
+    /// The cryptogram as a number is not below the modulus (`6F 00`) \[R: MC\].
     #[error("cryptogram is not below the modulus")]
     CryptogramNotBelowModulus,
-    /// OAEP decoding failed: wrong key, wrong hash, tampered cryptogram (`6A 80`) [I].
+    /// OAEP decoding failed: wrong key, wrong hash, tampered cryptogram (`6A 80`) \[I\].
     #[error("OAEP decryption failed")]
     Decryption,
-    /// The plaintext is not a key template (`6A 80`) [R: MC].
+    /// The plaintext is not a key template (`6A 80`) \[R: MC\].
     #[error("key template: {0}")]
     Template(&'static str),
-    /// A well-formed template of a form this application does not take (`6A 80`) [R: MC].
+    /// A well-formed template of a form this application does not take (`6A 80`) \[R: MC\].
     #[error("the application does not take the {0:?} form")]
     FormNotAccepted(KeyTemplate),
     /// The reader could not encrypt (plaintext too long for the key, RNG failure).
@@ -371,7 +371,7 @@ impl DeliveryPublicKey {
     }
 
     /// Parses `bytes` in `format`. The platform TLV may be followed by `00`/`FF` filler, as
-    /// a whole-EF read returns it [I].
+    /// a whole-EF read returns it \[I\].
     pub fn parse(format: PublicKeyFormat, bytes: &[u8]) -> Result<Self, PublicKeyError> {
         let structure = |why: &str| PublicKeyError::Structure {
             format,
