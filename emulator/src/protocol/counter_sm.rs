@@ -422,7 +422,9 @@ impl ReaderCounterSm {
         (apdu, PendingResponse { counter })
     }
 
-    /// Opens the response data of `pending` (one DO `86`).
+    /// Opens the response data of `pending` (one DO `86`). Only for answers that carry data
+    /// (READ BINARY): a VERIFY or SELECT answered with a bare status word has nothing to
+    /// open, and empty data is [`CounterSmError::MissingDataObject`].
     pub fn open_response(
         &self,
         pending: &PendingResponse,
@@ -706,6 +708,16 @@ mod tests {
         );
         let (read, _) = reader.read_binary(0x8B, 0, 0);
         assert_eq!(read, hex("08 B0 8B 00 00 00 04 96 02 00 00 00 00"));
+    }
+
+    /// A5: padding is always added — a block-aligned plaintext gains a whole block.
+    #[test]
+    fn aligned_plaintext_gains_a_full_padding_block() {
+        let sealed = seal(&a8_kenc(), MessageCounter(4), &[7; 16]).unwrap();
+        assert_eq!(&sealed[..3], &[0x86, 0x21, 0x01]);
+        assert_eq!(sealed.len(), 3 + 32);
+        let empty = seal(&a8_kenc(), MessageCounter(4), &[]).unwrap();
+        assert_eq!(&empty[..3], &[0x86, 0x11, 0x01]);
     }
 
     #[test]
