@@ -19,8 +19,10 @@
 //!
 //! [`CardCounterSm`] is the card's half, [`ReaderCounterSm`] the reader's; both are pure (no
 //! I/O): they turn command data into plaintext and back. [`CmacSm`] is the other reading of
-//! SPEC3's "AES-CMAC" (open question 2, reading (a)): ISO SM with a CMAC, a separate type so
-//! a profile knob can pick it without touching the encryption-only path.
+//! SPEC3's "AES-CMAC" (open question 2, reading (a)): ISO SM with a CMAC, separate types
+//! ([`CardCmacSm`], [`ReaderCmacSm`] keep its counters) so a profile knob can pick it without
+//! touching the encryption-only path. No public vector exists for it: its tests are
+//! round trips and tamper checks only.
 
 use cbc::cipher::block_padding::NoPadding;
 use cbc::cipher::{BlockCipherEncrypt, BlockModeDecrypt, BlockModeEncrypt, KeyInit, KeyIvInit};
@@ -626,6 +628,116 @@ impl CmacSm {
     }
 }
 
+/// The card's half of a [`CmacSm`] session, with the same counter rules as
+/// [`CardCounterSm`]: one counter value per SM command (rejected ones included), and any
+/// error but a missing DO destroys the session (`69 FC` afterwards) \[I: by analogy with
+/// A5\].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardCmacSm {
+    sm: CmacSm,
+    next: MessageCounter,
+    destroyed: bool,
+}
+
+impl CardCmacSm {
+    /// A fresh session after key delivery with both keys.
+    pub fn new(kenc: Key, kmac: Key) -> Self {
+        CardCmacSm {
+            sm: CmacSm::new(kenc, kmac),
+            next: MessageCounter::FIRST,
+            destroyed: false,
+        }
+    }
+
+    /// The counter the next SM command must use.
+    pub fn next_counter(&self) -> MessageCounter {
+        self.next
+    }
+
+    /// True once an SM error destroyed the session.
+    pub fn is_destroyed(&self) -> bool {
+        self.destroyed
+    }
+
+    /// Checks and opens a whole C-APDU (the MAC covers its header); spends a counter value
+    /// even on error.
+    pub fn open_command(
+        &mut self,
+        raw: &[u8],
+    ) -> Result<(CmacCommand, ResponseSlot), CounterSmError> {
+        if self.destroyed {
+            return Err(CounterSmError::SessionDestroyed);
+        }
+        let counter = self.next;
+        match counter.0.checked_add(1) {
+            Some(n) => self.next = MessageCounter(n),
+            None => self.destroyed = true,
+        }
+        let opened = self.sm.open_command(counter, raw);
+        if let Err(e) = &opened
+            && e.destroys_session()
+        {
+            self.destroyed = true;
+        }
+        opened.map(|command| (command, ResponseSlot { counter }))
+    }
+
+    /// The response data (`[87 …] 99 02 SW 8E 08 <MAC>`) under the slot's counter.
+    pub fn seal_response(
+        &self,
+        slot: &ResponseSlot,
+        plain: &[u8],
+        status: Status,
+    ) -> Result<Vec<u8>, CounterSmError> {
+        self.sm.wrap_response(slot.counter, plain, status)
+    }
+}
+
+/// The reader's half of a [`CmacSm`] session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReaderCmacSm {
+    sm: CmacSm,
+    next: MessageCounter,
+}
+
+impl ReaderCmacSm {
+    /// A fresh session after key delivery with both keys.
+    pub fn new(kenc: Key, kmac: Key) -> Self {
+        ReaderCmacSm {
+            sm: CmacSm::new(kenc, kmac),
+            next: MessageCounter::FIRST,
+        }
+    }
+
+    /// The counter the next SM command will use.
+    pub fn next_counter(&self) -> MessageCounter {
+        self.next
+    }
+
+    /// The protected command for `header` (its CLA becomes `0C`), with `plain` in DO `87`
+    /// and `le` in DO `97` when given.
+    pub fn command(
+        &mut self,
+        header: [u8; 4],
+        plain: &[u8],
+        le: Option<&[u8]>,
+    ) -> Result<(Vec<u8>, PendingResponse), CounterSmError> {
+        let counter = self.next;
+        let apdu = self.sm.wrap_command(counter, header, plain, le)?;
+        self.next = MessageCounter(counter.0.saturating_add(1));
+        Ok((apdu, PendingResponse { counter }))
+    }
+
+    /// Checks and opens the response data: the plaintext and the status word of DO `99`.
+    pub fn open_response(
+        &self,
+        pending: &PendingResponse,
+        data: &[u8],
+    ) -> Result<(Vec<u8>, Status), CounterSmError> {
+        self.sm.open_response(pending.counter, data)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -795,6 +907,32 @@ mod tests {
             card.open_read(&[0x96, 0x03, 0x01, 0, 0]).unwrap_err(),
             CounterSmError::LeDoShape(3)
         );
+    }
+
+    #[test]
+    fn cmac_sessions_count_and_die_like_the_counter_sm() {
+        let mut reader = ReaderCmacSm::new([1; 16], [2; 16]);
+        let mut card = CardCmacSm::new([1; 16], [2; 16]);
+        let (verify, pending) = reader
+            .command([0x08, 0x20, 0x00, 0x86], b"AA12345678BB", None)
+            .unwrap();
+        let (opened, slot) = card.open_command(&verify).unwrap();
+        assert_eq!(opened.plain, b"AA12345678BB");
+        let resp = card.seal_response(&slot, b"", Status::Success).unwrap();
+        assert_eq!(
+            reader.open_response(&pending, &resp).unwrap(),
+            (vec![], Status::Success)
+        );
+        // A replay of N=1 at N=2 fails the MAC and destroys the session.
+        assert_eq!(
+            card.open_command(&verify).unwrap_err(),
+            CounterSmError::BadMac
+        );
+        assert!(card.is_destroyed());
+        let (read, _) = reader
+            .command([0x08, 0xB0, 0x81, 0x00], b"", Some(&[0, 0]))
+            .unwrap();
+        assert_eq!(card.open_command(&read).unwrap_err().status().sw(), 0x69FC);
     }
 
     #[test]
