@@ -19,7 +19,8 @@ use rclab_emulator::my_number::individual_number::{IndividualNumber, NumberDigit
 use rclab_emulator::my_number::text_ap::{self, BasicInfo, BirthDate, IntegrityRecord, Sex};
 use rclab_emulator::protocol::apdu::Apdu;
 use rclab_emulator::protocol::counter_sm::{
-    self, CardCounterSm, CmacSm, CounterSmError, LeDoForm, MessageCounter, ReaderCounterSm,
+    self, CardCmacSm, CardCounterSm, CmacSm, CounterSmError, LeDoForm, MessageCounter,
+    ReaderCmacSm, ReaderCounterSm,
 };
 use rclab_emulator::protocol::key_delivery::{
     self, DeliveryPublicKey, KeyDeliveryConfig, KeyMaterial, KeyTemplate, OaepDigest,
@@ -139,6 +140,27 @@ proptest! {
         let status = rclab_emulator::protocol::Status::from_sw(sw);
         let resp = sm.wrap_response(counter, &plain, status).unwrap();
         prop_assert_eq!(sm.open_response(counter, &resp).unwrap(), (plain, status));
+    }
+
+    #[test]
+    fn cmac_sessions_round_trip_in_sequence(
+        keys in any::<([u8; 16], [u8; 16])>(),
+        plains in vec(vec(any::<u8>(), 0..100), 1..5),
+        garbage in vec(any::<u8>(), 0..120),
+    ) {
+        let mut reader = ReaderCmacSm::new(keys.0, keys.1);
+        let mut card = CardCmacSm::new(keys.0, keys.1);
+        for plain in &plains {
+            let (apdu, pending) = reader.command([0x08, 0x20, 0x00, 0x86], plain, None).unwrap();
+            let (opened, slot) = card.open_command(&apdu).unwrap();
+            prop_assert_eq!(&opened.plain, plain);
+            let resp = card.seal_response(&slot, plain, rclab_emulator::protocol::Status::Success).unwrap();
+            prop_assert_eq!(reader.open_response(&pending, &resp).unwrap().0, plain.clone());
+        }
+        prop_assert_eq!(card.next_counter(), reader.next_counter());
+        if let Err(e) = card.open_command(&garbage) {
+            prop_assert!([0x6987, 0x6988].contains(&e.status().sw()), "{e}");
+        }
     }
 
     #[test]
