@@ -68,8 +68,10 @@
 //! `CardHost` implementation in `suite/src/run/host.rs` — see the `rclab-suite` crate docs.
 
 pub mod card;
+pub mod chip;
 pub mod fault;
 pub mod files;
+pub mod my_number;
 pub mod profile;
 pub mod protocol;
 pub mod reader;

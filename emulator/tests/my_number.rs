@@ -1,0 +1,346 @@
+//! The My Number card (spec notes Part B): the platform's selection rules, the JPKI AP's
+//! files, PINs and signatures, byte for byte as the public clients expect them, through the
+//! profile's card (fault layer and reader layer included) as every transport serves it.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a failure is the report
+
+use std::path::{Path, PathBuf};
+
+use rclab_emulator::chip::ChipKind;
+use rclab_emulator::fault::SimCard;
+use rclab_emulator::my_number::JPKI_ATR;
+use rclab_emulator::profile::{self, Profile};
+use rclab_emulator::transport::Channel;
+use rsa::pkcs1v15::Pkcs1v15Sign;
+use rsa::traits::PublicKeyParts;
+use sha2::{Digest, Sha256};
+use x509_cert::der::{Decode, Encode};
+
+fn vectors() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors")
+}
+
+fn my_number(name: &str) -> Profile {
+    let path = vectors().join(format!("profiles/my-number/{name}.yaml"));
+    profile::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn h(text: &str) -> Vec<u8> {
+    let cleaned: String = text.split_whitespace().collect();
+    hex::decode(&cleaned).unwrap_or_else(|e| panic!("{text:?}: {e}"))
+}
+
+/// Sends `apdu` (hex) and returns (data, SW as 4 hex digits).
+fn send(card: &mut SimCard, apdu: &str) -> (Vec<u8>, String) {
+    let mut r = Channel::transmit(card, &h(apdu)).unwrap();
+    let sw = r.split_off(r.len() - 2);
+    (r, hex::encode_upper(sw))
+}
+
+fn sw(card: &mut SimCard, apdu: &str) -> String {
+    send(card, apdu).1
+}
+
+const SELECT_JPKI: &str = "00 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01";
+
+/// Reads an EF the way OpenSC does: 4-byte DER header, then chunks of at most 256 bytes.
+fn read_like_opensc(card: &mut SimCard, fid: &str) -> Vec<u8> {
+    assert_eq!(sw(card, &format!("00 A4 02 0C 02 {fid}")), "9000");
+    let (head, status) = send(card, "00 B0 00 00 04");
+    assert_eq!(status, "9000");
+    let size = usize::from(u16::from_be_bytes([head[2], head[3]])) + 4;
+    let mut out = Vec::new();
+    while out.len() < size {
+        let n = (size - out.len()).min(256);
+        let (chunk, status) = send(card, &format!("00 B0 {:04X} {:02X}", out.len(), n % 256));
+        assert_eq!(status, "9000");
+        out.extend(chunk);
+    }
+    out
+}
+
+#[test]
+fn the_profile_kind_is_parsed_and_the_atr_is_opensc_jpki_entry() {
+    let p = my_number("valid/adult");
+    assert_eq!(p.kind(), ChipKind::MyNumber);
+    assert!(p.residence_image().is_err());
+    assert!(
+        p.image.files.is_empty(),
+        "no residence EF on a My Number chip"
+    );
+    let card = p.card();
+    assert_eq!(card.reader().atr, JPKI_ATR);
+    assert_eq!(
+        rclab_emulator::transport::vpcd::VirtualCard::atr(&card),
+        h("3B E0 00 FF 81 31 FE 45 14")
+    );
+}
+
+#[test]
+fn power_on_state_is_the_issuer_security_domain() {
+    let mut card = my_number("valid/adult").card();
+    assert_eq!(
+        sw(&mut card, "00 A4 00 00"),
+        "6A86",
+        "SELECT MF right after reset"
+    );
+    assert_eq!(sw(&mut card, "00 A4 00 00 02 3F 00"), "6A82");
+    assert_eq!(
+        sw(&mut card, "00 A4 02 0C 02 00 0A"),
+        "6A82",
+        "no EF before an AP"
+    );
+    assert_eq!(sw(&mut card, "00 B0 00 00 04"), "6986");
+    assert_eq!(sw(&mut card, SELECT_JPKI), "9000");
+    assert_eq!(
+        sw(&mut card, "00 A4 00 00"),
+        "9000",
+        "a no-op once an AP is selected"
+    );
+    assert_eq!(
+        sw(&mut card, "00 A4 02 0C 02 00 0A"),
+        "9000",
+        "the AP is still current"
+    );
+    assert_eq!(sw(&mut card, "00 A4 04 0C 07 A0 00 00 01 51 00 00"), "9000");
+    assert_eq!(
+        sw(&mut card, "00 A4 02 0C 02 00 0A"),
+        "6A82",
+        "the ISD has no EF"
+    );
+}
+
+#[test]
+fn unknown_aids_classes_instructions_and_channels_are_refused() {
+    let mut card = my_number("valid/adult").card();
+    // What other OpenSC drivers probe for (PIV, OpenPGP, a truncated JPKI AID).
+    assert_eq!(
+        sw(&mut card, "00 A4 04 00 09 A0 00 00 03 08 00 00 10 00 00"),
+        "6A82"
+    );
+    assert_eq!(sw(&mut card, "00 A4 04 00 06 D2 76 00 01 24 01 00"), "6A82");
+    assert_eq!(
+        sw(&mut card, "00 A4 04 0C 09 D3 92 F0 00 26 01 00 00 00"),
+        "6A82"
+    );
+    assert_eq!(sw(&mut card, "00 CA 00 66 00"), "6D00");
+    assert_eq!(sw(&mut card, "00 2A 00 80 01 00 00"), "6D00");
+    assert_eq!(
+        sw(&mut card, "B0 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01"),
+        "6E00"
+    );
+    assert_eq!(
+        sw(&mut card, "01 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01"),
+        "6881"
+    );
+    assert_eq!(
+        sw(&mut card, "00 A4 04 0C 0B D3 92 F0 00 26 01 00 00 00 01"),
+        "6700"
+    );
+    assert_eq!(sw(&mut card, "00 A4"), "6700");
+    for aid in [
+        "D3 92 10 00 31 00 01 01 04 08",
+        "D3 92 10 00 31 00 01 01 04 02",
+        "D3 92 10 00 31 00 01 01 01 00",
+        "D3 92 10 00 31 00 01 01 04 01",
+    ] {
+        assert_eq!(
+            sw(&mut card, &format!("00 A4 04 0C 0A {aid}")),
+            "9000",
+            "{aid}"
+        );
+    }
+}
+
+#[test]
+fn certificates_token_info_and_map_read_as_opensc_reads_them() {
+    let p = my_number("valid/adult");
+    let mut card = p.card();
+    assert_eq!(sw(&mut card, SELECT_JPKI), "9000");
+    let auth = read_like_opensc(&mut card, "00 0A");
+    assert_eq!(
+        auth,
+        std::fs::read(vectors().join("pki/jpki/auth.crt")).unwrap()
+    );
+    let auth_ca = read_like_opensc(&mut card, "00 0B");
+    assert_eq!(
+        auth_ca,
+        std::fs::read(vectors().join("pki/jpki/auth-ca.crt")).unwrap()
+    );
+    let sign_ca = read_like_opensc(&mut card, "00 02");
+    assert_eq!(
+        sign_ca,
+        std::fs::read(vectors().join("pki/jpki/sign-ca.crt")).unwrap()
+    );
+    assert_eq!(sw(&mut card, "00 A4 02 0C 02 00 06"), "9000");
+    let (token, status) = send(&mut card, "00 B0 00 00 00");
+    assert_eq!(status, "9000");
+    assert_eq!(token.len(), 160);
+    assert_eq!(&token[..32], b"JPKIAPICCTOKEN2                 ");
+    assert_eq!(sw(&mut card, "00 A4 02 0C 02 00 08"), "9000");
+    assert_eq!(send(&mut card, "00 B0 00 00 00").0, h("8F 8F 00"));
+    // Short at the end, 6B00 past it, the SFI form for the first 256 bytes.
+    assert_eq!(sw(&mut card, "00 A4 02 0C 02 00 0A"), "9000");
+    let len = auth.len();
+    let (tail, status) = send(&mut card, &format!("00 B0 {:04X} 00", len - 10));
+    assert_eq!(
+        (tail.as_slice(), status.as_str()),
+        (&auth[len - 10..], "9000")
+    );
+    assert_eq!(sw(&mut card, &format!("00 B0 {len:04X} 01")), "6B00");
+    assert_eq!(sw(&mut card, "00 B0 80 00 01"), "6A82", "no EF with SFI 0");
+    let (first, status) = send(&mut card, "00 B0 8A 00 00");
+    assert_eq!((first.as_slice(), status.as_str()), (&auth[..256], "9000"));
+    assert_eq!(sw(&mut card, "00 B0 00 00 00 00 04"), "6700", "extended Le");
+    assert_eq!(sw(&mut card, "00 B0 00 00"), "6700", "no Le");
+}
+
+#[test]
+fn the_signature_certificate_needs_the_password() {
+    let mut card = my_number("valid/adult").card();
+    assert_eq!(sw(&mut card, SELECT_JPKI), "9000");
+    assert_eq!(sw(&mut card, "00 A4 02 0C 02 00 01"), "9000");
+    assert_eq!(sw(&mut card, "00 B0 00 00 04"), "6982");
+    assert_eq!(sw(&mut card, "00 A4 02 0C 02 00 1B"), "9000");
+    let password = hex::encode(b"TESTPASS1");
+    assert_eq!(sw(&mut card, &format!("00 20 00 80 09 {password}")), "9000");
+    let sign = read_like_opensc(&mut card, "00 01");
+    assert_eq!(
+        sign,
+        std::fs::read(vectors().join("pki/jpki/sign.crt")).unwrap()
+    );
+    // Selecting another AP and coming back clears it.
+    assert_eq!(
+        sw(&mut card, "00 A4 04 0C 0A D3 92 10 00 31 00 01 01 04 08"),
+        "9000"
+    );
+    assert_eq!(sw(&mut card, SELECT_JPKI), "9000");
+    assert_eq!(sw(&mut card, "00 A4 02 0C 02 00 01"), "9000");
+    assert_eq!(sw(&mut card, "00 B0 00 00 04"), "6982");
+}
+
+#[test]
+fn verify_counts_down_blocks_and_never_answers_9000_to_an_empty_verify() {
+    let mut card = my_number("valid/adult").card();
+    assert_eq!(sw(&mut card, SELECT_JPKI), "9000");
+    assert_eq!(sw(&mut card, "00 A4 02 0C 02 00 18"), "9000");
+    assert_eq!(sw(&mut card, "00 20 00 80"), "63C3");
+    assert_eq!(sw(&mut card, "00 20 00 80 04 30 30 30 30"), "63C2");
+    assert_eq!(
+        sw(&mut card, "00 20 00 80"),
+        "63C2",
+        "a query spends no try"
+    );
+    assert_eq!(sw(&mut card, "00 20 00 80 04 31 32 33 34"), "9000");
+    assert_eq!(
+        sw(&mut card, "00 20 00 80"),
+        "63C3",
+        "success resets the counter"
+    );
+    assert_eq!(sw(&mut card, "00 20 00 80 04 30 30 30 30"), "63C2");
+    assert_eq!(sw(&mut card, "00 20 00 80 04 30 30 30 30"), "63C1");
+    assert_eq!(
+        sw(&mut card, "00 20 00 80 04 30 30 30 30"),
+        "63C0",
+        "the exhausting try"
+    );
+    assert_eq!(
+        sw(&mut card, "00 20 00 80 04 31 32 33 34"),
+        "6984",
+        "blocked: even the right PIN"
+    );
+    assert_eq!(sw(&mut card, "00 20 00 80"), "63C0");
+    // The counter is non-volatile: a reset does not unblock.
+    rclab_emulator::transport::vpcd::VirtualCard::reset(&mut card);
+    assert_eq!(sw(&mut card, SELECT_JPKI), "9000");
+    assert_eq!(
+        sw(&mut card, "00 20 00 98"),
+        "63C0",
+        "P2 80|SFI names the PIN"
+    );
+    // The password by SFI, without SELECT.
+    assert_eq!(sw(&mut card, "00 20 00 9B"), "63C5");
+    assert_eq!(sw(&mut card, "00 20 01 80"), "6A86");
+    assert_eq!(sw(&mut card, "00 20 00 00"), "6A86");
+}
+
+#[test]
+fn compute_digital_signature_is_pkcs1_v15_over_the_digest_info_after_the_pin() {
+    let p = my_number("valid/adult");
+    let mut card = p.card();
+    let digest = Sha256::digest(b"a fresh challenge");
+    let mut digest_info = h("30 31 30 0D 06 09 60 86 48 01 65 03 04 02 01 05 00 04 20");
+    digest_info.extend_from_slice(&digest);
+    let sign_apdu = format!("80 2A 00 80 33 {} 00", hex::encode(&digest_info));
+    assert_eq!(sw(&mut card, SELECT_JPKI), "9000");
+    assert_eq!(sw(&mut card, "00 A4 02 0C 02 00 17"), "9000");
+    assert_eq!(sw(&mut card, &sign_apdu), "6982", "no PIN yet");
+    assert_eq!(sw(&mut card, "00 A4 02 0C 02 00 18"), "9000");
+    assert_eq!(sw(&mut card, "00 20 00 80 04 31 32 33 34"), "9000");
+    assert_eq!(sw(&mut card, "00 A4 02 0C 02 00 17"), "9000");
+    let (signature, status) = send(&mut card, &sign_apdu);
+    assert_eq!(status, "9000");
+    assert_eq!(signature.len(), 256);
+    let der = std::fs::read(vectors().join("pki/jpki/auth.crt")).unwrap();
+    let cert = x509_cert::Certificate::from_der(&der).unwrap();
+    let spki = cert
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .unwrap();
+    let public = rsa::PublicKey::try_from(
+        x509_cert::spki::SubjectPublicKeyInfoRef::from_der(&spki).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(public.size(), 256);
+    public
+        .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &signature)
+        .expect("the signature verifies with the certificate's key");
+    // The signature key needs the password, not the PIN.
+    assert_eq!(sw(&mut card, "00 A4 02 0C 02 00 1A"), "9000");
+    assert_eq!(sw(&mut card, &sign_apdu), "6982");
+    // By SFI (P2 97 = auth key), P1 schemes, lengths.
+    assert_eq!(
+        send(
+            &mut card,
+            &sign_apdu.replacen("80 2A 00 80", "80 2A 00 97", 1)
+        )
+        .0,
+        signature
+    );
+    assert_eq!(
+        sw(
+            &mut card,
+            &sign_apdu.replacen("80 2A 00 80", "80 2A 07 97", 1)
+        ),
+        "6A86"
+    );
+    assert_eq!(sw(&mut card, "80 2A 00 97"), "6700");
+    let bare = format!("80 2A 02 97 20 {} 00", hex::encode(digest));
+    assert_eq!(
+        send(&mut card, &bare).0,
+        signature,
+        "P1 02 wraps the hash in a DigestInfo"
+    );
+    // Re-selecting the same AP logs out (default knob), as OpenSC's logout expects.
+    assert_eq!(sw(&mut card, SELECT_JPKI), "9000");
+    assert_eq!(sw(&mut card, "00 A4 02 0C 02 00 17"), "9000");
+    assert_eq!(sw(&mut card, &sign_apdu), "6982");
+}
+
+#[test]
+fn an_under_15_card_has_no_signature_certificate() {
+    let mut card = my_number("valid/under-15").card();
+    assert_eq!(sw(&mut card, SELECT_JPKI), "9000");
+    assert_eq!(sw(&mut card, "00 A4 02 0C 02 00 08"), "9000");
+    let (map, _) = send(&mut card, "00 B0 00 00 00");
+    assert_ne!(map[0], 0x8F);
+    assert_eq!(sw(&mut card, "00 A4 02 0C 02 00 01"), "6A82");
+    assert_eq!(sw(&mut card, "00 A4 02 0C 02 00 1B"), "9000");
+    assert_eq!(
+        sw(&mut card, "00 20 00 80"),
+        "63C0",
+        "never set: blocked, still SW1 63"
+    );
+    assert_eq!(sw(&mut card, "00 A4 02 0C 02 00 18"), "9000");
+    assert_eq!(sw(&mut card, "00 20 00 80"), "63C3");
+}
