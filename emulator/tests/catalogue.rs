@@ -130,6 +130,11 @@ const FLAGS: &[(&str, &str)] = &[
         "NoSignatureCertificate",
         "a My Number card without a JPKI signature certificate (holder under 15)",
     ),
+    (
+        "SelectAnything",
+        "answers 90 00 to a SELECT of an application it does not hold",
+    ),
+    ("PinBlocked", "the PIN that unlocks the key is blocked"),
 ];
 
 const HEADER: &str = r#"# Card profiles

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use proptest::prelude::*;
 use rclab_emulator::chip::ChipKind;
 use rclab_emulator::fault::SimCard;
 use rclab_emulator::my_number::JPKI_ATR;
@@ -344,3 +345,311 @@ fn an_under_15_card_has_no_signature_certificate() {
     assert_eq!(sw(&mut card, "00 A4 02 0C 02 00 18"), "9000");
     assert_eq!(sw(&mut card, "00 20 00 80"), "63C3");
 }
+
+/// The signature over `digest_info` with the authentication key after PIN `pin`.
+fn auth_signature(card: &mut SimCard, pin: &str, digest_info: &[u8]) -> (Vec<u8>, String) {
+    assert_eq!(sw(card, SELECT_JPKI), "9000");
+    assert_eq!(sw(card, "00 A4 02 0C 02 00 18"), "9000");
+    let verify = format!("00 20 00 80 {:02X} {}", pin.len(), hex::encode(pin));
+    let status = sw(card, &verify);
+    if status != "9000" {
+        return (Vec::new(), status);
+    }
+    assert_eq!(sw(card, "00 A4 02 0C 02 00 17"), "9000");
+    send(
+        card,
+        &format!(
+            "80 2A 00 80 {:02X} {} 00",
+            digest_info.len(),
+            hex::encode(digest_info)
+        ),
+    )
+}
+
+fn public_key(der: &[u8]) -> rsa::PublicKey {
+    let cert = x509_cert::Certificate::from_der(der).unwrap();
+    let spki = cert
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .unwrap();
+    rsa::PublicKey::try_from(x509_cert::spki::SubjectPublicKeyInfoRef::from_der(&spki).unwrap())
+        .unwrap()
+}
+
+fn sha256_digest_info(data: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let digest = Sha256::digest(data).to_vec();
+    let mut info = h("30 31 30 0D 06 09 60 86 48 01 65 03 04 02 01 05 00 04 20");
+    info.extend_from_slice(&digest);
+    (digest, info)
+}
+
+#[test]
+fn the_forged_and_corrupted_cards_differ_from_the_adult_card_only_as_they_say() {
+    let (digest, info) = sha256_digest_info(b"challenge");
+    // Key mismatch: the genuine certificate, a signature that does not verify with it.
+    let mut card = my_number("forged/key-mismatch").card();
+    let (signature, status) = auth_signature(&mut card, "1234", &info);
+    assert_eq!(status, "9000");
+    assert_eq!(sw(&mut card, "00 A4 02 0C 02 00 0A"), "9000");
+    let cert = std::fs::read(vectors().join("pki/jpki/auth.crt")).unwrap();
+    assert!(
+        public_key(&cert)
+            .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &signature)
+            .is_err()
+    );
+    // Look-alike CA: its certificate and key agree; the root's name is the genuine one's.
+    let mut card = my_number("forged/lookalike-ca").card();
+    let (signature, _) = auth_signature(&mut card, "1234", &info);
+    let cert = read_like_opensc(&mut card, "00 0A");
+    public_key(&cert)
+        .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &signature)
+        .unwrap();
+    assert_eq!(
+        cert,
+        std::fs::read(vectors().join("pki/jpki/lookalike-auth.crt")).unwrap()
+    );
+    // Select anything: foreign AIDs answer 90 00, yet the JPKI AP still works.
+    let mut card = my_number("forged/select-anything").card();
+    assert_eq!(
+        sw(&mut card, "00 A4 04 00 09 A0 00 00 03 08 00 00 10 00 00"),
+        "9000"
+    );
+    assert_eq!(sw(&mut card, "00 A4 04 0C 07 A0 00 00 00 79 01 00"), "9000");
+    let (_, status) = auth_signature(&mut card, "1234", &info);
+    assert_eq!(status, "9000");
+    // Blocked PIN: the query says 63 C0, the right PIN gets 69 84, nothing is signed.
+    let mut card = my_number("corrupted/auth-pin-blocked").card();
+    assert_eq!(sw(&mut card, SELECT_JPKI), "9000");
+    assert_eq!(sw(&mut card, "00 20 00 98"), "63C0");
+    assert_eq!(auth_signature(&mut card, "1234", &info).1, "6984");
+    // Expired and not-yet-valid: other certificates, each with its own key on the card.
+    for (name, file) in [
+        ("corrupted/expired", "auth-expired"),
+        ("corrupted/not-yet-valid", "auth-not-yet-valid"),
+    ] {
+        let mut card = my_number(name).card();
+        let (signature, status) = auth_signature(&mut card, "1234", &info);
+        assert_eq!(status, "9000", "{name}");
+        let cert = read_like_opensc(&mut card, "00 0A");
+        assert_eq!(
+            cert,
+            std::fs::read(vectors().join(format!("pki/jpki/{file}.crt"))).unwrap()
+        );
+        public_key(&cert)
+            .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &signature)
+            .unwrap();
+    }
+}
+
+/// Every My Number knob value of the table compiles over every valid My Number profile, and
+/// the non-default values change what the card answers.
+#[test]
+fn every_my_number_knob_value_compiles_and_acts() {
+    use rclab_emulator::card::knobs::KNOBS;
+    let dir = std::env::temp_dir().join(format!("rclab-mn-knobs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let valid = profile::load_dir(&vectors().join("profiles/my-number/valid")).unwrap();
+    let mut compiled = 0;
+    let with = |knob: &str, value: &str, base: &Profile| {
+        let spec = KNOBS.iter().find(|k| k.path == knob).unwrap();
+        let file = dir.join(format!("{}.yaml", knob.replace('.', "-")));
+        std::fs::write(
+            &file,
+            spec.overlay(&base.path.display().to_string(), value)
+                .unwrap(),
+        )
+        .unwrap();
+        profile::load(&file).unwrap_or_else(|e| panic!("{knob} = {value}: {e}"))
+    };
+    for knob in KNOBS.iter().filter(|k| k.is_my_number()) {
+        for base in &valid {
+            for value in knob.values {
+                assert_eq!(with(knob.path, value, base).kind(), ChipKind::MyNumber);
+                compiled += 1;
+            }
+        }
+    }
+    assert!(compiled >= 16, "{compiled}");
+    let adult = &valid[0];
+    // Re-selecting the JPKI AP keeps the PIN state.
+    let mut card = with("platform.reselect_same_app", "keeps", adult).card();
+    assert_eq!(sw(&mut card, SELECT_JPKI), "9000");
+    assert_eq!(sw(&mut card, "00 20 00 98 04 31 32 33 34"), "9000");
+    assert_eq!(sw(&mut card, SELECT_JPKI), "9000");
+    assert_eq!(sw(&mut card, "00 A4 02 0C 02 00 17"), "9000");
+    let (_, info) = sha256_digest_info(b"x");
+    let sign = format!("80 2A 00 80 33 {} 00", hex::encode(&info));
+    assert_eq!(sw(&mut card, &sign), "9000");
+    // SELECT MF refused even with an AP selected.
+    let mut card = with("platform.mf_select", "always_refused", adult).card();
+    assert_eq!(sw(&mut card, SELECT_JPKI), "9000");
+    assert_eq!(sw(&mut card, "00 A4 00 00"), "6A86");
+    // A blocked PIN answers 69 83.
+    let mut card = with(
+        "platform.blocked_pin_status",
+        "authentication_method_blocked",
+        adult,
+    )
+    .card();
+    assert_eq!(sw(&mut card, SELECT_JPKI), "9000");
+    for expected in ["63C2", "63C1", "63C0", "6983"] {
+        assert_eq!(sw(&mut card, "00 20 00 98 04 30 30 30 30"), expected);
+    }
+    // The other ATR.
+    let card = with(
+        "reader.atr",
+        "3B 88 80 01 00 00 00 00 00 81 81 00 09",
+        adult,
+    )
+    .card();
+    assert_eq!(
+        card.reader().atr,
+        h("3B 88 80 01 00 00 00 00 00 81 81 00 09")
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn my_number_profile_errors_name_the_field() {
+    let dir = std::env::temp_dir().join(format!("rclab-mn-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let adult = vectors().join("profiles/my-number/valid/adult.yaml");
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "jpki:\n  auth_pin: \"12345\"\n",
+            "jpki.auth_pin",
+            "exactly 4 digits",
+        ),
+        (
+            "jpki:\n  sign_password: \"short\"\n",
+            "jpki.sign_password",
+            "6 to 16",
+        ),
+        (
+            "jpki:\n  auth_pin_tries_left: 4\n",
+            "jpki.auth_pin_tries_left",
+            "at most 3",
+        ),
+        (
+            "jpki:\n  token_label: \"ÅÅ\"\n",
+            "jpki.token_label",
+            "32 printable",
+        ),
+        (
+            "jpki:\n  certificate_map: \"8F 8F\"\n",
+            "jpki.certificate_map",
+            "exactly 3 bytes",
+        ),
+        (
+            "jpki:\n  auth_certificate: /etc/hostname\n",
+            "jpki.auth_certificate",
+            "30 82",
+        ),
+        (
+            "jpki:\n  sign_certificate: null\n",
+            "jpki.sign_key",
+            "needs `jpki.sign_certificate`",
+        ),
+        ("jpki:\n  nonsense: 1\n", "jpki.nonsense", "unknown field"),
+        (
+            "card:\n  number: AB12345678CD\n",
+            "card.number",
+            "only a residence-card profile",
+        ),
+        (
+            "knobs:\n  read_past_end: wrong_le\n",
+            "knobs",
+            "only a residence-card profile",
+        ),
+        (
+            "platform:\n  reselect_same_app: sometimes\n",
+            "platform.reselect_same_app",
+            "unknown variant",
+        ),
+        (
+            "faults:\n  - status: { on: read DF1/EF01, sw: \"6F 00\" }\n",
+            "faults[0]",
+            "no EF",
+        ),
+        ("reader:\n  atr: \"00\"\n", "reader.atr", "2 to 33 bytes"),
+    ];
+    let not_a_key = format!(
+        "jpki:\n  auth_key: {}\n",
+        vectors().join("pki/test-ca2.key.pem").display()
+    );
+    let cases: Vec<(&str, &str, &str)> = cases
+        .iter()
+        .copied()
+        .chain([(not_a_key.as_str(), "jpki.auth_key", "PKCS#8")])
+        .collect();
+    for (i, (overlay, field, message)) in cases.iter().enumerate() {
+        let file = dir.join(format!("case{i}.yaml"));
+        std::fs::write(&file, format!("extends: {}\n{overlay}", adult.display())).unwrap();
+        let error = profile::load(&file).expect_err(overlay);
+        let text = error.to_string();
+        assert_eq!(error.field.as_deref(), Some(*field), "{overlay}: {text}");
+        assert!(text.contains(message), "{overlay}: {text}");
+    }
+    // A residence profile may not carry the My Number sections.
+    let gen2 = vectors().join("profiles/valid/gen2-residence.yaml");
+    let file = dir.join("residence.yaml");
+    std::fs::write(
+        &file,
+        format!("extends: {}\njpki:\n  auth_pin: \"1234\"\n", gen2.display()),
+    )
+    .unwrap();
+    let error = profile::load(&file).unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("jpki"), "{error}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A command a reader might send: near-valid headers of the card's instructions, or bytes.
+fn command() -> impl Strategy<Value = Vec<u8>> {
+    let near = (
+        0usize..4,
+        0usize..5,
+        any::<u8>(),
+        any::<u8>(),
+        any::<u8>(),
+        proptest::collection::vec(any::<u8>(), 0..12),
+    )
+        .prop_map(|(c, i, ins, p1, p2, data)| {
+            let cla = [0x00, 0x80, 0x0C, 0x01][c];
+            let ins = [0xA4, 0xB0, 0x20, 0x2A, ins][i];
+            let mut apdu = vec![cla, ins, p1, p2];
+            if !data.is_empty() {
+                apdu.push(u8::try_from(data.len()).unwrap());
+                apdu.extend(data);
+            }
+            apdu.push(0);
+            apdu
+        });
+    prop_oneof![
+        2 => proptest::collection::vec(any::<u8>(), 0..20),
+        6 => near,
+        1 => Just(h(SELECT_JPKI)),
+        1 => Just(h("00 20 00 98 04 31 32 33 34")),
+        1 => Just(h("00 A4 02 0C 02 00 0A")),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    /// Any sequence of APDUs gets a reply with a status word, and data only with 90 00;
+    /// the card never panics.
+    #[test]
+    fn the_my_number_card_answers_every_sequence(
+        steps in proptest::collection::vec(command(), 1..40)
+    ) {
+        let mut card = ADULT.card();
+        for apdu in steps {
+            let reply = Channel::transmit(&mut card, &apdu).unwrap();
+            prop_assert!(reply.len() >= 2);
+            let sw = &reply[reply.len() - 2..];
+            prop_assert!(sw == [0x90, 0x00] || reply.len() == 2, "{:02X?}", reply);
+        }
+    }
+}
+
+static ADULT: std::sync::LazyLock<Profile> = std::sync::LazyLock::new(|| my_number("valid/adult"));

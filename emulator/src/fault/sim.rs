@@ -207,6 +207,7 @@ impl SimCard {
                     // or its leaving.
                     Fault::RemoveDuring { .. }
                     | Fault::Status { .. }
+                    | Fault::ReplaceStatus { .. }
                     | Fault::Delay { .. }
                     | Fault::RemoveAfter { .. }
                     | Fault::Truncate { .. }
@@ -323,6 +324,7 @@ impl SimCard {
                 | Fault::RemoveAfter { .. }
                 | Fault::RemoveDuring { .. }
                 | Fault::Status { .. }
+                | Fault::ReplaceStatus { .. }
                 | Fault::GetResponse { .. }
                 | Fault::WrongLe { .. }
                 | Fault::ExtraBytes { .. }
@@ -339,6 +341,10 @@ impl SimCard {
         let ok = status == Status::Success;
         let mutual_authenticate = target.instruction() == Some(Instruction::MutualAuthenticate);
         match fault {
+            Fault::ReplaceStatus { when, sw, .. } if split == 0 && status == *when => {
+                *response = sw.to_bytes().to_vec();
+                true
+            }
             Fault::Truncate { keep, .. } => {
                 let cut = response.len() > keep.get();
                 response.truncate(keep.get());
@@ -412,7 +418,8 @@ impl SimCard {
                 true
             }
             // The answer is not one the fault reshapes.
-            Fault::GetResponse { .. }
+            Fault::ReplaceStatus { .. }
+            | Fault::GetResponse { .. }
             | Fault::WrongLe { .. }
             | Fault::WrongMIcc
             | Fault::WrongEcho

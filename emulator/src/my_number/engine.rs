@@ -8,7 +8,7 @@
 //!
 //! Status words (spec notes B3, B4, B7, B11): unknown AID `6A 82` (never `90 00`), unknown
 //! INS `6D 00`, unknown CLA `6E 00`, a logical channel other than 0 `68 81`, malformed
-//! lengths `67 00`, bad P1/P2 `6A 86`; VERIFY `63 Cx` / `63 C0` / `69 84`; a signature or a
+//! lengths `67 00`, bad P1/P2 `6A 86`; VERIFY `63 Cx` / `63 C0` / `69 84` (a knob); a signature or a
 //! protected EF without its PIN `69 82`.
 
 use std::sync::Arc;
@@ -25,9 +25,6 @@ use crate::protocol::apdu::{Apdu, NE_SHORT_MAX};
 pub fn tries_left_status(left: u8) -> Status {
     Status::Other(0x63C0 | u16::from(left.min(15)))
 }
-/// `69 84`: reference data not usable — VERIFY of a PIN already blocked (MC measured it;
-/// never `69 83`).
-pub const PIN_BLOCKED: Status = Status::Other(0x6984);
 /// `68 81`: logical channel not supported (only channel 0 works).
 pub const CHANNEL_NOT_SUPPORTED: Status = Status::Other(0x6881);
 /// `69 81`: command incompatible with the file structure (READ BINARY of a key EF, VERIFY
@@ -304,7 +301,8 @@ impl MyNumberCard {
             return Err(tries_left_status(left));
         }
         if left == 0 {
-            return Err(PIN_BLOCKED);
+            // 69 84 by default (MC's measurement; the knob offers ISO's 69 83).
+            return Err(Status::Other(self.image.knobs.blocked_pin_status.sw()));
         }
         self.session.verified.retain(|&v| v != fid);
         if matches {

@@ -99,6 +99,28 @@ pub enum MfSelect {
     AlwaysRefused,
 }
 
+/// What VERIFY of a PIN that is already blocked answers (spec notes B4, open question 9).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockedPinStatus {
+    /// `69 84` (reference data not usable): what MC measured on every later VERIFY.
+    #[default]
+    ReferenceDataNotUsable,
+    /// `69 83` (authentication method blocked): ISO 7816-4's word, never reported for this
+    /// card, which OpenSC maps to "PIN locked".
+    AuthenticationMethodBlocked,
+}
+
+impl BlockedPinStatus {
+    /// The status word.
+    pub fn sw(self) -> u16 {
+        match self {
+            BlockedPinStatus::ReferenceDataNotUsable => 0x6984,
+            BlockedPinStatus::AuthenticationMethodBlocked => 0x6983,
+        }
+    }
+}
+
 /// Behaviour of a My Number card that the public sources leave open (profile `knobs:`
 /// of a `kind: my_number` profile); defaults are the likeliest real card.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +130,8 @@ pub struct MyNumberKnobs {
     pub reselect_same_app: ReselectSameApp,
     /// What SELECT MF without data answers once an application is selected.
     pub mf_select: MfSelect,
+    /// What VERIFY of an already blocked PIN answers.
+    pub blocked_pin_status: BlockedPinStatus,
 }
 
 /// Everything the My Number engine needs, produced by the profile compiler.
