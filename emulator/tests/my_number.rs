@@ -570,7 +570,17 @@ fn my_number_profile_errors_name_the_field() {
         (
             "faults:\n  - status: { on: read DF1/EF01, sw: \"6F 00\" }\n",
             "faults[0]",
-            "no EF",
+            "names a residence-card DF or EF",
+        ),
+        (
+            "faults:\n  - status: { on: select DF1, sw: \"6F 00\" }\n",
+            "faults[0]",
+            "never act",
+        ),
+        (
+            "tamper:\n  files: [{ file: DF1/EF01, truncate: 1 }]\n",
+            "tamper",
+            "My Number profile forges",
         ),
         ("reader:\n  atr: \"00\"\n", "reader.atr", "2 to 33 bytes"),
     ];

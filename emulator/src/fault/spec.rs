@@ -256,6 +256,15 @@ impl Fault {
         }
     }
 
+    /// True when the fault's selector names a residence-card DF or EF (`select DF1`,
+    /// `read DF1/EF01`): such a fault can never act on a My Number card.
+    pub fn names_residence_file(&self) -> bool {
+        matches!(
+            self.selector(),
+            Some(Selector::Select(Some(_)) | Selector::Read(Some(_)))
+        )
+    }
+
     /// Checks that a file the fault names exists on the card.
     pub fn check_against(&self, image: &CardImage) -> Result<(), String> {
         match self.selector() {

@@ -115,7 +115,7 @@ pub fn load(path: &Path) -> Result<Profile, ProfileError> {
     } = load::load_merged(path)?;
     let kind = doc.card.as_ref().and_then(|c| c.kind).unwrap_or_default();
     if kind == ChipKind::MyNumber {
-        return load_my_number(path, &doc, tampered.is_some(), &locator);
+        return load_my_number(path, &doc, &locator);
     }
     my_number::check_residence(&doc, &locator, path)?;
     let mut image = compile::compile(&doc, path, &locator)?;
@@ -165,10 +165,9 @@ pub fn load(path: &Path) -> Result<Profile, ProfileError> {
 fn load_my_number(
     path: &Path,
     doc: &schema::ProfileDoc,
-    tampers: bool,
     locator: &load::Locator,
 ) -> Result<Profile, ProfileError> {
-    if tampers {
+    if doc.tamper.is_some() {
         return Err(locator.error(
             path,
             "tamper",
@@ -180,9 +179,14 @@ fn load_my_number(
     let view = ChipImage::MyNumber(Arc::clone(&image)).residence_view();
     let faults = doc.faults.clone().unwrap_or_default();
     for (i, fault) in faults.iter().enumerate() {
-        fault
-            .check_against(&view)
-            .map_err(|message| locator.error(path, &format!("faults[{i}]"), message))?;
+        if fault.names_residence_file() {
+            return Err(locator.error(
+                path,
+                &format!("faults[{i}]"),
+                "names a residence-card DF or EF; a My Number card has none, so it would \
+                 never act (use `select`, `read`, `verify` or `any`)",
+            ));
+        }
     }
     let required = |field: &str| {
         locator.error(
