@@ -238,9 +238,19 @@ subjectKeyIdentifier   = hash
 keyUsage               = critical, digitalSignature, nonRepudiation
 certificatePolicies    = 1.2.392.200149.8.5.1.0.20
 authorityInfoAccess    = OCSP;URI:http://ocsp.jpki-test.invalid/sign
-subjectAltName         = otherName:1.2.392.200149.8.5.5.1;UTF8:試験　花子, otherName:1.2.392.200149.8.5.5.2;UTF8:00000, otherName:1.2.392.200149.8.5.5.3;UTF8:2, otherName:1.2.392.200149.8.5.5.4;UTF8:319900301, otherName:1.2.392.200149.8.5.5.5;UTF8:東京都千代田区試験町１－２－３, otherName:1.2.392.200149.8.5.5.6;UTF8:000000000000000000
+subjectAltName         = @jpki_sign_san
 authorityKeyIdentifier = keyid
 subjectKeyIdentifier   = hash
+
+# The invented holder: name, name alt, sex (2), era-coded birth date, address, address alt.
+# FORMAT:UTF8 makes openssl take the bytes as UTF-8 (it would re-encode them as Latin-1).
+[ jpki_sign_san ]
+otherName.1 = 1.2.392.200149.8.5.5.1;FORMAT:UTF8,UTF8:試験　花子
+otherName.2 = 1.2.392.200149.8.5.5.2;FORMAT:UTF8,UTF8:00000
+otherName.3 = 1.2.392.200149.8.5.5.3;FORMAT:UTF8,UTF8:2
+otherName.4 = 1.2.392.200149.8.5.5.4;FORMAT:UTF8,UTF8:319900301
+otherName.5 = 1.2.392.200149.8.5.5.5;FORMAT:UTF8,UTF8:東京都千代田区試験町１－２－３
+otherName.6 = 1.2.392.200149.8.5.5.6;FORMAT:UTF8,UTF8:000000000000000000
 EOF
 
 # jpki_issue NAME SUBJECT SERIAL FROM TO EXT ISSUER|self   (keys and certificates in $D/jpki)
