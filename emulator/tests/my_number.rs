@@ -663,3 +663,48 @@ proptest! {
 }
 
 static ADULT: std::sync::LazyLock<Profile> = std::sync::LazyLock::new(|| my_number("valid/adult"));
+
+/// True when `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The JPKI TEST certificates have the real ones' shape (spec notes B2), and the SAN holds
+/// the invented holder's name as UTF-8 (regression: openssl once stored it re-encoded as
+/// Latin-1, 30 bytes of mojibake instead of 15).
+#[test]
+fn the_jpki_test_certificates_have_the_real_ones_shape() {
+    let read = |name: &str| std::fs::read(vectors().join(format!("pki/jpki/{name}.crt"))).unwrap();
+    let auth = read("auth");
+    let sign = read("sign");
+    for der in [&auth, &sign] {
+        assert_eq!(&der[..2], [0x30, 0x82]);
+        assert_eq!(public_key(der).size(), 256, "RSA-2048");
+        let cert = x509_cert::Certificate::from_der(der).unwrap();
+        assert_eq!(
+            cert.signature_algorithm().oid.to_string(),
+            "1.2.840.113549.1.1.11",
+            "sha256WithRSAEncryption"
+        );
+    }
+    // Policies: auth ...0.30, sign ...0.20; EKU clientAuth on auth only.
+    assert!(contains(
+        &auth,
+        &h("06 0B 2A 83 08 8C 9B 55 08 05 01 00 1E")
+    ));
+    assert!(contains(
+        &sign,
+        &h("06 0B 2A 83 08 8C 9B 55 08 05 01 00 14")
+    ));
+    assert!(contains(&auth, &h("06 08 2B 06 01 05 05 07 03 02")));
+    // SAN otherName 1.2.392.200149.8.5.5.1 = UTF8String "試験　花子" (15 bytes).
+    let mut name = h("06 0A 2A 83 08 8C 9B 55 08 05 05 01 A0 11 0C 0F");
+    name.extend_from_slice("試験　花子".as_bytes());
+    assert!(
+        contains(&sign, &name),
+        "the holder's name is not UTF-8 in the SAN"
+    );
+    assert!(contains(&sign, "東京都千代田区試験町１－２－３".as_bytes()));
+    // Issuers say TEST.
+    assert!(contains(&auth, b"JPKI-TEST") && contains(&sign, b"JPKI-TEST"));
+}
