@@ -708,3 +708,36 @@ fn the_jpki_test_certificates_have_the_real_ones_shape() {
     // Issuers say TEST.
     assert!(contains(&auth, b"JPKI-TEST") && contains(&sign, b"JPKI-TEST"));
 }
+
+/// The fault layer wraps a My Number chip as it wraps a residence chip: faults with the
+/// generic selectors act (`verify`, `select`, `read`, `any`, removal, delays).
+#[test]
+fn faults_act_on_a_my_number_card() {
+    let dir = std::env::temp_dir().join(format!("rclab-mn-faults-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let adult = vectors().join("profiles/my-number/valid/adult.yaml");
+    let with = |faults: &str| {
+        let file = dir.join("faulty.yaml");
+        std::fs::write(
+            &file,
+            format!("extends: {}\nfaults:\n{faults}", adult.display()),
+        )
+        .unwrap();
+        profile::load(&file).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let mut card = with("  - status: { on: verify, sw: \"6F 00\" }\n").card();
+    assert_eq!(sw(&mut card, SELECT_JPKI), "9000");
+    assert_eq!(sw(&mut card, "00 20 00 98"), "6F00");
+    let mut card = with("  - truncate: { on: read, keep: 3 }\n").card();
+    assert_eq!(sw(&mut card, SELECT_JPKI), "9000");
+    assert_eq!(sw(&mut card, "00 A4 02 0C 02 00 0A"), "9000");
+    let reply = Channel::transmit(&mut card, &h("00 B0 00 00 04")).unwrap();
+    assert_eq!(reply, h("30 82 03"));
+    let mut card = with("  - remove_after: { apdus: 1 }\n").card();
+    assert_eq!(sw(&mut card, SELECT_JPKI), "9000");
+    assert!(Channel::transmit(&mut card, &h("00 A4 02 0C 02 00 0A")).is_err());
+    let mut card = with("  - delay: { on: any, ms: 10 }\n").card();
+    assert_eq!(sw(&mut card, SELECT_JPKI), "9000");
+    assert_eq!(card.simulated_time(), std::time::Duration::from_millis(10));
+    std::fs::remove_dir_all(&dir).ok();
+}
