@@ -386,3 +386,36 @@ fn opensc_reads_and_signs_with_every_valid_my_number_card() {
         served.reader.stop();
     }
 }
+
+/// With the other value of the `reader.atr` knob (the PC/SC Part 3 Type B form, standing
+/// for the undocumented contactless ATR) OpenSC no longer matches the card by ATR, and finds
+/// it by selecting the JPKI AP instead.
+#[test]
+fn opensc_finds_the_card_by_select_without_the_jpki_atr() {
+    if !common::stack_available() || !opensc_available() {
+        return;
+    }
+    let dir = common::temp_dir("opensc-atr", "overlay");
+    let overlay = dir.join("contactless-atr.yaml");
+    let adult = common::vectors().join("profiles/my-number/valid/adult.yaml");
+    std::fs::write(
+        &overlay,
+        format!(
+            "extends: {}\nreader:\n  atr: \"3B 88 80 01 00 00 00 00 00 81 81 00 09\"\n",
+            adult.display()
+        ),
+    )
+    .unwrap();
+    let p = profile::load(&overlay).unwrap_or_else(|e| panic!("{e}"));
+    let served = Served::new(&p);
+    let listed = served.pkcs15(&["--list-certificates"]);
+    assert!(listed.contains("Path           : 000a"), "{listed}");
+    let exchanges = served.exchanges();
+    assert!(
+        exchanges
+            .iter()
+            .any(|(c, a)| c == &format!("00A4040C0A{JPKI_AID}") && a == "9000")
+    );
+    assert_no_foreign_aid_accepted(&exchanges);
+    served.reader.stop();
+}
