@@ -1,6 +1,6 @@
 //! rclab emulator: a virtual residence-card chip (在留カード / 特別永住者証明書), both
-//! generations, built from YAML card profiles, plus the protocol codec the reference
-//! checker shares.
+//! generations, and the My Number card platform (個人番号カード: its JPKI AP), built from
+//! YAML card profiles, plus the protocol codec the reference checker shares.
 //!
 //! User documentation (commands, profile format, limits) is in the repository's README;
 //! these crate docs map the code for someone changing it.
@@ -22,12 +22,23 @@
 //! - [`profile`]: a YAML card profile ([`profile::schema`], read by `profile/load.rs`, with
 //!   the libyaml pre-scan of `profile/scan.rs` bounding aliases and depth) compiled by
 //!   `profile/compile.rs` into a [`card::CardImage`] by walking the layout's rows.
-//! - [`card`]: the faithful chip — the [`card::CardImage`] (bytes per EF, [`card::Knobs`])
-//!   and the engine ([`card::Card`]) that answers one typed command at a time.
+//! - [`card`]: the faithful residence chip — the [`card::CardImage`] (bytes per EF,
+//!   [`card::Knobs`]) and the engine ([`card::Card`]) that answers one typed command at a
+//!   time; [`card::knobs`] the table of every open behaviour (both platforms).
+//! - [`my_number`]: the My Number card platform — [`my_number::apps`] (the one table of
+//!   applications, their EFs and secrets), [`my_number::MyNumberImage`] (what a
+//!   `card.kind: my_number` profile compiles to, by `profile/my_number.rs`) and
+//!   [`my_number::MyNumberCard`] (the engine: ISD power-on state, applications by AID,
+//!   security state per application, VERIFY counters, COMPUTE DIGITAL SIGNATURE).
+//! - [`chip`]: either kind of chip — [`chip::ChipImage`] (what a [`profile::Profile`]
+//!   carries, [`profile::Profile::chip_image`]) and [`chip::Chip`] (the running engine), so
+//!   everything above the card serves both without knowing which.
 //! - [`fault`]: what a profile lists under `faults:` (`fault/spec.rs`: each [`fault::Fault`]
 //!   and the [`fault::Selector`] naming the commands it hits) and the runtime that wraps the
-//!   faithful card (`fault/sim.rs`: [`fault::SimCard`]; `fault/adapters.rs` plugs it into
-//!   both transports). The engine never knows a card is faulty.
+//!   faithful card (`fault/sim.rs`: [`fault::SimCard`], around a [`chip::Chip`] of either
+//!   kind; `fault/adapters.rs` plugs it into both transports). The engine never knows a
+//!   card is faulty. Selectors naming residence DFs/EFs never match a My Number chip (its
+//!   residence view has none), so a My Number profile may not use them.
 //! - [`transport`]: how a reader reaches a card — the [`transport::Channel`] trait (in
 //!   process), the [`transport::Tap`] recording every [`transport::Exchange`], and
 //!   [`transport::vpcd`], which serves any [`transport::vpcd::VirtualCard`] to pcscd
@@ -58,6 +69,12 @@
 //! 4. `vectors/profiles/valid/`: a valid profile per generation (they are loaded by
 //!    `emulator/tests/card/profiles_load.rs` and run by the suite's conformance tests).
 //!
+//! **An application of the My Number card** (or data for one whose row exists): its row in
+//! `emulator/src/my_number/apps.rs` (AID, EFs with [`my_number::apps::Content`], secrets),
+//! the content builder in `profile/my_number.rs` (`content`), the profile fields in
+//! `profile/schema.rs` (like [`profile::schema::JpkiDoc`]); the engine needs nothing new
+//! for files and PINs; a new command is a branch of `MyNumberCard::execute`.
+//!
 //! **A fault**:
 //! 1. `emulator/src/fault/spec.rs`: the [`fault::Fault`] variant, its YAML form and its
 //!    check against the card.
@@ -74,6 +91,7 @@
 //! `CardHost` implementation in `suite/src/run/host.rs` — see the `rclab-suite` crate docs.
 
 pub mod card;
+pub mod chip;
 pub mod fault;
 pub mod files;
 pub mod my_number;

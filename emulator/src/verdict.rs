@@ -51,6 +51,10 @@ pub enum Reason {
     Timeout,
     /// Any other reader or transport failure.
     Transport,
+    /// My Number card: the PIN that unlocks the key a checker needs is blocked (`63 C0` /
+    /// `69 84`), so the card cannot prove it holds the certificate's key; only a municipal
+    /// office can unblock it.
+    PinBlocked,
 }
 
 /// A verdict with its optional reason, written `forged{signature_mismatch}`.
@@ -121,6 +125,7 @@ impl Reason {
             Reason::CardRemoved => "card_removed",
             Reason::Timeout => "timeout",
             Reason::Transport => "transport",
+            Reason::PinBlocked => "pin_blocked",
         }
     }
 }

@@ -10,6 +10,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use rclab_emulator::chip::ChipKind;
 use rclab_emulator::profile::{self, Profile};
 use rclab_emulator::verdict::{Threat, VerdictKind};
 
@@ -121,6 +122,19 @@ const FLAGS: &[(&str, &str)] = &[
         "Tolerate",
         "a deviation a correct checker accepts: the verdict is genuine",
     ),
+    (
+        "MyNumber",
+        "a My Number card (`my-number/`), not a residence card",
+    ),
+    (
+        "NoSignatureCertificate",
+        "a My Number card without a JPKI signature certificate (holder under 15)",
+    ),
+    (
+        "SelectAnything",
+        "answers 90 00 to a SELECT of an application it does not hold",
+    ),
+    ("PinBlocked", "the PIN that unlocks the key is blocked"),
 ];
 
 const HEADER: &str = r#"# Card profiles
@@ -145,6 +159,11 @@ the card misbehave (see the README's Profiles section).
   what it could not verify, and says what went wrong; deviations marked `Tolerate` are
   allowed by ISO 7816-4 or by the specification's open questions and cost no assurance, so
   the card is genuine.
+- `my-number/{valid,forged,corrupted}/` — My Number cards (`card: {kind: my_number}`,
+  gen `MN` below), under the same rules. Genuine means: the JPKI authentication
+  certificate chains to the JPKI TEST root (`vectors/pki/jpki/auth-ca.crt`), both valid at
+  the time of the check, and the card signs a fresh challenge with that certificate's key
+  after the authentication PIN. Residence-card checkers do not run on them.
 
 How verdicts are decided:
 
@@ -195,7 +214,10 @@ fn markdown(profiles: &[Profile]) -> String {
         out.push_str(&format!(
             "| [{name}]({name}.yaml) | {gen} | {expected} | {threat} | {flags} | {why} |\n",
             name = p.name,
-            gen = p.generation.number(),
+            gen = match p.kind() {
+                ChipKind::Residence => p.generation.number().to_string(),
+                ChipKind::MyNumber => "MN".to_owned(),
+            },
             threat = p.expect.threat.map_or("", |t| t.as_str()),
             flags = p.expect.flags.join(", "),
             why = p.expect.why.replace('|', "\\|"),
@@ -234,7 +256,11 @@ fn catalogue_readme_matches_the_profiles() {
 #[test]
 fn catalogue_profiles_follow_the_rules() {
     let profiles = catalogue();
-    let folder = |p: &Profile| p.name.split('/').next().unwrap_or_default().to_owned();
+    // `my-number/valid/…` follows the rules of `valid/…`.
+    let folder = |p: &Profile| {
+        let name = p.name.strip_prefix("my-number/").unwrap_or(&p.name);
+        name.split('/').next().unwrap_or_default().to_owned()
+    };
     let count = |f: &str| profiles.iter().filter(|p| folder(p) == f).count();
     assert!(count("forged") >= 12 && count("corrupted") >= 12);
     let known: BTreeSet<&str> = FLAGS.iter().map(|(f, _)| *f).collect();
@@ -298,10 +324,13 @@ fn catalogue_profiles_follow_the_rules() {
                 .lines()
                 .find_map(|l| l.strip_prefix("extends: ../valid/"))
                 .unwrap_or_else(|| panic!("{name}: must extend a valid profile"));
-            let parent = profile::load(&profiles_dir().join("valid").join(parent.trim()))
-                .unwrap_or_else(|e| panic!("{e}"));
+            let valid = p.path.parent().unwrap().join("../valid");
+            let parent =
+                profile::load(&valid.join(parent.trim())).unwrap_or_else(|e| panic!("{e}"));
             assert!(
-                *p.image != *parent.image || !p.faults.is_empty(),
+                *p.image != *parent.image
+                    || p.my_number != parent.my_number
+                    || !p.faults.is_empty(),
                 "{name}: the same card as {}",
                 parent.name
             );

@@ -4,6 +4,7 @@
 #   vectors/pki/generate.sh           regenerate every key and certificate (NEW keys!)
 #   vectors/pki/generate.sh --verify  only verify the files already in place
 #   vectors/pki/generate.sh --additions  (re)create only the later additions (see below)
+#   vectors/pki/generate.sh --jpki   (re)create only the JPKI TEST tree in jpki/ (My Number card)
 #
 # THESE ARE TEST KEYS. They are not, and never were, keys of any real authority.
 # Regenerating creates fresh random keys; the committed files are the ones the
@@ -19,8 +20,9 @@ case "${1:-}" in
   "") ;;
   --verify) MODE=verify ;;
   --additions) MODE=additions ;;
-  -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-  *) echo "usage: $0 [--verify|--additions]" >&2; exit 2 ;;
+  --jpki) MODE=jpki ;;
+  -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+  *) echo "usage: $0 [--verify|--additions|--jpki]" >&2; exit 2 ;;
 esac
 
 WORK="$(mktemp -d)"
@@ -206,6 +208,167 @@ generate() {
   cp "$OUT/test-ca.crt" "$OUT/test-ca2.crt" "$OUT/expired-ca.crt" "$OUT/trust/"
 }
 
+# ---------------------------------------------------------------- JPKI TEST tree (jpki/)
+# The My Number card's JPKI (spec notes B2): a TEST root per key (authentication,
+# signature) with `O=JPKI-TEST` DNs, end-entity certificates with the real ones' shape
+# (RSA-2048, sha256WithRSA; auth: KU digitalSignature, EKU clientAuth, policy
+# 1.2.392.200149.8.5.1.0.30, CN an opaque serial; sign: KU digitalSignature+nonRepudiation,
+# policy ...0.20, subject CN/L/L/C, SAN otherName 1.2.392.200149.8.5.5.1-.6 of an INVENTED
+# person), and the material of the forged profiles. Separate from the residence tree:
+# `generate.sh --jpki` never touches a residence key.
+JPKI_AUTH_DN="/C=JP/O=JPKI-TEST/OU=JPKI for user authentication/OU=rclab TEST authority, not J-LIS"
+JPKI_SIGN_DN="/C=JP/O=JPKI-TEST/OU=JPKI for digital signature/OU=rclab TEST authority, not J-LIS"
+JPKI_FROM=20260110000000Z JPKI_TO=20351231235959Z
+
+cat >"$WORK/jpki-ext.cnf" <<'EOF'
+[ jpki_ca ]
+basicConstraints       = critical, CA:TRUE
+keyUsage               = critical, keyCertSign, cRLSign
+subjectKeyIdentifier   = hash
+
+[ jpki_auth ]
+keyUsage               = critical, digitalSignature
+extendedKeyUsage       = clientAuth
+certificatePolicies    = 1.2.392.200149.8.5.1.0.30
+authorityInfoAccess    = OCSP;URI:http://ocsp.jpki-test.invalid/auth
+authorityKeyIdentifier = keyid
+subjectKeyIdentifier   = hash
+
+[ jpki_sign ]
+keyUsage               = critical, digitalSignature, nonRepudiation
+certificatePolicies    = 1.2.392.200149.8.5.1.0.20
+authorityInfoAccess    = OCSP;URI:http://ocsp.jpki-test.invalid/sign
+subjectAltName         = @jpki_sign_san
+authorityKeyIdentifier = keyid
+subjectKeyIdentifier   = hash
+
+# The invented holder: name, name alt, sex (2), era-coded birth date, address, address alt.
+# FORMAT:UTF8 makes openssl take the bytes as UTF-8 (it would re-encode them as Latin-1).
+[ jpki_sign_san ]
+otherName.1 = 1.2.392.200149.8.5.5.1;FORMAT:UTF8,UTF8:試験　花子
+otherName.2 = 1.2.392.200149.8.5.5.2;FORMAT:UTF8,UTF8:00000
+otherName.3 = 1.2.392.200149.8.5.5.3;FORMAT:UTF8,UTF8:2
+otherName.4 = 1.2.392.200149.8.5.5.4;FORMAT:UTF8,UTF8:319900301
+otherName.5 = 1.2.392.200149.8.5.5.5;FORMAT:UTF8,UTF8:東京都千代田区試験町１－２－３
+otherName.6 = 1.2.392.200149.8.5.5.6;FORMAT:UTF8,UTF8:000000000000000000
+EOF
+
+# jpki_issue NAME SUBJECT SERIAL FROM TO EXT ISSUER|self   (keys and certificates in $D/jpki)
+jpki_issue() {
+  local name="$1" subject="$2" serial="$3" start="$4" end="$5" ext="$6" issuer="$7"
+  local J="$D/jpki" ca="$WORK/jca-$name"
+  rm -rf "$ca"; mkdir -p "$ca/new"
+  : >"$ca/index.txt"
+  echo "$serial" >"$ca/serial"
+  cat >"$ca/ca.cnf" <<EOF
+[ ca ]
+default_ca = tmp_ca
+[ tmp_ca ]
+dir              = $ca
+database         = \$dir/index.txt
+new_certs_dir    = \$dir/new
+serial           = \$dir/serial
+default_md       = sha256
+policy           = policy_any
+unique_subject   = no
+copy_extensions  = none
+email_in_dn      = no
+[ policy_any ]
+countryName            = optional
+localityName           = optional
+organizationName       = optional
+organizationalUnitName = optional
+commonName             = optional
+[ req ]
+distinguished_name = req_dn
+prompt             = no
+string_mask        = utf8only
+[ req_dn ]
+CN = placeholder
+EOF
+  openssl req -new -utf8 -key "$J/$name.key.pem" -subj "$subject" -config "$ca/ca.cnf" -out "$ca/req.csr"
+  local signopts
+  if [ "$issuer" = self ]; then
+    signopts=(-selfsign -keyfile "$J/$name.key.pem")
+  else
+    openssl x509 -inform DER -in "$J/$issuer.crt" -out "$ca/issuer.pem"
+    signopts=(-cert "$ca/issuer.pem" -keyfile "$J/$issuer.key.pem")
+  fi
+  openssl ca -batch -notext -preserveDN -utf8 -config "$ca/ca.cnf" -md sha256 \
+    -extfile "$WORK/jpki-ext.cnf" -extensions "$ext" \
+    -startdate "$start" -enddate "$end" \
+    "${signopts[@]}" -in "$ca/req.csr" -out "$ca/cert.pem" 2>"$ca/log" \
+    || { cat "$ca/log" >&2; exit 1; }
+  openssl x509 -in "$ca/cert.pem" -outform DER -out "$J/$name.crt"
+}
+
+JPKI_AUTH_EE="/C=JP/CN=TEST0A1B2C3D4E5F60718293A4B5C6"
+JPKI_CHILD_EE="/C=JP/CN=TEST1F2E3D4C5B6A79685746352413"
+JPKI_SIGN_EE="/C=JP/L=東京都/L=試験市/CN=TEST9F8E7D6C5B4A39281706F5E4D3"
+JPKI_FILES="auth-ca sign-ca auth sign child-auth lookalike-auth-ca lookalike-auth auth-expired auth-not-yet-valid"
+generate_jpki() {
+  local J="$D/jpki"
+  mkdir -p "$J"
+  for n in $JPKI_FILES other; do newkey_rsa "$J/$n.key.pem"; done
+  # Roots: 20 years, like J-LIS's.
+  jpki_issue auth-ca "$JPKI_AUTH_DN" 01 20190101000000Z 20441231235959Z jpki_ca self
+  jpki_issue sign-ca "$JPKI_SIGN_DN" 01 20190101000000Z 20441231235959Z jpki_ca self
+  # End entities of the adult card and of the under-15 card (authentication only).
+  jpki_issue auth "$JPKI_AUTH_EE" 1001 "$JPKI_FROM" "$JPKI_TO" jpki_auth auth-ca
+  jpki_issue sign "$JPKI_SIGN_EE" 2001 "$JPKI_FROM" "$JPKI_TO" jpki_sign sign-ca
+  jpki_issue child-auth "$JPKI_CHILD_EE" 1002 "$JPKI_FROM" "$JPKI_TO" jpki_auth auth-ca
+  # Forgeries: a look-alike root (same DN, serial, dates; own key) and an EE with the
+  # genuine EE's DN under it; an expired EE and a not-yet-valid one under the genuine root.
+  jpki_issue lookalike-auth-ca "$JPKI_AUTH_DN" 01 20190101000000Z 20441231235959Z jpki_ca self
+  jpki_issue lookalike-auth "$JPKI_AUTH_EE" 1001 "$JPKI_FROM" "$JPKI_TO" jpki_auth lookalike-auth-ca
+  jpki_issue auth-expired "$JPKI_AUTH_EE" 1003 20200110000000Z 20250109235959Z jpki_auth auth-ca
+  jpki_issue auth-not-yet-valid "$JPKI_AUTH_EE" 1004 20400110000000Z 20441231235959Z jpki_auth auth-ca
+}
+
+install_jpki() {
+  D="$WORK/out"; mkdir -p "$D"
+  generate_jpki
+  chmod 644 "$D"/jpki/*
+  mkdir -p "$OUT/jpki"
+  rm -f "$OUT"/jpki/*.key.pem "$OUT"/jpki/*.crt
+  cp "$D"/jpki/* "$OUT/jpki/"
+}
+
+verify_jpki() {
+  local J="$OUT/jpki" T a b
+  [ -d "$J" ] || return 0
+  T="$(epoch 2027-01-01)"
+  jpem() { openssl x509 -inform DER -in "$J/$1.crt" -out "$WORK/jv-$1.pem"; echo "$WORK/jv-$1.pem"; }
+  jexpect() {
+    local want="$1" leaf="$2" ca="$3" got; shift 3
+    if openssl verify -x509_strict -CAfile "$(jpem "$ca")" "$@" "$(jpem "$leaf")" >/dev/null 2>&1; then got=ok; else got=fail; fi
+    if [ "$got" = "$want" ]; then printf '  ok   jpki/%-20s <- %-18s expect %s\n' "$leaf" "$ca" "$want"
+    else echo "FAIL jpki/$leaf <- $ca: expected $want, got $got" >&2; fail=1; fi
+  }
+  echo "JPKI TEST tree (jpki/):"
+  jexpect ok   auth               auth-ca -attime "$T"
+  jexpect ok   sign               sign-ca -attime "$T"
+  jexpect ok   child-auth         auth-ca -attime "$T"
+  jexpect fail auth               sign-ca -attime "$T"
+  jexpect ok   lookalike-auth     lookalike-auth-ca -attime "$T"
+  jexpect fail lookalike-auth     auth-ca -attime "$T"
+  jexpect fail lookalike-auth-ca  auth-ca -attime "$T"
+  jexpect fail auth-expired       auth-ca -attime "$T"
+  jexpect ok   auth-expired       auth-ca -attime "$(epoch 2024-01-01)"
+  jexpect fail auth-not-yet-valid auth-ca -attime "$T"
+  jexpect ok   auth-not-yet-valid auth-ca -attime "$(epoch 2041-01-01)"
+  for n in $JPKI_FILES; do
+    head -c 2 "$J/$n.crt" | od -An -tx1 | grep -q '30 82' \
+      || { echo "FAIL jpki/$n.crt does not start 30 82" >&2; fail=1; }
+    a="$(openssl pkey -in "$J/$n.key.pem" -pubout -outform DER | openssl dgst -sha256 -r)"
+    b="$(openssl x509 -inform DER -in "$J/$n.crt" -noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r)"
+    [ "$a" = "$b" ] || { echo "FAIL jpki/$n.key.pem does not match its certificate" >&2; fail=1; }
+  done
+  a="$(openssl pkey -in "$J/other.key.pem" -pubout | openssl dgst -sha256 -r)"
+  b="$(openssl pkey -in "$J/auth.key.pem" -pubout | openssl dgst -sha256 -r)"
+  [ "$a" != "$b" ] || { echo "FAIL jpki/other.key.pem equals auth.key.pem" >&2; fail=1; }
+}
+
 # ---------------------------------------------------------------- verification
 fail=0
 epoch() { date -u -d "$1" +%s; }
@@ -328,6 +491,9 @@ verify_all() {
 if [ "$MODE" = generate ]; then
   echo "generating NEW test keys and certificates in $OUT" >&2
   generate
+  install_jpki
+elif [ "$MODE" = jpki ]; then
+  install_jpki
 elif [ "$MODE" = additions ]; then
   D="$WORK/out"; mkdir -p "$D"
   cp "$OUT/expired-ca.crt" "$OUT/expired-ca.key.pem" "$D/"
@@ -338,6 +504,7 @@ elif [ "$MODE" = additions ]; then
   done
 fi
 verify_all
+verify_jpki
 if [ "$fail" -ne 0 ]; then
   echo "PKI verification FAILED" >&2
   exit 1

@@ -85,6 +85,9 @@ pub struct KnobSpec {
 
 const BOTH: &[Generation] = &[Generation::First, Generation::Second];
 const FIRST: &[Generation] = &[Generation::First];
+/// The knobs of the My Number card (`card.kind: my_number`): no residence-card generation
+/// shows them, so the residence variant generator never sets them.
+pub const MY_NUMBER: &[Generation] = &[];
 
 /// Every knob. Row order is the README's.
 pub const KNOBS: &[KnobSpec] = &[
@@ -159,6 +162,53 @@ pub const KNOBS: &[KnobSpec] = &[
         spec: "§1",
         generations: BOTH,
     },
+    // --- The My Number card (`card.kind: my_number`; spec notes: my-number-platform.md).
+    KnobSpec {
+        path: "platform.reselect_same_app",
+        values: &["clears", "keeps"],
+        default: KnobDefault::Same("clears"),
+        why: "OpenSC's jpki_logout logs out by re-selecting the JPKI AP, so a card that keeps \
+              the PIN state would stay logged in for it; MC measured that some cards do not \
+              reliably clear it (open question 6)",
+        evidence: Evidence::Unknown,
+        spec: "MN B1",
+        generations: MY_NUMBER,
+    },
+    KnobSpec {
+        path: "platform.mf_select",
+        values: &["no_op_once_selected", "always_refused"],
+        default: KnobDefault::Same("no_op_once_selected"),
+        why: "MC measured 00 A4 00 00 answering 6A 86 after reset and 90 00 (changing \
+              nothing) once an application is selected",
+        evidence: Evidence::RealCard,
+        spec: "MN B7",
+        generations: MY_NUMBER,
+    },
+    KnobSpec {
+        path: "platform.blocked_pin_status",
+        values: &["reference_data_not_usable", "authentication_method_blocked"],
+        default: KnobDefault::Same("reference_data_not_usable"),
+        why: "MC measured 69 84 on every VERIFY after the exhausting 63 C0; ISO's 69 83 was \
+              never reported for this card (open question 9)",
+        evidence: Evidence::RealCard,
+        spec: "MN B4",
+        generations: MY_NUMBER,
+    },
+    KnobSpec {
+        path: "reader.atr",
+        values: &[
+            "3B E0 00 FF 81 31 FE 45 14",
+            "3B 88 80 01 00 00 00 00 00 81 81 00 09",
+        ],
+        default: KnobDefault::Same("3B E0 00 FF 81 31 FE 45 14"),
+        why: "the contact ATR in OpenSC's JPKI table (TCK checks); the ATR a PC/SC reader \
+              synthesises for the card over NFC is documented nowhere (open question 7), so \
+              the PC/SC Part 3 Type B form stands for it, and OpenSC then finds the card by \
+              SELECT",
+        evidence: Evidence::Unknown,
+        spec: "MN B7",
+        generations: MY_NUMBER,
+    },
 ];
 
 /// The knob at `path`.
@@ -170,6 +220,11 @@ impl KnobSpec {
     /// True when a card of `generation` shows this knob.
     pub fn applies_to(&self, generation: Generation) -> bool {
         self.generations.contains(&generation)
+    }
+
+    /// True for a knob of the My Number card (no residence generation shows it).
+    pub fn is_my_number(&self) -> bool {
+        self.generations.is_empty()
     }
 
     /// The YAML scalar of `value` (`true` is a boolean, `exact` a string), or `None` for a
@@ -229,11 +284,14 @@ pub fn readme_table() -> String {
             KnobDefault::Same(v) => format!("`{v}`"),
             KnobDefault::PerGeneration(a, b) => format!("`{a}` (gen 1), `{b}` (gen 2)"),
         };
-        let generations: Vec<String> = k
+        let mut generations: Vec<String> = k
             .generations
             .iter()
             .map(|g| g.number().to_string())
             .collect();
+        if k.is_my_number() {
+            generations.push("My Number".to_owned());
+        }
         out.push_str(&format!(
             "| `{}` | {} | {} | {} | {} | {} | {} |\n",
             k.path,
@@ -263,7 +321,9 @@ mod tests {
                     k.path
                 );
             }
-            assert!(!k.generations.is_empty(), "{}", k.path);
+            if let KnobDefault::Same(v) = k.default {
+                assert!(k.values.contains(&v), "{}", k.path);
+            }
             assert!(
                 !KNOBS[i + 1..].iter().any(|o| o.path == k.path),
                 "{}",

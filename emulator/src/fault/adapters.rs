@@ -13,7 +13,7 @@ impl SimCard {
         if self.removed() {
             return None;
         }
-        reader_layer::answer(&self.image().reader, apdu)
+        reader_layer::answer(self.reader(), apdu)
     }
 }
 
@@ -40,7 +40,7 @@ impl Channel for SimCard {
 /// reader does, before the card (and its faults) see anything.
 impl VirtualCard for SimCard {
     fn atr(&self) -> Vec<u8> {
-        self.image().reader.atr.clone()
+        self.reader().atr.clone()
     }
 
     fn reset(&mut self) {

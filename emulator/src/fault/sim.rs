@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::FRAME_WAIT_LIMIT;
 use super::spec::{Fault, Selector, names};
-use crate::card::{Card, CardImage, Df};
+use crate::card::{CardImage, Df};
+use crate::chip::{Chip, ChipImage};
 use crate::protocol::apdu::Apdu;
 use crate::protocol::command::{Command, Instruction, ReadTarget, Select};
 use crate::protocol::crypto::Key;
@@ -63,10 +64,17 @@ enum Reseal {
 }
 
 /// The card a profile describes: the faithful chip plus the profile's faults.
-/// With no faults it answers exactly as the [`Card`] inside.
+/// With no faults it answers exactly as the chip inside.
+///
+/// The chip is either kind ([`Chip`]). Fault selectors that name residence-card DFs or EFs
+/// (`select: DF1`, `read: DF1/EF01`) look into the chip's residence view
+/// ([`ChipImage::residence_view`]), which holds nothing on a My Number chip: on it such a
+/// selector never matches, while `any`, `select`, `verify`, `read` (without a file) and
+/// every fault without a selector act as on a residence card.
 pub struct SimCard {
     image: Arc<CardImage>,
-    card: Card,
+    reader: crate::transport::reader_layer::ReaderConfig,
+    card: Chip,
     faults: Arc<[Fault]>,
     answered: usize,
     /// The fault that took the card away, once it has left.
@@ -80,9 +88,15 @@ pub struct SimCard {
 impl SimCard {
     /// A fresh card of `image` with `faults` (in the order they apply).
     pub fn new(image: Arc<CardImage>, faults: Arc<[Fault]>) -> SimCard {
+        SimCard::of_chip(&ChipImage::Residence(image), faults)
+    }
+
+    /// A fresh card of `chip` (either kind) with `faults` (in the order they apply).
+    pub fn of_chip(chip: &ChipImage, faults: Arc<[Fault]>) -> SimCard {
         SimCard {
-            card: Card::new(Arc::clone(&image)),
-            image,
+            card: chip.power_on(),
+            image: chip.residence_view(),
+            reader: chip.reader().clone(),
             answered: 0,
             removed_by: None,
             pending: None,
@@ -92,9 +106,14 @@ impl SimCard {
         }
     }
 
-    /// The chip's image.
+    /// The chip's residence image (for a My Number chip, its residence view: no EFs).
     pub fn image(&self) -> &CardImage {
         &self.image
+    }
+
+    /// What the reader presents for this card (ATR, `FF CA`).
+    pub fn reader(&self) -> &crate::transport::reader_layer::ReaderConfig {
+        &self.reader
     }
 
     /// The faults, in the order they apply.
@@ -188,6 +207,7 @@ impl SimCard {
                     // or its leaving.
                     Fault::RemoveDuring { .. }
                     | Fault::Status { .. }
+                    | Fault::ReplaceStatus { .. }
                     | Fault::Delay { .. }
                     | Fault::RemoveAfter { .. }
                     | Fault::Truncate { .. }
@@ -304,6 +324,7 @@ impl SimCard {
                 | Fault::RemoveAfter { .. }
                 | Fault::RemoveDuring { .. }
                 | Fault::Status { .. }
+                | Fault::ReplaceStatus { .. }
                 | Fault::GetResponse { .. }
                 | Fault::WrongLe { .. }
                 | Fault::ExtraBytes { .. }
@@ -320,6 +341,10 @@ impl SimCard {
         let ok = status == Status::Success;
         let mutual_authenticate = target.instruction() == Some(Instruction::MutualAuthenticate);
         match fault {
+            Fault::ReplaceStatus { when, sw, .. } if split == 0 && status == *when => {
+                *response = sw.to_bytes().to_vec();
+                true
+            }
             Fault::Truncate { keep, .. } => {
                 let cut = response.len() > keep.get();
                 response.truncate(keep.get());
@@ -393,7 +418,8 @@ impl SimCard {
                 true
             }
             // The answer is not one the fault reshapes.
-            Fault::GetResponse { .. }
+            Fault::ReplaceStatus { .. }
+            | Fault::GetResponse { .. }
             | Fault::WrongLe { .. }
             | Fault::WrongMIcc
             | Fault::WrongEcho

@@ -148,6 +148,20 @@ pub enum Fault {
         #[serde(deserialize_with = "status_word")]
         sw: Status,
     },
+    /// Status: a matching command the card answers with `when` (and no data) gets `sw`
+    /// instead — the card still carried it out (`replace_status: {on: select, when: "6A 82",
+    /// sw: "90 00"}` is a card that claims every AID and still works as itself).
+    ReplaceStatus {
+        /// The commands it acts on (every command by default).
+        #[serde(default)]
+        on: Selector,
+        /// The card's status word that is replaced, as two hex bytes.
+        #[serde(deserialize_with = "status_word")]
+        when: Status,
+        /// What is answered instead, as two hex bytes.
+        #[serde(deserialize_with = "status_word")]
+        sw: Status,
+    },
     /// Status: a successful answer with data becomes `61 xx` (T=0 style); the data follows
     /// in GET RESPONSE (`00 C0 00 00 Le`) chunks, as ISO 7816-4 allows.
     GetResponse {
@@ -229,6 +243,7 @@ impl Fault {
             | Fault::RemoveDuring { on }
             | Fault::Truncate { on, .. }
             | Fault::Status { on, .. }
+            | Fault::ReplaceStatus { on, .. }
             | Fault::GetResponse { on }
             | Fault::WrongLe { on }
             | Fault::ExtraBytes { on, .. }
@@ -239,6 +254,15 @@ impl Fault {
             | Fault::SmWrongKey { on } => Some(on),
             Fault::RemoveAfter { .. } | Fault::WrongMIcc | Fault::WrongEcho => None,
         }
+    }
+
+    /// True when the fault's selector names a residence-card DF or EF (`select DF1`,
+    /// `read DF1/EF01`): such a fault can never act on a My Number card.
+    pub fn names_residence_file(&self) -> bool {
+        matches!(
+            self.selector(),
+            Some(Selector::Select(Some(_)) | Selector::Read(Some(_)))
+        )
     }
 
     /// Checks that a file the fault names exists on the card.

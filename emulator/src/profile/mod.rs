@@ -3,6 +3,7 @@
 
 mod compile;
 mod load;
+mod my_number;
 mod scan;
 pub mod schema;
 
@@ -15,10 +16,20 @@ pub use scan::MAX_DEPTH;
 pub use schema::{CardNumber, CardType, ExpectDoc};
 
 use crate::card::{Card, CardImage};
+use crate::chip::{ChipImage, ChipKind};
 use crate::fault::{Fault, SimCard};
 use crate::protocol::Generation;
 
 /// A loaded, compiled profile.
+///
+/// A profile describes a residence card (the fields `generation`, `card_type`,
+/// `card_number` and `image`) or a My Number card (`card.kind: my_number`, the chip in
+/// `my_number`): [`Profile::chip_image`] gives the compiled chip of either kind, and [`Profile::card`] serves it. On a My Number
+/// profile the residence fields hold no residence card: `image` has no EF (the residence
+/// view, [`ChipImage::residence_view`]), `generation` is 2, `card_type` is the residence
+/// card and `card_number` is [`MY_NUMBER_CARD_NUMBER`], so code written for residence cards
+/// compiles and finds nothing to read; code that needs a residence card asks
+/// [`Profile::residence_image`] (or [`Profile::kind`]) and skips the others with a reason.
 #[derive(Clone, Debug)]
 pub struct Profile {
     /// Name used in reports: the path below the profiles folder, without `.yaml`.
@@ -39,19 +50,60 @@ pub struct Profile {
     pub image: Arc<CardImage>,
     /// The card's misbehaviours (`faults:`), in the order they apply.
     pub faults: Arc<[Fault]>,
+    /// The compiled My Number chip, when the profile describes one (`card.kind:
+    /// my_number`); `None` for a residence card, whose chip is `image`.
+    pub my_number: Option<Arc<crate::my_number::MyNumberImage>>,
 }
+
+/// The `card_number` of a My Number profile: not a residence card number any chip holds
+/// (`MN` is no residence card prefix); a residence checker asked to open it finds no
+/// residence application anyway.
+pub const MY_NUMBER_CARD_NUMBER: &str = "MN00000000MN";
 
 impl Profile {
     /// A fresh card as the profile describes it: the chip (new session, RNG at its seed)
-    /// inside the profile's faults.
+    /// inside the profile's faults. Either kind.
     pub fn card(&self) -> SimCard {
-        SimCard::new(Arc::clone(&self.image), Arc::clone(&self.faults))
+        SimCard::of_chip(&self.chip_image(), Arc::clone(&self.faults))
     }
 
-    /// The faithful chip alone, without the profile's faults.
+    /// The compiled chip, of either kind (shared, not copied).
+    pub fn chip_image(&self) -> ChipImage {
+        match &self.my_number {
+            Some(image) => ChipImage::MyNumber(Arc::clone(image)),
+            None => ChipImage::Residence(Arc::clone(&self.image)),
+        }
+    }
+
+    /// The faithful residence chip alone, without the profile's faults (on a My Number
+    /// profile: a residence chip with no EF, see [`Profile`]).
     pub fn chip(&self) -> Card {
         Card::new(Arc::clone(&self.image))
     }
+
+    /// Which platform the profile describes.
+    pub fn kind(&self) -> ChipKind {
+        match self.my_number {
+            Some(_) => ChipKind::MyNumber,
+            None => ChipKind::Residence,
+        }
+    }
+
+    /// The residence card's image, or why there is none (a My Number profile).
+    pub fn residence_image(&self) -> Result<&Arc<CardImage>, NotResidence> {
+        match self.my_number {
+            Some(_) => Err(NotResidence { kind: self.kind() }),
+            None => Ok(&self.image),
+        }
+    }
+}
+
+/// A profile that describes another platform than the residence card.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a `{}` profile: no residence-card application to read", kind.name())]
+pub struct NotResidence {
+    /// The platform the profile describes.
+    pub kind: ChipKind,
 }
 
 /// Loads, merges and compiles one profile file.
@@ -61,6 +113,11 @@ pub fn load(path: &Path) -> Result<Profile, ProfileError> {
         tampered,
         locator,
     } = load::load_merged(path)?;
+    let kind = doc.card.as_ref().and_then(|c| c.kind).unwrap_or_default();
+    if kind == ChipKind::MyNumber {
+        return load_my_number(path, &doc, &locator);
+    }
+    my_number::check_residence(&doc, &locator, path)?;
     let mut image = compile::compile(&doc, path, &locator)?;
     if let Some(tampered) = &tampered {
         image = compile::keep_signature(compile::compile(tampered, path, &locator)?, &image);
@@ -82,6 +139,7 @@ pub fn load(path: &Path) -> Result<Profile, ProfileError> {
         )
     };
     let card = doc.card.as_ref().ok_or_else(|| required("card"))?;
+    let image = Arc::new(image);
     Ok(Profile {
         name: path
             .file_stem()
@@ -96,8 +154,65 @@ pub fn load(path: &Path) -> Result<Profile, ProfileError> {
         card_type: card.card_type.ok_or_else(|| required("card.type"))?,
         card_number: card.number.clone().ok_or_else(|| required("card.number"))?,
         expect: doc.expect.clone().ok_or_else(|| required("expect"))?,
-        image: Arc::new(image),
+        my_number: None,
+        image,
         faults: faults.into(),
+    })
+}
+
+/// A `card.kind: my_number` profile: its chip, its faults (checked against its residence
+/// view: a selector naming a residence EF is refused, as it would never match).
+fn load_my_number(
+    path: &Path,
+    doc: &schema::ProfileDoc,
+    locator: &load::Locator,
+) -> Result<Profile, ProfileError> {
+    if doc.tamper.is_some() {
+        return Err(locator.error(
+            path,
+            "tamper",
+            "`tamper:` edits residence-card data; a My Number profile forges by its own \
+             fields (another certificate or key) instead",
+        ));
+    }
+    let image = Arc::new(my_number::compile(doc, path, locator)?);
+    let view = ChipImage::MyNumber(Arc::clone(&image)).residence_view();
+    let faults = doc.faults.clone().unwrap_or_default();
+    for (i, fault) in faults.iter().enumerate() {
+        if fault.names_residence_file() {
+            return Err(locator.error(
+                path,
+                &format!("faults[{i}]"),
+                "names a residence-card DF or EF; a My Number card has none, so it would \
+                 never act (use `select`, `read`, `verify` or `any`)",
+            ));
+        }
+    }
+    let required = |field: &str| {
+        locator.error(
+            path,
+            field,
+            "required, but neither this profile nor what it extends sets it",
+        )
+    };
+    Ok(Profile {
+        name: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        path: path.to_path_buf(),
+        description: doc
+            .description
+            .clone()
+            .ok_or_else(|| required("description"))?,
+        generation: view.generation,
+        card_type: CardType::ResidenceCard,
+        card_number: CardNumber::try_from(MY_NUMBER_CARD_NUMBER.to_owned())
+            .map_err(|message| locator.error(path, "card", message))?,
+        expect: doc.expect.clone().ok_or_else(|| required("expect"))?,
+        image: view,
+        faults: faults.into(),
+        my_number: Some(image),
     })
 }
 

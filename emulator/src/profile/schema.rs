@@ -60,6 +60,11 @@ pub struct ProfileDoc {
     pub faults: Option<Vec<Fault>>,
     /// `expect:` the verdict a correct checker must give for this card.
     pub expect: Option<ExpectDoc>,
+    /// `jpki:` the JPKI AP of a `card.kind: my_number` profile (PINs, certificates, keys).
+    pub jpki: Option<JpkiDoc>,
+    /// `platform:` the open behaviours of a `card.kind: my_number` card (its knobs; the
+    /// residence card's are under `knobs:`).
+    pub platform: Option<crate::my_number::MyNumberKnobs>,
 }
 
 /// What changes on the chip after signing: the same data fields as a profile (merged over
@@ -117,6 +122,8 @@ pub struct FileEdit {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CardDoc {
+    /// The platform: `residence` (default) or `my_number`.
+    pub kind: Option<crate::chip::ChipKind>,
     /// Chip generation (required).
     pub generation: Option<Generation>,
     /// Card type (required).
@@ -166,8 +173,50 @@ pub fn path_fields() -> impl Iterator<Item = (&'static str, &'static str)> {
         certificate, key;
         encoding, certificate_layout, signed_data, certificate_form
     });
+    let jpki = path_keys!(JpkiDoc {
+        auth_certificate, auth_ca_certificate, sign_certificate, sign_ca_certificate,
+        auth_key, sign_key;
+        auth_pin, auth_pin_tries_left, sign_password, sign_password_tries_left, token_label,
+        certificate_map
+    });
     (images.into_iter().map(|key| ("images", key)))
         .chain(signature.into_iter().map(|key| ("signature", key)))
+        .chain(jpki.into_iter().map(|key| ("jpki", key)))
+}
+
+/// `jpki:` the JPKI AP of a My Number card (spec notes B2, B4). File paths are relative
+/// to the profile that writes them, like every path of a profile.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JpkiDoc {
+    /// The authentication PIN (`0018`): exactly 4 digits.
+    pub auth_pin: Option<String>,
+    /// Tries left on the authentication PIN when the card is served (0–3; 0: blocked).
+    pub auth_pin_tries_left: Option<u8>,
+    /// The signature password (`001B`): 6–16 upper-case letters and digits; absent on a card
+    /// without a signature certificate (under 15), whose password is then blocked.
+    pub sign_password: Option<String>,
+    /// Tries left on the signature password when the card is served (0–5; 0: blocked).
+    pub sign_password_tries_left: Option<u8>,
+    /// The token label of `0006` (at most 32 ASCII characters, space-padded); default
+    /// `JPKIAPICCTOKEN2`, what a contact/contactless card says.
+    pub token_label: Option<String>,
+    /// `0008`, hex, 3 bytes (default `8F 8F 00` with a signature certificate, `00 8F 00`
+    /// without one).
+    pub certificate_map: Option<HexBytes>,
+    /// `000A`: the authentication certificate, DER (starts `30 82`).
+    pub auth_certificate: Option<PathBuf>,
+    /// `000B`: the authentication CA certificate, DER.
+    pub auth_ca_certificate: Option<PathBuf>,
+    /// `0001`: the signature certificate, DER; `null` for a card without one (under 15).
+    pub sign_certificate: Option<PathBuf>,
+    /// `0002`: the signature CA certificate, DER.
+    pub sign_ca_certificate: Option<PathBuf>,
+    /// `0017`: the authentication private key, PKCS#8 PEM, RSA-2048.
+    pub auth_key: Option<PathBuf>,
+    /// `001A`: the signature private key, PKCS#8 PEM, RSA-2048; `null` with no signature
+    /// certificate.
+    pub sign_key: Option<PathBuf>,
 }
 
 /// `address:` the address written on the back side (and its date).
@@ -493,6 +542,12 @@ mod tests {
                 ("images", "address"),
                 ("signature", "certificate"),
                 ("signature", "key"),
+                ("jpki", "auth_certificate"),
+                ("jpki", "auth_ca_certificate"),
+                ("jpki", "sign_certificate"),
+                ("jpki", "sign_ca_certificate"),
+                ("jpki", "auth_key"),
+                ("jpki", "sign_key"),
             ]
         );
     }

@@ -35,7 +35,8 @@ fn every_compiled_ef_is_a_row_of_its_layout() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors/profiles");
     let profiles = rclab_emulator::profile::load_dir(&dir).unwrap_or_else(|e| panic!("{e:?}"));
     let mut seen = std::collections::HashSet::new();
-    for p in &profiles {
+    // A My Number card has no residence layout (its table: `my_number::apps`).
+    for p in profiles.iter().filter(|p| p.residence_image().is_ok()) {
         let layout = Layout::of(p.generation, p.card_type);
         assert!(std::ptr::eq(p.image.layout, layout), "{}", p.name);
         assert_eq!(p.image.files.len(), layout.files.len(), "{}", p.name);

@@ -120,14 +120,25 @@ fn load_profiles(args: &CheckArgs) -> Result<Vec<Profile>> {
             dir.display()
         );
     }
-    profile::load_dir(&dir).map_err(|errors| {
+    let all = profile::load_dir(&dir).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow::anyhow!(
             "{} profile(s) failed to load:\n{}",
             errors.len(),
             lines.join("\n")
         )
-    })
+    })?;
+    // The reference checker reads residence cards; a folder's My Number cards are skipped.
+    let (residence, other): (Vec<Profile>, Vec<Profile>) =
+        all.into_iter().partition(|p| p.residence_image().is_ok());
+    if !other.is_empty() {
+        eprintln!(
+            "skipped {} My Number profile(s) (`card.kind: my_number`): the reference checker \
+             reads residence cards",
+            other.len()
+        );
+    }
+    Ok(residence)
 }
 
 /// Prints expected vs actual; returns failure when any differs. With a changed card

@@ -111,10 +111,15 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
             // A signal while waiting for another process to free the reader.
             break;
         };
+        let what = match profile.kind() {
+            rclab_emulator::chip::ChipKind::Residence => {
+                format!("card number {}", profile.card_number)
+            }
+            rclab_emulator::chip::ChipKind::MyNumber => "My Number card".to_owned(),
+        };
         println!(
-            "serving {} (card number {}) in {:?} via {endpoint}",
+            "serving {} ({what}) in {:?} via {endpoint}",
             profile.path.display(),
-            profile.card_number,
             reader.name()
         );
         served.push(Served { reader, profile });

@@ -41,6 +41,11 @@ pub(super) fn run_case(
         result.detail = format!("declared unsupported: {reason}");
         return result;
     }
+    // Every checker so far reads residence cards: a My Number card is N/A for it.
+    if let Err(not_residence) = profile.residence_image() {
+        result.detail = format!("{not_residence}: this checker reads residence cards");
+        return result;
+    }
     let started = Instant::now();
     let read = |access: Access<'_>| read_card(config, trust, checker, profile, access);
     let served = match (&checker.kind, vpcd) {
