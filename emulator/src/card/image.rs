@@ -192,11 +192,11 @@ pub enum SmReadShortLe {
 #[serde(rename_all = "snake_case")]
 pub enum TlvLengths {
     /// The shortest form (`81 C8`), except where the layout writes the long one (the
-    /// specified `DE 82 00 C8`, images `82 xx xx`).
+    /// specified `DE 82 00 C8`).
     #[default]
     Minimal,
-    /// Every length of 128 bytes or more as `82 xx xx` (`82 00 C8` for `81 C8`); an EF
-    /// grows by the bytes this adds.
+    /// Every length outside the MF as `82 xx xx` (`D2 82 00 08`, `82 00 C8` for `81 C8`);
+    /// an EF grows by the bytes this adds. The MF keeps `C1 01 31`, which a real card shows.
     LongForm,
 }
 

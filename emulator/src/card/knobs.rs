@@ -186,9 +186,10 @@ pub const KNOBS: &[KnobSpec] = &[
         path: "knobs.tlv_lengths",
         values: &["minimal", "long_form"],
         default: KnobDefault::Same("minimal"),
-        why: "BER's shortest length form, as every dump in the sources shows except the \
-              specified DE 82 00 C8 (kept); long_form writes every length of 128 bytes or \
-              more as 82 xx xx (82 00 C8 for 81 C8), and the EF grows by those bytes",
+        why: "the specified EF sizes (73 bytes for generation 2's 53 printed-entry bytes, \
+              342 for generation 1's address) leave room for minimal lengths only, beside the \
+              specified DE 82 00 C8 (kept); long_form writes every length outside the MF \
+              82 xx xx (a real card shows C1 01 31), each EF growing by the bytes added",
         evidence: Evidence::Unknown,
         spec: "§6.4",
         generations: BOTH,

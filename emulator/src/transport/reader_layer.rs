@@ -167,40 +167,47 @@ pub fn historical_bytes(atr: &[u8]) -> &[u8] {
 
 /// The reader's answer to `apdu`, or `None` when the card is to get it (anything but
 /// `FF CA`, or `get_data: false`); `power_up` counts the card's power-ups (0 = the first),
-/// which a random PUPI changes with. PC/SC Part 3 §3.2.2.1.3: P1 `00` the UID (here the
-/// PUPI), P1 `01` the historical bytes, P2 `00`; another P1 or P2 gets `6A 81` (function
-/// not supported); Le `00` or absent asks for everything, a shorter Le gets `6C xx` with
-/// the length there is, a longer one the data and `62 82` (end reached before Le bytes).
+/// which a random PUPI changes with.
+///
+/// PC/SC Part 3 §3.2.2.1.3 (GET DATA): P1 `00` the UID (here the PUPI), P1 `01` the
+/// historical bytes, P2 `00`, Le `00` for the whole. The status words follow the public
+/// PC/SC drivers that answer this pseudo-APDU themselves (nfc-tools/ifdnfc
+/// `src/ifd-nfc.c` `IFDHTransmitToICC`, and a netlink driver modelled on ifdnfc-nci), which
+/// agree: a command that is not exactly `FF CA P1 P2 Le` gets `67 00` (wrong length);
+/// another P1 `6A 81` (function not supported; we also refuse a P2 other than `00`, which
+/// those drivers ignore); an Le shorter than the data `6C xx` with the data's length; an
+/// Le longer than the data the data **padded with `00` to Le** and `62 82` (end of data
+/// reached before Le bytes); an Le of `00` or of the data's length the data and `90 00`.
 pub fn answer(config: &ReaderConfig, power_up: u64, apdu: &[u8]) -> Option<Vec<u8>> {
     if !config.get_data || apdu.len() < 4 || apdu[0] != 0xFF || apdu[1] != 0xCA {
         return None;
     }
+    // GET DATA is `FF CA P1 P2 Le`: no command data, and Le present.
+    let &[_, _, p1, p2, le] = apdu else {
+        return Some(vec![0x67, 0x00]);
+    };
     let pupi = config.pupi.at(power_up);
-    let data: &[u8] = match (apdu[2], apdu[3]) {
+    let data: &[u8] = match (p1, p2) {
         (0x00, 0x00) => &pupi,
         (0x01, 0x00) => historical_bytes(&config.atr),
         _ => return Some(vec![0x6A, 0x81]),
     };
-    let le = match apdu.len() {
-        4 => None,
-        5 => Some(apdu[4]),
-        // GET DATA has no command data: anything longer is malformed.
-        _ => return Some(vec![0x67, 0x00]),
+    let le = match usize::from(le) {
+        0 => data.len(),
+        n => n,
     };
-    let mut out = data.to_vec();
-    match le {
-        None | Some(0) => {}
-        Some(n) if usize::from(n) < data.len() => {
-            // Data here is at most 15 bytes, so the length fits.
-            return Some(vec![0x6C, u8::try_from(data.len()).unwrap_or(0)]);
-        }
-        Some(n) if usize::from(n) > data.len() => {
-            out.extend_from_slice(&[0x62, 0x82]);
-            return Some(out);
-        }
-        Some(_) => {}
+    if le < data.len() {
+        // Data here is at most 15 bytes, so the length fits.
+        return Some(vec![0x6C, u8::try_from(data.len()).unwrap_or(0)]);
     }
-    out.extend_from_slice(&[0x90, 0x00]);
+    let mut out = data.to_vec();
+    out.resize(le, 0x00);
+    let status = if le > data.len() {
+        [0x62, 0x82]
+    } else {
+        [0x90, 0x00]
+    };
+    out.extend_from_slice(&status);
     Some(out)
 }
 
@@ -227,10 +234,15 @@ mod tests {
     fn ff_ca_answers_uid_and_historical_bytes_per_pcsc_part_3() {
         let c = ReaderConfig::default();
         assert_eq!(answer(&c, 0, &h("FFCA000000")), Some(h("52434C42 9000")));
-        assert_eq!(answer(&c, 0, &h("FFCA0000")), Some(h("52434C42 9000")));
         assert_eq!(answer(&c, 0, &h("FFCA000004")), Some(h("52434C42 9000")));
         assert_eq!(answer(&c, 0, &h("FFCA000002")), Some(h("6C04")));
-        assert_eq!(answer(&c, 0, &h("FFCA000008")), Some(h("52434C42 6282")));
+        // As nfc-tools/ifdnfc: Le past the data pads it with zeros, then 62 82; no Le is
+        // a wrong length.
+        assert_eq!(
+            answer(&c, 0, &h("FFCA000008")),
+            Some(h("52434C42 00000000 6282"))
+        );
+        assert_eq!(answer(&c, 0, &h("FFCA0000")), Some(h("6700")));
         assert_eq!(
             answer(&c, 0, &h("FFCA010000")),
             Some(h("00000000 008181 00 9000"))
