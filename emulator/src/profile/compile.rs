@@ -219,7 +219,10 @@ fn build_ef(ctx: &Ctx, row: &'static EfRow, before: &[BuiltEf]) -> Result<BuiltE
                 if object.element == Element::CheckCode {
                     stored(ctx, object, seal.check_code.clone())?
                 } else {
-                    certificate_object(ctx, row, object, &seal.certificate, content.len())?
+                    // The EF's end moves with the bytes long-form lengths added before.
+                    let grown: usize = objects.iter().map(|o| ctx.long_form_growth(row, o)).sum();
+                    let offset = content.len().saturating_sub(grown);
+                    certificate_object(ctx, row, object, &seal.certificate, offset)?
                 }
             }
             element => match value(ctx, object, element)? {
