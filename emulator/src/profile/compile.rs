@@ -539,10 +539,11 @@ impl Ctx<'_> {
 
     /// `built` with its length rewritten `82 xx xx` where the knob asks for it.
     fn with_lengths_of_knob(&self, row: &EfRow, mut built: BuiltObject) -> BuiltObject {
-        if self.long_lengths_in(row) && !built.tlv.is_empty() {
-            if let Some(tlv) = long_tlv(built.tag, built.value.as_deref().unwrap_or_default()) {
-                built.tlv = tlv;
-            }
+        if self.long_lengths_in(row)
+            && !built.tlv.is_empty()
+            && let Some(tlv) = long_tlv(built.tag, built.value.as_deref().unwrap_or_default())
+        {
+            built.tlv = tlv;
         }
         built
     }

@@ -175,7 +175,11 @@ fn a_padded_certificate_still_fills_df3_under_long_form_lengths() {
     };
     let exact = content(&p, "DF3/EF01");
     let padded = content(&padded_overlay, "DF3/EF01");
-    assert_eq!(padded.len(), exact.len(), "both are the layout's size plus 2");
+    assert_eq!(
+        padded.len(),
+        exact.len(),
+        "both are the layout's size plus 2"
+    );
     assert_eq!(&padded[..4], &[0xDC, 0x82, 0x00, 0x60]);
     let tlvs = rclab_emulator::protocol::tlv::parse_all(&padded).unwrap();
     let last = tlvs.last().unwrap();
