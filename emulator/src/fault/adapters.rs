@@ -13,7 +13,7 @@ impl SimCard {
         if self.removed() {
             return None;
         }
-        reader_layer::answer(self.reader(), apdu)
+        reader_layer::answer(self.reader(), self.power_ups(), apdu)
     }
 }
 
