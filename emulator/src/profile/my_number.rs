@@ -167,7 +167,7 @@ pub(crate) fn compile(
     };
     if let Some(section) = &doc.reader {
         let config = section
-            .config()
+            .config(doc.seed.unwrap_or(0))
             .map_err(|(field, message)| ctx.error(field, message))?;
         reader.get_data = config.get_data;
         reader.pupi = config.pupi;
