@@ -13,6 +13,12 @@
 //!   [`protocol::tlv`], [`protocol::sm`], [`protocol::auth`], [`protocol::crypto`],
 //!   [`protocol::signature`], and [`protocol::layout`], the one table of which EFs each
 //!   generation × card type holds (DF, SFI, tags, sizes, access, signed parts).
+//! - The My Number card platform's codecs (spec notes `my-number-platform.md`):
+//!   [`protocol::counter_sm`] (the counter-IV secure messaging of the text AP and, by best
+//!   evidence, of the specified residence card, with a CMAC variant), [`protocol::key_delivery`]
+//!   (SET SESSION KEY and the delivery public-key formats), and [`my_number`] (the individual
+//!   number, the text AP's files, the card-verifiable certificate) — pure functions both the
+//!   card and the checker call.
 //! - [`profile`]: a YAML card profile ([`profile::schema`], read by `profile/load.rs`, with
 //!   the libyaml pre-scan of `profile/scan.rs` bounding aliases and depth) compiled by
 //!   `profile/compile.rs` into a [`card::CardImage`] by walking the layout's rows.

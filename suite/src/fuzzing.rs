@@ -11,6 +11,7 @@
 //! | [`profile_loader`] | YAML text | loading never panics; a profile that loads gives a card whose genuine flow reads its image back |
 //! | [`checker_responses`] | option byte, then per-command answer records | the reference checker never panics on any card answers; untouched answers from a valid card give `genuine` |
 //! | [`journal`] | `results.jsonl` bytes | `--resume`'s reader never panics; it keeps only known cases with their expectation, each at most once, and accounts for every line |
+//! | [`my_number_codecs`] | Le-form byte, then length-prefixed SM command data; the rest also as an EF | the card's counter SM answers only its status words, counts every command and stays dead once destroyed; the text-AP, key-template, public-key and CV-certificate parsers never panic and what they parse re-encodes and reparses equal |
 //!
 //! Input formats are documented on each function; [`seeds`] builds corpus seeds from real
 //! transcripts (the reference checker reading every bundled valid profile).
@@ -46,13 +47,14 @@ pub type Target = fn(&[u8]);
 
 /// The fuzz targets, by name: the name of the cargo-fuzz target and of its folder under
 /// `fuzz/regressions/`.
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("apdu_roundtrip", apdu_roundtrip),
     ("tlv_roundtrip", tlv_roundtrip),
     ("card_sequence", card_sequence),
     ("profile_loader", profile_loader),
     ("checker_responses", checker_responses),
     ("journal", journal),
+    ("my_number_codecs", my_number_codecs),
 ];
 
 /// The target function called `name`.
@@ -931,6 +933,7 @@ pub fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
             mixed.extend_from_slice(&lines[4]);
             out.push(("bad-lines".into(), mixed));
         }
+        "my_number_codecs" => out.extend(my_number_seeds()),
         _ => {}
     }
     out
@@ -1028,4 +1031,145 @@ pub fn longest_seed(target: &str) -> usize {
         .map(|(_, s)| s.len())
         .max()
         .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------
+// my_number_codecs
+// ---------------------------------------------------------------------------------------
+
+/// Kenc of the spec notes' A8 vector (`00 01 … 0F`): seeds built from A8 open under it.
+const A8_KENC: Key = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+
+/// The My Number platform codecs (`protocol::counter_sm`, `protocol::key_delivery`,
+/// `my_number::*`). Input: byte 0 picks the Le DO form (bit 0); then SM command data as
+/// `<len> <bytes>` records (VERIFY/SELECT and READ alternately) fed to one card-side session
+/// under the A8 key; the bytes after byte 0 are also parsed as every text-AP EF, a key
+/// template, a delivery public key and a CV certificate.
+///
+/// The session answers only `69 87`, `69 88`, `69 FC` or success; it spends one counter
+/// value per command while alive, `69 FC` exactly after a `69 88`; what any parser accepts
+/// re-encodes and reparses equal.
+pub fn my_number_codecs(data: &[u8]) {
+    use rclab_emulator::my_number::cv_cert::CvCertificate;
+    use rclab_emulator::my_number::text_ap::{self, IntegrityRecord};
+    use rclab_emulator::protocol::counter_sm::{CardCounterSm, CounterSmError, LeDoForm};
+    use rclab_emulator::protocol::key_delivery::{DeliveryPublicKey, KeyMaterial, KeyTemplate};
+
+    let Some((&form_byte, rest)) = data.split_first() else {
+        return;
+    };
+    let form = if form_byte & 1 == 0 {
+        LeDoForm::ThreeByte
+    } else {
+        LeDoForm::TwoByte
+    };
+    let mut card = CardCounterSm::new(A8_KENC, form);
+    let mut records = rest;
+    let mut index = 0;
+    let mut destroyed = false;
+    while let Some((&len, tail)) = records.split_first() {
+        let (record, next) = tail.split_at(usize::from(len).min(tail.len()));
+        records = next;
+        let before = card.next_counter();
+        let result = if index % 2 == 0 {
+            card.open_command(record).map(|_| ())
+        } else {
+            card.open_read(record).map(|_| ())
+        };
+        index += 1;
+        match result {
+            Err(CounterSmError::SessionDestroyed) => {
+                assert!(destroyed, "69 FC only after a 69 88");
+                assert_eq!(card.next_counter(), before);
+            }
+            other => {
+                assert!(!destroyed, "a destroyed session answered {other:?}");
+                assert_eq!(
+                    card.next_counter().0,
+                    before.0 + 1,
+                    "every SM command counts"
+                );
+                if let Err(e) = other {
+                    let sw = e.status().sw();
+                    assert!([0x6987, 0x6988].contains(&sw), "unexpected {sw:04X}");
+                    destroyed = e.destroys_session();
+                    assert_eq!(card.is_destroyed(), destroyed);
+                }
+            }
+        }
+    }
+
+    if let Ok(digits) = text_ap::parse_number_ef(rest) {
+        assert_eq!(
+            text_ap::parse_number_ef(&text_ap::number_ef(&digits)),
+            Ok(digits)
+        );
+    }
+    if let Ok(info) = text_ap::parse_basic_info_ef(rest) {
+        let rebuilt = text_ap::basic_info_ef(&info).expect("a parsed EF 0002 rebuilds");
+        assert_eq!(text_ap::parse_basic_info_ef(&rebuilt), Ok(info));
+    }
+    let _ = text_ap::basic_info_hashed_part(rest);
+    if let Ok(record) = IntegrityRecord::parse(rest) {
+        let encoded = record.encode().expect("a parsed record re-encodes");
+        assert_eq!(IntegrityRecord::parse(&encoded), Ok(record));
+    }
+    for template in [KeyTemplate::EncryptionKey, KeyTemplate::EncryptionAndMacKey] {
+        if let Ok(material) = KeyMaterial::parse(rest, template) {
+            assert_eq!(
+                KeyMaterial::parse(&material.encode(), template),
+                Ok(material)
+            );
+        }
+    }
+    if let Ok((key, format)) = DeliveryPublicKey::parse_any(rest) {
+        let encoded = key
+            .encode(format)
+            .expect("a parsed key re-encodes in its format");
+        assert_eq!(DeliveryPublicKey::parse(format, &encoded), Ok(key));
+    }
+    if let Ok(cert) = CvCertificate::parse(rest) {
+        let encoded = cert.encode().expect("a parsed certificate re-encodes");
+        assert_eq!(CvCertificate::parse(&encoded), Ok(cert));
+    }
+}
+
+/// Seeds of [`my_number_codecs`]: the A8 command data, the B5/B10 test-card EFs.
+fn my_number_seeds() -> Vec<(String, Vec<u8>)> {
+    use rclab_emulator::my_number::individual_number::NumberDigits;
+    use rclab_emulator::my_number::text_ap;
+    use rclab_emulator::protocol::counter_sm::{LeDoForm, ReaderCounterSm};
+
+    let mut out = Vec::new();
+    let mut reader = ReaderCounterSm::new(A8_KENC, LeDoForm::ThreeByte);
+    let mut session = vec![0];
+    for apdu in [
+        reader.verify(0x91, b"1234").map(|(a, _)| a),
+        Ok(reader.read_binary(0, 0, 0).0),
+        reader.select_ef(0x0001).map(|(a, _)| a),
+    ] {
+        let apdu = apdu.expect("A8 commands build");
+        let data = Command::parse(&apdu)
+            .expect("A8 commands parse")
+            .data
+            .to_vec();
+        session.push(data.len() as u8);
+        session.extend(data);
+    }
+    out.push(("seed-a8-session".into(), session));
+    if let Ok(digits) = NumberDigits::parse(b"537686677188") {
+        let mut ef = vec![1];
+        ef.extend(text_ap::number_ef(&digits));
+        out.push(("seed-b10-ef-0001".into(), ef));
+    }
+    let mut ef_0002 = vec![0];
+    ef_0002.extend(
+        hex::decode("ff2065df2108000e002000590064df220fe9bb92e6a190e38080e5b9b9e4b99fdf2336e69db1e4baace983bde6b885e780ace5b882e8a6b3e5b883e5ad90e58d97efbc91efbc92efbc8defbc97efbc8defbc92efbc90efbc92df24083139383030323137df250131")
+            .expect("B5 hex"),
+    );
+    out.push(("seed-b5-ef-0002".into(), ef_0002));
+    let mut template = vec![0, 0xA0, 0x22, 0x80, 0x20];
+    template.extend(0..32u8);
+    out.push(("seed-a8-key-template".into(), template));
+    out
 }

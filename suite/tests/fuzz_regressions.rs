@@ -67,7 +67,8 @@ target_tests!(
     card_sequence,
     profile_loader,
     checker_responses,
-    journal
+    journal,
+    my_number_codecs
 );
 
 #[test]
@@ -81,7 +82,8 @@ fn every_target_has_a_test_here() {
             "card_sequence",
             "profile_loader",
             "checker_responses",
-            "journal"
+            "journal",
+            "my_number_codecs"
         ]
     );
 }

@@ -4,15 +4,21 @@
 //!
 //! - [`apps`]: the ONE table of applications, their EFs and their secrets;
 //! - [`image`]: what a `kind: my_number` profile compiles to;
-//! - [`engine`]: the card, reading only the table and the image.
+//! - [`engine`]: the card, reading only the table and the image;
+//! - [`text_ap`], [`individual_number`], [`cv_cert`]: the text-support AP's data codecs
+//!   (its files, the individual number with its check digit, the card-verifiable
+//!   certificate), for the card and the checker alike.
 //!
 //! The JPKI AP is complete (certificates, token info, PINs, signatures). The text-support
 //! and surface APs have their table rows (selectable, their EFs not yet filled): their data
 //! builders live in their own modules and are wired into the compiler when they land.
 
 pub mod apps;
+pub mod cv_cert;
 pub mod engine;
 pub mod image;
+pub mod individual_number;
+pub mod text_ap;
 
 pub use engine::MyNumberCard;
 pub use image::{JPKI_ATR, MyNumberImage, MyNumberKnobs};

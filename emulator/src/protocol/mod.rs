@@ -1,12 +1,17 @@
 //! The protocol codec shared by the emulated card and the reference checker:
-//! APDUs, status words, BER-TLV, secure messaging and the crypto compositions.
-//! Official vectors pin all of it (`vectors/official-vectors.yaml`), so a bug shared by
-//! both sides cannot hide.
+//! APDUs, status words, BER-TLV, secure messaging and the crypto compositions — the
+//! residence card's, and the My Number platform's counter SM and key delivery
+//! ([`counter_sm`], [`key_delivery`]).
+//! Official vectors pin the residence card's part (`vectors/official-vectors.yaml`) and
+//! the spec notes' derived vectors (A8, B5, B10) the My Number part, so a bug shared by both
+//! sides cannot hide.
 
 pub mod apdu;
 pub mod auth;
 pub mod command;
+pub mod counter_sm;
 pub mod crypto;
+pub mod key_delivery;
 pub mod layout;
 pub mod signature;
 pub mod sm;

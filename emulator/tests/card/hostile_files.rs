@@ -12,16 +12,11 @@ use rclab_emulator::profile::{self, Profile, ProfileError};
 const PATIENCE: Duration = Duration::from_secs(20);
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rclab-hostile-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::common::scratch_dir("hostile", name)
 }
 
 fn valid(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../vectors/profiles/valid")
-        .join(name)
+    crate::common::valid_path(name)
 }
 
 #[allow(unsafe_code)] // one mkfifo call, proven below

@@ -1,23 +1,16 @@
 //! Profile loading errors name the file, line, column and field; `extends:` merges.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rclab_emulator::profile::{self, ProfileError};
 
 /// A scratch folder with the valid profiles' images and keys reachable.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "rclab-profile-errors-{}-{name}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::common::scratch_dir("profile-errors", name)
 }
 
 fn valid(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../vectors/profiles/valid")
-        .join(name)
+    crate::common::valid_path(name)
 }
 
 fn load_text(name: &str, text: &str) -> Result<profile::Profile, ProfileError> {

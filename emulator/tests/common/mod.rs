@@ -34,6 +34,19 @@ pub fn vectors_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors")
 }
 
+/// `vectors/profiles/valid/<name>` (a file name with its extension, or `""` for the folder).
+pub fn valid_path(name: &str) -> PathBuf {
+    vectors_dir().join("profiles/valid").join(name)
+}
+
+/// A scratch folder for one test, `<tmp>/rclab-<suite>-<pid>-<name>`: the process id keeps
+/// runs apart; calls with the same name share the folder (a test writing several files).
+pub fn scratch_dir(suite: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rclab-{suite}-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// Loads `vectors/profiles/valid/<name>.yaml`.
 pub fn valid_profile(name: &str) -> Profile {
     let path = vectors_dir()
