@@ -8,10 +8,10 @@
 //! | this module | the check: which files, in which order, and the verdict |
 //!
 //! The check, in order (each step can end it with its verdict):
-//! 1. SELECT of an application no My Number card holds (a residence card's DF1) must
-//!    answer `6A 82`: a card answering `90 00` claims applications it does not have
+//! 1. SELECT of an application no My Number card holds (a residence card's DF1).
+//! 2. SELECT of the JPKI AP (`6A 82`: `not_my_number_card`); a card that has it and
+//!    answered `90 00` in step 1 claims applications it does not have
 //!    (`forged{unexpected_status}`).
-//! 2. SELECT of the JPKI AP (`6A 82`: `not_my_number_card`).
 //! 3. Token info `0006` and the certificate map `0008` (reported), the authentication
 //!    certificate `000A` and its CA certificate `000B`.
 //! 4. The chain of `000A` to a trusted JPKI root, valid at the checker's clock (the same
@@ -144,20 +144,16 @@ pub(super) fn run(
     data.text_ap_integrity = TEXT_AP_INTEGRITY;
     let mut card = JpkiCard::new(channel);
 
-    // 1. An application no My Number card holds must not be claimed.
-    if let Some(foreign) = Df::Df1.aid() {
-        let status = card.select_aid(&foreign, "SELECT of a residence-card DF1")?;
-        if status == Status::Success {
-            return stop(
-                VerdictKind::Forged,
-                Some(Reason::UnexpectedStatus),
-                "the card answers 90 00 to the SELECT of a residence-card application, \
-                 which no My Number card holds",
-            );
+    // 1. An application no My Number card holds: a My Number card refuses it.
+    let foreign_claimed = match Df::Df1.aid() {
+        Some(foreign) => {
+            card.select_aid(&foreign, "SELECT of a residence-card DF1")? == Status::Success
         }
-    }
+        None => false,
+    };
 
-    // 2. The JPKI AP.
+    // 2. The JPKI AP: a card without it is no My Number card (a residence card holds the
+    // DF1 of step 1, rightly); a card with it must not have claimed the foreign one.
     let jpki = jpki();
     match card.select_aid(jpki.aid, jpki.name)? {
         Status::Success => {}
@@ -169,6 +165,14 @@ pub(super) fn run(
             );
         }
         other => return super::stop::unexpected(&format!("SELECT {}", jpki.name), other),
+    }
+    if foreign_claimed {
+        return stop(
+            VerdictKind::Forged,
+            Some(Reason::UnexpectedStatus),
+            "the card answers 90 00 to the SELECT of a residence-card application, which no \
+             My Number card holds",
+        );
     }
 
     // 3. What the verdict needs, and nothing else.

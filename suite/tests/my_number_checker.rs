@@ -1,0 +1,258 @@
+//! The My Number reference checker (`rclab_suite::checker::my_number`): every My Number
+//! profile meets its expectation in-process and over PC/SC with no false accept; the PIN
+//! is never spent down to a blocked card; a wrong PIN, a residence card and a hostile card
+//! get their verdicts; the challenge is fresh per seed; the trust store carries the JPKI
+//! TEST root.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a failure is the report
+
+mod common;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use rclab_emulator::profile::{self, Profile};
+use rclab_emulator::transport::{Channel, Tap, TransportError};
+use rclab_emulator::verdict::{Reason, Verdict, VerdictKind};
+use rclab_suite::checker::my_number::{is_my_number_card, profile_pin};
+use rclab_suite::checker::{Checker, Report, TrustStore};
+use rclab_suite::judgement::{Judgement, judge};
+use rclab_suite::run::adapter::Adapter;
+use rclab_suite::run::{self, Outcome, Transport};
+
+fn my_number_profiles() -> Vec<Profile> {
+    common::all_profiles("my-number")
+}
+
+fn adult() -> Profile {
+    profile::load(&common::vectors().join("profiles/my-number/valid/adult.yaml")).unwrap()
+}
+
+fn check(channel: &mut dyn Channel, pin: &str, seed: u64) -> Report {
+    let trust = TrustStore::embedded_test_roots();
+    Checker {
+        trust: &trust,
+        options: common::options(seed),
+    }
+    .check_my_number(channel, pin)
+}
+
+/// Sent C-APDUs (hex) of a tapped check.
+fn commands(tap: &Tap<impl Channel>) -> Vec<String> {
+    tap.transcript().iter().map(|e| e.command.clone()).collect()
+}
+
+#[test]
+fn every_my_number_profile_meets_its_expectation_in_process_without_false_accepts() {
+    let profiles = my_number_profiles();
+    assert!(profiles.len() >= 8, "{} My Number profiles", profiles.len());
+    for p in &profiles {
+        let pin = profile_pin(p).expect("a My Number profile states its PIN");
+        let report = check(&mut p.card(), &pin, 7);
+        let judgement = judge(
+            &p.expect.verdict,
+            &report.verdict,
+            p.expect.threat,
+            p.expect.limitation.as_deref(),
+        );
+        assert_eq!(
+            judgement,
+            Judgement::Pass,
+            "{}: expected {}, got {}: {}",
+            p.name,
+            p.expect.verdict,
+            report.verdict,
+            report.detail
+        );
+        assert!(judgement.wrong_accept().is_none(), "{}", p.name);
+    }
+}
+
+#[test]
+fn the_genuine_check_reads_only_what_it_needs_and_signs_a_fresh_challenge() {
+    let p = adult();
+    let mut tap = Tap::new(p.card());
+    let report = check(&mut tap, "1234", 7);
+    assert_eq!(report.verdict, Verdict::GENUINE, "{}", report.detail);
+    let data = report.data.my_number.unwrap();
+    assert!(data.signature_verified);
+    assert_eq!(data.pin_tries_left, Some(3));
+    assert_eq!(data.token_label.as_deref(), Some("JPKIAPICCTOKEN2"));
+    assert_eq!(data.signature_certificate_present, Some(true));
+    let sent = commands(&tap);
+    // The case-1 VERIFY comes before the VERIFY with the PIN, and the signature follows.
+    let query = sent.iter().position(|c| c == "00200080").unwrap();
+    let verify = sent.iter().position(|c| c.starts_with("0020008004")).unwrap();
+    let sign = sent.iter().position(|c| c.starts_with("802A0080")).unwrap();
+    assert!(query < verify && verify < sign, "{sent:?}");
+    // Never the signature certificate (0001) or the signature CA (0002).
+    assert!(
+        !sent.iter().any(|c| c == "00A4020C020001" || c == "00A4020C020002"),
+        "{sent:?}"
+    );
+    // The audit agrees: nothing unneeded.
+    let audit = run::audit::audit_my_number(p.my_number.as_deref().unwrap(), tap.transcript());
+    assert!(audit.unneeded_efs.is_empty(), "{audit:?}");
+    assert_eq!(audit.efs_read.len(), 4, "{audit:?}");
+
+    // Another seed, another challenge; the same seed, the same bytes.
+    let signed = |seed| {
+        let mut tap = Tap::new(p.card());
+        check(&mut tap, "1234", seed);
+        commands(&tap)
+            .into_iter()
+            .find(|c| c.starts_with("802A0080"))
+            .unwrap()
+    };
+    assert_eq!(signed(7), signed(7));
+    assert_ne!(signed(7), signed(8));
+}
+
+#[test]
+fn a_wrong_pin_is_wrong_pin_and_the_last_try_is_never_spent() {
+    let p = adult();
+    let mut card = p.card();
+    let first = check(&mut card, "9999", 1);
+    assert_eq!(
+        first.verdict,
+        Verdict::new(VerdictKind::WrongPin, None),
+        "{}",
+        first.detail
+    );
+    let second = check(&mut card, "9999", 1);
+    assert_eq!(second.verdict.verdict, VerdictKind::WrongPin);
+    // One try left: the checker asks, and stops before a VERIFY that could block the card.
+    for _ in 0..3 {
+        let mut tap = Tap::new(&mut card);
+        let report = check(&mut tap, "9999", 1);
+        assert_eq!(
+            report.verdict,
+            Verdict::with(VerdictKind::Unreadable, Reason::PinLastTry),
+            "{}",
+            report.detail
+        );
+        assert_eq!(report.data.my_number.unwrap().pin_tries_left, Some(1));
+        assert!(
+            !commands(&tap)
+                .iter()
+                .any(|c| c.starts_with("0020008004")),
+            "a VERIFY with data was sent at one try left"
+        );
+    }
+}
+
+#[test]
+fn a_profile_with_one_try_left_is_reported_not_spent() {
+    let dir = common::temp_dir("mn-checker", "last-try");
+    let adult = common::vectors().join("profiles/my-number/valid/adult.yaml");
+    let path = dir.join("last-try.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "extends: {}\ndescription: one try left\njpki:\n  auth_pin_tries_left: 1\n\
+             expect:\n  verdict: unreadable\n  reason: pin_last_try\n  why: one try left\n",
+            adult.display()
+        ),
+    )
+    .unwrap();
+    let p = profile::load(&path).unwrap();
+    let report = check(&mut p.card(), "1234", 1);
+    assert_eq!(
+        report.verdict,
+        Verdict::with(VerdictKind::Unreadable, Reason::PinLastTry),
+        "{}",
+        report.detail
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_residence_card_is_not_a_my_number_card_and_detection_tells_them_apart() {
+    let residence = common::profiles("valid").into_iter().next().unwrap();
+    let report = check(&mut residence.card(), "1234", 1);
+    assert_eq!(
+        report.verdict,
+        Verdict::new(VerdictKind::NotMyNumberCard, None),
+        "{}",
+        report.detail
+    );
+    assert!(!is_my_number_card(&mut residence.card()));
+    assert!(is_my_number_card(&mut adult().card()));
+    // A residence card stays readable after the probe: its own check is unchanged.
+    let mut card = residence.card();
+    assert!(!is_my_number_card(&mut card));
+    let trust = TrustStore::embedded_test_roots();
+    let after = Checker {
+        trust: &trust,
+        options: common::options(1),
+    }
+    .check(&mut card, residence.card_number.as_str());
+    assert_eq!(after.verdict, Verdict::GENUINE, "{}", after.detail);
+}
+
+/// A card answering random bytes (status words included): never a panic, never genuine.
+struct Hostile(ChaCha20Rng);
+
+impl Channel for Hostile {
+    fn transmit(&mut self, _apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let len = (self.0.next_u32() % 300) as usize;
+        let mut out = vec![0u8; len];
+        self.0.fill_bytes(&mut out);
+        // Often a plausible status word, so that the check gets past its first steps.
+        if len >= 2 && self.0.next_u32() % 10 < 7 {
+            let sw: [u8; 2] = match self.0.next_u32() % 4 {
+                0 => [0x90, 0x00],
+                1 => [0x63, 0xC3],
+                2 => [0x6A, 0x82],
+                _ => [0x6B, 0x00],
+            };
+            out[len - 2..].copy_from_slice(&sw);
+        }
+        Ok(out)
+    }
+}
+
+#[test]
+fn a_hostile_card_never_panics_the_checker_nor_passes_it() {
+    for seed in 0..400 {
+        let report = check(&mut Hostile(ChaCha20Rng::seed_from_u64(seed)), "1234", seed);
+        assert_ne!(report.verdict, Verdict::GENUINE, "seed {seed}");
+    }
+}
+
+#[test]
+fn the_trust_store_carries_the_jpki_test_authentication_root() {
+    let vectors = common::vectors().join("pki");
+    assert_eq!(
+        std::fs::read(vectors.join("trust/jpki-auth-ca.crt")).unwrap(),
+        std::fs::read(vectors.join("jpki/auth-ca.crt")).unwrap(),
+        "trust/jpki-auth-ca.crt must be a copy of jpki/auth-ca.crt"
+    );
+}
+
+#[test]
+fn the_reference_checker_meets_the_my_number_catalogue_over_pcsc() {
+    if !common::stack_available() {
+        return;
+    }
+    let out = common::temp_dir("mn-checker", "pcsc");
+    let config = common::run_config(
+        vec![Adapter::reference()],
+        my_number_profiles(),
+        Transport::Pcsc,
+        out.join("run"),
+    );
+    let results = run::run(&config).unwrap();
+    assert_eq!(results.len(), config.profiles.len());
+    for r in &results {
+        assert_eq!(
+            r.outcome,
+            Outcome::Pass,
+            "{} × {}: {}",
+            r.checker,
+            r.profile,
+            r.detail
+        );
+        assert!(!r.false_accept && !r.missed_corruption, "{}", r.profile);
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
