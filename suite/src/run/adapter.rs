@@ -186,15 +186,29 @@ fn default_cards(kind: KindWord) -> Vec<ChipKind> {
 }
 
 /// `cards:`: a non-empty list of card kinds, each `residence` or `my_number`.
+/// Checked inside the visitor, so that an error carries a line and column.
 fn card_kinds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<ChipKind>>, D::Error> {
-    use serde::de::Error;
-    let kinds = Vec::<ChipKind>::deserialize(d)?;
-    if kinds.is_empty() {
-        return Err(D::Error::custom(
-            "an empty list checks no card: name at least one of residence, my_number",
-        ));
+    struct Kinds;
+    impl<'de> serde::de::Visitor<'de> for Kinds {
+        type Value = Option<Vec<ChipKind>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "a list of card kinds: [residence], [my_number] or both")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            use serde::de::Error;
+            let mut kinds = Vec::new();
+            while let Some(kind) = seq.next_element::<ChipKind>()? {
+                kinds.push(kind);
+            }
+            if kinds.is_empty() {
+                return Err(A::Error::custom(
+                    "an empty list checks no card: name at least one of residence, my_number",
+                ));
+            }
+            Ok(Some(kinds))
+        }
     }
-    Ok(Some(kinds))
+    d.deserialize_seq(Kinds)
 }
 
 fn serialize_cards<S: serde::Serializer>(
@@ -864,6 +878,54 @@ mod tests {
         );
         let back: Adapter = serde_json::from_value(listed).unwrap();
         assert_eq!(back.card_change(), CardChange::Swap);
+    }
+
+    #[test]
+    fn cards_default_by_kind_parse_both_kinds_and_refuse_bad_values_with_their_place() {
+        use ChipKind::{MyNumber, Residence};
+        let process = "name: x\nkind: process\ncommand: [x]\n";
+        assert_eq!(from_yaml(process).unwrap().cards, vec![Residence]);
+        assert_eq!(
+            Adapter::reference().cards,
+            vec![Residence, MyNumber],
+            "the reference checker checks both kinds"
+        );
+        let mn = from_yaml(&format!("{process}cards: [my_number]\n")).unwrap();
+        assert!(mn.checks(MyNumber) && !mn.checks(Residence));
+        let both = from_yaml(&format!("{process}cards: [residence, my_number]\n")).unwrap();
+        assert!(both.checks(MyNumber) && both.checks(Residence));
+        // results.json lists `cards` only where they differ from the kind's default.
+        assert_eq!(
+            serde_json::to_value(&mn).unwrap()["cards"],
+            serde_json::json!(["my_number"])
+        );
+        assert!(
+            serde_json::to_value(from_yaml(process).unwrap())
+                .unwrap()
+                .get("cards")
+                .is_none()
+        );
+        let back: Adapter = serde_json::from_value(serde_json::to_value(&mn).unwrap()).unwrap();
+        assert_eq!(back.cards, vec![MyNumber]);
+
+        // Bad values: the file, line and column, the field, and what is accepted.
+        let dir = std::env::temp_dir().join(format!("rclab-adapter-cards-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (body, line, wanted) in [
+            ("cards: [passport]\n", 4, "my_number"),
+            ("cards: []\n", 4, "at least one"),
+            ("cards: my_number\n", 4, "a list of card kinds"),
+        ] {
+            let path = dir.join("bad.yaml");
+            std::fs::write(&path, format!("{process}{body}")).unwrap();
+            let error = Adapter::load(path.to_str().unwrap()).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("bad.yaml:{line}:")) && error.contains("field `cards")
+                    && error.contains(wanted),
+                "{body:?}: {error}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
