@@ -256,3 +256,69 @@ fn the_reference_checker_meets_the_my_number_catalogue_over_pcsc() {
     }
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// True when OpenSC's tools are installed; fails under `RCLAB_REQUIRE_PCSC` otherwise.
+fn opensc_available() -> bool {
+    let found = ["opensc-tool", "pkcs15-tool", "pkcs11-tool", "openssl"]
+        .iter()
+        .all(|tool| {
+            std::process::Command::new(tool)
+                .arg("--version")
+                .output()
+                .is_ok()
+        });
+    if !found {
+        let message = "OpenSC is not installed: `apt-get install opensc` (scripts/pcsc-up does)";
+        assert!(
+            std::env::var_os("RCLAB_REQUIRE_PCSC").is_none(),
+            "{message} (RCLAB_REQUIRE_PCSC is set)"
+        );
+        eprintln!("SKIPPED: {message}");
+    }
+    found
+}
+
+#[test]
+fn the_opensc_example_checker_meets_the_my_number_catalogue_over_pcsc() {
+    if !common::stack_available() || !opensc_available() {
+        return;
+    }
+    let out = common::temp_dir("mn-checker", "opensc");
+    let opensc = Adapter::load(
+        common::repo()
+            .join("suite/adapters/opensc-jpki.yaml")
+            .to_str()
+            .unwrap(),
+    )
+    .unwrap();
+    // The whole catalogue: the adapter's `cards: [my_number]` pairs it with the My
+    // Number profiles only, and the summary counts the others as out of its scope.
+    let mut checkers = vec![opensc];
+    let profiles = common::all_profiles("");
+    run::adapter::set_scope(&mut checkers, &profiles);
+    let my_number = profiles.iter().filter(|p| p.my_number.is_some()).count();
+    assert_eq!(checkers[0].out_of_scope, profiles.len() - my_number);
+    let config = common::run_config(checkers, profiles, Transport::Pcsc, out.join("run"));
+    let results = run::run(&config).unwrap();
+    assert_eq!(results.len(), my_number, "only My Number cases are paired");
+    for r in &results {
+        assert!(r.profile.starts_with("my-number/"), "{}", r.profile);
+        assert_eq!(
+            r.outcome,
+            Outcome::Pass,
+            "{} × {}: {}",
+            r.checker,
+            r.profile,
+            r.detail
+        );
+        assert!(!r.false_accept && !r.missed_corruption, "{}", r.profile);
+    }
+    let summary = run::report::checker_summary(&results, &config.checkers[0]);
+    assert_eq!(summary.out_of_scope, config.profiles.len() - my_number);
+    let markdown = run::report::markdown(&config.checkers, &results);
+    assert!(
+        markdown.contains(&format!("opensc-jpki {}", summary.out_of_scope)),
+        "{markdown}"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
