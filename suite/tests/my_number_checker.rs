@@ -81,12 +81,17 @@ fn the_genuine_check_reads_only_what_it_needs_and_signs_a_fresh_challenge() {
     let sent = commands(&tap);
     // The case-1 VERIFY comes before the VERIFY with the PIN, and the signature follows.
     let query = sent.iter().position(|c| c == "00200080").unwrap();
-    let verify = sent.iter().position(|c| c.starts_with("0020008004")).unwrap();
+    let verify = sent
+        .iter()
+        .position(|c| c.starts_with("0020008004"))
+        .unwrap();
     let sign = sent.iter().position(|c| c.starts_with("802A0080")).unwrap();
     assert!(query < verify && verify < sign, "{sent:?}");
     // Never the signature certificate (0001) or the signature CA (0002).
     assert!(
-        !sent.iter().any(|c| c == "00A4020C020001" || c == "00A4020C020002"),
+        !sent
+            .iter()
+            .any(|c| c == "00A4020C020001" || c == "00A4020C020002"),
         "{sent:?}"
     );
     // The audit agrees: nothing unneeded.
@@ -132,9 +137,7 @@ fn a_wrong_pin_is_wrong_pin_and_the_last_try_is_never_spent() {
         );
         assert_eq!(report.data.my_number.unwrap().pin_tries_left, Some(1));
         assert!(
-            !commands(&tap)
-                .iter()
-                .any(|c| c.starts_with("0020008004")),
+            !commands(&tap).iter().any(|c| c.starts_with("0020008004")),
             "a VERIFY with data was sent at one try left"
         );
     }

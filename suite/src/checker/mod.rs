@@ -101,17 +101,11 @@ impl Checker<'_> {
     pub fn check_my_number(&self, channel: &mut dyn Channel, pin: &str) -> Report {
         let mut rng = self.rng();
         let mut mn = my_number::MyNumberData::default();
-        let (verdict, detail) = match my_number::run(
-            channel,
-            self.trust,
-            self.options.at,
-            pin,
-            &mut rng,
-            &mut mn,
-        ) {
-            Ok(detail) => (Verdict::GENUINE, detail),
-            Err(stop::Stop(verdict, detail)) => (verdict, detail),
-        };
+        let (verdict, detail) =
+            match my_number::run(channel, self.trust, self.options.at, pin, &mut rng, &mut mn) {
+                Ok(detail) => (Verdict::GENUINE, detail),
+                Err(stop::Stop(verdict, detail)) => (verdict, detail),
+            };
         let data = CardData {
             my_number: Some(mn),
             ..CardData::default()

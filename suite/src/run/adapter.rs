@@ -194,7 +194,10 @@ fn card_kinds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<ChipKind>>, 
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             write!(f, "a list of card kinds: [residence], [my_number] or both")
         }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
             use serde::de::Error;
             let mut kinds = Vec::new();
             while let Some(kind) = seq.next_element::<ChipKind>()? {
@@ -215,18 +218,17 @@ fn serialize_cards<S: serde::Serializer>(
     kinds: &Option<Vec<ChipKind>>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    let names: Vec<&str> = kinds
-        .iter()
-        .flatten()
-        .map(|kind| kind.name())
-        .collect();
+    let names: Vec<&str> = kinds.iter().flatten().map(|kind| kind.name()).collect();
     names.serialize(serializer)
 }
 
 /// Records on each checker how many of `profiles` are of a card kind it does not check.
 pub fn set_scope(checkers: &mut [Adapter], profiles: &[rclab_emulator::profile::Profile]) {
     for checker in checkers {
-        checker.out_of_scope = profiles.iter().filter(|p| !checker.checks(p.kind())).count();
+        checker.out_of_scope = profiles
+            .iter()
+            .filter(|p| !checker.checks(p.kind()))
+            .count();
     }
 }
 
@@ -918,9 +920,12 @@ mod tests {
         ] {
             let path = dir.join("bad.yaml");
             std::fs::write(&path, format!("{process}{body}")).unwrap();
-            let error = Adapter::load(path.to_str().unwrap()).unwrap_err().to_string();
+            let error = Adapter::load(path.to_str().unwrap())
+                .unwrap_err()
+                .to_string();
             assert!(
-                error.contains(&format!("bad.yaml:{line}:")) && error.contains("field `cards")
+                error.contains(&format!("bad.yaml:{line}:"))
+                    && error.contains("field `cards")
                     && error.contains(wanted),
                 "{body:?}: {error}"
             );

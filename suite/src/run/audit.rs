@@ -209,7 +209,8 @@ pub fn audit_my_number(image: &MyNumberImage, transcript: &[Exchange]) -> Privac
             _ => {}
         }
     }
-    let needed = |a: &AppRow, f: &FileRow| a.app == App::Jpki && MY_NUMBER_NEEDED.contains(&f.content);
+    let needed =
+        |a: &AppRow, f: &FileRow| a.app == App::Jpki && MY_NUMBER_NEEDED.contains(&f.content);
     report.efs_read = touched.iter().map(|(_, f)| f.name.to_owned()).collect();
     report.unneeded_efs = touched
         .iter()

@@ -294,9 +294,9 @@ pub fn run_shard_locked(
                 )
             })
             .enumerate()
-        .filter(|(position, _)| shard.contains(*position))
-        .map(|(_, case)| case)
-        .collect();
+            .filter(|(position, _)| shard.contains(*position))
+            .map(|(_, case)| case)
+            .collect();
     let (journal, resumed) = Journal::open(&results_path, config.resume, &cases_expected)?;
     if config.resume {
         eprintln!("{}", resumed.summary(&results_path));

@@ -102,7 +102,12 @@ impl<'c> JpkiCard<'c> {
         let apdu = CommandBuilder::new(0x00, INS_SELECT, 0x02, 0x0C)
             .data(fid.to_be_bytes())
             .to_bytes();
-        match self.session.transmit(&apdu).map_err(|e| fail(name, e))?.status {
+        match self
+            .session
+            .transmit(&apdu)
+            .map_err(|e| fail(name, e))?
+            .status
+        {
             Status::Success => Ok(()),
             other => unexpected(&format!("SELECT {name}"), other),
         }
@@ -199,7 +204,10 @@ impl<'c> JpkiCard<'c> {
                     row.name
                 ),
             ),
-            other => unexpected(&format!("COMPUTE DIGITAL SIGNATURE with {}", row.name), other),
+            other => unexpected(
+                &format!("COMPUTE DIGITAL SIGNATURE with {}", row.name),
+                other,
+            ),
         }
     }
 }
