@@ -323,5 +323,10 @@ fn the_opensc_example_checker_meets_the_my_number_catalogue_over_pcsc() {
         markdown.contains(&format!("opensc-jpki {}", summary.out_of_scope)),
         "{markdown}"
     );
+    let page = run::report::html::page(&config.checkers, &results, &run::render::Cards::default());
+    assert!(
+        page.contains(&format!("opensc-jpki {}.</p>", summary.out_of_scope)),
+        "the HTML summary counts the profiles out of scope"
+    );
     std::fs::remove_dir_all(&out).unwrap();
 }
