@@ -330,3 +330,44 @@ fn the_opensc_example_checker_meets_the_my_number_catalogue_over_pcsc() {
     );
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[test]
+fn a_residence_only_checker_is_paired_with_residence_profiles_only() {
+    let dir = common::temp_dir("mn-checker", "scope");
+    let path = dir.join("residence-only.yaml");
+    std::fs::write(
+        &path,
+        "name: residence-only\nkind: reference\ncards: [residence]\n",
+    )
+    .unwrap();
+    let mut checkers = vec![
+        Adapter::reference(),
+        Adapter::load(path.to_str().unwrap()).unwrap(),
+    ];
+    let profiles = common::all_profiles("");
+    run::adapter::set_scope(&mut checkers, &profiles);
+    let my_number = profiles.iter().filter(|p| p.my_number.is_some()).count();
+    assert!(my_number >= 8);
+    assert_eq!(
+        checkers[0].out_of_scope, 0,
+        "the reference checks both kinds"
+    );
+    assert_eq!(checkers[1].out_of_scope, my_number);
+    let config = common::run_config(checkers, profiles, Transport::Inproc, dir.join("run"));
+    let results = run::run(&config).unwrap();
+    let mine = |name: &str| results.iter().filter(|r| r.checker == name).count();
+    assert_eq!(mine("reference"), config.profiles.len());
+    assert_eq!(mine("residence-only"), config.profiles.len() - my_number);
+    assert!(
+        results
+            .iter()
+            .all(|r| r.outcome == Outcome::Pass && !r.false_accept),
+        "every paired case passes"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run::report::json::document(&config.checkers, &results).unwrap())
+            .unwrap();
+    assert!(json["summary"][0].get("out_of_scope").is_none());
+    assert_eq!(json["summary"][1]["out_of_scope"], my_number);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
