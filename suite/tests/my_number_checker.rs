@@ -371,3 +371,34 @@ fn a_residence_only_checker_is_paired_with_residence_profiles_only() {
     assert_eq!(json["summary"][1]["out_of_scope"], my_number);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_privacy_audit_calls_reading_the_signature_certificate_over_reading() {
+    let p = adult();
+    let mut tap = Tap::new(p.card());
+    let report = check(&mut tap, "1234", 3);
+    assert_eq!(report.verdict, Verdict::GENUINE, "{}", report.detail);
+    // A checker that also reads the signature CA (free) and, after the password, the
+    // signature certificate with the holder's name, address and birth date.
+    for apdu in [
+        "00A4020C020002",
+        "00B0000000",
+        "00A4020C02001B",
+        "0020008009544553545041535331",
+        "00A4020C020001",
+        "00B0000000",
+    ] {
+        let answer = tap.transmit(&hex::decode(apdu).unwrap()).unwrap();
+        assert_eq!(answer[answer.len() - 2..], [0x90, 0x00], "{apdu}");
+    }
+    let audit = run::audit::audit_my_number(p.my_number.as_deref().unwrap(), tap.transcript());
+    assert_eq!(
+        audit.unneeded_efs,
+        [
+            "JPKI/0002 signature CA certificate",
+            "JPKI/0001 signature certificate"
+        ],
+        "{audit:?}"
+    );
+    assert_eq!(audit.verify, 3, "{audit:?}");
+}
