@@ -369,6 +369,14 @@ fn a_residence_only_checker_is_paired_with_residence_profiles_only() {
             .unwrap();
     assert!(json["summary"][0].get("out_of_scope").is_none());
     assert_eq!(json["summary"][1]["out_of_scope"], my_number);
+    // A checker whose every profile is out of scope ran nothing, and the run says why.
+    let mut idle = config.checkers[1].clone();
+    idle.out_of_scope = config.profiles.len();
+    let why = run::idle_checkers(&[idle], &[]);
+    assert!(
+        why[0].1.contains("card kinds its `cards:` does not name"),
+        "{why:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -494,10 +494,14 @@ pub fn idle_checkers(checkers: &[Adapter], results: &[CaseResult]) -> Vec<(Strin
             if mine.iter().any(|r| r.outcome != Outcome::NotApplicable) {
                 return None;
             }
-            let why = mine.first().map_or_else(
-                || "no profile was selected".to_owned(),
-                |r| r.detail.clone(),
-            );
+            let why = match mine.first() {
+                Some(r) => r.detail.clone(),
+                None if c.out_of_scope > 0 => format!(
+                    "the {} selected profile(s) are of card kinds its `cards:` does not name",
+                    c.out_of_scope
+                ),
+                None => "no profile was selected".to_owned(),
+            };
             Some((c.name.clone(), why))
         })
         .collect()
