@@ -410,3 +410,45 @@ fn the_privacy_audit_calls_reading_the_signature_certificate_over_reading() {
     );
     assert_eq!(audit.verify, 3, "{audit:?}");
 }
+
+/// A card that accepts every SELECT but the foreign one and sends full 256-byte chunks
+/// forever: the checker stops at 32 KiB, never sends READ BINARY in the SFI form (P1 bit
+/// 8), and calls the endless file no certificate.
+struct Endless {
+    reads: usize,
+    sfi_form: bool,
+}
+
+impl Channel for Endless {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        Ok(match apdu {
+            // SELECT of the residence DF1 (16-byte AID): not here.
+            [0x00, 0xA4, 0x04, _, 0x10, ..] => vec![0x6A, 0x82],
+            [0x00, 0xA4, ..] => vec![0x90, 0x00],
+            [0x00, 0xB0, p1, ..] => {
+                self.reads += 1;
+                self.sfi_form |= p1 & 0x80 != 0;
+                let mut chunk = vec![0x30; 256];
+                chunk.extend_from_slice(&[0x90, 0x00]);
+                chunk
+            }
+            _ => vec![0x6D, 0x00],
+        })
+    }
+}
+
+#[test]
+fn an_endless_file_is_read_to_32_kib_in_the_offset_form_only() {
+    let mut card = Endless {
+        reads: 0,
+        sfi_form: false,
+    };
+    let report = check(&mut card, "1234", 1);
+    assert_ne!(report.verdict, Verdict::GENUINE, "{}", report.detail);
+    assert!(
+        !card.sfi_form,
+        "a READ BINARY at offset 8000 became the SFI form"
+    );
+    // Token info, certificate map: 32 KiB each before the certificate fails to parse.
+    assert!(card.reads <= 3 * 128, "{} reads", card.reads);
+}

@@ -2,7 +2,7 @@
 //! key is looked up in the emulator's application table ([`AppRow`]), so the checker holds
 //! no AID or FID of its own; each step gives its data or the verdict its failure means.
 
-use rclab_emulator::my_number::apps::{App, AppRow, Content, FileRow, Secret, SecretRow};
+use rclab_emulator::my_number::apps::{App, AppRow, Content, FileRow, MAX_FILE, Secret, SecretRow};
 use rclab_emulator::protocol::{CommandBuilder, Status};
 use rclab_emulator::reader::{ReaderError, Session, select_by_aid_apdu};
 use rclab_emulator::transport::Channel;
@@ -114,15 +114,21 @@ impl<'c> JpkiCard<'c> {
     }
 
     /// A whole EF: SELECT, then READ BINARY in chunks of at most 256 bytes (short Le),
-    /// until a short chunk or `6B 00` at the end; at most the table's largest EF.
+    /// until a short chunk or `6B 00` at the end; at most the table's largest EF
+    /// ([`MAX_FILE`], 32 KiB), which the offset form reaches exactly.
     pub(super) fn read_file(&mut self, row: &FileRow) -> Step<Vec<u8>> {
         self.select_ef(row.fid, row.name)?;
         let mut content = Vec::new();
         loop {
-            if content.len() > rclab_emulator::my_number::apps::MAX_FILE {
+            // The offset form of READ BINARY ends at 7FFF (P1 bit 8 would make it the SFI
+            // form): no JPKI file is longer, so a card still sending full chunks there has
+            // given all a checker can read, and what it gave fails to parse on its own.
+            let Ok(offset) = u16::try_from(content.len()) else {
                 return malformed(format!("{}: longer than any JPKI file", row.name));
+            };
+            if usize::from(offset) >= MAX_FILE {
+                return Ok(content);
             }
-            let offset = u16::try_from(content.len()).unwrap_or(u16::MAX);
             let [hi, lo] = offset.to_be_bytes();
             let apdu = CommandBuilder::new(0x00, INS_READ_BINARY, hi, lo)
                 .ne(CHUNK)
