@@ -452,3 +452,33 @@ fn an_endless_file_is_read_to_32_kib_in_the_offset_form_only() {
     // Token info, certificate map: 32 KiB each before the certificate fails to parse.
     assert!(card.reads <= 3 * 128, "{} reads", card.reads);
 }
+
+#[test]
+fn rclab_check_reads_my_number_profiles_with_their_pin_or_pin_flag() {
+    let table = common::rclab(&["check", "--profiles", "vectors/profiles/my-number"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(table.status.success(), "{text}{}", common::stderr(&table));
+    assert!(
+        text.contains("8 profile(s), 0 unexpected verdict(s)"),
+        "{text}"
+    );
+    let wrong = common::rclab(&[
+        "check",
+        "--profile",
+        "vectors/profiles/my-number/valid/adult.yaml",
+        "--pin",
+        "9999",
+        "--seed",
+        "1",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&wrong.stdout).unwrap();
+    assert_eq!(report["verdict"]["verdict"], "wrong_pin", "{report}");
+    assert_eq!(report["data"]["my_number"]["pin_tries_left"], 3, "{report}");
+    let bad = common::rclab(&["check", "--pin", "12a4"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let message = common::stderr(&bad);
+    assert!(
+        message.contains("--pin") && message.contains("exactly 4 digits"),
+        "{message}"
+    );
+}
