@@ -21,6 +21,12 @@ pub enum VerdictKind {
     Unreadable,
     /// The data verifies, but against a signer the checker does not trust.
     UntrustedCertificate,
+    /// My Number checker: the chip has no JPKI application (`6A 82` to its SELECT), so it
+    /// is no My Number card (a residence card, or another card).
+    NotMyNumberCard,
+    /// My Number checker: the PIN given to the checker does not open the chip (`63 Cx`
+    /// with tries left), the counterpart of `wrong_card_number`.
+    WrongPin,
 }
 
 /// Why: a closed list so that verdicts of different checkers compare.
@@ -55,6 +61,10 @@ pub enum Reason {
     /// `69 84`), so the card cannot prove it holds the certificate's key; only a municipal
     /// office can unblock it.
     PinBlocked,
+    /// My Number card: the PIN has one try left (`63 C1` to the case-1 VERIFY); the
+    /// checker does not spend the last try (a wrong guess would block the card), so it
+    /// cannot ask the card to sign.
+    PinLastTry,
 }
 
 /// A verdict with its optional reason, written `forged{signature_mismatch}`.
@@ -105,6 +115,8 @@ impl VerdictKind {
             VerdictKind::WrongCardNumber => "wrong_card_number",
             VerdictKind::Unreadable => "unreadable",
             VerdictKind::UntrustedCertificate => "untrusted_certificate",
+            VerdictKind::NotMyNumberCard => "not_my_number_card",
+            VerdictKind::WrongPin => "wrong_pin",
         }
     }
 }
@@ -126,6 +138,7 @@ impl Reason {
             Reason::Timeout => "timeout",
             Reason::Transport => "transport",
             Reason::PinBlocked => "pin_blocked",
+            Reason::PinLastTry => "pin_last_try",
         }
     }
 }

@@ -47,7 +47,7 @@ pub type Target = fn(&[u8]);
 
 /// The fuzz targets, by name: the name of the cargo-fuzz target and of its folder under
 /// `fuzz/regressions/`.
-pub const TARGETS: [(&str, Target); 7] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("apdu_roundtrip", apdu_roundtrip),
     ("tlv_roundtrip", tlv_roundtrip),
     ("card_sequence", card_sequence),
@@ -55,6 +55,7 @@ pub const TARGETS: [(&str, Target); 7] = [
     ("checker_responses", checker_responses),
     ("journal", journal),
     ("my_number_codecs", my_number_codecs),
+    ("my_number_checker_responses", my_number_checker_responses),
 ];
 
 /// The target function called `name`.
@@ -934,6 +935,7 @@ pub fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
             out.push(("bad-lines".into(), mixed));
         }
         "my_number_codecs" => out.extend(my_number_seeds()),
+        "my_number_checker_responses" => out.extend(my_number_checker_seeds()),
         _ => {}
     }
     out
@@ -1171,5 +1173,110 @@ fn my_number_seeds() -> Vec<(String, Vec<u8>)> {
     let mut template = vec![0, 0xA0, 0x22, 0x80, 0x20];
     template.extend(0..32u8);
     out.push(("seed-a8-key-template".into(), template));
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// The My Number checker against fuzzed answers
+// ---------------------------------------------------------------------------------------
+
+/// The valid My Number profiles, in this fixed order (byte 0 of
+/// [`my_number_checker_responses`] picks one; the order never changes).
+pub const MY_NUMBER_PROFILES: [&str; 2] = ["adult", "under-15"];
+
+static MY_NUMBER_VALID: LazyLock<Vec<Profile>> = LazyLock::new(|| {
+    MY_NUMBER_PROFILES
+        .iter()
+        .map(|name| {
+            let path = vectors_dir().join(format!("profiles/my-number/valid/{name}.yaml"));
+            profile::load(&path).unwrap_or_else(|e| panic!("bundled profile: {e}"))
+        })
+        .collect()
+});
+
+/// A My Number card whose answers come from the input, one record per command: a header
+/// byte (`& 3`: 0 the genuine answer, 1 a chunk of the input instead, 2 a chunk as data
+/// with the genuine status word, 3 a transport error), then the chunk when it takes one.
+/// No input left: genuine answers.
+struct MyNumberFuzzCard<'a> {
+    chip: rclab_emulator::fault::SimCard,
+    input: Input<'a>,
+    all_genuine: bool,
+}
+
+impl Channel for MyNumberFuzzCard<'_> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let genuine = self.chip.transmit(apdu)?;
+        let Some(header) = self.input.byte() else {
+            return Ok(genuine);
+        };
+        let answer = match header & 3 {
+            0 => Ok(genuine.clone()),
+            1 => Ok(self.input.chunk().to_vec()),
+            2 => {
+                let mut out = self.input.chunk().to_vec();
+                out.extend_from_slice(&genuine[genuine.len().saturating_sub(2)..]);
+                Ok(out)
+            }
+            _ => Err(match header >> 2 & 1 {
+                0 => TransportError::CardRemoved,
+                _ => TransportError::Timeout,
+            }),
+        };
+        self.all_genuine &= answer.as_ref() == Ok(&genuine);
+        answer
+    }
+}
+
+/// The My Number reference checker against a card whose answers come from the input:
+/// byte 0 picks the profile (`MY_NUMBER_PROFILES[b & 1]`), then one record per command
+/// (see `MyNumberFuzzCard`). The checker never panics, its report serialises; when every
+/// answer was the genuine card's, its verdict is `genuine`.
+pub fn my_number_checker_responses(data: &[u8]) {
+    let mut input = Input(data);
+    let which = input.byte().unwrap_or(0);
+    let profile = &MY_NUMBER_VALID[usize::from(which & 1)];
+    let pin = crate::checker::my_number::profile_pin(profile).expect("a valid profile's PIN");
+    let mut card = MyNumberFuzzCard {
+        chip: profile.card(),
+        input,
+        all_genuine: true,
+    };
+    let report = fuzz_checker(0).check_my_number(&mut card, &pin);
+    let _ = serde_json::to_string(&report).expect("report serialises");
+    if card.all_genuine {
+        assert_eq!(
+            report.verdict.verdict,
+            VerdictKind::Genuine,
+            "{}: untouched answers, verdict {:?}: {}",
+            profile.name,
+            report.verdict,
+            report.detail
+        );
+    }
+}
+
+/// Seeds of [`my_number_checker_responses`]: each profile untouched, and each of the
+/// genuine check's commands answered in turn with `6A 82`, with garbage data under the
+/// genuine status word, and with a removed card.
+fn my_number_checker_seeds() -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (i, name) in MY_NUMBER_PROFILES.iter().enumerate() {
+        let selector = u8::try_from(i).unwrap_or(0);
+        out.push((format!("{name}-untouched"), vec![selector]));
+        // 21 commands in the adult's genuine check; a few beyond are harmless.
+        for step in 0..24 {
+            let genuine = std::iter::repeat_n(0u8, step);
+            let mut refused: Vec<u8> = std::iter::once(selector).chain(genuine.clone()).collect();
+            refused.extend_from_slice(&[1, 2, 0x6A, 0x82]);
+            out.push((format!("{name}-{step:02}-6a82"), refused));
+            let mut garbage: Vec<u8> = std::iter::once(selector).chain(genuine.clone()).collect();
+            garbage.extend_from_slice(&[2, 4, 0x30, 0x82, 0xFF, 0xFF]);
+            out.push((format!("{name}-{step:02}-garbage"), garbage));
+            let mut removed: Vec<u8> = std::iter::once(selector).chain(genuine).collect();
+            removed.push(3);
+            out.push((format!("{name}-{step:02}-removed"), removed));
+        }
+    }
     out
 }

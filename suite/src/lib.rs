@@ -12,6 +12,9 @@
 //!   data objects strictly (`checker/objects.rs`), verifies the check code and the
 //!   certificate chain (`checker/pki.rs`) and judges the card (`checker/judge.rs`); a step
 //!   that cannot go on ends the check with its verdict (`checker/stop.rs`).
+//!   [`checker::my_number`] is the My Number card's checker (JPKI: the authentication
+//!   certificate's chain, the PIN's tries, a signed fresh challenge), on the emulator's
+//!   application table; [`checker::CardSecret`] (card number or PIN) picks which runs.
 //! - [`pcsc_channel`]: the same checker over pcscd (the `pcsc` crate), and [`readers`]: the
 //!   `--vpcd`/`--listen` reader slots that `rclab serve` and `rclab run` share.
 //! - [`judgement`]: one rule for a verdict against a profile's expectation.
@@ -25,7 +28,8 @@
 //! - [`run::host`]: where a case's card lives ([`run::host::CardHost`]: in process, or in
 //!   a vpcd reader behind pcscd), with one recorder for the transcript;
 //! - [`run::adapter`]: the checkers ([`run::adapter::Kind`]: the built-in reference
-//!   checker, or an external process);
+//!   checker, or an external process) and the card kinds each checks (`cards:`;
+//!   [`run::pairs`] pairs checkers with profiles of those kinds only);
 //! - [`judgement`]: the one rule that judges a verdict against its expectation, for
 //!   `rclab check`, `rclab run` and the tests;
 //! - [`run::report`]: one module per report format over the typed [`run::report::Summary`];

@@ -1,5 +1,5 @@
 //! The reference checker against every profile of the catalogue (`vectors/profiles/`),
-//! in-process, at the fixed date and seed of `common::options`: each meets its expectation
+//! residence and My Number cards (the profile's kind picks the checker), in-process, at the fixed date and seed of `common::options`: each meets its expectation
 //! (or is a declared limitation that is still no false accept), every listed fault acts
 //! during the check, phone-sized reads reach the same verdicts, and the whole verdict table
 //! is one snapshot (`snapshots/catalogue__catalogue_verdicts.snap`).
@@ -9,12 +9,12 @@ mod common;
 
 use rclab_emulator::profile::Profile;
 use rclab_emulator::verdict::{Verdict, VerdictKind};
-use rclab_suite::checker::{Checker, Report, TrustStore};
+use rclab_suite::checker::{CardSecret, Checker, Report, TrustStore};
 use rclab_suite::judgement::{self, Judgement};
 use serde::Serialize;
 
 fn catalogue() -> Vec<Profile> {
-    common::profiles("")
+    common::all_profiles("")
 }
 
 /// Runs the reference checker on a fresh card of `p`; returns the report and how often
@@ -24,11 +24,16 @@ fn check(p: &Profile, max_response: Option<usize>) -> (Report, Vec<usize>) {
     let mut options = common::options(7);
     options.max_response = max_response;
     let mut card = p.card();
+    let (pin, number) = common::secret(p);
+    let secret = match &pin {
+        Some(pin) => CardSecret::Pin(pin),
+        None => CardSecret::CardNumber(&number),
+    };
     let report = Checker {
         trust: &trust,
         options,
     }
-    .check(&mut card, p.card_number.as_str());
+    .check_card(&mut card, secret);
     (report, card.fired().to_vec())
 }
 

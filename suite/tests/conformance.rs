@@ -77,9 +77,10 @@ fn snapshot(checker: &str, results: &[CaseResult]) -> CheckerSnapshot {
 #[test]
 fn reference_checker_in_process_passes_the_catalogue_and_writes_reports() {
     let out = out_dir("inproc");
-    let config = config(
+    // The main job: the whole catalogue, My Number cards included.
+    let config = common::run_config(
         vec![Adapter::reference()],
-        "",
+        common::all_profiles(""),
         Transport::Inproc,
         out.clone(),
     );

@@ -68,7 +68,8 @@ target_tests!(
     profile_loader,
     checker_responses,
     journal,
-    my_number_codecs
+    my_number_codecs,
+    my_number_checker_responses
 );
 
 #[test]
@@ -83,7 +84,8 @@ fn every_target_has_a_test_here() {
             "profile_loader",
             "checker_responses",
             "journal",
-            "my_number_codecs"
+            "my_number_codecs",
+            "my_number_checker_responses"
         ]
     );
 }

@@ -126,4 +126,7 @@ pub struct CardData {
     pub certificate: Option<CertificateInfo>,
     /// Length of the check code, when read.
     pub check_code_length: Option<usize>,
+    /// What the My Number checker read (a My Number card only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub my_number: Option<super::my_number::MyNumberData>,
 }

@@ -191,7 +191,11 @@ fn read_gen2_df1(
 }
 
 /// The name of the trusted root that signed `cert`, both valid at `at`.
-fn trusted_chain(cert: &ParsedCertificate, trust: &TrustStore, at: SystemTime) -> Step<String> {
+pub(super) fn trusted_chain(
+    cert: &ParsedCertificate,
+    trust: &TrustStore,
+    at: SystemTime,
+) -> Step<String> {
     let at = at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     let issuers: Vec<_> = trust.issuers_of(cert).collect();
     if issuers.is_empty() {

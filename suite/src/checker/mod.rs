@@ -12,9 +12,14 @@
 //! | `stop` (private) | the early verdict a failed step ends the check with |
 //! | [`data`] | what the checker read, as reported |
 //! | [`pki`] | certificates and the trust store |
+//! | [`my_number`] | the My Number card's checker (JPKI: chain, PIN, a signed challenge) |
+//!
+//! Which checker reads a card: [`CardSecret`] (the card number of a residence card, the
+//! PIN of a My Number card) picks it; [`Checker::check_card`] runs it.
 
 pub mod data;
 mod judge;
+pub mod my_number;
 mod objects;
 pub mod pki;
 mod read;
@@ -73,14 +78,56 @@ pub struct Checker<'a> {
     pub options: Options,
 }
 
+/// What the person at the counter types for the card, which also says which card it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CardSecret<'a> {
+    /// A residence card and its printed card number.
+    CardNumber(&'a str),
+    /// A My Number card and its JPKI authentication PIN.
+    Pin(&'a str),
+}
+
 impl Checker<'_> {
+    /// The residence checker with a card number, the My Number checker with a PIN.
+    pub fn check_card(&self, channel: &mut dyn Channel, secret: CardSecret<'_>) -> Report {
+        match secret {
+            CardSecret::CardNumber(number) => self.check(channel, number),
+            CardSecret::Pin(pin) => self.check_my_number(channel, pin),
+        }
+    }
+
+    /// The My Number checker ([`my_number`]): the JPKI authentication certificate, its
+    /// chain, the PIN and a signed fresh challenge; never panics, whatever the card answers.
+    pub fn check_my_number(&self, channel: &mut dyn Channel, pin: &str) -> Report {
+        let mut rng = self.rng();
+        let mut mn = my_number::MyNumberData::default();
+        let (verdict, detail) =
+            match my_number::run(channel, self.trust, self.options.at, pin, &mut rng, &mut mn) {
+                Ok(detail) => (Verdict::GENUINE, detail),
+                Err(stop::Stop(verdict, detail)) => (verdict, detail),
+            };
+        let data = CardData {
+            my_number: Some(mn),
+            ..CardData::default()
+        };
+        Report {
+            verdict,
+            detail,
+            data,
+        }
+    }
+
+    fn rng(&self) -> ChaCha20Rng {
+        match self.options.seed {
+            Some(seed) => ChaCha20Rng::seed_from_u64(seed),
+            None => ChaCha20Rng::from_rng(&mut rand::rng()),
+        }
+    }
+
     /// Runs the whole check; never panics, whatever the card answers.
     pub fn check(&self, channel: &mut dyn Channel, card_number: &str) -> Report {
         let mut data = CardData::default();
-        let rng = match self.options.seed {
-            Some(seed) => ChaCha20Rng::seed_from_u64(seed),
-            None => ChaCha20Rng::from_rng(&mut rand::rng()),
-        };
+        let rng = self.rng();
         let mut card = read::CardReader::new(channel, rng, self.options.max_response);
         let (verdict, detail) = match judge::run(
             &mut card,

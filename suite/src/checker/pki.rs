@@ -21,11 +21,17 @@ const OID_ECDSA_WITH_SHA384: &str = "1.2.840.10045.4.3.3";
 /// The TEST roots compiled into the binary: the default trust store, in file-name order
 /// like `vectors/pki/trust/`. Like the MoJ's published set, it keeps an expired generation
 /// of the generation-1 root (same DN, own key): cards under it must be recognised as
-/// expired, not as unknown.
-pub const EMBEDDED_TEST_ROOTS: [(&str, &[u8]); 3] = [
+/// expired, not as unknown. The JPKI TEST authentication root (a copy of
+/// `vectors/pki/jpki/auth-ca.crt`) is the My Number checker's: one store serves both
+/// checkers, each finding its roots by the issuer's name.
+pub const EMBEDDED_TEST_ROOTS: [(&str, &[u8]); 4] = [
     (
         "expired-ca.crt",
         include_bytes!("../../../vectors/pki/trust/expired-ca.crt"),
+    ),
+    (
+        "jpki-auth-ca.crt",
+        include_bytes!("../../../vectors/pki/trust/jpki-auth-ca.crt"),
     ),
     (
         "test-ca.crt",
@@ -259,7 +265,7 @@ pub struct TrustStore {
 }
 
 impl TrustStore {
-    /// The TEST ZairyuCard CA and CA2 compiled into the binary.
+    /// The TEST roots compiled into the binary ([`EMBEDDED_TEST_ROOTS`]).
     #[allow(clippy::expect_used)] // the roots are compile-time constants, parsed by the trust-store tests
     pub fn embedded_test_roots() -> TrustStore {
         let roots = EMBEDDED_TEST_ROOTS

@@ -264,7 +264,7 @@ impl<'c> CardReader<'c> {
 }
 
 /// What a reader failure during the step `what` means as a verdict.
-fn fail(what: &str, e: ReaderError) -> Stop {
+pub(super) fn fail(what: &str, e: ReaderError) -> Stop {
     let unreadable = |reason| Verdict::with(VerdictKind::Unreadable, reason);
     match e {
         ReaderError::Transport(t) => {

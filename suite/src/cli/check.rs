@@ -8,7 +8,8 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use rclab_emulator::profile::{self, Profile};
-use rclab_suite::checker::{Checker, Options, Report, TrustStore};
+use rclab_suite::checker::my_number::profile_pin;
+use rclab_suite::checker::{CardSecret, Checker, Options, Report, TrustStore};
 use rclab_suite::judgement::{Judgement, judge};
 use rclab_suite::pcsc_channel::PcscChannel;
 
@@ -18,9 +19,18 @@ use super::parse::{parse_date, parse_max_response, parse_wait};
 #[derive(Args)]
 pub(crate) struct CheckArgs {
     /// Read a real card (or an emulated one served by `rclab serve`) in this PC/SC reader
-    /// instead of emulating profiles in-process; needs --card-number.
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["profiles", "profile_dir"], requires = "card_number")]
+    /// instead of emulating profiles in-process; needs --card-number (residence card) or
+    /// --pin (My Number card).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["profiles", "profile_dir"])]
     pub(crate) reader: Option<String>,
+    /// Which card is in --reader: `auto` (a card whose JPKI AP answers SELECT is a My
+    /// Number card, any other a residence card), `residence` or `my-number`.
+    #[arg(long, value_enum, default_value = "auto", requires = "reader")]
+    pub(crate) card: CardChoice,
+    /// The JPKI authentication PIN the My Number checker enters (default: the PIN each My
+    /// Number profile states); 4 digits.
+    #[arg(long, value_name = "NNNN", value_parser = parse_pin)]
+    pub(crate) pin: Option<String>,
     /// Seconds to wait for a card in --reader: 0 to 86400 (24 h), fractions allowed.
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_wait)]
     pub(crate) wait: Duration,
@@ -51,6 +61,26 @@ pub(crate) struct CheckArgs {
     pub(crate) json: bool,
 }
 
+/// `--card`: which checker reads the card in `--reader`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum CardChoice {
+    /// Ask the card: its JPKI AP answers SELECT → My Number card, else residence card.
+    Auto,
+    /// A residence card (needs --card-number).
+    Residence,
+    /// A My Number card (needs --pin).
+    MyNumber,
+}
+
+/// `--pin`: exactly 4 ASCII digits, as the JPKI authentication PIN is.
+fn parse_pin(text: &str) -> std::result::Result<String, String> {
+    if text.len() == 4 && text.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(text.to_owned())
+    } else {
+        Err("the JPKI authentication PIN is exactly 4 digits".into())
+    }
+}
+
 pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
     let trust = match &args.trust {
         Some(dir) => TrustStore::from_dir(dir)?,
@@ -66,9 +96,25 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
         options,
     };
     if let Some(reader) = &args.reader {
-        let number = args.card_number.as_deref().unwrap_or_default();
         let mut channel = PcscChannel::connect(reader, args.wait)?;
-        let report = checker.check(&mut channel, number);
+        let my_number = match args.card {
+            CardChoice::MyNumber => true,
+            CardChoice::Residence => false,
+            CardChoice::Auto => rclab_suite::checker::my_number::is_my_number_card(&mut channel),
+        };
+        let secret = match (my_number, &args.card_number, &args.pin) {
+            (false, Some(number), _) => CardSecret::CardNumber(number),
+            (true, _, Some(pin)) => CardSecret::Pin(pin),
+            (false, None, _) => {
+                channel.close();
+                bail!("--reader: the card is a residence card: give its --card-number")
+            }
+            (true, _, None) => {
+                channel.close();
+                bail!("--reader: the card is a My Number card: give its authentication --pin")
+            }
+        };
+        let report = checker.check_card(&mut channel, secret);
         channel.close();
         emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
         return Ok(ExitCode::SUCCESS);
@@ -77,11 +123,19 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
     let reports: Vec<(Profile, Report)> = profiles
         .into_iter()
         .map(|p| {
-            let number = args
-                .card_number
-                .clone()
-                .unwrap_or_else(|| p.card_number.to_string());
-            let report = checker.check(&mut p.card(), &number);
+            let report = match profile_pin(&p) {
+                Some(pin) => {
+                    let pin = args.pin.clone().unwrap_or(pin);
+                    checker.check_my_number(&mut p.card(), &pin)
+                }
+                None => {
+                    let number = args
+                        .card_number
+                        .clone()
+                        .unwrap_or_else(|| p.card_number.to_string());
+                    checker.check(&mut p.card(), &number)
+                }
+            };
             (p, report)
         })
         .collect();
@@ -99,7 +153,10 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
         emit(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
         return Ok(ExitCode::SUCCESS);
     }
-    print_table(&reports, args.card_number.is_some() || args.trust.is_some())
+    print_table(
+        &reports,
+        args.card_number.is_some() || args.pin.is_some() || args.trust.is_some(),
+    )
 }
 
 fn load_profiles(args: &CheckArgs) -> Result<Vec<Profile>> {
@@ -128,17 +185,8 @@ fn load_profiles(args: &CheckArgs) -> Result<Vec<Profile>> {
             lines.join("\n")
         )
     })?;
-    // The reference checker reads residence cards; a folder's My Number cards are skipped.
-    let (residence, other): (Vec<Profile>, Vec<Profile>) =
-        all.into_iter().partition(|p| p.residence_image().is_ok());
-    if !other.is_empty() {
-        eprintln!(
-            "skipped {} My Number profile(s) (`card.kind: my_number`): the reference checker \
-             reads residence cards",
-            other.len()
-        );
-    }
-    Ok(residence)
+    // Both kinds: the profile's kind picks the checker.
+    Ok(all)
 }
 
 /// Prints expected vs actual; returns failure when any differs. With a changed card

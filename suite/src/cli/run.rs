@@ -71,11 +71,11 @@ pub(crate) struct RunArgs {
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
     use rclab_suite::run::{
         self, RunConfig,
-        adapter::{Adapter, glob_match},
+        adapter::{self, Adapter, glob_match},
         baseline::Baseline,
         lock::lock_out,
     };
-    let checkers = Adapter::load_all(&args.checkers)?;
+    let mut checkers = Adapter::load_all(&args.checkers)?;
     // Held until the reports are written: no other run writes into OUT meanwhile.
     let lock = lock_out(&args.out)?;
     let mut catalogue: Vec<Profile> = profile::load_dir(&args.profile_dir).map_err(|errors| {
@@ -102,12 +102,12 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode> {
             args.profiles
         );
     }
+    adapter::set_scope(&mut checkers, &profiles);
     // A bad baseline is an error now, not after the whole run.
     let baseline = match &args.baseline {
         Some(path) => {
-            let cases: Vec<(String, String)> = checkers
-                .iter()
-                .flat_map(|c| profiles.iter().map(|p| (c.name.clone(), p.name.clone())))
+            let cases: Vec<(String, String)> = run::pairs(&checkers, &profiles)
+                .map(|(c, p)| (c.name.clone(), p.name.clone()))
                 .collect();
             Some(Baseline::load(path, &cases)?)
         }

@@ -7,6 +7,7 @@
 //! timeout_ms: 20000
 //! verdict: json              # rclab.verdict/1 or /2 on stdout; or {exit_codes: {0: {verdict: genuine}}}
 //! trust: test_ca             # test_ca | pinned
+//! cards: [residence]         # the card kinds it checks: residence (default), my_number, or both
 //! unsupported:
 //!   - profiles: "forged/gen2-*"
 //!     reason: does not know generation 2
@@ -25,6 +26,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
+use rclab_emulator::chip::ChipKind;
 use rclab_emulator::files::{MAX_PROFILE_FILE, read_bounded_text};
 use rclab_emulator::verdict::{Reason, Verdict, VerdictKind};
 
@@ -136,7 +138,8 @@ impl CardChange {
 /// An external checker: the program to start and how to read its verdict.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessChecker {
-    /// Program and arguments; placeholders: `{reader}`, `{card_number}`, `{profile}`
+    /// Program and arguments; placeholders: `{reader}`, `{card_number}`, `{pin}` (a My
+    /// Number profile's authentication PIN, empty for a residence card), `{profile}`
     /// (profile file), `{profile_name}`, `{trust_dir}`, `{repo}` (repository root).
     pub command: Vec<String>,
     /// Environment variables set for the checker process.
@@ -165,6 +168,68 @@ pub struct Adapter {
     pub description: String,
     /// Where it was loaded from (`built-in` for the reference checker), for messages.
     pub source: String,
+    /// The card kinds it checks (`cards:`): the runner pairs it only with profiles of
+    /// these kinds. A process checker checks residence cards unless its adapter says
+    /// otherwise; the reference checker checks both kinds.
+    pub cards: Vec<ChipKind>,
+    /// Profiles of the run that it was not paired with, their card kind being out of its
+    /// scope: set by the runner ([`set_scope`]), shown in the reports' summaries.
+    pub out_of_scope: usize,
+}
+
+/// The card kinds a checker of `kind` checks when its adapter does not say.
+fn default_cards(kind: KindWord) -> Vec<ChipKind> {
+    match kind {
+        KindWord::Reference => vec![ChipKind::Residence, ChipKind::MyNumber],
+        KindWord::Process => vec![ChipKind::Residence],
+    }
+}
+
+/// `cards:`: a non-empty list of card kinds, each `residence` or `my_number`.
+/// Checked inside the visitor, so that an error carries a line and column.
+fn card_kinds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<ChipKind>>, D::Error> {
+    struct Kinds;
+    impl<'de> serde::de::Visitor<'de> for Kinds {
+        type Value = Option<Vec<ChipKind>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "a list of card kinds: [residence], [my_number] or both")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            use serde::de::Error;
+            let mut kinds = Vec::new();
+            while let Some(kind) = seq.next_element::<ChipKind>()? {
+                kinds.push(kind);
+            }
+            if kinds.is_empty() {
+                return Err(A::Error::custom(
+                    "an empty list checks no card: name at least one of residence, my_number",
+                ));
+            }
+            Ok(Some(kinds))
+        }
+    }
+    d.deserialize_seq(Kinds)
+}
+
+fn serialize_cards<S: serde::Serializer>(
+    kinds: &Option<Vec<ChipKind>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let names: Vec<&str> = kinds.iter().flatten().map(|kind| kind.name()).collect();
+    names.serialize(serializer)
+}
+
+/// Records on each checker how many of `profiles` are of a card kind it does not check.
+pub fn set_scope(checkers: &mut [Adapter], profiles: &[rclab_emulator::profile::Profile]) {
+    for checker in checkers {
+        checker.out_of_scope = profiles
+            .iter()
+            .filter(|p| !checker.checks(p.kind()))
+            .count();
+    }
 }
 
 /// An adapter file as written (and as `results.json` lists checkers): the process fields
@@ -191,10 +256,18 @@ struct AdapterFile {
     description: String,
     #[serde(default, skip_serializing_if = "CardChange::is_default")]
     card_change: CardChange,
+    #[serde(
+        default,
+        deserialize_with = "card_kinds",
+        serialize_with = "serialize_cards",
+        skip_serializing_if = "Option::is_none"
+    )]
+    cards: Option<Vec<ChipKind>>,
 }
 
 impl From<AdapterFile> for Adapter {
     fn from(file: AdapterFile) -> Adapter {
+        let cards = file.cards.unwrap_or_else(|| default_cards(file.kind));
         let kind = match file.kind {
             // The process fields mean nothing to the built-in checker.
             KindWord::Reference => Kind::Reference,
@@ -213,6 +286,8 @@ impl From<AdapterFile> for Adapter {
             unsupported: file.unsupported,
             description: file.description,
             source: String::new(),
+            cards,
+            out_of_scope: 0,
         }
     }
 }
@@ -243,6 +318,8 @@ impl Serialize for Adapter {
             unsupported: self.unsupported.clone(),
             description: self.description.clone(),
             card_change: process.map(|p| p.card_change).unwrap_or_default(),
+            // Listed only where they differ from the kind's default.
+            cards: (self.cards != default_cards(kind)).then(|| self.cards.clone()),
         }
         .serialize(serializer)
     }
@@ -252,9 +329,10 @@ impl Serialize for Adapter {
 pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
 
 /// The placeholders a command may hold.
-pub const PLACEHOLDERS: [&str; 6] = [
+pub const PLACEHOLDERS: [&str; 7] = [
     "reader",
     "card_number",
+    "pin",
     "profile",
     "profile_name",
     "trust_dir",
@@ -468,7 +546,14 @@ impl Adapter {
             unsupported: Vec::new(),
             description: "rclab's strict reference checker (Rust, reads everything, verifies check code and chain)".into(),
             source: "built-in".into(),
+            cards: default_cards(KindWord::Reference),
+            out_of_scope: 0,
         }
+    }
+
+    /// True when this checker checks cards of `kind` (its `cards:`).
+    pub fn checks(&self, kind: ChipKind) -> bool {
+        self.cards.contains(&kind)
     }
 
     /// Loads every spec; two checkers with one name are an error naming both sources.
@@ -795,6 +880,57 @@ mod tests {
         );
         let back: Adapter = serde_json::from_value(listed).unwrap();
         assert_eq!(back.card_change(), CardChange::Swap);
+    }
+
+    #[test]
+    fn cards_default_by_kind_parse_both_kinds_and_refuse_bad_values_with_their_place() {
+        use ChipKind::{MyNumber, Residence};
+        let process = "name: x\nkind: process\ncommand: [x]\n";
+        assert_eq!(from_yaml(process).unwrap().cards, vec![Residence]);
+        assert_eq!(
+            Adapter::reference().cards,
+            vec![Residence, MyNumber],
+            "the reference checker checks both kinds"
+        );
+        let mn = from_yaml(&format!("{process}cards: [my_number]\n")).unwrap();
+        assert!(mn.checks(MyNumber) && !mn.checks(Residence));
+        let both = from_yaml(&format!("{process}cards: [residence, my_number]\n")).unwrap();
+        assert!(both.checks(MyNumber) && both.checks(Residence));
+        // results.json lists `cards` only where they differ from the kind's default.
+        assert_eq!(
+            serde_json::to_value(&mn).unwrap()["cards"],
+            serde_json::json!(["my_number"])
+        );
+        assert!(
+            serde_json::to_value(from_yaml(process).unwrap())
+                .unwrap()
+                .get("cards")
+                .is_none()
+        );
+        let back: Adapter = serde_json::from_value(serde_json::to_value(&mn).unwrap()).unwrap();
+        assert_eq!(back.cards, vec![MyNumber]);
+
+        // Bad values: the file, line and column, the field, and what is accepted.
+        let dir = std::env::temp_dir().join(format!("rclab-adapter-cards-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (body, line, wanted) in [
+            ("cards: [passport]\n", 4, "my_number"),
+            ("cards: []\n", 4, "at least one"),
+            ("cards: my_number\n", 4, "a list of card kinds"),
+        ] {
+            let path = dir.join("bad.yaml");
+            std::fs::write(&path, format!("{process}{body}")).unwrap();
+            let error = Adapter::load(path.to_str().unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(&format!("bad.yaml:{line}:"))
+                    && error.contains("field `cards")
+                    && error.contains(wanted),
+                "{body:?}: {error}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -2,11 +2,14 @@
 //!
 //! A checker only needs the card type, the signed fields and the check code to reach a
 //! verdict; everything else it reads (address, work permissions, the card-number EF) is
-//! personal data it did not need.
+//! personal data it did not need. A My Number checker needs the JPKI authentication
+//! certificate, its CA and the card's signature over a challenge ([`audit_my_number`]).
 
 use serde::{Deserialize, Serialize};
 
 use rclab_emulator::card::{CardImage, Df};
+use rclab_emulator::my_number::MyNumberImage;
+use rclab_emulator::my_number::apps::{App, AppRow, Content, FileRow};
 use rclab_emulator::protocol::command::{Instruction, ReadTarget, Select};
 use rclab_emulator::protocol::layout::{EfId, Element};
 use rclab_emulator::protocol::{Apdu, Status};
@@ -134,5 +137,95 @@ pub fn audit(image: &CardImage, card_number: &str, transcript: &[Exchange]) -> P
         .filter_map(|&id| image.file(id))
         .map(|f| f.content.len())
         .sum();
+    report
+}
+
+/// The JPKI files a My Number verdict needs: the token info and certificate map (which
+/// card this is), the authentication certificate and its CA certificate (the chain).
+/// The PIN and the signed challenge are commands, not reads. Reading anything else — the
+/// signature certificate `0001` (name, address, birth date in its SAN), the signature CA,
+/// the text-support or surface AP's files — is over-reading.
+pub const MY_NUMBER_NEEDED: [Content; 4] = [
+    Content::TokenInfo,
+    Content::CertificateMap,
+    Content::AuthCertificate,
+    Content::AuthCaCertificate,
+];
+
+/// The privacy audit of a My Number case: replays the transcript against the application
+/// table (selected application by AID, current EF by FID) to see which EFs each READ
+/// BINARY touched, and which of them the verdict does not need ([`MY_NUMBER_NEEDED`]).
+pub fn audit_my_number(image: &MyNumberImage, transcript: &[Exchange]) -> PrivacyAudit {
+    let mut report = PrivacyAudit::default();
+    let mut app: Option<&'static AppRow> = None;
+    let mut current: Option<&'static FileRow> = None;
+    let mut touched: Vec<(&'static AppRow, &'static FileRow)> = Vec::new();
+    for exchange in transcript {
+        let Ok(command) = hex::decode(&exchange.command) else {
+            continue;
+        };
+        let response = exchange
+            .response
+            .as_ref()
+            .ok()
+            .and_then(|r| hex::decode(r).ok())
+            .unwrap_or_default();
+        let ok = response.len().checked_sub(2).is_some_and(|i| {
+            Status::from_sw(u16::from_be_bytes([response[i], response[i + 1]])).completed()
+        });
+        report.bytes_read += response.len().saturating_sub(2);
+        let Ok(apdu) = Apdu::parse(&command) else {
+            continue;
+        };
+        match Instruction::of(apdu.ins) {
+            Instruction::Select if ok => match apdu.p1 {
+                // By AID: an application (or the ISD, which leaves every application).
+                0x04 => {
+                    app = AppRow::by_aid(apdu.data);
+                    current = None;
+                }
+                // By FID in the current application.
+                0x02 => {
+                    let fid = match apdu.data {
+                        [hi, lo] => Some(u16::from_be_bytes([*hi, *lo])),
+                        _ => None,
+                    };
+                    current = app
+                        .zip(fid)
+                        .and_then(|(a, fid)| a.files.iter().find(|f| f.fid == fid));
+                }
+                _ => {}
+            },
+            Instruction::Verify => report.verify += 1,
+            Instruction::ReadBinary | Instruction::GetResponse if ok => {
+                if let (Some(a), Some(f)) = (app, current)
+                    && !touched
+                        .iter()
+                        .any(|(ta, tf)| ta.app == a.app && tf.fid == f.fid)
+                {
+                    touched.push((a, f));
+                }
+            }
+            _ => {}
+        }
+    }
+    let needed =
+        |a: &AppRow, f: &FileRow| a.app == App::Jpki && MY_NUMBER_NEEDED.contains(&f.content);
+    report.efs_read = touched.iter().map(|(_, f)| f.name.to_owned()).collect();
+    report.unneeded_efs = touched
+        .iter()
+        .filter(|(a, f)| !needed(a, f))
+        .map(|(_, f)| f.name.to_owned())
+        .collect();
+    report.bytes_needed = image
+        .app(App::Jpki)
+        .map(|jpki| {
+            jpki.files
+                .iter()
+                .filter(|f| MY_NUMBER_NEEDED.contains(&f.row.content))
+                .map(|f| f.content.len())
+                .sum()
+        })
+        .unwrap_or(0);
     report
 }

@@ -4,15 +4,16 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use rclab_emulator::chip::ChipKind;
 use rclab_emulator::profile::Profile;
 use rclab_emulator::verdict::{Verdict, VerdictKind, WrongAccept};
 
 use super::adapter::{self, Adapter, Kind, ProcessChecker, VerdictProtocol};
 use super::adapter::{expectation_for, parse_json_verdict_with_data};
-use super::audit::audit;
+use super::audit::{audit, audit_my_number};
 use super::host::{self, Access, CardHost};
 use super::{CaseResult, Outcome, RunConfig, data, printable, process};
-use crate::checker::{Checker, Options, TrustStore};
+use crate::checker::{CardSecret, Checker, Options, TrustStore, my_number};
 use crate::judgement::{Judgement, judge};
 use crate::pcsc_channel::PcscChannel;
 
@@ -41,9 +42,13 @@ pub(super) fn run_case(
         result.detail = format!("declared unsupported: {reason}");
         return result;
     }
-    // Every checker so far reads residence cards: a My Number card is N/A for it.
-    if let Err(not_residence) = profile.residence_image() {
-        result.detail = format!("{not_residence}: this checker reads residence cards");
+    // The runner pairs a checker only with card kinds it checks (`run::pairs`); a case
+    // built otherwise is N/A, never read by the wrong checker.
+    if !checker.checks(profile.kind()) {
+        result.detail = format!(
+            "a `{}` card: out of this checker's scope (its adapter's `cards:`)",
+            profile.kind().name()
+        );
         return result;
     }
     let started = Instant::now();
@@ -68,7 +73,11 @@ pub(super) fn run_case(
     result.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match outcome {
         Ok((actual, detail, fields)) => {
-            if let Some(fields) = fields {
+            // The chip's fields are a residence card's: a My Number checker's data is kept
+            // as reported, not compared.
+            if profile.kind() == ChipKind::MyNumber {
+                result.data = fields;
+            } else if let Some(fields) = fields {
                 result.fields = data::compare(&fields, &data::truth(&profile.image));
                 result.data_error = expected.verdict == VerdictKind::Genuine
                     && actual.verdict == VerdictKind::Genuine
@@ -110,11 +119,14 @@ pub(super) fn run_case(
             result.detail = detail;
         }
     }
-    result.audit = Some(audit(
-        &profile.image,
-        profile.card_number.as_str(),
-        &result.transcript,
-    ));
+    result.audit = Some(match &profile.my_number {
+        Some(image) => audit_my_number(image, &result.transcript),
+        None => audit(
+            &profile.image,
+            profile.card_number.as_str(),
+            &result.transcript,
+        ),
+    });
     result
 }
 
@@ -155,15 +167,25 @@ fn read_card(
     access: Access<'_>,
 ) -> CaseOutcome {
     let number = profile.card_number.as_str();
+    let pin = my_number::profile_pin(profile);
+    // The profile's kind picks the reference checker: the card number opens a residence
+    // card, the PIN a My Number card.
+    let secret = match &pin {
+        Some(pin) => CardSecret::Pin(pin),
+        None => CardSecret::CardNumber(number),
+    };
     let reference_verdict = |report: crate::checker::Report| {
-        let fields = reference_fields(&report, number);
-        Ok((report.verdict, report.detail, Some(fields)))
+        let fields = match secret {
+            CardSecret::CardNumber(number) => Some(reference_fields(&report, number)),
+            CardSecret::Pin(_) => None,
+        };
+        Ok((report.verdict, report.detail, fields))
     };
     let reader = match access {
         Access::Channel(channel) => {
             return match &checker.kind {
                 Kind::Reference => {
-                    reference_verdict(reference(config, trust).check(channel, number))
+                    reference_verdict(reference(config, trust).check_card(channel, secret))
                 }
                 Kind::Process(_) => Err((
                     Outcome::NotApplicable,
@@ -197,7 +219,7 @@ fn read_card(
         }
         Kind::Reference => match PcscChannel::connect(&reader.name(), Duration::from_secs(10)) {
             Ok(mut channel) => {
-                let report = reference(config, trust).check(&mut channel, number);
+                let report = reference(config, trust).check_card(&mut channel, secret);
                 channel.close();
                 reference_verdict(report)
             }
@@ -226,6 +248,7 @@ fn run_process(
     let values: BTreeMap<&str, String> = [
         ("reader", reader.to_owned()),
         ("card_number", profile.card_number.to_string()),
+        ("pin", my_number::profile_pin(profile).unwrap_or_default()),
         ("profile", profile.path.display().to_string()),
         ("profile_name", profile.name.clone()),
         ("trust_dir", config.trust_dir.display().to_string()),

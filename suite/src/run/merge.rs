@@ -80,11 +80,7 @@ pub fn merge(dirs: &[PathBuf], profile_dir: &Path) -> Result<Merged, MergeError>
     let manifest = &first.manifest;
     let profiles = load_catalogue(profile_dir, &manifest.catalogue)?;
 
-    let order: Vec<(&Adapter, &Profile)> = manifest
-        .checkers
-        .iter()
-        .flat_map(|c| profiles.iter().map(move |p| (c, p)))
-        .collect();
+    let order: Vec<(&Adapter, &Profile)> = super::pairs(&manifest.checkers, &profiles).collect();
     let mut by_case: HashMap<(String, String), CaseResult> = HashMap::new();
     for input in &inputs {
         let cases: HashMap<(String, String), Verdict> = order
@@ -106,8 +102,10 @@ pub fn merge(dirs: &[PathBuf], profile_dir: &Path) -> Result<Merged, MergeError>
         .iter()
         .filter_map(|(c, p)| by_case.remove(&(c.name.clone(), p.name.clone())))
         .collect();
+    let mut checkers = manifest.checkers.clone();
+    super::adapter::set_scope(&mut checkers, &profiles);
     Ok(Merged {
-        checkers: manifest.checkers.clone(),
+        checkers,
         profiles,
         transport: manifest.transport,
         shard_count: manifest.shard.count,

@@ -228,6 +228,22 @@ pub struct RunConfig {
     pub readers: Vec<Endpoint>,
 }
 
+/// The run's cases in order: each checker with each profile of a card kind it checks
+/// (`cards:` of its adapter). A profile out of a checker's scope makes no case (it is no
+/// skipped case either: the summaries count it as out of scope, see
+/// [`adapter::set_scope`]).
+pub fn pairs<'a>(
+    checkers: &'a [Adapter],
+    profiles: &'a [Profile],
+) -> impl Iterator<Item = (&'a Adapter, &'a Profile)> + 'a {
+    checkers.iter().flat_map(move |c| {
+        profiles
+            .iter()
+            .filter(move |p| c.checks(p.kind()))
+            .map(move |p| (c, p))
+    })
+}
+
 /// vpcd ports with a listener (from /proc: a probe connect() would insert a phantom card)
 /// that no other rclab process is serving.
 pub fn vpcd_ports() -> Vec<u16> {
@@ -269,21 +285,18 @@ pub fn run_shard_locked(
     );
     check_checkers(config)?;
     let results_path = config.out.join("results.jsonl");
-    let cases_expected: HashMap<(String, String), Verdict> = config
-        .checkers
-        .iter()
-        .flat_map(|c| {
-            config.profiles.iter().map(move |p| {
+    let cases_expected: HashMap<(String, String), Verdict> =
+        pairs(&config.checkers, &config.profiles)
+            .map(|(c, p)| {
                 (
                     (c.name.clone(), p.name.clone()),
                     expectation_for(c.trust, p.expect.verdict),
                 )
             })
-        })
-        .enumerate()
-        .filter(|(position, _)| shard.contains(*position))
-        .map(|(_, case)| case)
-        .collect();
+            .enumerate()
+            .filter(|(position, _)| shard.contains(*position))
+            .map(|(_, case)| case)
+            .collect();
     let (journal, resumed) = Journal::open(&results_path, config.resume, &cases_expected)?;
     if config.resume {
         eprintln!("{}", resumed.summary(&results_path));
@@ -292,10 +305,7 @@ pub fn run_shard_locked(
     let done_keys: HashSet<(String, String)> = done.iter().map(CaseResult::key).collect();
     let journal = Mutex::new(journal);
 
-    let cases: VecDeque<(usize, (&Adapter, &Profile))> = config
-        .checkers
-        .iter()
-        .flat_map(|c| config.profiles.iter().map(move |p| (c, p)))
+    let cases: VecDeque<(usize, (&Adapter, &Profile))> = pairs(&config.checkers, &config.profiles)
         .enumerate()
         .filter(|(position, _)| shard.contains(*position))
         .map(|(_, case)| case)
@@ -397,15 +407,8 @@ pub fn run_shard_locked(
     let mut fresh = fresh.into_inner().unwrap_or_default();
     fresh.sort_by_key(|(i, _)| *i);
     done.extend(fresh.into_iter().map(|(_, r)| r));
-    let order: BTreeMap<(String, String), usize> = config
-        .checkers
-        .iter()
-        .flat_map(|c| {
-            config
-                .profiles
-                .iter()
-                .map(move |p| (c.name.clone(), p.name.clone()))
-        })
+    let order: BTreeMap<(String, String), usize> = pairs(&config.checkers, &config.profiles)
+        .map(|(c, p)| (c.name.clone(), p.name.clone()))
         .enumerate()
         .map(|(i, k)| (k, i))
         .collect();
@@ -491,10 +494,14 @@ pub fn idle_checkers(checkers: &[Adapter], results: &[CaseResult]) -> Vec<(Strin
             if mine.iter().any(|r| r.outcome != Outcome::NotApplicable) {
                 return None;
             }
-            let why = mine.first().map_or_else(
-                || "no profile was selected".to_owned(),
-                |r| r.detail.clone(),
-            );
+            let why = match mine.first() {
+                Some(r) => r.detail.clone(),
+                None if c.out_of_scope > 0 => format!(
+                    "the {} selected profile(s) are of card kinds its `cards:` does not name",
+                    c.out_of_scope
+                ),
+                None => "no profile was selected".to_owned(),
+            };
             Some((c.name.clone(), why))
         })
         .collect()

@@ -87,6 +87,30 @@ pub fn profiles(sub: &str) -> Vec<Profile> {
         .collect()
 }
 
+/// Every profile below `vectors/profiles/<sub>`, residence and My Number cards alike (the
+/// reference checker reads both: the profile's kind picks its checker).
+pub fn all_profiles(sub: &str) -> Vec<Profile> {
+    profile::load_dir(&vectors().join("profiles").join(sub)).unwrap_or_else(|errors| {
+        panic!(
+            "{}",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
+}
+
+/// What the reference checker types for `p`'s card: the PIN of a My Number profile, the
+/// card number of a residence profile.
+pub fn secret(p: &Profile) -> (Option<String>, String) {
+    (
+        rclab_suite::checker::my_number::profile_pin(p),
+        p.card_number.to_string(),
+    )
+}
+
 /// 2026-11-25 00:00 UTC: a fixed "now" so that certificate validity never drifts.
 pub fn fixed_now() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_795_564_800)

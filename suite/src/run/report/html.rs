@@ -348,4 +348,16 @@ fn summary_table(h: &mut String, checkers: &[Adapter], results: &[CaseResult]) {
         );
     }
     h.push_str("</tbody></table>\n<p><strong>False accepts</strong>: forgery vectors called genuine (forged cards, and corrupted ones whose profile says <code>threat: forgery</code>). <strong>Missed corruptions</strong>: other corrupted or misbehaving cards called genuine. <strong>Data errors</strong>: genuine cards called genuine with a field read wrong (rclab.verdict/2 <code>data</code> against the chip). Privacy figures count cases.</p>\n");
+    let out_of_scope: Vec<String> = checkers
+        .iter()
+        .filter(|c| c.out_of_scope > 0)
+        .map(|c| format!("{} {}", escape(&c.name), c.out_of_scope))
+        .collect();
+    if !out_of_scope.is_empty() {
+        let _ = writeln!(
+            h,
+            "<p id=\"out-of-scope\"><strong>Out of scope</strong> (profiles of a card kind the checker's <code>cards:</code> does not name; no case): {}.</p>",
+            out_of_scope.join(", ")
+        );
+    }
 }

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::super::CaseResult;
 use super::super::adapter::Adapter;
-use super::{REPORT_SCHEMA, Summary, shorten, summary};
+use super::{REPORT_SCHEMA, Summary, checker_summary, shorten};
 
 /// The whole of `results.json`.
 pub fn document(checkers: &[Adapter], results: &[CaseResult]) -> serde_json::Result<String> {
@@ -34,7 +34,10 @@ pub fn document(checkers: &[Adapter], results: &[CaseResult]) -> serde_json::Res
     let json = serde_json::to_string_pretty(&Json {
         schema: REPORT_SCHEMA,
         checkers,
-        summary: checkers.iter().map(|c| summary(results, &c.name)).collect(),
+        summary: checkers
+            .iter()
+            .map(|c| checker_summary(results, c))
+            .collect(),
         results: &shortened,
     })?;
     Ok(json + "\n")

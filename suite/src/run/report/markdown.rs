@@ -160,6 +160,19 @@ pub fn summary_sections(checkers: &[Adapter], results: &[CaseResult]) -> String 
             n[5]
         );
     }
+    let out_of_scope: Vec<String> = checkers
+        .iter()
+        .filter(|c| c.out_of_scope > 0)
+        .map(|c| format!("{} {}", md_text(&c.name), c.out_of_scope))
+        .collect();
+    if !out_of_scope.is_empty() {
+        let _ = writeln!(
+            md,
+            "
+Out of scope (profiles of a card kind the checker's `cards:` does not name; no case): {}.",
+            out_of_scope.join(", ")
+        );
+    }
     wrong_accept_lists(&mut md, results);
     false_reject_list(&mut md, results);
     limitation_list(&mut md, results);

@@ -126,6 +126,18 @@ pub struct Summary {
     /// absent from `results.json` when there are none.
     #[serde(skip_serializing_if = "is_zero")]
     pub limitations: usize,
+    /// Profiles of the run of a card kind the checker does not check (`cards:`): no case,
+    /// counted here only; absent from `results.json` when there are none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub out_of_scope: usize,
+}
+
+/// [`summary`] of `checker`, with the profiles out of its scope.
+pub fn checker_summary(results: &[CaseResult], checker: &Adapter) -> Summary {
+    Summary {
+        out_of_scope: checker.out_of_scope,
+        ..summary(results, &checker.name)
+    }
 }
 
 fn is_zero(n: &usize) -> bool {
