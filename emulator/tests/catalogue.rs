@@ -135,6 +135,14 @@ const FLAGS: &[(&str, &str)] = &[
         "answers 90 00 to a SELECT of an application it does not hold",
     ),
     ("PinBlocked", "the PIN that unlocks the key is blocked"),
+    (
+        "TextDataChanged",
+        "text-AP data changed after its integrity record was signed",
+    ),
+    (
+        "WrongCheckDigit",
+        "an individual number whose check digit is wrong",
+    ),
 ];
 
 const HEADER: &str = r#"# Card profiles

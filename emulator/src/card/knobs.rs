@@ -194,6 +194,29 @@ pub const KNOBS: &[KnobSpec] = &[
         spec: "MN B4",
         generations: MY_NUMBER,
     },
+    // --- The My Number card's text-support AP (issue 15 item 1; spec notes B4, B5, A5).
+    KnobSpec {
+        path: "platform.check_number_tries",
+        values: &["ten", "three"],
+        default: KnobDefault::Same("ten"),
+        why: "MC implies ten consecutive wrong tries for 照合番号B (B4, marked [R?]); no \
+              source gives 照合番号A's, which takes the same here; three is the 4-digit PINs' \
+              count (open question 8)",
+        evidence: Evidence::Unknown,
+        spec: "MN B4",
+        generations: MY_NUMBER,
+    },
+    KnobSpec {
+        path: "platform.sm_without_session",
+        values: &["security_status_not_satisfied", "incorrect_sm_data_objects"],
+        default: KnobDefault::Same("security_status_not_satisfied"),
+        why: "no source measured an SM command (CLA 08) on the text AP before SET SESSION \
+              KEY; a missing session key is a missing security state (69 82), the other \
+              reading is that its DO cannot be opened (69 88)",
+        evidence: Evidence::Inferred,
+        spec: "MN A5",
+        generations: MY_NUMBER,
+    },
     KnobSpec {
         path: "reader.atr",
         values: &[

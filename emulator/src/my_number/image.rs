@@ -132,6 +132,10 @@ pub struct MyNumberKnobs {
     pub mf_select: MfSelect,
     /// What VERIFY of an already blocked PIN answers.
     pub blocked_pin_status: BlockedPinStatus,
+    /// Tries of the text AP's 照合番号A and B.
+    pub check_number_tries: super::text::CheckNumberTries,
+    /// What a text-AP SM command answers before any key delivery.
+    pub sm_without_session: super::text::SmWithoutSession,
 }
 
 /// Everything the My Number engine needs, produced by the profile compiler.
@@ -146,6 +150,9 @@ pub struct MyNumberImage {
     pub seed: u64,
     /// What the reader presents for this card (ATR, `FF CA`).
     pub reader: ReaderConfig,
+    /// The text-support AP's keys (`None`: the profile has no `text_ap:`, the AP holds no
+    /// data and has no key delivery).
+    pub text_ap: Option<super::text::TextApImage>,
 }
 
 impl MyNumberImage {

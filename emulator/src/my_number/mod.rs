@@ -9,15 +9,19 @@
 //!   (its files, the individual number with its check digit, the card-verifiable
 //!   certificate), for the card and the checker alike.
 //!
-//! The JPKI AP is complete (certificates, token info, PINs, signatures). The text-support
-//! and surface APs have their table rows (selectable, their EFs not yet filled): their data
-//! builders live in their own modules and are wired into the compiler when they land.
+//! - [`text`]: the text-support AP's own commands (key delivery, counter SM,
+//!   self-signature) on top of the engine's plain ones.
+//!
+//! The JPKI AP is complete (certificates, token info, PINs, signatures); so is the
+//! text-support AP when the profile has a `text_ap:` section. The surface AP has its table
+//! row (selectable, no EFs yet).
 
 pub mod apps;
 pub mod cv_cert;
 pub mod engine;
 pub mod image;
 pub mod individual_number;
+pub mod text;
 pub mod text_ap;
 
 pub use engine::MyNumberCard;

@@ -6,6 +6,7 @@ mod load;
 mod my_number;
 mod scan;
 pub mod schema;
+mod text_ap;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

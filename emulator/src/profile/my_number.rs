@@ -59,6 +59,7 @@ pub(crate) fn check_residence(
     for (field, set) in [
         ("jpki", doc.jpki.is_some()),
         ("platform", doc.platform.is_some()),
+        ("text_ap", doc.text_ap.is_some()),
     ] {
         if set {
             return Err(locator.error(
@@ -71,17 +72,21 @@ pub(crate) fn check_residence(
     Ok(())
 }
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     file: &'a Path,
     locator: &'a Locator,
 }
 
 impl Ctx<'_> {
-    fn error(&self, field: &str, message: impl Into<String>) -> ProfileError {
+    pub(super) fn error(&self, field: &str, message: impl Into<String>) -> ProfileError {
         self.locator.error(self.file, field, message)
     }
 
-    fn require<'v, T>(&self, value: &'v Option<T>, field: &str) -> Result<&'v T, ProfileError> {
+    pub(super) fn require<'v, T>(
+        &self,
+        value: &'v Option<T>,
+        field: &str,
+    ) -> Result<&'v T, ProfileError> {
         value.as_ref().ok_or_else(|| self.error(field, REQUIRED))
     }
 
@@ -119,7 +124,11 @@ impl Ctx<'_> {
         Ok(der)
     }
 
-    fn key(&self, path: &Path, field: &str) -> Result<Arc<rsa::PrivateKey>, ProfileError> {
+    pub(super) fn key(
+        &self,
+        path: &Path,
+        field: &str,
+    ) -> Result<Arc<rsa::PrivateKey>, ProfileError> {
         let bytes = self.read(path, field)?;
         let pem = String::from_utf8(bytes)
             .map_err(|_| self.error(field, format!("{} is not PEM text", path.display())))?;
@@ -161,6 +170,11 @@ pub(crate) fn compile(
     for row in APPS {
         apps.push(build_app(&ctx, row, jpki)?);
     }
+    let knobs = doc.platform.clone().unwrap_or_default();
+    let text_ap = match &doc.text_ap {
+        Some(section) => Some(super::text_ap::compile(&ctx, section, &knobs, &mut apps)?),
+        None => None,
+    };
     let mut reader = ReaderConfig {
         atr: JPKI_ATR.to_vec(),
         ..ReaderConfig::default()
@@ -177,9 +191,10 @@ pub(crate) fn compile(
     }
     Ok(MyNumberImage {
         apps,
-        knobs: doc.platform.clone().unwrap_or_default(),
+        knobs,
         seed: doc.seed.unwrap_or(0),
         reader,
+        text_ap,
     })
 }
 
@@ -212,7 +227,12 @@ fn build_app(ctx: &Ctx, row: &'static AppRow, jpki: &JpkiDoc) -> Result<AppImage
                         &jpki.sign_password,
                         jpki.sign_password_tries_left,
                     ),
-                    Secret::AuthKey | Secret::SignKey | Secret::Unset => {
+                    Secret::AuthKey
+                    | Secret::SignKey
+                    | Secret::Unset
+                    | Secret::TextPin
+                    | Secret::CheckNumberA
+                    | Secret::CheckNumberB => {
                         pins.push(blocked(secret, max_tries));
                         continue;
                     }
@@ -259,7 +279,12 @@ fn build_app(ctx: &Ctx, row: &'static AppRow, jpki: &JpkiDoc) -> Result<AppImage
                 let (field, path) = match secret.secret {
                     Secret::AuthKey => ("jpki.auth_key", &jpki.auth_key),
                     Secret::SignKey => ("jpki.sign_key", &jpki.sign_key),
-                    Secret::AuthPin | Secret::SignPassword | Secret::Unset => continue,
+                    Secret::AuthPin
+                    | Secret::SignPassword
+                    | Secret::Unset
+                    | Secret::TextPin
+                    | Secret::CheckNumberA
+                    | Secret::CheckNumberB => continue,
                 };
                 let Some(path) = path else {
                     if secret.secret == Secret::SignKey && jpki.sign_certificate.is_none() {
