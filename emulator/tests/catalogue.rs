@@ -143,6 +143,15 @@ const FLAGS: &[(&str, &str)] = &[
         "WrongCheckDigit",
         "an individual number whose check digit is wrong",
     ),
+    (
+        "SpecifiedCard",
+        "a specified residence card (07/08) on the My Number platform",
+    ),
+    (
+        "DeliveryKey",
+        "SET SESSION KEY under the published delivery key fails",
+    ),
+    ("MissingDf", "a DF its card type holds is missing"),
 ];
 
 const HEADER: &str = r#"# Card profiles

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::apps::{App, AppRow, ISD_AID};
 use super::image::{MfSelect, MyNumberImage, ReselectSameApp};
+use super::residence_ap::{self, ResidenceSession};
 use super::text::{self, TextSession};
 use crate::protocol::Status;
 use crate::protocol::apdu::{Apdu, NE_SHORT_MAX};
@@ -61,6 +62,8 @@ enum Selected {
     Isd,
     /// An application, by index in the image.
     App(usize),
+    /// The specified card's 在留AP (its own module, [`residence_ap`]).
+    ResidenceAp,
 }
 
 /// The current EF of the selected application.
@@ -84,6 +87,8 @@ pub(super) struct Session {
     /// The text-support AP's key delivery and SM state (its own module, [`text`]); a new
     /// selection by AID starts it afresh.
     pub(super) text: TextSession,
+    /// The 在留AP's DF, key delivery and SM state.
+    pub(super) residence: ResidenceSession,
 }
 
 /// An emulated My Number card.
@@ -92,6 +97,8 @@ pub struct MyNumberCard {
     pub(super) session: Session,
     /// Tries left per application and PIN (non-volatile: survive reset).
     tries: Vec<Vec<u8>>,
+    /// Tries left on the 在留AP's card number, when a knob gives it a limit.
+    pub(super) residence_tries_left: u8,
 }
 
 impl MyNumberCard {
@@ -106,6 +113,7 @@ impl MyNumberCard {
             image,
             session: Session::default(),
             tries,
+            residence_tries_left: residence_ap::NUMBER_TRIES,
         }
     }
 
@@ -118,8 +126,21 @@ impl MyNumberCard {
     pub fn selected_app(&self) -> Option<App> {
         match self.session.selected {
             Selected::App(i) => self.image.apps.get(i).map(|a| a.app()),
-            Selected::PowerOn | Selected::Isd => None,
+            Selected::PowerOn | Selected::Isd | Selected::ResidenceAp => None,
         }
+    }
+
+    /// True when the specified card's 在留AP (or one of its DFs) is selected.
+    pub fn in_residence_ap(&self) -> bool {
+        self.session.selected == Selected::ResidenceAp
+    }
+
+    /// Selects the 在留AP afresh: no DF, no session key, nothing verified (A2).
+    pub(super) fn enter_residence_ap(&mut self) {
+        self.session = Session {
+            selected: Selected::ResidenceAp,
+            ..Session::default()
+        };
     }
 
     /// Tries left of PIN `fid` in `app` (`None`: no such PIN).
@@ -139,7 +160,7 @@ impl MyNumberCard {
 
     /// Processes one C-APDU and returns the R-APDU (data ‖ SW1 SW2). Never panics.
     pub fn transmit(&mut self, raw: &[u8]) -> Vec<u8> {
-        let (mut data, status) = match Apdu::parse(raw).and_then(|apdu| self.execute(&apdu)) {
+        let (mut data, status) = match Apdu::parse(raw).and_then(|apdu| self.execute(raw, &apdu)) {
             Ok(data) => (data, Status::Success),
             Err(status) => (Vec::new(), status),
         };
@@ -147,14 +168,19 @@ impl MyNumberCard {
         data
     }
 
-    fn execute(&mut self, apdu: &Apdu) -> Answer {
+    fn execute(&mut self, raw: &[u8], apdu: &Apdu) -> Answer {
         // Class first: logical channels, then the classes the card knows.
         let cla = apdu.cla;
         if matches!(cla & 0xF0, 0x00 | 0x80) && cla & 0x03 != 0 {
             return Err(CHANNEL_NOT_SUPPORTED);
         }
-        // Per-application dispatch: the text-support AP answers its own commands (key
-        // delivery, SM, self-signature) and hands plain ones back.
+        // Per-application dispatch: the 在留AP and the text-support AP answer their own
+        // commands (key delivery, SM, self-signature) and hand the others back.
+        if self.in_residence_ap()
+            && let Some(answer) = residence_ap::execute(self, raw, apdu)
+        {
+            return answer;
+        }
         if self.selected_app() == Some(App::TextSupport)
             && let Some(answer) = text::execute(self, apdu)
         {
@@ -195,6 +221,9 @@ impl MyNumberCard {
     }
 
     fn select_aid(&mut self, aid: &[u8]) -> Answer {
+        if let Some(answer) = residence_ap::select(self, aid, false) {
+            return answer;
+        }
         if aid == ISD_AID {
             self.session = Session {
                 selected: Selected::Isd,
@@ -221,6 +250,7 @@ impl MyNumberCard {
             current: None,
             verified,
             text: TextSession::default(),
+            residence: ResidenceSession::default(),
         };
         Ok(Vec::new())
     }
@@ -244,7 +274,7 @@ impl MyNumberCard {
     pub(super) fn current_app(&self) -> Option<usize> {
         match self.session.selected {
             Selected::App(i) => Some(i),
-            Selected::PowerOn | Selected::Isd => None,
+            Selected::PowerOn | Selected::Isd | Selected::ResidenceAp => None,
         }
     }
 

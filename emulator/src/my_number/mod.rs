@@ -9,6 +9,8 @@
 //!   (its files, the individual number with its check digit, the card-verifiable
 //!   certificate), for the card and the checker alike.
 //!
+//! - [`residence_ap`]: the specified residence card's 在留AP (types `07`/`08`), its data
+//!   compiled by the residence compiler, its key delivery and SM knobs;
 //! - [`text`]: the text-support AP's own commands (key delivery, counter SM,
 //!   self-signature) on top of the engine's plain ones.
 //!
@@ -21,6 +23,7 @@ pub mod cv_cert;
 pub mod engine;
 pub mod image;
 pub mod individual_number;
+pub mod residence_ap;
 pub mod text;
 pub mod text_ap;
 

@@ -85,7 +85,8 @@ pub enum SmWithoutSession {
 }
 
 impl SmWithoutSession {
-    fn status(self) -> Status {
+    /// The status word.
+    pub fn status(self) -> Status {
         match self {
             SmWithoutSession::SecurityStatusNotSatisfied => Status::SecurityStatusNotSatisfied,
             SmWithoutSession::IncorrectSmDataObjects => Status::IncorrectSmDataObjects,

@@ -4,6 +4,7 @@
 mod compile;
 mod load;
 mod my_number;
+mod residence_ap;
 mod scan;
 pub mod schema;
 mod text_ap;
@@ -84,7 +85,8 @@ impl Profile {
 
     /// Which platform the profile describes.
     pub fn kind(&self) -> ChipKind {
-        match self.my_number {
+        match &self.my_number {
+            Some(image) if image.residence_ap.is_some() => ChipKind::SpecifiedResidence,
             Some(_) => ChipKind::MyNumber,
             None => ChipKind::Residence,
         }
@@ -115,10 +117,23 @@ pub fn load(path: &Path) -> Result<Profile, ProfileError> {
         locator,
     } = load::load_merged(path)?;
     let kind = doc.card.as_ref().and_then(|c| c.kind).unwrap_or_default();
-    if kind == ChipKind::MyNumber {
-        return load_my_number(path, &doc, &locator);
+    match kind {
+        ChipKind::MyNumber => return load_my_number(path, &doc, &locator),
+        ChipKind::SpecifiedResidence => {
+            return residence_ap::load(path, &doc, tampered.as_ref(), &locator);
+        }
+        ChipKind::Residence => {}
     }
     my_number::check_residence(&doc, &locator, path)?;
+    if let Some(card_type) = doc.card.as_ref().and_then(|c| c.card_type)
+        && card_type.is_specified()
+    {
+        return Err(locator.error(
+            path,
+            "card.type",
+            "a specified card (07/08) lives on the My Number platform: write              `card: {kind: specified_residence}`",
+        ));
+    }
     let mut image = compile::compile(&doc, path, &locator)?;
     if let Some(tampered) = &tampered {
         image = compile::keep_signature(compile::compile(tampered, path, &locator)?, &image);

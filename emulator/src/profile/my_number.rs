@@ -10,6 +10,7 @@ use rsa::traits::PublicKeyParts;
 
 use super::load::{Locator, ProfileError};
 use super::schema::{JpkiDoc, ProfileDoc};
+use crate::chip::ChipKind;
 use crate::my_number::JPKI_ATR;
 use crate::my_number::apps::{
     APPS, AppRow, Content, FileRow, Initial, MAX_FILE, Secret, SecretKind, SecretRow, SizeRule,
@@ -60,6 +61,7 @@ pub(crate) fn check_residence(
         ("jpki", doc.jpki.is_some()),
         ("platform", doc.platform.is_some()),
         ("text_ap", doc.text_ap.is_some()),
+        ("residence_ap", doc.residence_ap.is_some()),
     ] {
         if set {
             return Err(locator.error(
@@ -159,7 +161,12 @@ pub(crate) fn compile(
     locator: &Locator,
 ) -> Result<MyNumberImage, ProfileError> {
     let ctx = Ctx { file, locator };
-    if let Some((field, _)) = residence_fields(doc).into_iter().find(|&(_, set)| set) {
+    // A specified card holds residence data too (its 在留AP, compiled apart).
+    let specified = doc.card.as_ref().and_then(|c| c.kind) == Some(ChipKind::SpecifiedResidence);
+    if let Some((field, _)) = residence_fields(doc)
+        .into_iter()
+        .find(|&(_, set)| set && !specified)
+    {
         return Err(ctx.error(
             field,
             "only a residence-card profile has this field; this profile is `kind: my_number`",
@@ -195,6 +202,7 @@ pub(crate) fn compile(
         seed: doc.seed.unwrap_or(0),
         reader,
         text_ap,
+        residence_ap: None,
     })
 }
 

@@ -68,6 +68,20 @@ pub struct ProfileDoc {
     /// `text_ap:` the 券面事項入力補助AP of a `card.kind: my_number` profile (its person, PIN
     /// and keys); without it the application is selectable but empty.
     pub text_ap: Option<TextApDoc>,
+    /// `residence_ap:` the 在留AP of a `card.kind: specified_residence` profile (its delivery
+    /// key; the data are the residence fields of the profile).
+    pub residence_ap: Option<ResidenceApDoc>,
+}
+
+/// `residence_ap:` the specified card's 在留AP (spec notes Part A).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResidenceApDoc {
+    /// The private half of the delivery key (PKCS#8 PEM, RSA-2048): SET SESSION KEY is
+    /// decrypted with it. The TEST pair is `vectors/pki/mynumber/delivery.key.pem`.
+    pub delivery_key: Option<PathBuf>,
+    /// `true`: a forged card without DF2 (SELECT DF2 answers `6A 82`).
+    pub without_df2: Option<bool>,
 }
 
 /// What changes on the chip after signing: the same data fields as a profile (merged over
@@ -187,10 +201,12 @@ pub fn path_fields() -> impl Iterator<Item = (&'static str, &'static str)> {
         pin, pin_tries_left, individual_number, wrong_check_digit, name, address, birth_date,
         sex, expiry_year, security_code, after_signing
     });
+    let residence_ap = path_keys!(ResidenceApDoc { delivery_key; without_df2 });
     (images.into_iter().map(|key| ("images", key)))
         .chain(signature.into_iter().map(|key| ("signature", key)))
         .chain(jpki.into_iter().map(|key| ("jpki", key)))
         .chain(text_ap.into_iter().map(|key| ("text_ap", key)))
+        .chain(residence_ap.into_iter().map(|key| ("residence_ap", key)))
 }
 
 /// `text_ap:` the 券面事項入力補助AP (spec notes B5): the person its files hold, its PIN
@@ -624,6 +640,7 @@ mod tests {
                 ("text_ap", "card_key"),
                 ("text_ap", "cv_ca_key"),
                 ("text_ap", "delivery_key"),
+                ("residence_ap", "delivery_key"),
             ]
         );
     }
