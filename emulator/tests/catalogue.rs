@@ -234,6 +234,7 @@ fn markdown(profiles: &[Profile]) -> String {
             gen = match p.kind() {
                 ChipKind::Residence => p.generation.number().to_string(),
                 ChipKind::MyNumber => "MN".to_owned(),
+                ChipKind::SpecifiedResidence => format!("MN {}", p.card_type.code(p.generation)),
             },
             threat = p.expect.threat.map_or("", |t| t.as_str()),
             flags = p.expect.flags.join(", "),
