@@ -103,10 +103,21 @@ impl Profile {
 
 /// A profile that describes another platform than the residence card.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("a `{}` profile: no residence-card application to read", kind.name())]
+#[error("a `{}` profile: {}", kind.name(), not_residence_why(*kind))]
 pub struct NotResidence {
     /// The platform the profile describes.
     pub kind: ChipKind,
+}
+
+/// Why a profile of `kind` is not read by the residence-card checkers.
+fn not_residence_why(kind: ChipKind) -> &'static str {
+    match kind {
+        ChipKind::SpecifiedResidence => {
+            "its residence data sit in the 在留AP of a My Number card (key delivery, counter \
+             SM), which a generation-1/2 reading never reaches"
+        }
+        ChipKind::Residence | ChipKind::MyNumber => "no residence-card application to read",
+    }
 }
 
 /// Loads, merges and compiles one profile file.
