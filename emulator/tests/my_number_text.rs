@@ -239,6 +239,14 @@ fn a_wrong_counter_is_6988_then_every_sm_command_69fc() {
     assert_eq!(read_sm(&mut card, &mut sm, 0x0001).len(), 17);
 }
 
+/// One row of the access matrix: credential name, its VERIFY, EFs opened, EFs closed.
+type AccessRow = (
+    &'static str,
+    Option<&'static str>,
+    &'static [u16],
+    &'static [u16],
+);
+
 /// B5's measured access matrix, as data: which credential opens which EF.
 #[test]
 fn the_access_matrix_is_b5s() {
@@ -247,7 +255,7 @@ fn the_access_matrix_is_b5s() {
     let a = "00 20 00 94 0C 39 38 37 36 35 34 33 32 31 30 39 33";
     // 照合番号B: 和暦 DOB (Heisei 2 = 1990) 020301 ‖ 2035 ‖ 4821.
     let b = "00 20 00 95 0E 30 32 30 33 30 31 32 30 33 35 34 38 32 31";
-    let table: [(&str, Option<&str>, &[u16], &[u16]); 4] = [
+    let table: [AccessRow; 4] = [
         ("none", None, &[4, 5], &[1, 2, 3, 6, 7]),
         ("PIN", Some(pin), &[1, 2, 3, 4, 5, 6, 7], &[]),
         ("A", Some(a), &[1, 3, 4, 5, 6, 7], &[2]),
@@ -359,5 +367,67 @@ fn text_ap_profile_errors_name_the_field() {
     .unwrap();
     let err = profile::load(&file).unwrap_err().to_string();
     assert!(err.contains("text_ap"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A8's derived vector chain, sent byte for byte: a card holding the JPKI test card's
+/// individual number (EF 0001 `FF100C353337363836363737313838FFFF`), a session key
+/// delivered as `00 01 … 1F` (Kenc `00 … 0F`), then VERIFY PIN `1234` (N = 1), SELECT EF
+/// 0001 (N = 2) and READ BINARY of the whole file (N = 3), whose answer is A8's exactly.
+#[test]
+fn a8_known_answers_through_the_card() {
+    let dir = std::env::temp_dir().join(format!("rclab-mn-a8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("a8.yaml");
+    let base = vectors().join("profiles/my-number/valid/adult.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "extends: {}\ntext_ap:\n  individual_number: \"537686677188\"\n",
+            base.display()
+        ),
+    )
+    .unwrap();
+    let profile = profile::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    let mut card = profile.card();
+    assert_eq!(sw(&mut card, SELECT_TEXT), "9000");
+    assert_eq!(sw(&mut card, VERIFY_PIN), "9000");
+    let key = parse_delivery_key_ef(&read_plain(&mut card, 0x0006).unwrap()).unwrap();
+    let material = key_delivery::KeyMaterial {
+        encryption: core::array::from_fn(|i| i as u8),
+        mac: None,
+    };
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
+    let cryptogram = key_delivery::encrypt(
+        &key,
+        key_delivery::OaepDigest::Sha256,
+        &material.encode(),
+        &mut rng,
+    )
+    .unwrap();
+    let apdu = [&h("80 AE 00 00 00 01 00")[..], &cryptogram[..]].concat();
+    assert_eq!(send_raw(&mut card, &apdu).1, "9000");
+    assert_eq!(
+        sw(
+            &mut card,
+            "08 20 00 91 13 86 11 01 B8 D4 93 49 A0 BF E2 72 EA 90 02 30 65 2D AA EF"
+        ),
+        "9000"
+    );
+    assert_eq!(
+        sw(
+            &mut card,
+            "08 A4 02 0C 13 86 11 01 46 D4 CA AC 31 3B 21 DA 35 E3 FE 7C 43 5C 31 50"
+        ),
+        "9000"
+    );
+    let (data, status) = send(&mut card, "08 B0 00 00 00 00 05 96 03 00 00 00 00 00");
+    assert_eq!(status, "9000");
+    assert_eq!(
+        data,
+        h(
+            "86 21 01 C7 6A 26 8C 18 FA 81 4B 8C 6A 33 3E CC 84 68 67 96 AA 27 B6 0C BA 7F 02 01 97 67 F7 16 7C E1 39"
+        )
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -173,7 +173,7 @@ fn number(ctx: &Ctx, doc: &TextApDoc) -> Result<NumberDigits, ProfileError> {
     let text = ctx.require(&doc.individual_number, field)?;
     let digits =
         NumberDigits::parse(text.as_bytes()).map_err(|e| ctx.error(field, e.to_string()))?;
-    let right = digits.clone().checked().is_ok();
+    let right = digits.checked().is_ok();
     match (right, doc.wrong_check_digit.unwrap_or(false)) {
         (true, false) | (false, true) => Ok(digits),
         (false, false) => Err(ctx.error(
