@@ -552,6 +552,7 @@ if [ "$MODE" = generate ]; then
   echo "generating NEW test keys and certificates in $OUT" >&2
   generate
   install_jpki
+  install_mynumber
 elif [ "$MODE" = jpki ]; then
   install_jpki
 elif [ "$MODE" = mynumber ]; then
