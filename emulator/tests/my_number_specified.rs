@@ -483,3 +483,79 @@ fn specified_profile_errors_name_the_field() {
     let err = profile::load(&file).unwrap_err().to_string();
     assert!(err.contains("card.type"), "{err}");
 }
+
+/// A command a reader might send to the 在留AP or the text AP: near-valid SM and key
+/// delivery headers (short and extended), or bytes.
+fn command() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let near = (
+        0usize..4,
+        0usize..6,
+        any::<u8>(),
+        any::<u8>(),
+        proptest::collection::vec(any::<u8>(), 0..40),
+        any::<bool>(),
+    )
+        .prop_map(|(c, i, p1, p2, data, extended)| {
+            let cla = [0x00, 0x08, 0x0C, 0x80][c];
+            let ins = [0xA4, 0xB0, 0x20, 0xAE, 0x2A, 0x86][i];
+            let mut apdu = vec![cla, ins, p1, p2];
+            if extended {
+                apdu.push(0);
+                apdu.extend(u16::try_from(data.len()).unwrap().to_be_bytes());
+                apdu.extend(data);
+                apdu.extend([0, 0]);
+            } else {
+                if !data.is_empty() {
+                    apdu.push(u8::try_from(data.len()).unwrap());
+                    apdu.extend(data);
+                }
+                apdu.push(0);
+            }
+            apdu
+        });
+    prop_oneof![
+        2 => proptest::collection::vec(any::<u8>(), 0..24),
+        6 => near,
+        1 => Just(select_ap()),
+        1 => Just(select_df(Df::Df1)),
+        1 => Just(h("00 A4 04 0C 0A D3 92 10 00 31 00 01 01 04 08")),
+        1 => Just(h("00 20 00 91 04 31 32 33 34")),
+    ]
+}
+
+static SPECIFIED: std::sync::LazyLock<Profile> =
+    std::sync::LazyLock::new(|| load("valid/specified-07"));
+static SPECIFIED_CMAC: std::sync::LazyLock<Profile> = std::sync::LazyLock::new(|| {
+    overlay(
+        "valid/specified-07",
+        "platform:\n  residence_sm: cmac\n  residence_df_select: secure_messaging\n",
+        "proptest-cmac",
+    )
+});
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 128, ..Default::default() })]
+    /// After a session is opened on the 在留AP (counter or CMAC variant) or on the text AP,
+    /// any sequence of APDUs gets a status word, data only with 90 00; the card never panics.
+    #[test]
+    fn the_specified_card_answers_every_sequence(
+        which in 0usize..3,
+        steps in proptest::collection::vec(command(), 1..30)
+    ) {
+        let profile: &Profile = if which == 1 { &SPECIFIED_CMAC } else { &SPECIFIED };
+        let mut card = profile.card();
+        if which == 2 {
+            assert_eq!(sw(&mut card, "00 A4 04 0C 0A D3 92 10 00 31 00 01 01 04 08"), "9000");
+            assert_eq!(sw(&mut card, "00 20 00 91 04 31 32 33 34"), "9000");
+        } else {
+            let _ = Reader::open(&mut card, knobs(profile), 9);
+        }
+        for apdu in steps {
+            let reply = Channel::transmit(&mut card, &apdu).unwrap();
+            proptest::prop_assert!(reply.len() >= 2);
+            let sw = &reply[reply.len() - 2..];
+            proptest::prop_assert!(sw == [0x90, 0x00] || reply.len() == 2, "{:02X?}", reply);
+        }
+    }
+}
