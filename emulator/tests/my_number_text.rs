@@ -431,3 +431,33 @@ fn a8_known_answers_through_the_card() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `platform.text_failed_key_delivery`: a failing SET SESSION KEY ends the open session by
+/// default; with `keeps_session` the old session still reads.
+#[test]
+fn a_failed_key_delivery_drops_or_keeps_the_session_per_knob() {
+    let dir = std::env::temp_dir().join(format!("rclab-mn-kd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = vectors().join("profiles/my-number/valid/adult.yaml");
+    for (value, after) in [("drops_session", "6982"), ("keeps_session", "9000")] {
+        let file = dir.join(format!("{value}.yaml"));
+        std::fs::write(
+            &file,
+            format!(
+                "extends: {}\nplatform:\n  text_failed_key_delivery: {value}\n",
+                base.display()
+            ),
+        )
+        .unwrap();
+        let profile = profile::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        let mut card = profile.card();
+        let mut sm = open_session(&mut card, 12);
+        // A cryptogram the card cannot decrypt (not below the modulus: 6F 00).
+        let mut bad = h("80 AE 00 00 00 01 00");
+        bad.extend([0xFF; 256]);
+        assert_eq!(send_raw(&mut card, &bad).1, "6F00");
+        let (apdu, _) = sm.select_ef(0x0001).unwrap();
+        assert_eq!(send_raw(&mut card, &apdu).1, after, "{value}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -217,6 +217,17 @@ pub const KNOBS: &[KnobSpec] = &[
         spec: "MN A5",
         generations: MY_NUMBER,
     },
+    KnobSpec {
+        path: "platform.text_failed_key_delivery",
+        values: &["drops_session", "keeps_session"],
+        default: KnobDefault::Same("drops_session"),
+        why: "no source sent a failing SET SESSION KEY while a session was open; ending it \
+              follows the platform's rule that an SM error destroys the session (A5), keeping \
+              it is the other reading",
+        evidence: Evidence::Inferred,
+        spec: "MN A4",
+        generations: MY_NUMBER,
+    },
     // --- The specified residence card's 在留AP (issue 16; spec notes Part A, open questions).
     KnobSpec {
         path: "platform.residence_oaep_digest",

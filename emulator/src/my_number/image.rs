@@ -136,6 +136,8 @@ pub struct MyNumberKnobs {
     pub check_number_tries: super::text::CheckNumberTries,
     /// What a text-AP (or 在留AP) SM command answers before any key delivery.
     pub sm_without_session: super::text::SmWithoutSession,
+    /// What a failed SET SESSION KEY on the text AP does to the open session.
+    pub text_failed_key_delivery: super::text::FailedKeyDelivery,
     /// 在留AP: OAEP hash of SET SESSION KEY.
     pub residence_oaep_digest: super::residence_ap::ResidenceOaep,
     /// 在留AP: the key template it takes.

@@ -94,6 +94,17 @@ impl SmWithoutSession {
     }
 }
 
+/// What a SET SESSION KEY that fails does to the session already open: no source tried it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailedKeyDelivery {
+    /// The old session ends too (a new delivery starts over, whatever its outcome).
+    #[default]
+    DropsSession,
+    /// The old session stays usable.
+    KeepsSession,
+}
+
 /// The text AP's volatile state in one selection.
 #[derive(Clone, Debug, Default)]
 pub struct TextSession {
@@ -131,8 +142,11 @@ fn set_session_key(card: &mut MyNumberCard, apdu: &Apdu) -> Answer {
     if !card.session.text.pin_in_clear || !card.session.verified.contains(&TEXT_PIN) {
         return Err(Status::SecurityStatusNotSatisfied);
     }
-    // A new delivery replaces the session; a failed one leaves none \[I\].
-    card.session.text.sm = None;
+    // A new delivery replaces the session; a failed one leaves none unless the knob keeps
+    // it \[I\].
+    if card.image.knobs.text_failed_key_delivery == FailedKeyDelivery::DropsSession {
+        card.session.text.sm = None;
+    }
     let session = key_delivery::accept(&keys.delivery_key, KeyDeliveryConfig::default(), apdu)
         .map_err(|e| e.status())?;
     card.session.text.sm = Some(CardCounterSm::new(session.kenc, LeDoForm::ThreeByte));
