@@ -461,3 +461,59 @@ fn a_failed_key_delivery_drops_or_keeps_the_session_per_knob() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `text_ap::check_files`, the checker's whole judgement of the text AP, over the valid and
+/// the forged profiles: genuine data pass; a changed name fails the integrity record; a
+/// wrong check digit fails only the digit; another CA key does not vouch for `0004`.
+#[test]
+fn check_files_judges_the_valid_and_forged_text_aps() {
+    use rclab_emulator::my_number::text_ap::{TextApCheckError, check_files};
+    let files = |name: &str| -> Vec<Vec<u8>> {
+        let mut card = my_number(name).card();
+        assert_eq!(sw(&mut card, SELECT_TEXT), "9000");
+        assert_eq!(sw(&mut card, VERIFY_PIN), "9000");
+        [1, 2, 3, 4]
+            .into_iter()
+            .map(|fid| read_plain(&mut card, fid).unwrap())
+            .collect()
+    };
+    let f = files("valid/adult");
+    let checked = check_files(&f[0], &f[1], &f[2], &f[3], &cv_ca()).unwrap();
+    assert_eq!(checked.number.as_str(), "987654321093");
+    assert_eq!(checked.basic_info.address, "東京都千代田区試験町１－２－３");
+    // Another key than the TEST CV CA's: 0004 is not vouched for.
+    let other = CvCertificate::parse(&f[3]).unwrap().holder_key;
+    assert_eq!(
+        check_files(&f[0], &f[1], &f[2], &f[3], &other),
+        Err(TextApCheckError::UntrustedCvCertificate)
+    );
+    let f = files("forged/text-name-changed");
+    assert_eq!(
+        check_files(&f[0], &f[1], &f[2], &f[3], &cv_ca()),
+        Err(TextApCheckError::Integrity(IntegrityError::BasicInfoHash))
+    );
+    let f = files("forged/text-wrong-check-digit");
+    assert!(matches!(
+        check_files(&f[0], &f[1], &f[2], &f[3], &cv_ca()),
+        Err(TextApCheckError::CheckDigit(_))
+    ));
+    // Garbage in any file is a structure error naming it, never a panic.
+    assert!(matches!(
+        check_files(&f[0], &f[1], b"\xFF\x30\x01", &f[3], &cv_ca()),
+        Err(TextApCheckError::Structure { fid: 0x0003, .. })
+    ));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+    /// `check_files` over arbitrary bytes (a hostile card's files) returns an error, never
+    /// panics.
+    #[test]
+    fn check_files_never_panics(
+        files in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400), 4)
+    ) {
+        let _ = rclab_emulator::my_number::text_ap::check_files(
+            &files[0], &files[1], &files[2], &files[3], &cv_ca(),
+        );
+    }
+}
