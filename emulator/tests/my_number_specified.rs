@@ -559,3 +559,45 @@ proptest::proptest! {
         }
     }
 }
+
+/// The 在留AP holds generation 2's data byte for byte: a specified card written with the
+/// data of `valid/gen2-residence` has that card's DF1, DF2 and DF3 — check code and CA2
+/// certificate included (ECDSA P-384 here is deterministic, RFC 6979) — and differs at the
+/// AP level only in C1 (`07` for `05`).
+#[test]
+fn the_ap_holds_generation_2s_data_byte_for_byte() {
+    let gen2 = profile::load(&vectors().join("profiles/valid/gen2-residence.yaml")).unwrap();
+    let doc =
+        std::fs::read_to_string(vectors().join("profiles/valid/gen2-residence.yaml")).unwrap();
+    // The data sections of the gen-2 profile, paths made absolute.
+    let data: String = doc
+        .lines()
+        .skip_while(|l| !l.starts_with("images:"))
+        .take_while(|l| !l.starts_with("expect:"))
+        .map(|l| l.replace("../../", &format!("{}/", vectors().display())))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let yaml = format!("card:\n  number: EF24681357GH\n  spec_version: \"0002\"\n{data}\n");
+    let specified = overlay("valid/specified-07", &yaml, "gen2-data");
+    let ap = &specified
+        .my_number
+        .as_ref()
+        .unwrap()
+        .residence_ap
+        .as_ref()
+        .unwrap()
+        .data;
+    let mut compared = 0;
+    for file in &gen2.image.files {
+        let mine = ap.file(file.id).unwrap();
+        if file.id == EfId::new(Df::Mf, 0x0A) {
+            assert_eq!(mine.content, h("C1 02 30 37"));
+            assert_eq!(file.content, h("C1 02 30 35"));
+        } else {
+            assert_eq!(mine.content, file.content, "{}", file.name);
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, gen2.image.files.len() - 1);
+    full_read(&specified, 13);
+}
