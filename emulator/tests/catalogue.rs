@@ -180,7 +180,13 @@ the card misbehave (see the README's Profiles section).
   gen `MN` below), under the same rules. Genuine means: the JPKI authentication
   certificate chains to the JPKI TEST root (`vectors/pki/jpki/auth-ca.crt`), both valid at
   the time of the check, and the card signs a fresh challenge with that certificate's key
-  after the authentication PIN. Residence-card checkers do not run on them.
+  after the authentication PIN, and (`text_ap:`) the text-support AP's integrity record
+  and CV certificate verify under the TEST CV CA and the individual number's check digit
+  is right. Residence-card checkers do not run on them. Gen `MN 07` / `MN 08`: specified
+  residence cards (`card: {kind: specified_residence}`), a My Number card with the 在留AP;
+  genuine adds that the 在留AP accepts a session key under the TEST delivery key
+  (`vectors/pki/mynumber/delivery.pub.*`) and its generation-2 data verify as a
+  generation-2 card's do.
 
 How verdicts are decided:
 
