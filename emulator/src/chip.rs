@@ -25,6 +25,10 @@ pub enum ChipKind {
     Residence,
     /// 個人番号カード: the JPKI AP and the card-face applications (`jpki:`).
     MyNumber,
+    /// 特定在留カード / 特定特別永住者証明書 (types `07`/`08`): a My Number card (`jpki:`) with
+    /// the 在留AP holding generation 2's residence data (`card.type`, `printed:`, …,
+    /// `residence_ap:`).
+    SpecifiedResidence,
 }
 
 impl ChipKind {
@@ -33,6 +37,7 @@ impl ChipKind {
         match self {
             ChipKind::Residence => "residence",
             ChipKind::MyNumber => "my_number",
+            ChipKind::SpecifiedResidence => "specified_residence",
         }
     }
 }
@@ -51,6 +56,9 @@ impl ChipImage {
     pub fn kind(&self) -> ChipKind {
         match self {
             ChipImage::Residence(_) => ChipKind::Residence,
+            ChipImage::MyNumber(image) if image.residence_ap.is_some() => {
+                ChipKind::SpecifiedResidence
+            }
             ChipImage::MyNumber(_) => ChipKind::MyNumber,
         }
     }

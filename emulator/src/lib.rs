@@ -29,7 +29,12 @@
 //!   applications, their EFs and secrets), [`my_number::MyNumberImage`] (what a
 //!   `card.kind: my_number` profile compiles to, by `profile/my_number.rs`) and
 //!   [`my_number::MyNumberCard`] (the engine: ISD power-on state, applications by AID,
-//!   security state per application, VERIFY counters, COMPUTE DIGITAL SIGNATURE).
+//!   security state per application, VERIFY counters, COMPUTE DIGITAL SIGNATURE), with the
+//!   applications that speak their own protocol in their own modules:
+//!   [`my_number::text`] (the text-support AP's key delivery, counter SM and
+//!   self-signature; its files from `profile/text_ap.rs`) and [`my_number::residence_ap`]
+//!   (the specified residence card's 在留AP, `card.kind: specified_residence`, its data
+//!   compiled by the residence compiler in `profile/residence_ap.rs`).
 //! - [`chip`]: either kind of chip — [`chip::ChipImage`] (what a [`profile::Profile`]
 //!   carries, [`profile::Profile::chip_image`]) and [`chip::Chip`] (the running engine), so
 //!   everything above the card serves both without knowing which.

@@ -135,6 +135,23 @@ const FLAGS: &[(&str, &str)] = &[
         "answers 90 00 to a SELECT of an application it does not hold",
     ),
     ("PinBlocked", "the PIN that unlocks the key is blocked"),
+    (
+        "TextDataChanged",
+        "text-AP data changed after its integrity record was signed",
+    ),
+    (
+        "WrongCheckDigit",
+        "an individual number whose check digit is wrong",
+    ),
+    (
+        "SpecifiedCard",
+        "a specified residence card (07/08) on the My Number platform",
+    ),
+    (
+        "DeliveryKey",
+        "SET SESSION KEY under the published delivery key fails",
+    ),
+    ("MissingDf", "a DF its card type holds is missing"),
 ];
 
 const HEADER: &str = r#"# Card profiles
@@ -163,7 +180,13 @@ the card misbehave (see the README's Profiles section).
   gen `MN` below), under the same rules. Genuine means: the JPKI authentication
   certificate chains to the JPKI TEST root (`vectors/pki/jpki/auth-ca.crt`), both valid at
   the time of the check, and the card signs a fresh challenge with that certificate's key
-  after the authentication PIN. Residence-card checkers do not run on them.
+  after the authentication PIN, and (`text_ap:`) the text-support AP's integrity record
+  and CV certificate verify under the TEST CV CA and the individual number's check digit
+  is right. Residence-card checkers do not run on them. Gen `MN 07` / `MN 08`: specified
+  residence cards (`card: {kind: specified_residence}`), a My Number card with the 在留AP;
+  genuine adds that the 在留AP accepts a session key under the TEST delivery key
+  (`vectors/pki/mynumber/delivery.pub.*`) and its generation-2 data verify as a
+  generation-2 card's do.
 
 How verdicts are decided:
 
@@ -217,6 +240,7 @@ fn markdown(profiles: &[Profile]) -> String {
             gen = match p.kind() {
                 ChipKind::Residence => p.generation.number().to_string(),
                 ChipKind::MyNumber => "MN".to_owned(),
+                ChipKind::SpecifiedResidence => format!("MN {}", p.card_type.code(p.generation)),
             },
             threat = p.expect.threat.map_or("", |t| t.as_str()),
             flags = p.expect.flags.join(", "),

@@ -5,6 +5,9 @@
 #   vectors/pki/generate.sh --verify  only verify the files already in place
 #   vectors/pki/generate.sh --additions  (re)create only the later additions (see below)
 #   vectors/pki/generate.sh --jpki   (re)create only the JPKI TEST tree in jpki/ (My Number card)
+#   vectors/pki/generate.sh --mynumber  (re)create only the My Number platform keys in mynumber/
+#                                    (text-AP CV CA, card and delivery keys; the specified
+#                                    card's TEST delivery key pair)
 #
 # THESE ARE TEST KEYS. They are not, and never were, keys of any real authority.
 # Regenerating creates fresh random keys; the committed files are the ones the
@@ -21,8 +24,9 @@ case "${1:-}" in
   --verify) MODE=verify ;;
   --additions) MODE=additions ;;
   --jpki) MODE=jpki ;;
-  -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-  *) echo "usage: $0 [--verify|--additions|--jpki]" >&2; exit 2 ;;
+  --mynumber) MODE=mynumber ;;
+  -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+  *) echo "usage: $0 [--verify|--additions|--jpki|--mynumber]" >&2; exit 2 ;;
 esac
 
 WORK="$(mktemp -d)"
@@ -488,12 +492,71 @@ verify_all() {
   echo "test-card-signer2.crt: $s2 bytes (limit 602)"
 }
 
+# ---------------------------------------------------------------- My Number platform keys (mynumber/)
+# RSA-2048 TEST keys of the My Number platform's secure-messaging applications (spec notes
+# B5, A4, A7). Nothing here is certified by X.509: the text AP's card key is vouched for by a
+# card-verifiable certificate the profile compiler builds (signed by text-cv-ca), and the
+# delivery keys are bare key pairs whose public halves a checker loads.
+#   text-cv-ca        TEST CV CA of the text-support AP (signs EF 0004 and EF 0007)
+#   text-card         the text AP's default key (integrity record 0003, self-signature)
+#   text-delivery     the text AP's session-key delivery key (public half = EF 0006)
+#   delivery          the specified card's TEST delivery key pair (在留AP SET SESSION KEY);
+#                     public half as delivery.pub.raw (256-byte modulus, e = 65537),
+#                     delivery.pub.der (DER SubjectPublicKeyInfo), delivery.pub.tlv
+#                     (A1 82 01 09 { 90 03 010001, 91 82 0100 <n> })
+#   other-delivery    a delivery key that is NOT the TEST one (forged card)
+MN_KEYS="text-cv-ca text-card text-delivery delivery other-delivery"
+generate_mynumber() {
+  local M="$D/mynumber" n
+  mkdir -p "$M"
+  for n in $MN_KEYS; do newkey_rsa "$M/$n.key.pem"; done
+  openssl pkey -in "$M/text-cv-ca.key.pem" -pubout -outform DER -out "$M/text-cv-ca.pub.der"
+  openssl pkey -in "$M/delivery.key.pem" -pubout -outform DER -out "$M/delivery.pub.der"
+  n="$(openssl rsa -in "$M/delivery.key.pem" -noout -modulus | cut -d= -f2)"
+  printf '%s' "$n" | xxd -r -p >"$M/delivery.pub.raw"
+  printf 'a1820109900301000191820100%s' "$n" | xxd -r -p >"$M/delivery.pub.tlv"
+}
+
+install_mynumber() {
+  D="$WORK/out"; mkdir -p "$D"
+  generate_mynumber
+  chmod 644 "$D"/mynumber/*
+  mkdir -p "$OUT/mynumber"
+  rm -f "$OUT"/mynumber/*.key.pem "$OUT"/mynumber/*.pub.*
+  cp "$D"/mynumber/* "$OUT/mynumber/"
+}
+
+verify_mynumber() {
+  local M="$OUT/mynumber" n e
+  [ -d "$M" ] || return 0
+  echo "My Number platform keys (mynumber/):"
+  for n in $MN_KEYS; do
+    if openssl rsa -in "$M/$n.key.pem" -check -noout >/dev/null 2>&1 \
+      && [ "$(openssl rsa -in "$M/$n.key.pem" -noout -text | sed -n '1p' | grep -o '2048 bit')" = "2048 bit" ]; then
+      printf '  ok   mynumber/%-24s RSA-2048\n' "$n.key.pem"
+    else echo "FAIL mynumber/$n.key.pem is not a valid RSA-2048 key" >&2; fail=1; fi
+  done
+  [ "$(stat -c %s "$M/delivery.pub.raw")" = 256 ] || { echo "FAIL delivery.pub.raw is not 256 bytes" >&2; fail=1; }
+  [ "$(stat -c %s "$M/delivery.pub.tlv")" = 269 ] || { echo "FAIL delivery.pub.tlv is not 269 bytes" >&2; fail=1; }
+  e="$(openssl rsa -in "$M/delivery.key.pem" -noout -modulus | cut -d= -f2 | tr 'A-F' 'a-f')"
+  [ "$(od -An -tx1 -v "$M/delivery.pub.raw" | tr -d ' \n')" = "$e" ] || { echo "FAIL delivery.pub.raw is not the modulus" >&2; fail=1; }
+  [ "$(od -An -tx1 -v -j 13 "$M/delivery.pub.tlv" | tr -d ' \n')" = "$e" ] || { echo "FAIL delivery.pub.tlv does not hold the modulus" >&2; fail=1; }
+  [ "$(openssl pkey -in "$M/delivery.key.pem" -pubout -outform DER | openssl dgst -sha256 -r)" = "$(openssl dgst -sha256 -r <"$M/delivery.pub.der")" ] \
+    || { echo "FAIL delivery.pub.der is not delivery.key.pem's public key" >&2; fail=1; }
+  [ "$(openssl pkey -in "$M/delivery.key.pem" -pubout | openssl dgst -sha256 -r)" != "$(openssl pkey -in "$M/other-delivery.key.pem" -pubout | openssl dgst -sha256 -r)" ] \
+    || { echo "FAIL other-delivery equals delivery" >&2; fail=1; }
+  echo "  ok   mynumber/delivery.pub.{raw,der,tlv} hold delivery.key.pem's public key"
+}
+
 if [ "$MODE" = generate ]; then
   echo "generating NEW test keys and certificates in $OUT" >&2
   generate
   install_jpki
+  install_mynumber
 elif [ "$MODE" = jpki ]; then
   install_jpki
+elif [ "$MODE" = mynumber ]; then
+  install_mynumber
 elif [ "$MODE" = additions ]; then
   D="$WORK/out"; mkdir -p "$D"
   cp "$OUT/expired-ca.crt" "$OUT/expired-ca.key.pem" "$D/"
@@ -505,6 +568,7 @@ elif [ "$MODE" = additions ]; then
 fi
 verify_all
 verify_jpki
+verify_mynumber
 if [ "$fail" -ne 0 ]; then
   echo "PKI verification FAILED" >&2
   exit 1

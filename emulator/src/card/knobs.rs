@@ -301,6 +301,137 @@ pub const KNOBS: &[KnobSpec] = &[
         spec: "MN B4",
         generations: MY_NUMBER,
     },
+    // --- The My Number card's text-support AP (issue 15 item 1; spec notes B4, B5, A5).
+    KnobSpec {
+        path: "platform.check_number_tries",
+        values: &["ten", "three"],
+        default: KnobDefault::Same("ten"),
+        why: "MC implies ten consecutive wrong tries for 照合番号B (B4, marked [R?]); no \
+              source gives 照合番号A's, which takes the same here; three is the 4-digit PINs' \
+              count (open question 8)",
+        evidence: Evidence::Unknown,
+        spec: "MN B4",
+        generations: MY_NUMBER,
+    },
+    KnobSpec {
+        path: "platform.sm_without_session",
+        values: &["security_status_not_satisfied", "incorrect_sm_data_objects"],
+        default: KnobDefault::Same("security_status_not_satisfied"),
+        why: "no source measured an SM command (CLA 08) on the text AP before SET SESSION \
+              KEY; a missing session key is a missing security state (69 82), the other \
+              reading is that its DO cannot be opened (69 88)",
+        evidence: Evidence::Inferred,
+        spec: "MN A5",
+        generations: MY_NUMBER,
+    },
+    KnobSpec {
+        path: "platform.text_failed_key_delivery",
+        values: &["drops_session", "keeps_session"],
+        default: KnobDefault::Same("drops_session"),
+        why: "no source sent a failing SET SESSION KEY while a session was open; ending it \
+              follows the platform's rule that an SM error destroys the session (A5), keeping \
+              it is the other reading",
+        evidence: Evidence::Inferred,
+        spec: "MN A4",
+        generations: MY_NUMBER,
+    },
+    // --- The specified residence card's 在留AP (issue 16; spec notes Part A, open questions).
+    KnobSpec {
+        path: "platform.residence_oaep_digest",
+        values: &["sha256", "sha1"],
+        default: KnobDefault::Same("sha256"),
+        why: "SPEC3 names RSA-OAEP per PKCS#1 v2.2 without the hash; the same platform's text AP \
+              uses SHA-256 with MGF1-SHA-256 and an empty label (MC, reproduced); SHA-1 is \
+              PKCS#1's default (open question 1)",
+        evidence: Evidence::Unknown,
+        spec: "MN A4",
+        generations: MY_NUMBER,
+    },
+    KnobSpec {
+        path: "platform.residence_key_template",
+        values: &["encryption_key", "encryption_and_mac_key"],
+        default: KnobDefault::Same("encryption_key"),
+        why: "the text AP takes A0 22 80 20 <32> and answers 6A 80 to the form with a MAC key 81; \
+              SPEC3 naming AES-CMAC suggests A0 44 80 20 <32> 81 20 <32> (open question 1); \
+              under residence_sm: cmac the card takes the MAC-key form whatever this says",
+        evidence: Evidence::Unknown,
+        spec: "MN A4",
+        generations: MY_NUMBER,
+    },
+    KnobSpec {
+        path: "platform.residence_sm",
+        values: &["counter_iv", "cmac"],
+        default: KnobDefault::Same("counter_iv"),
+        why: "the counter-IV SM with encryption only (CLA 08, DO 86) is the platform's measured SM \
+              (text AP); SPEC3's AES-CMAC may instead mean ISO SM with CLA 0C, DOs 87/97/99 \
+              and an 8-byte CMAC 8E over the counter block, header and DOs (open question 2)",
+        evidence: Evidence::Unknown,
+        spec: "MN A5",
+        generations: MY_NUMBER,
+    },
+    KnobSpec {
+        path: "platform.residence_le_do",
+        values: &["two_byte", "three_byte"],
+        default: KnobDefault::Same("two_byte"),
+        why: "generation 2 reads with 96 02 Lh Ll and the specified card carries generation 2's \
+              data; the text AP's JICSAP form is 96 03 00 Lh Ll (open question 3)",
+        evidence: Evidence::Unknown,
+        spec: "MN A5",
+        generations: MY_NUMBER,
+    },
+    KnobSpec {
+        path: "platform.residence_verify_p2",
+        values: &["gen2_86", "sfi81"],
+        default: KnobDefault::Same("gen2_86"),
+        why: "generation 2's VERIFY of the card number is 08 20 00 86; the text AP names its keys \
+              80|SFI (open question 4)",
+        evidence: Evidence::Inferred,
+        spec: "MN A5",
+        generations: MY_NUMBER,
+    },
+    KnobSpec {
+        path: "platform.residence_wrong_number",
+        values: &["verification_failed", "tries_left"],
+        default: KnobDefault::Same("verification_failed"),
+        why: "generation 2 answers a wrong card number 63 00 with no counter; the platform's PINs \
+              count down 63 Cx and block (here after ten tries, then 69 84); LJ only reports \
+              a wrong number (open question 4)",
+        evidence: Evidence::Unknown,
+        spec: "MN A6",
+        generations: MY_NUMBER,
+    },
+    KnobSpec {
+        path: "platform.residence_df_select",
+        values: &["plain", "secure_messaging"],
+        default: KnobDefault::Same("plain"),
+        why: "SPEC3 (via RN) lists only VERIFY and READ BINARY as SM commands; on the text AP SELECT \
+              of an EF may be SM (open question 3)",
+        evidence: Evidence::Inferred,
+        spec: "MN A3",
+        generations: MY_NUMBER,
+    },
+    KnobSpec {
+        path: "platform.residence_common_data",
+        values: &["ap_level", "also_after_df"],
+        default: KnobDefault::Same("ap_level"),
+        why: "LJ reads C0/C1 directly under the 在留AP before key delivery because reaching them \
+              again needs a re-select (its comment on SPEC3 4.2.3); P1 8B/8A as in generation 2 \
+              (open question 5)",
+        evidence: Evidence::Inferred,
+        spec: "MN A2",
+        generations: MY_NUMBER,
+    },
+    KnobSpec {
+        path: "platform.residence_delivery_key_format",
+        values: &["raw_modulus", "subject_public_key_info", "platform_tlv"],
+        default: KnobDefault::Same("raw_modulus"),
+        why: "the format of MoJ's keys_smrsapub_001.bin is not public (open question 1); its name \
+              and size suggest bare key bytes; the profile hands a checker the TEST public key \
+              in this format (the card itself never shows it)",
+        evidence: Evidence::Unknown,
+        spec: "MN A4",
+        generations: MY_NUMBER,
+    },
     KnobSpec {
         path: "reader.atr",
         values: &[

@@ -55,6 +55,29 @@ pub enum FileAccess {
     Free,
     /// Only after the PIN (key EF) with this FID was verified in the current selection.
     AfterPin(u16),
+    /// After any one of these PINs (the text AP's access matrix, B5: its PIN or one
+    /// 照合番号 opens a file).
+    AfterAnyOf(&'static [u16]),
+}
+
+impl FileAccess {
+    /// True when a selection that verified the PINs `verified` may read the file.
+    pub fn opened_by(self, verified: &[u16]) -> bool {
+        match self {
+            FileAccess::Free => true,
+            FileAccess::AfterPin(pin) => verified.contains(&pin),
+            FileAccess::AfterAnyOf(pins) => pins.iter().any(|p| verified.contains(p)),
+        }
+    }
+
+    /// The PINs that open the file (empty: free).
+    pub fn pins(self) -> Vec<u16> {
+        match self {
+            FileAccess::Free => Vec::new(),
+            FileAccess::AfterPin(pin) => vec![pin],
+            FileAccess::AfterAnyOf(pins) => pins.to_vec(),
+        }
+    }
 }
 
 /// How large an EF is.
@@ -162,6 +185,12 @@ pub enum Secret {
     AuthKey,
     /// JPKI `001A`: the signature private key.
     SignKey,
+    /// Text AP `0011`: the 券面事項入力補助用 PIN (`text_ap.pin`).
+    TextPin,
+    /// Text AP `0014`: 照合番号A, the individual number (`text_ap.individual_number`).
+    CheckNumberA,
+    /// Text AP `0015`: 照合番号B, birth date (和暦 YYMMDD) ‖ expiry year ‖ security code.
+    CheckNumberB,
     /// A secret of an application whose module is not wired yet (its value is not set by
     /// profiles; it stays blocked).
     Unset,
@@ -244,6 +273,14 @@ const fn key(fid: u16, name: &'static str, secret: Secret, pin: u16) -> SecretRo
 pub const JPKI_AUTH_PIN: u16 = 0x0018;
 /// JPKI `001B`: the signature password's FID.
 pub const JPKI_SIGN_PASSWORD: u16 = 0x001B;
+/// The text-support AP's AID (B1).
+pub const TEXT_AP_AID: &[u8] = &[0xD3, 0x92, 0x10, 0x00, 0x31, 0x00, 0x01, 0x01, 0x04, 0x08];
+/// Text AP `0011`: the PIN; presented in clear, it also opens SET SESSION KEY (B5).
+pub const TEXT_PIN: u16 = 0x0011;
+/// Text AP `0014`: 照合番号A.
+pub const CHECK_NUMBER_A: u16 = 0x0014;
+/// Text AP `0015`: 照合番号B.
+pub const CHECK_NUMBER_B: u16 = 0x0015;
 
 use Content::*;
 use FileAccess::*;
@@ -326,41 +363,57 @@ pub static APPS: &[AppRow] = &[
     },
     AppRow {
         app: App::TextSupport,
-        aid: &[0xD3, 0x92, 0x10, 0x00, 0x31, 0x00, 0x01, 0x01, 0x04, 0x08],
+        aid: TEXT_AP_AID,
         name: "text-support AP",
+        // B5's measured access matrix: the PIN opens everything; 照合番号A the number
+        // (and 0003/0006/0007), not the attributes; 照合番号B the attributes only.
         files: &[
             file(
                 0x0001,
                 "TEXT/0001 individual number",
                 Supplied,
-                AfterPin(0x0011),
-                AsBuilt,
+                AfterAnyOf(&[TEXT_PIN, CHECK_NUMBER_A]),
+                Fixed(17),
             ),
             file(
                 0x0002,
                 "TEXT/0002 basic four attributes",
                 Supplied,
-                AfterPin(0x0011),
+                AfterAnyOf(&[TEXT_PIN, CHECK_NUMBER_B]),
                 AsBuilt,
             ),
             file(
                 0x0003,
                 "TEXT/0003 integrity record",
                 Supplied,
-                AfterPin(0x0011),
+                AfterAnyOf(&[TEXT_PIN, CHECK_NUMBER_A]),
                 AsBuilt,
             ),
             file(0x0004, "TEXT/0004 CV certificate", Supplied, Free, AsBuilt),
             file(0x0005, "TEXT/0005 key information", Supplied, Free, AsBuilt),
+            file(
+                0x0006,
+                "TEXT/0006 session-key delivery public key",
+                Supplied,
+                AfterAnyOf(&[TEXT_PIN, CHECK_NUMBER_A]),
+                AsBuilt,
+            ),
+            file(
+                0x0007,
+                "TEXT/0007 card signing public key",
+                Supplied,
+                AfterAnyOf(&[TEXT_PIN, CHECK_NUMBER_A]),
+                AsBuilt,
+            ),
         ],
         secrets: &[
             pin(
-                0x0011,
+                TEXT_PIN,
                 "TEXT/0011 PIN",
-                Secret::Unset,
+                Secret::TextPin,
                 PinFormat::Digits(4),
                 3,
-                Initial::Blocked,
+                Initial::Issued,
             ),
             pin(
                 0x0012,
@@ -369,6 +422,22 @@ pub static APPS: &[AppRow] = &[
                 PinFormat::Digits(4),
                 3,
                 Initial::Blocked,
+            ),
+            pin(
+                CHECK_NUMBER_A,
+                "TEXT/0014 check number A (individual number)",
+                Secret::CheckNumberA,
+                PinFormat::Digits(12),
+                10,
+                Initial::Issued,
+            ),
+            pin(
+                CHECK_NUMBER_B,
+                "TEXT/0015 check number B (birth date, expiry year, security code)",
+                Secret::CheckNumberB,
+                PinFormat::Digits(14),
+                10,
+                Initial::Issued,
             ),
         ],
     },
@@ -442,7 +511,7 @@ mod tests {
             assert!(APPS[i + 1..].iter().all(|o| o.aid != row.aid));
             for f in row.files {
                 assert!(!row.secrets.iter().any(|s| s.fid == f.fid), "{}", f.name);
-                if let AfterPin(p) = f.access {
+                for p in f.access.pins() {
                     assert!(row.secrets.iter().any(|s| s.fid == p), "{}", f.name);
                 }
             }

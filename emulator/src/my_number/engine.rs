@@ -16,8 +16,10 @@ use std::sync::Arc;
 use rsa::Pkcs1v15Sign;
 use sha2::{Digest, Sha256};
 
-use super::apps::{App, AppRow, FileAccess, ISD_AID};
+use super::apps::{App, AppRow, ISD_AID};
 use super::image::{MfSelect, MyNumberImage, ReselectSameApp};
+use super::residence_ap::{self, ResidenceSession};
+use super::text::{self, TextSession};
 use crate::protocol::Status;
 use crate::protocol::apdu::{Apdu, NE_SHORT_MAX};
 
@@ -48,7 +50,7 @@ const SHA256_DIGEST_INFO: [u8; 19] = [
 ];
 
 /// Successful outcome of a command: response data and `90 00`.
-type Answer = Result<Vec<u8>, Status>;
+pub(super) type Answer = Result<Vec<u8>, Status>;
 
 /// What is selected.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,11 +62,13 @@ enum Selected {
     Isd,
     /// An application, by index in the image.
     App(usize),
+    /// The specified card's 在留AP (its own module, [`residence_ap`]).
+    ResidenceAp,
 }
 
 /// The current EF of the selected application.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Current {
+pub(super) enum Current {
     /// A data EF, by index in the application's files.
     File(usize),
     /// A PIN, by index in the application's PINs.
@@ -75,19 +79,26 @@ enum Current {
 
 /// Volatile state: dies on reset and power events.
 #[derive(Clone, Debug, Default)]
-struct Session {
+pub(super) struct Session {
     selected: Selected,
-    current: Option<Current>,
+    pub(super) current: Option<Current>,
     /// FIDs of the PINs verified in the current application.
-    verified: Vec<u16>,
+    pub(super) verified: Vec<u16>,
+    /// The text-support AP's key delivery and SM state (its own module, [`text`]); a new
+    /// selection by AID starts it afresh.
+    pub(super) text: TextSession,
+    /// The 在留AP's DF, key delivery and SM state.
+    pub(super) residence: ResidenceSession,
 }
 
 /// An emulated My Number card.
 pub struct MyNumberCard {
-    image: Arc<MyNumberImage>,
-    session: Session,
+    pub(super) image: Arc<MyNumberImage>,
+    pub(super) session: Session,
     /// Tries left per application and PIN (non-volatile: survive reset).
     tries: Vec<Vec<u8>>,
+    /// Tries left on the 在留AP's card number, when a knob gives it a limit.
+    pub(super) residence_tries_left: u8,
 }
 
 impl MyNumberCard {
@@ -102,6 +113,7 @@ impl MyNumberCard {
             image,
             session: Session::default(),
             tries,
+            residence_tries_left: residence_ap::NUMBER_TRIES,
         }
     }
 
@@ -114,8 +126,21 @@ impl MyNumberCard {
     pub fn selected_app(&self) -> Option<App> {
         match self.session.selected {
             Selected::App(i) => self.image.apps.get(i).map(|a| a.app()),
-            Selected::PowerOn | Selected::Isd => None,
+            Selected::PowerOn | Selected::Isd | Selected::ResidenceAp => None,
         }
+    }
+
+    /// True when the specified card's 在留AP (or one of its DFs) is selected.
+    pub fn in_residence_ap(&self) -> bool {
+        self.session.selected == Selected::ResidenceAp
+    }
+
+    /// Selects the 在留AP afresh: no DF, no session key, nothing verified (A2).
+    pub(super) fn enter_residence_ap(&mut self) {
+        self.session = Session {
+            selected: Selected::ResidenceAp,
+            ..Session::default()
+        };
     }
 
     /// Tries left of PIN `fid` in `app` (`None`: no such PIN).
@@ -135,7 +160,7 @@ impl MyNumberCard {
 
     /// Processes one C-APDU and returns the R-APDU (data ‖ SW1 SW2). Never panics.
     pub fn transmit(&mut self, raw: &[u8]) -> Vec<u8> {
-        let (mut data, status) = match Apdu::parse(raw).and_then(|apdu| self.execute(&apdu)) {
+        let (mut data, status) = match Apdu::parse(raw).and_then(|apdu| self.execute(raw, &apdu)) {
             Ok(data) => (data, Status::Success),
             Err(status) => (Vec::new(), status),
         };
@@ -143,17 +168,33 @@ impl MyNumberCard {
         data
     }
 
-    fn execute(&mut self, apdu: &Apdu) -> Answer {
+    fn execute(&mut self, raw: &[u8], apdu: &Apdu) -> Answer {
         // Class first: logical channels, then the classes the card knows.
         let cla = apdu.cla;
         if matches!(cla & 0xF0, 0x00 | 0x80) && cla & 0x03 != 0 {
             return Err(CHANNEL_NOT_SUPPORTED);
+        }
+        // Per-application dispatch: the 在留AP and the text-support AP answer their own
+        // commands (key delivery, SM, self-signature) and hand the others back.
+        if self.in_residence_ap()
+            && let Some(answer) = residence_ap::execute(self, raw, apdu)
+        {
+            return answer;
+        }
+        if self.selected_app() == Some(App::TextSupport)
+            && let Some(answer) = text::execute(self, apdu)
+        {
+            return answer;
         }
         match (cla, apdu.ins) {
             (0x00, INS_SELECT) => self.select(apdu),
             (0x00, INS_READ_BINARY) => self.read_binary(apdu),
             (0x00, INS_VERIFY) => self.verify(apdu),
             (0x80, INS_SIGN) => self.sign(apdu),
+            // SET SESSION KEY on an application without key delivery (A4).
+            (0x80, text::INS_SET_SESSION_KEY) if self.current_app().is_some() => Err(
+                Status::Other(crate::protocol::key_delivery::SW_NO_KEY_DELIVERY),
+            ),
             (0x00 | 0x80, _) => Err(Status::InstructionNotSupported),
             _ => Err(Status::ClassNotSupported),
         }
@@ -180,6 +221,9 @@ impl MyNumberCard {
     }
 
     fn select_aid(&mut self, aid: &[u8]) -> Answer {
+        if let Some(answer) = residence_ap::select(self, aid, false) {
+            return answer;
+        }
         if aid == ISD_AID {
             self.session = Session {
                 selected: Selected::Isd,
@@ -205,11 +249,13 @@ impl MyNumberCard {
             selected: Selected::App(index),
             current: None,
             verified,
+            text: TextSession::default(),
+            residence: ResidenceSession::default(),
         };
         Ok(Vec::new())
     }
 
-    fn select_fid(&mut self, fid: u16) -> Answer {
+    pub(super) fn select_fid(&mut self, fid: u16) -> Answer {
         let app = self.current_app().ok_or(Status::FileNotFound)?;
         let image = &self.image.apps[app];
         let current = if let Some(i) = image.files.iter().position(|f| f.row.fid == fid) {
@@ -225,10 +271,10 @@ impl MyNumberCard {
         Ok(Vec::new())
     }
 
-    fn current_app(&self) -> Option<usize> {
+    pub(super) fn current_app(&self) -> Option<usize> {
         match self.session.selected {
             Selected::App(i) => Some(i),
-            Selected::PowerOn | Selected::Isd => None,
+            Selected::PowerOn | Selected::Isd | Selected::ResidenceAp => None,
         }
     }
 
@@ -252,35 +298,41 @@ impl MyNumberCard {
             return Err(Status::WrongLength);
         }
         let ne = apdu.ne.ok_or(Status::WrongLength)?;
+        self.read_at(apdu.p1, apdu.p2, ne.min(NE_SHORT_MAX))
+    }
+
+    /// READ BINARY's work, for the plain command and the text AP's SM one: at most `max`
+    /// bytes of the EF P1-P2 name (offset form, or `80|SFI` and a one-byte offset).
+    pub(super) fn read_at(&mut self, p1: u8, p2: u8, max: usize) -> Answer {
         let app = self.current_app().ok_or(Status::Other(0x6986))?;
-        let (current, offset) = if apdu.p1 & 0x80 != 0 {
+        let (current, offset) = if p1 & 0x80 != 0 {
             // SFI form: P1 = 80|SFI (bits 6-5 zero), P2 = offset within the first 256 bytes.
-            if apdu.p1 & 0x60 != 0 {
+            if p1 & 0x60 != 0 {
                 return Err(Status::IncorrectP1P2);
             }
-            (self.by_sfi(apdu.p1 & 0x1F)?, usize::from(apdu.p2))
+            (self.by_sfi(p1 & 0x1F)?, usize::from(p2))
         } else {
             let current = self.session.current.ok_or(Status::Other(0x6986))?;
-            (current, usize::from(u16::from_be_bytes([apdu.p1, apdu.p2])))
+            (current, usize::from(u16::from_be_bytes([p1, p2])))
         };
         let Current::File(index) = current else {
             return Err(INCOMPATIBLE_FILE);
         };
         let file = &self.image.apps[app].files[index];
-        if let FileAccess::AfterPin(pin) = file.access()
-            && !self.session.verified.contains(&pin)
-        {
+        if !file.access().opened_by(&self.session.verified) {
             return Err(Status::SecurityStatusNotSatisfied);
         }
         let content = &file.content;
         if offset >= content.len() {
             return Err(Status::OffsetOutOfRange);
         }
-        let end = content.len().min(offset + ne.min(NE_SHORT_MAX));
+        let end = content.len().min(offset.saturating_add(max));
         Ok(content[offset..end].to_vec())
     }
 
-    fn verify(&mut self, apdu: &Apdu) -> Answer {
+    /// VERIFY (plain, or the text AP's SM VERIFY once opened); on success the verified
+    /// PIN is the current EF.
+    pub(super) fn verify(&mut self, apdu: &Apdu) -> Answer {
         if apdu.p1 != 0x00 {
             return Err(Status::IncorrectP1P2);
         }
@@ -313,6 +365,15 @@ impl MyNumberCard {
             let left = left - 1;
             self.tries[app][index] = left;
             Err(tries_left_status(left))
+        }
+    }
+
+    /// FID of the PIN that is the current EF (after a VERIFY, the PIN it verified).
+    pub(super) fn current_pin_fid(&self) -> Option<u16> {
+        let app = self.current_app()?;
+        match self.session.current? {
+            Current::Pin(i) => self.image.apps.get(app)?.pins.get(i).map(|p| p.row.fid),
+            Current::File(_) | Current::Key(_) => None,
         }
     }
 

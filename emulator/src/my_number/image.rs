@@ -132,6 +132,30 @@ pub struct MyNumberKnobs {
     pub mf_select: MfSelect,
     /// What VERIFY of an already blocked PIN answers.
     pub blocked_pin_status: BlockedPinStatus,
+    /// Tries of the text AP's 照合番号A and B.
+    pub check_number_tries: super::text::CheckNumberTries,
+    /// What a text-AP (or 在留AP) SM command answers before any key delivery.
+    pub sm_without_session: super::text::SmWithoutSession,
+    /// What a failed SET SESSION KEY on the text AP does to the open session.
+    pub text_failed_key_delivery: super::text::FailedKeyDelivery,
+    /// 在留AP: OAEP hash of SET SESSION KEY.
+    pub residence_oaep_digest: super::residence_ap::ResidenceOaep,
+    /// 在留AP: the key template it takes.
+    pub residence_key_template: super::residence_ap::ResidenceKeyTemplate,
+    /// 在留AP: which SM.
+    pub residence_sm: super::residence_ap::ResidenceSm,
+    /// 在留AP: the Le DO form of the counter SM.
+    pub residence_le_do: super::residence_ap::ResidenceLeDo,
+    /// 在留AP: VERIFY's P2.
+    pub residence_verify_p2: super::residence_ap::ResidenceVerifyP2,
+    /// 在留AP: a wrong card number's status and limit.
+    pub residence_wrong_number: super::residence_ap::ResidenceWrongNumber,
+    /// 在留AP: whether SELECT of a DF needs SM.
+    pub residence_df_select: super::residence_ap::ResidenceDfSelect,
+    /// 在留AP: where `C0`/`C1` are reachable.
+    pub residence_common_data: super::residence_ap::ResidenceCommonData,
+    /// 在留AP: the format the delivery public key is handed to a checker in.
+    pub residence_delivery_key_format: super::residence_ap::ResidenceDeliveryKeyFormat,
 }
 
 /// Everything the My Number engine needs, produced by the profile compiler.
@@ -146,6 +170,11 @@ pub struct MyNumberImage {
     pub seed: u64,
     /// What the reader presents for this card (ATR, `FF CA`).
     pub reader: ReaderConfig,
+    /// The text-support AP's keys (`None`: the profile has no `text_ap:`, the AP holds no
+    /// data and has no key delivery).
+    pub text_ap: Option<super::text::TextApImage>,
+    /// The specified card's 在留AP (`None`: a plain My Number card).
+    pub residence_ap: Option<super::residence_ap::ResidenceApImage>,
 }
 
 impl MyNumberImage {

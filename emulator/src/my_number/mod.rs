@@ -9,15 +9,22 @@
 //!   (its files, the individual number with its check digit, the card-verifiable
 //!   certificate), for the card and the checker alike.
 //!
-//! The JPKI AP is complete (certificates, token info, PINs, signatures). The text-support
-//! and surface APs have their table rows (selectable, their EFs not yet filled): their data
-//! builders live in their own modules and are wired into the compiler when they land.
+//! - [`residence_ap`]: the specified residence card's 在留AP (types `07`/`08`), its data
+//!   compiled by the residence compiler, its key delivery and SM knobs;
+//! - [`text`]: the text-support AP's own commands (key delivery, counter SM,
+//!   self-signature) on top of the engine's plain ones.
+//!
+//! The JPKI AP is complete (certificates, token info, PINs, signatures); so is the
+//! text-support AP when the profile has a `text_ap:` section. The surface AP has its table
+//! row (selectable, no EFs yet).
 
 pub mod apps;
 pub mod cv_cert;
 pub mod engine;
 pub mod image;
 pub mod individual_number;
+pub mod residence_ap;
+pub mod text;
 pub mod text_ap;
 
 pub use engine::MyNumberCard;

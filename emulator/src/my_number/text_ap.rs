@@ -17,7 +17,7 @@ use rsa::{Pkcs1v15Sign, PrivateKey, PublicKey};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use super::individual_number::{IndividualNumberError, NumberDigits};
+use super::individual_number::{IndividualNumber, IndividualNumberError, NumberDigits};
 use crate::protocol::key_delivery::{DeliveryPublicKey, PublicKeyError, PublicKeyFormat};
 use crate::protocol::tlv::{self, TlvError};
 
@@ -473,6 +473,67 @@ pub fn delivery_key_ef(key: &DeliveryPublicKey) -> Result<Vec<u8>, TextApError> 
 /// Parses EF `0006`.
 pub fn parse_delivery_key_ef(bytes: &[u8]) -> Result<DeliveryPublicKey, TextApError> {
     DeliveryPublicKey::parse(PublicKeyFormat::PlatformTlv, bytes).map_err(TextApError::PublicKey)
+}
+
+/// Why the text AP's files do not vouch for themselves (what a checker concludes).
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum TextApCheckError {
+    /// A file does not parse (`0001`, `0002`, `0003` or `0004`).
+    #[error("EF {fid:04X}: {why}")]
+    Structure {
+        /// The EF.
+        fid: u16,
+        /// What is wrong.
+        why: String,
+    },
+    /// The CV certificate (`0004`) does not verify under the CV CA key the checker trusts.
+    #[error("the CV certificate (EF 0004) does not verify under the trusted CV CA key")]
+    UntrustedCvCertificate,
+    /// The integrity record does not match the data or its signature does not verify.
+    #[error("integrity record (EF 0003): {0}")]
+    Integrity(IntegrityError),
+    /// The individual number fails its check digit: no such number is ever issued.
+    #[error("individual number: {0}")]
+    CheckDigit(IndividualNumberError),
+}
+
+/// What a verified text AP holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckedTextAp {
+    /// The individual number, its check digit verified.
+    pub number: IndividualNumber,
+    /// The four basic attributes.
+    pub basic_info: BasicInfo,
+}
+
+/// The whole check of the text AP's files as read from a card (B5, B10): `0004` verifies
+/// under the trusted CV CA key, `0003` vouches for `0001` and `0002` under `0004`'s key, and
+/// the individual number's check digit is right. One function for every checker, so the
+/// order of the checks (signature before content) is written once.
+pub fn check_files(
+    ef_0001: &[u8],
+    ef_0002: &[u8],
+    ef_0003: &[u8],
+    ef_0004: &[u8],
+    cv_ca: &PublicKey,
+) -> Result<CheckedTextAp, TextApCheckError> {
+    let structure = |fid: u16| {
+        move |e: &dyn std::fmt::Display| TextApCheckError::Structure {
+            fid,
+            why: e.to_string(),
+        }
+    };
+    let cert = super::cv_cert::CvCertificate::parse(ef_0004).map_err(|e| structure(0x0004)(&e))?;
+    cert.verify(cv_ca)
+        .map_err(|_| TextApCheckError::UntrustedCvCertificate)?;
+    let record = IntegrityRecord::parse(ef_0003).map_err(|e| structure(0x0003)(&e))?;
+    record
+        .verify(ef_0001, ef_0002, &cert.holder_key)
+        .map_err(TextApCheckError::Integrity)?;
+    let digits = parse_number_ef(ef_0001).map_err(|e| structure(0x0001)(&e))?;
+    let basic_info = parse_basic_info_ef(ef_0002).map_err(|e| structure(0x0002)(&e))?;
+    let number = digits.checked().map_err(TextApCheckError::CheckDigit)?;
+    Ok(CheckedTextAp { number, basic_info })
 }
 
 #[cfg(test)]

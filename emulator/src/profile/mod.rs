@@ -4,8 +4,10 @@
 mod compile;
 mod load;
 mod my_number;
+mod residence_ap;
 mod scan;
 pub mod schema;
+mod text_ap;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -83,7 +85,8 @@ impl Profile {
 
     /// Which platform the profile describes.
     pub fn kind(&self) -> ChipKind {
-        match self.my_number {
+        match &self.my_number {
+            Some(image) if image.residence_ap.is_some() => ChipKind::SpecifiedResidence,
             Some(_) => ChipKind::MyNumber,
             None => ChipKind::Residence,
         }
@@ -100,10 +103,21 @@ impl Profile {
 
 /// A profile that describes another platform than the residence card.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("a `{}` profile: no residence-card application to read", kind.name())]
+#[error("a `{}` profile: {}", kind.name(), not_residence_why(*kind))]
 pub struct NotResidence {
     /// The platform the profile describes.
     pub kind: ChipKind,
+}
+
+/// Why a profile of `kind` is not read by the residence-card checkers.
+fn not_residence_why(kind: ChipKind) -> &'static str {
+    match kind {
+        ChipKind::SpecifiedResidence => {
+            "its residence data sit in the 在留AP of a My Number card (key delivery, counter \
+             SM), which a generation-1/2 reading never reaches"
+        }
+        ChipKind::Residence | ChipKind::MyNumber => "no residence-card application to read",
+    }
 }
 
 /// Loads, merges and compiles one profile file.
@@ -114,10 +128,23 @@ pub fn load(path: &Path) -> Result<Profile, ProfileError> {
         locator,
     } = load::load_merged(path)?;
     let kind = doc.card.as_ref().and_then(|c| c.kind).unwrap_or_default();
-    if kind == ChipKind::MyNumber {
-        return load_my_number(path, &doc, &locator);
+    match kind {
+        ChipKind::MyNumber => return load_my_number(path, &doc, &locator),
+        ChipKind::SpecifiedResidence => {
+            return residence_ap::load(path, &doc, tampered.as_ref(), &locator);
+        }
+        ChipKind::Residence => {}
     }
     my_number::check_residence(&doc, &locator, path)?;
+    if let Some(card_type) = doc.card.as_ref().and_then(|c| c.card_type)
+        && card_type.is_specified()
+    {
+        return Err(locator.error(
+            path,
+            "card.type",
+            "a specified card (07/08) lives on the My Number platform: write              `card: {kind: specified_residence}`",
+        ));
+    }
     let mut image = compile::compile(&doc, path, &locator)?;
     if let Some(tampered) = &tampered {
         image = compile::keep_signature(compile::compile(tampered, path, &locator)?, &image);

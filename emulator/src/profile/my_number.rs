@@ -10,6 +10,7 @@ use rsa::traits::PublicKeyParts;
 
 use super::load::{Locator, ProfileError};
 use super::schema::{JpkiDoc, ProfileDoc};
+use crate::chip::ChipKind;
 use crate::my_number::JPKI_ATR;
 use crate::my_number::apps::{
     APPS, AppRow, Content, FileRow, Initial, MAX_FILE, Secret, SecretKind, SecretRow, SizeRule,
@@ -59,6 +60,8 @@ pub(crate) fn check_residence(
     for (field, set) in [
         ("jpki", doc.jpki.is_some()),
         ("platform", doc.platform.is_some()),
+        ("text_ap", doc.text_ap.is_some()),
+        ("residence_ap", doc.residence_ap.is_some()),
     ] {
         if set {
             return Err(locator.error(
@@ -71,17 +74,21 @@ pub(crate) fn check_residence(
     Ok(())
 }
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     file: &'a Path,
     locator: &'a Locator,
 }
 
 impl Ctx<'_> {
-    fn error(&self, field: &str, message: impl Into<String>) -> ProfileError {
+    pub(super) fn error(&self, field: &str, message: impl Into<String>) -> ProfileError {
         self.locator.error(self.file, field, message)
     }
 
-    fn require<'v, T>(&self, value: &'v Option<T>, field: &str) -> Result<&'v T, ProfileError> {
+    pub(super) fn require<'v, T>(
+        &self,
+        value: &'v Option<T>,
+        field: &str,
+    ) -> Result<&'v T, ProfileError> {
         value.as_ref().ok_or_else(|| self.error(field, REQUIRED))
     }
 
@@ -119,7 +126,11 @@ impl Ctx<'_> {
         Ok(der)
     }
 
-    fn key(&self, path: &Path, field: &str) -> Result<Arc<rsa::PrivateKey>, ProfileError> {
+    pub(super) fn key(
+        &self,
+        path: &Path,
+        field: &str,
+    ) -> Result<Arc<rsa::PrivateKey>, ProfileError> {
         let bytes = self.read(path, field)?;
         let pem = String::from_utf8(bytes)
             .map_err(|_| self.error(field, format!("{} is not PEM text", path.display())))?;
@@ -150,7 +161,12 @@ pub(crate) fn compile(
     locator: &Locator,
 ) -> Result<MyNumberImage, ProfileError> {
     let ctx = Ctx { file, locator };
-    if let Some((field, _)) = residence_fields(doc).into_iter().find(|&(_, set)| set) {
+    // A specified card holds residence data too (its 在留AP, compiled apart).
+    let specified = doc.card.as_ref().and_then(|c| c.kind) == Some(ChipKind::SpecifiedResidence);
+    if let Some((field, _)) = residence_fields(doc)
+        .into_iter()
+        .find(|&(_, set)| set && !specified)
+    {
         return Err(ctx.error(
             field,
             "only a residence-card profile has this field; this profile is `kind: my_number`",
@@ -161,6 +177,11 @@ pub(crate) fn compile(
     for row in APPS {
         apps.push(build_app(&ctx, row, jpki)?);
     }
+    let knobs = doc.platform.clone().unwrap_or_default();
+    let text_ap = match &doc.text_ap {
+        Some(section) => Some(super::text_ap::compile(&ctx, section, &knobs, &mut apps)?),
+        None => None,
+    };
     let mut reader = ReaderConfig {
         atr: JPKI_ATR.to_vec(),
         ..ReaderConfig::default()
@@ -177,9 +198,11 @@ pub(crate) fn compile(
     }
     Ok(MyNumberImage {
         apps,
-        knobs: doc.platform.clone().unwrap_or_default(),
+        knobs,
         seed: doc.seed.unwrap_or(0),
         reader,
+        text_ap,
+        residence_ap: None,
     })
 }
 
@@ -212,7 +235,12 @@ fn build_app(ctx: &Ctx, row: &'static AppRow, jpki: &JpkiDoc) -> Result<AppImage
                         &jpki.sign_password,
                         jpki.sign_password_tries_left,
                     ),
-                    Secret::AuthKey | Secret::SignKey | Secret::Unset => {
+                    Secret::AuthKey
+                    | Secret::SignKey
+                    | Secret::Unset
+                    | Secret::TextPin
+                    | Secret::CheckNumberA
+                    | Secret::CheckNumberB => {
                         pins.push(blocked(secret, max_tries));
                         continue;
                     }
@@ -259,7 +287,12 @@ fn build_app(ctx: &Ctx, row: &'static AppRow, jpki: &JpkiDoc) -> Result<AppImage
                 let (field, path) = match secret.secret {
                     Secret::AuthKey => ("jpki.auth_key", &jpki.auth_key),
                     Secret::SignKey => ("jpki.sign_key", &jpki.sign_key),
-                    Secret::AuthPin | Secret::SignPassword | Secret::Unset => continue,
+                    Secret::AuthPin
+                    | Secret::SignPassword
+                    | Secret::Unset
+                    | Secret::TextPin
+                    | Secret::CheckNumberA
+                    | Secret::CheckNumberB => continue,
                 };
                 let Some(path) = path else {
                     if secret.secret == Secret::SignKey && jpki.sign_certificate.is_none() {

@@ -65,6 +65,23 @@ pub struct ProfileDoc {
     /// `platform:` the open behaviours of a `card.kind: my_number` card (its knobs; the
     /// residence card's are under `knobs:`).
     pub platform: Option<crate::my_number::MyNumberKnobs>,
+    /// `text_ap:` the 券面事項入力補助AP of a `card.kind: my_number` profile (its person, PIN
+    /// and keys); without it the application is selectable but empty.
+    pub text_ap: Option<TextApDoc>,
+    /// `residence_ap:` the 在留AP of a `card.kind: specified_residence` profile (its delivery
+    /// key; the data are the residence fields of the profile).
+    pub residence_ap: Option<ResidenceApDoc>,
+}
+
+/// `residence_ap:` the specified card's 在留AP (spec notes Part A).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResidenceApDoc {
+    /// The private half of the delivery key (PKCS#8 PEM, RSA-2048): SET SESSION KEY is
+    /// decrypted with it. The TEST pair is `vectors/pki/mynumber/delivery.key.pem`.
+    pub delivery_key: Option<PathBuf>,
+    /// `true`: a forged card without DF2 (SELECT DF2 answers `6A 82`).
+    pub without_df2: Option<bool>,
 }
 
 /// What changes on the chip after signing: the same data fields as a profile (merged over
@@ -179,9 +196,81 @@ pub fn path_fields() -> impl Iterator<Item = (&'static str, &'static str)> {
         auth_pin, auth_pin_tries_left, sign_password, sign_password_tries_left, token_label,
         certificate_map
     });
+    let text_ap = path_keys!(TextApDoc {
+        card_key, cv_ca_key, delivery_key;
+        pin, pin_tries_left, individual_number, wrong_check_digit, name, address, birth_date,
+        sex, expiry_year, security_code, after_signing
+    });
+    let residence_ap = path_keys!(ResidenceApDoc { delivery_key; without_df2 });
     (images.into_iter().map(|key| ("images", key)))
         .chain(signature.into_iter().map(|key| ("signature", key)))
         .chain(jpki.into_iter().map(|key| ("jpki", key)))
+        .chain(text_ap.into_iter().map(|key| ("text_ap", key)))
+        .chain(residence_ap.into_iter().map(|key| ("residence_ap", key)))
+}
+
+/// `text_ap:` the 券面事項入力補助AP (spec notes B5): the person its files hold, its PIN
+/// and its keys. File paths are relative to the profile that writes them.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextApDoc {
+    /// PIN `0011`: exactly 4 digits (3 tries).
+    pub pin: Option<String>,
+    /// Tries left on the PIN when the card is served (0–3; 0: blocked).
+    pub pin_tries_left: Option<u8>,
+    /// EF `0001` and 照合番号A `0014`: the 12-digit individual number; its check digit must
+    /// be right unless `wrong_check_digit: true`.
+    pub individual_number: Option<String>,
+    /// `true`: the individual number's check digit is wrong on purpose (a forged card).
+    pub wrong_check_digit: Option<bool>,
+    /// `DF22`: the name, family and given name separated by U+3000.
+    pub name: Option<String>,
+    /// `DF23`: the address (full-width digits).
+    pub address: Option<String>,
+    /// `DF24`: the date of birth, `YYYYMMDD` (Gregorian; 照合番号B uses its 和暦 form).
+    pub birth_date: Option<Date>,
+    /// `DF25`: `male`, `female`, `unknown` or `not_applicable` (ISO 5218).
+    pub sex: Option<SexDoc>,
+    /// The card's expiry year, part of 照合番号B.
+    pub expiry_year: Option<Digits<4>>,
+    /// The 4-digit security code printed on the card, the end of 照合番号B.
+    pub security_code: Option<Digits<4>>,
+    /// The default key: signs the integrity record `0003`, is certified by `0004` and
+    /// answers the self-signature. PKCS#8 PEM, RSA-2048.
+    pub card_key: Option<PathBuf>,
+    /// The TEST CV CA key that signs the CV certificate `0004` (PKCS#8 PEM, RSA-2048).
+    pub cv_ca_key: Option<PathBuf>,
+    /// The session-key delivery private key; its public half is EF `0006`.
+    pub delivery_key: Option<PathBuf>,
+    /// Fields changed AFTER the integrity record was signed (a forged card: the record
+    /// vouches for the original values).
+    pub after_signing: Option<TextApChangesDoc>,
+}
+
+/// `text_ap.after_signing:` data written over the signed data.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextApChangesDoc {
+    /// Another name.
+    pub name: Option<String>,
+    /// Another address.
+    pub address: Option<String>,
+    /// Another individual number (any 12 digits).
+    pub individual_number: Option<String>,
+}
+
+/// ISO 5218 sex as a profile writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SexDoc {
+    /// `0`.
+    Unknown,
+    /// `1`.
+    Male,
+    /// `2`.
+    Female,
+    /// `9`.
+    NotApplicable,
 }
 
 /// `jpki:` the JPKI AP of a My Number card (spec notes B2, B4). File paths are relative
@@ -548,6 +637,10 @@ mod tests {
                 ("jpki", "sign_ca_certificate"),
                 ("jpki", "auth_key"),
                 ("jpki", "sign_key"),
+                ("text_ap", "card_key"),
+                ("text_ap", "cv_ca_key"),
+                ("text_ap", "delivery_key"),
+                ("residence_ap", "delivery_key"),
             ]
         );
     }

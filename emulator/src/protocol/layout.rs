@@ -106,6 +106,12 @@ pub enum CardType {
     ResidenceCard,
     /// 特別永住者証明書, the special permanent resident certificate.
     SpecialPermanentResidentCertificate,
+    /// 特定在留カード (`C1` = `07`): a residence card on the My Number card platform, its
+    /// data in the 在留AP with generation 2's rows (spec notes `my-number-platform.md` A1).
+    SpecifiedResidenceCard,
+    /// 特定特別永住者証明書 (`C1` = `08`): the special permanent resident certificate on the
+    /// My Number card platform, generation 2's rows without DF2/EF01–EF02 (A1).
+    SpecifiedSpecialPermanentResidentCertificate,
 }
 
 impl CardType {
@@ -119,8 +125,19 @@ impl CardType {
     pub fn from_code(code: &[u8]) -> Option<(Generation, CardType)> {
         LAYOUTS
             .iter()
+            .chain(SPECIFIED_LAYOUTS.iter())
             .find(|l| l.code.as_bytes() == code)
             .map(|l| (l.generation, l.card_type))
+    }
+
+    /// True for the types of the specified card (`07`, `08`): they live on the My Number
+    /// platform, only a `card.kind: specified_residence` profile has them.
+    pub fn is_specified(self) -> bool {
+        matches!(
+            self,
+            CardType::SpecifiedResidenceCard
+                | CardType::SpecifiedSpecialPermanentResidentCertificate
+        )
     }
 }
 
@@ -402,6 +419,10 @@ impl Layout {
             (Generation::First, CardType::SpecialPermanentResidentCertificate) => &GEN1_SPECIAL,
             (Generation::Second, CardType::ResidenceCard) => &GEN2_RESIDENCE_CARD,
             (Generation::Second, CardType::SpecialPermanentResidentCertificate) => &GEN2_SPECIAL,
+            // The specified card exists in generation 2's format only (A1); a first-generation
+            // profile of these types is refused by the compiler before it asks.
+            (_, CardType::SpecifiedResidenceCard) => &GEN2_SPECIFIED_RESIDENCE_CARD,
+            (_, CardType::SpecifiedSpecialPermanentResidentCertificate) => &GEN2_SPECIFIED_SPECIAL,
         }
     }
 
@@ -806,6 +827,34 @@ pub const GEN2_SPECIAL: Layout = Layout {
     scheme: CheckCodeScheme::EcdsaP384Sha256,
 };
 
+/// The specified residence card (`C1` = `07`): generation 2's residence-card rows with
+/// DF2/EF01 and EF02 (A1, \[C\]: LJ parses both with one class). Its "MF" rows (`C0`, `C1`)
+/// live directly under the 在留AP, not at the card's MF (A2).
+pub const GEN2_SPECIFIED_RESIDENCE_CARD: Layout = Layout {
+    generation: Generation::Second,
+    card_type: CardType::SpecifiedResidenceCard,
+    code: "07",
+    files: GEN2_RESIDENCE_CARD.files,
+    signed: G2_SIGNED,
+    scheme: CheckCodeScheme::EcdsaP384Sha256,
+};
+
+/// The specified special permanent resident certificate (`C1` = `08`): generation 2's
+/// special-certificate rows, without DF2/EF01–EF02 (A1).
+pub const GEN2_SPECIFIED_SPECIAL: Layout = Layout {
+    generation: Generation::Second,
+    card_type: CardType::SpecifiedSpecialPermanentResidentCertificate,
+    code: "08",
+    files: GEN2_SPECIAL.files,
+    signed: G2_SIGNED,
+    scheme: CheckCodeScheme::EcdsaP384Sha256,
+};
+
+/// The specified card's layouts (kept out of [`LAYOUTS`], which lists the residence
+/// engine's cards; [`CardType::from_code`] knows both).
+pub const SPECIFIED_LAYOUTS: [&Layout; 2] =
+    [&GEN2_SPECIFIED_RESIDENCE_CARD, &GEN2_SPECIFIED_SPECIAL];
+
 /// Every layout: generation × card type.
 pub const LAYOUTS: [&Layout; 4] = [
     &GEN1_RESIDENCE_CARD,
@@ -823,6 +872,35 @@ mod tests {
         CardType::SpecialPermanentResidentCertificate,
     ];
     const GENERATIONS: [Generation; 2] = [Generation::First, Generation::Second];
+
+    #[test]
+    fn the_specified_layouts_are_generation_2s_with_codes_07_and_08() {
+        let l07 = Layout::of(Generation::Second, CardType::SpecifiedResidenceCard);
+        let l08 = Layout::of(
+            Generation::Second,
+            CardType::SpecifiedSpecialPermanentResidentCertificate,
+        );
+        assert_eq!((l07.code, l08.code), ("07", "08"));
+        assert_eq!(l07.files, GEN2_RESIDENCE_CARD.files);
+        assert_eq!(l08.files, GEN2_SPECIAL.files);
+        assert!(l07.row(EfId::new(Df::Df2, 0x01)).is_some());
+        assert!(l07.row(EfId::new(Df::Df2, 0x02)).is_some());
+        assert!(l08.row(EfId::new(Df::Df2, 0x01)).is_none());
+        assert!(l08.row(EfId::new(Df::Df2, 0x02)).is_none());
+        assert_eq!(
+            CardType::from_code(b"07"),
+            Some((Generation::Second, CardType::SpecifiedResidenceCard))
+        );
+        assert_eq!(
+            CardType::from_code(b"08"),
+            Some((
+                Generation::Second,
+                CardType::SpecifiedSpecialPermanentResidentCertificate
+            ))
+        );
+        assert!(CardType::SpecifiedResidenceCard.is_specified());
+        assert!(!CardType::ResidenceCard.is_specified());
+    }
 
     #[test]
     fn every_generation_and_card_type_has_exactly_one_layout() {

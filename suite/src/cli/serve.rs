@@ -116,6 +116,9 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
                 format!("card number {}", profile.card_number)
             }
             rclab_emulator::chip::ChipKind::MyNumber => "My Number card".to_owned(),
+            rclab_emulator::chip::ChipKind::SpecifiedResidence => {
+                format!("specified residence card number {}", profile.card_number)
+            }
         };
         println!(
             "serving {} ({what}) in {:?} via {endpoint}",

@@ -303,8 +303,11 @@ impl CardFields {
             .as_deref()
             .and_then(|c| CardType::from_code(c.as_bytes()))
             .map(|(_, card_type)| match card_type {
-                CardType::ResidenceCard => CardKind::ResidenceCard,
-                CardType::SpecialPermanentResidentCertificate => {
+                CardType::ResidenceCard | CardType::SpecifiedResidenceCard => {
+                    CardKind::ResidenceCard
+                }
+                CardType::SpecialPermanentResidentCertificate
+                | CardType::SpecifiedSpecialPermanentResidentCertificate => {
                     CardKind::SpecialPermanentResidentCertificate
                 }
             });
