@@ -497,6 +497,12 @@ pub enum TextApCheckError {
     CheckDigit(IndividualNumberError),
 }
 
+/// The text AP's EFs [`check_files`] judges, in its argument order: `0001` the number,
+/// `0002` the basic attributes, `0003` the integrity record, `0004` the CV certificate. A
+/// checker reads these and no other text-AP file, and the suite's privacy audit counts
+/// exactly these as needed.
+pub const CHECKED_FILES: [u16; 4] = [0x0001, 0x0002, 0x0003, 0x0004];
+
 /// What a verified text AP holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckedTextAp {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use rclab_emulator::card::{CardImage, Df};
 use rclab_emulator::my_number::MyNumberImage;
 use rclab_emulator::my_number::apps::{App, AppRow, Content, FileRow};
+use rclab_emulator::my_number::text_ap;
 use rclab_emulator::protocol::command::{Instruction, ReadTarget, Select};
 use rclab_emulator::protocol::layout::{EfId, Element};
 use rclab_emulator::protocol::{Apdu, Status};
@@ -209,23 +210,26 @@ pub fn audit_my_number(image: &MyNumberImage, transcript: &[Exchange]) -> Privac
             _ => {}
         }
     }
-    let needed =
-        |a: &AppRow, f: &FileRow| a.app == App::Jpki && MY_NUMBER_NEEDED.contains(&f.content);
+    let needed = |a: &AppRow, f: &FileRow| match a.app {
+        App::Jpki => MY_NUMBER_NEEDED.contains(&f.content),
+        App::TextSupport => text_ap::CHECKED_FILES.contains(&f.fid),
+        _ => false,
+    };
     report.efs_read = touched.iter().map(|(_, f)| f.name.to_owned()).collect();
     report.unneeded_efs = touched
         .iter()
         .filter(|(a, f)| !needed(a, f))
         .map(|(_, f)| f.name.to_owned())
         .collect();
-    report.bytes_needed = image
-        .app(App::Jpki)
-        .map(|jpki| {
-            jpki.files
+    report.bytes_needed = [App::Jpki, App::TextSupport]
+        .into_iter()
+        .filter_map(|app| image.app(app))
+        .flat_map(|app| {
+            app.files
                 .iter()
-                .filter(|f| MY_NUMBER_NEEDED.contains(&f.row.content))
+                .filter(move |f| needed(app.row, f.row))
                 .map(|f| f.content.len())
-                .sum()
         })
-        .unwrap_or(0);
+        .sum();
     report
 }
