@@ -59,5 +59,6 @@ pub mod checker;
 pub mod fuzzing;
 pub mod judgement;
 pub mod pcsc_channel;
+pub mod probe;
 pub mod readers;
 pub mod run;

@@ -1,0 +1,649 @@
+//! The probes, as a table: what each decides, what it needs, what it risks and what it
+//! sends. The README's list of probes is this table.
+
+use encoding_rs::SHIFT_JIS;
+
+use rclab_emulator::card::knobs::knob;
+use rclab_emulator::protocol::layout::{CardType, Element, Layout};
+use rclab_emulator::protocol::{Generation, Status, tlv};
+
+use super::{Ctx, Decision, Finding, Risk, Seen};
+
+/// One probe of the battery.
+pub struct Probe {
+    /// Its name (the README's and the header's).
+    pub name: &'static str,
+    /// The knob paths (rows of `KNOBS`) it decides.
+    pub decides: &'static [&'static str],
+    /// It needs the card number (MUTUAL AUTHENTICATE and VERIFY).
+    pub needs_card_number: bool,
+    /// What it can cost the card.
+    pub risk: Risk,
+    /// The APDUs it sends, in words.
+    pub sends: &'static str,
+    /// The probe itself: its findings, one per path of `decides`.
+    pub run: fn(&mut Ctx<'_>) -> Vec<Finding>,
+}
+
+/// Every probe, in the order they run (the card type first: the others need the layout).
+pub const PROBES: &[Probe] = &[
+    Probe {
+        name: "card-type",
+        decides: &[],
+        needs_card_number: false,
+        risk: Risk::ReadOnly,
+        sends: "00 B0 8A 00 00 (MF/EF02, the card type C1): the generation and layout",
+        run: card_type,
+    },
+    Probe {
+        name: "reader-get-data",
+        decides: &["reader.get_data"],
+        needs_card_number: false,
+        risk: Risk::ReadOnly,
+        sends: "FF CA 00 00 00 and FF CA 01 00 00 (PC/SC GET DATA: UID, historical bytes); \
+                lengths kept, not the UID",
+        run: reader_get_data,
+    },
+    Probe {
+        name: "read-past-end",
+        decides: &["knobs.read_past_end"],
+        needs_card_number: false,
+        risk: Risk::ReadOnly,
+        sends: "00 B0 8B 00 00 (MF/EF01 whole), then 00 B0 8B 00 <its length + 1>",
+        run: read_past_end,
+    },
+    Probe {
+        name: "df1-images",
+        decides: &["knobs.image_layout", "face_layout"],
+        needs_card_number: true,
+        risk: Risk::Authenticated,
+        sends: "GET CHALLENGE, MUTUAL AUTHENTICATE, VERIFY; SM READ BINARY of the DF1 EFs \
+                holding the images (whole EFs); TLV lengths kept, not the images",
+        run: df1_images,
+    },
+    Probe {
+        name: "certificate-layout",
+        decides: &["signature.certificate_layout"],
+        needs_card_number: true,
+        risk: Risk::Authenticated,
+        sends: "GET CHALLENGE, MUTUAL AUTHENTICATE, VERIFY; READ BINARY of DF3/EF01; the \
+                certificate's DER length and its TLV's length kept",
+        run: certificate_layout,
+    },
+    Probe {
+        name: "text-encoding",
+        decides: &["text_encoding"],
+        needs_card_number: true,
+        risk: Risk::Authenticated,
+        sends: "GET CHALLENGE, MUTUAL AUTHENTICATE, VERIFY; READ BINARY of the generation-1 \
+                DF2 text EFs; only whether the text is UTF-8 or Shift_JIS kept",
+        run: text_encoding,
+    },
+    Probe {
+        name: "failed-verify",
+        decides: &["knobs.failed_verify_drops_session"],
+        needs_card_number: true,
+        risk: Risk::Risky("failed-verify"),
+        sends: "GET CHALLENGE, MUTUAL AUTHENTICATE, VERIFY of a WRONG number, then VERIFY of \
+                the right one",
+        run: failed_verify,
+    },
+];
+
+/// Knob rows no probe can decide, with the reason (none today: a row added to `KNOBS`
+/// must get a probe or a line here, or the battery's test fails).
+pub const UNDECIDABLE: &[(&str, &str)] = &[];
+
+/// Why `path` cannot be probed, if it is listed as undecidable.
+pub fn undecidable(path: &str) -> Option<&'static str> {
+    UNDECIDABLE
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, why)| *why)
+}
+
+/// A finding of `value` for `path`, if the knob takes that value; otherwise unknown (a
+/// probe never writes a value the knob table does not have).
+fn value(path: &'static str, value: &str, evidence: Vec<Seen>, why: String) -> Finding {
+    let decision = match knob(path).and_then(|k| k.values.iter().find(|v| **v == value)) {
+        Some(v) => Decision::Value(v),
+        None => Decision::Unknown(format!("{value:?} is no value of {path}")),
+    };
+    Finding {
+        path,
+        decision,
+        evidence,
+        why,
+    }
+}
+
+fn unknown(path: &'static str, evidence: Vec<Seen>, why: impl Into<String>) -> Finding {
+    Finding {
+        path,
+        decision: Decision::Unknown(why.into()),
+        evidence,
+        why: String::new(),
+    }
+}
+
+fn not_shown(path: &'static str, evidence: Vec<Seen>, why: impl Into<String>) -> Finding {
+    Finding {
+        path,
+        decision: Decision::NotShown(why.into()),
+        evidence,
+        why: String::new(),
+    }
+}
+
+/// Every path of `paths` unknown for the same reason (a step before the decision failed).
+fn all_unknown(paths: &[&'static str], evidence: &[Seen], why: &str) -> Vec<Finding> {
+    paths
+        .iter()
+        .map(|p| unknown(p, evidence.to_vec(), why))
+        .collect()
+}
+
+/// Evidence of a whole-EF read through the reader session (plain or SM).
+fn read_seen(label: &str, sm: bool, result: &Result<Vec<u8>, String>) -> Seen {
+    let sent = if sm {
+        format!("SM READ BINARY {label} (whole EF)")
+    } else {
+        format!("READ BINARY {label} (whole EF)")
+    };
+    match result {
+        Ok(data) => Seen {
+            sent,
+            status: Status::Success.to_string(),
+            length: data.len(),
+        },
+        Err(e) => Seen {
+            sent,
+            status: e.clone(),
+            length: 0,
+        },
+    }
+}
+
+fn card_type(ctx: &mut Ctx<'_>) -> Vec<Finding> {
+    if ctx.fresh().is_err() {
+        return Vec::new();
+    }
+    let answer = ctx.session.transmit(&[0x00, 0xB0, 0x8A, 0x00, 0x00]);
+    if let Ok(r) = answer
+        && r.status == Status::Success
+        && let Ok((c1, _)) = tlv::parse_at(&r.data, 0)
+        && c1.tag == 0xC1
+        && let Some((generation, card_type)) = CardType::from_code(c1.value)
+    {
+        ctx.layout = Some(Layout::of(generation, card_type));
+    }
+    Vec::new()
+}
+
+fn reader_get_data(ctx: &mut Ctx<'_>) -> Vec<Finding> {
+    const PATH: &str = "reader.get_data";
+    if let Err(e) = ctx.fresh() {
+        return vec![unknown(PATH, Vec::new(), e)];
+    }
+    let (uid, seen_uid) = ctx.raw(&[0xFF, 0xCA, 0x00, 0x00, 0x00]);
+    let (_, seen_historical) = ctx.raw(&[0xFF, 0xCA, 0x01, 0x00, 0x00]);
+    let evidence = vec![seen_uid, seen_historical];
+    vec![match uid {
+        Ok(r) if r.status == Status::Success && !r.data.is_empty() => value(
+            PATH,
+            "true",
+            evidence,
+            format!(
+                "the reader answered GET DATA with a {}-byte UID (not kept)",
+                r.data.len()
+            ),
+        ),
+        Ok(r) if r.status == Status::ClassNotSupported => value(
+            PATH,
+            "false",
+            evidence,
+            "CLA FF reached the card, which refused it with 6E 00".into(),
+        ),
+        Ok(r) => unknown(
+            PATH,
+            evidence,
+            format!("GET DATA answered {} with {} bytes", r.status, r.data.len()),
+        ),
+        Err(e) => unknown(PATH, evidence, format!("GET DATA: {e}")),
+    }]
+}
+
+fn read_past_end(ctx: &mut Ctx<'_>) -> Vec<Finding> {
+    const PATH: &str = "knobs.read_past_end";
+    if let Err(e) = ctx.fresh() {
+        return vec![unknown(PATH, Vec::new(), e)];
+    }
+    let (whole, seen_whole) = ctx.raw(&[0x00, 0xB0, 0x8B, 0x00, 0x00]);
+    let mut evidence = vec![seen_whole];
+    let size = match whole {
+        Ok(r) if matches!(r.status, Status::Success | Status::EndOfFileWarning) => r.data.len(),
+        Ok(r) => match r.status {
+            Status::WrongLe(n) => usize::from(n),
+            other => {
+                return vec![unknown(
+                    PATH,
+                    evidence,
+                    format!("MF/EF01 did not read ({other})"),
+                )];
+            }
+        },
+        Err(e) => return vec![unknown(PATH, evidence, format!("MF/EF01: {e}"))],
+    };
+    let Some(le) = u8::try_from(size + 1).ok().filter(|_| size > 0) else {
+        return vec![unknown(
+            PATH,
+            evidence,
+            format!("MF/EF01 is {size} bytes: no short Le reaches past its end"),
+        )];
+    };
+    let (past, seen_past) = ctx.raw(&[0x00, 0xB0, 0x8B, 0x00, le]);
+    evidence.push(seen_past);
+    let asked = format!("asked for {le} bytes of a {size}-byte EF");
+    vec![match past {
+        Ok(r) => match r.status {
+            Status::EndOfFileWarning if r.data.len() == size => value(
+                PATH,
+                "end_of_file_warning",
+                evidence,
+                format!("{asked}: the {size} bytes and 62 82"),
+            ),
+            Status::WrongLe(n) if usize::from(n) == size => value(
+                PATH,
+                "wrong_le",
+                evidence,
+                format!("{asked}: 6C {n:02X}, the length there is"),
+            ),
+            Status::Success if r.data.len() == size => value(
+                PATH,
+                "success",
+                evidence,
+                format!("{asked}: the {size} bytes and 90 00"),
+            ),
+            Status::OffsetOutOfRange if r.data.is_empty() => value(
+                PATH,
+                "wrong_p1_p2",
+                evidence,
+                format!("{asked}: 6B 00 and no data"),
+            ),
+            other => unknown(
+                PATH,
+                evidence,
+                format!(
+                    "{asked}: {other} with {} bytes, outside every value",
+                    r.data.len()
+                ),
+            ),
+        },
+        Err(e) => unknown(PATH, evidence, format!("{asked}: {e}")),
+    }]
+}
+
+/// The first object with `tag` among the top-level TLVs of `content` (until the end or the
+/// zero fill), with whether its length was written in long form.
+fn object_at(content: &[u8], tag: u16) -> Result<Option<(usize, bool, &[u8])>, String> {
+    let mut pos = 0;
+    while pos < content.len() && content[pos] != 0 {
+        let (object, next) = tlv::parse_at(content, pos).map_err(|e| e.to_string())?;
+        if object.tag == tag {
+            // The long form of a length under 128 is the non-minimal one `81 xx`/`82 00 xx`.
+            let long = content.get(pos + if tag > 0xFF { 2 } else { 1 }) >= Some(&0x81);
+            return Ok(Some((object.value.len(), long, object.value)));
+        }
+        pos = next;
+    }
+    Ok(None)
+}
+
+fn df1_images(ctx: &mut Ctx<'_>) -> Vec<Finding> {
+    const IMAGE: &str = "knobs.image_layout";
+    const FACE: &str = "face_layout";
+    let Some(layout) = ctx.layout() else {
+        return all_unknown(&[IMAGE, FACE], &[], "the card type was not read");
+    };
+    if let Err(e) = ctx.open() {
+        return all_unknown(&[IMAGE, FACE], &[], &e);
+    }
+    let mut out = Vec::new();
+    if layout.generation == Generation::First {
+        out.push(match layout.holding_element(Element::FrontImage) {
+            Some((row, object)) => {
+                let read = ctx.read_ef(row);
+                let evidence = vec![read_seen(row.label_text(), true, &read)];
+                let area = object.area.unwrap_or(0);
+                match read.map(|c| object_at(&c, object.tag).map(|o| o.map(|(n, _, v)| (n, v.last() == Some(&0))))) {
+                    Ok(Ok(Some((len, _)))) if len < area => value(
+                        IMAGE,
+                        "exact",
+                        evidence,
+                        format!("D0 holds {len} bytes of a {area}-byte area"),
+                    ),
+                    Ok(Ok(Some((len, true)))) if len == area => value(
+                        IMAGE,
+                        "full",
+                        evidence,
+                        format!("D0 holds the whole {area}-byte area, the image zero-padded inside"),
+                    ),
+                    Ok(Ok(Some((len, false)))) if len == area => not_shown(
+                        IMAGE,
+                        evidence,
+                        format!("the image fills the whole {area}-byte area: both layouts store it alike"),
+                    ),
+                    Ok(Ok(Some((len, _)))) => unknown(IMAGE, evidence, format!("D0 of {len} bytes is larger than its {area}-byte area")),
+                    Ok(Ok(None)) => unknown(IMAGE, evidence, "no D0 in the front-image EF"),
+                    Ok(Err(e)) => unknown(IMAGE, evidence, format!("the front-image EF does not parse: {e}")),
+                    Err(e) => unknown(IMAGE, evidence, e),
+                }
+            }
+            None => unknown(IMAGE, Vec::new(), "the layout has no front image"),
+        });
+    }
+    out.push(match layout.holding_element(Element::FaceImage) {
+        Some((row, object)) => {
+            let read = ctx.read_ef(row);
+            let evidence = vec![read_seen(row.label_text(), true, &read)];
+            match read.map(|c| {
+                object_at(&c, object.tag)
+                    .map(|o| o.map(|(len, long, v)| (len, long, v.iter().all(|&b| b == 0))))
+            }) {
+                Ok(Ok(None)) => value(FACE, "omitted", evidence, "no D1 in its EF".into()),
+                Ok(Ok(Some((0, false, _)))) => value(
+                    FACE,
+                    "zero_length",
+                    evidence,
+                    "D1 00: present and empty".into(),
+                ),
+                Ok(Ok(Some((0, true, _)))) => value(
+                    FACE,
+                    "zero_filled",
+                    evidence,
+                    "D1 82 00 00: an image of no bytes in the exact layout (zero fill after it)"
+                        .into(),
+                ),
+                Ok(Ok(Some((len, _, true)))) => value(
+                    FACE,
+                    "zero_filled",
+                    evidence,
+                    format!("D1 holds {len} zero bytes"),
+                ),
+                Ok(Ok(Some((len, _, false)))) => not_shown(
+                    FACE,
+                    evidence,
+                    format!(
+                        "the card holds a {len}-byte face image: how it stores a missing one \
+                         does not show"
+                    ),
+                ),
+                Ok(Err(e)) => unknown(FACE, evidence, format!("the face EF does not parse: {e}")),
+                Err(e) => unknown(FACE, evidence, e),
+            }
+        }
+        None => unknown(FACE, Vec::new(), "the layout has no face image"),
+    });
+    out
+}
+
+fn certificate_layout(ctx: &mut Ctx<'_>) -> Vec<Finding> {
+    const PATH: &str = "signature.certificate_layout";
+    let Some(layout) = ctx.layout() else {
+        return vec![unknown(PATH, Vec::new(), "the card type was not read")];
+    };
+    let Some((row, object)) = layout.holding_element(Element::Certificate) else {
+        return vec![unknown(PATH, Vec::new(), "the layout has no certificate")];
+    };
+    if let Err(e) = ctx.open() {
+        return vec![unknown(PATH, Vec::new(), e)];
+    }
+    let read = ctx.read_ef(row);
+    let evidence = vec![read_seen(row.label_text(), false, &read)];
+    let content = match read {
+        Ok(c) => c,
+        Err(e) => return vec![unknown(PATH, evidence, e)],
+    };
+    // The certificate's TLV, and where it ends in the EF.
+    let mut pos = 0;
+    let found = loop {
+        match tlv::parse_at(&content, pos) {
+            Ok((o, end)) if o.tag == object.tag => break Some((o.value, end)),
+            Ok((_, end)) if end < content.len() && content[end] != 0 => pos = end,
+            _ => break None,
+        }
+    };
+    let Some((value_bytes, end)) = found else {
+        return vec![unknown(
+            PATH,
+            evidence,
+            format!("no {:02X} object in {}", object.tag, row.label_text()),
+        )];
+    };
+    let der = match tlv::parse_at(value_bytes, 0) {
+        Ok((_, der_end)) => der_end,
+        Err(e) => {
+            return vec![unknown(
+                PATH,
+                evidence,
+                format!("the certificate's own length does not parse: {e}"),
+            )];
+        }
+    };
+    let stored = value_bytes.len();
+    let fills = match object.area {
+        Some(area) => stored == area,
+        None => end == content.len(),
+    };
+    let tag = format!("{:02X}", object.tag);
+    vec![if der == stored && fills {
+        not_shown(
+            PATH,
+            evidence,
+            format!("the {der}-byte certificate fills its area: both layouts store it alike"),
+        )
+    } else if der == stored {
+        value(
+            PATH,
+            "exact",
+            evidence,
+            format!("{tag} holds exactly the {der}-byte certificate"),
+        )
+    } else if der < stored && value_bytes[der..].iter().all(|&b| b == 0) && fills {
+        value(
+            PATH,
+            "padded",
+            evidence,
+            format!("{tag} holds {stored} bytes: the {der}-byte certificate and zeros"),
+        )
+    } else {
+        unknown(
+            PATH,
+            evidence,
+            format!("{tag} holds {stored} bytes around a {der}-byte certificate, outside both layouts"),
+        )
+    }]
+}
+
+fn text_encoding(ctx: &mut Ctx<'_>) -> Vec<Finding> {
+    const PATH: &str = "text_encoding";
+    let Some(layout) = ctx.layout() else {
+        return vec![unknown(PATH, Vec::new(), "the card type was not read")];
+    };
+    if let Err(e) = ctx.open() {
+        return vec![unknown(PATH, Vec::new(), e)];
+    }
+    let text_elements = [
+        Element::AddressText,
+        Element::ComprehensivePermissionText,
+        Element::IndividualPermissionText,
+    ];
+    let mut evidence = Vec::new();
+    let mut texts: Vec<Vec<u8>> = Vec::new();
+    for element in text_elements {
+        let Some((row, object)) = layout.holding_element(element) else {
+            continue;
+        };
+        let read = ctx.read_ef(row);
+        evidence.push(read_seen(row.label_text(), false, &read));
+        let content = match read {
+            Ok(c) => c,
+            Err(e) => return vec![unknown(PATH, evidence, e)],
+        };
+        match object_at(&content, object.tag) {
+            Ok(Some((_, _, v))) => {
+                let end = v.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+                texts.push(v[..end].to_vec());
+            }
+            Ok(None) => {}
+            Err(e) => return vec![unknown(PATH, evidence, format!("{}: {e}", row.label_text()))],
+        }
+    }
+    let non_ascii: usize = texts
+        .iter()
+        .map(|t| t.iter().filter(|&&b| b >= 0x80).count())
+        .sum();
+    if non_ascii == 0 {
+        return vec![not_shown(
+            PATH,
+            evidence,
+            "the text is ASCII: both encodings store it alike",
+        )];
+    }
+    let counted = format!("{} text objects, {non_ascii} non-ASCII bytes", texts.len());
+    if texts.iter().all(|t| std::str::from_utf8(t).is_ok()) {
+        vec![value(PATH, "utf8", evidence, format!("{counted}, all valid UTF-8"))]
+    } else if texts
+        .iter()
+        .all(|t| !SHIFT_JIS.decode_without_bom_handling(t).1)
+    {
+        vec![value(
+            PATH,
+            "shift_jis",
+            evidence,
+            format!("{counted}: not UTF-8, valid Shift_JIS"),
+        )]
+    } else {
+        vec![unknown(
+            PATH,
+            evidence,
+            format!("{counted}: neither UTF-8 nor Shift_JIS"),
+        )]
+    }
+}
+
+/// A card number of the right form that is not `number`: its first letter changed.
+fn wrong_number(number: &str) -> String {
+    let mut chars: Vec<char> = number.chars().collect();
+    if let Some(first) = chars.first_mut() {
+        *first = if *first == 'Z' { 'Y' } else { 'Z' };
+    }
+    chars.into_iter().collect()
+}
+
+fn failed_verify(ctx: &mut Ctx<'_>) -> Vec<Finding> {
+    const PATH: &str = "knobs.failed_verify_drops_session";
+    let Some(number) = ctx.number.clone() else {
+        return vec![unknown(PATH, Vec::new(), "no card number")];
+    };
+    if let Err(e) = ctx.open() {
+        return vec![unknown(PATH, Vec::new(), e)];
+    }
+    let seen = |what: &str, status: &Result<Status, String>| Seen {
+        sent: format!("VERIFY ({what}, not kept)"),
+        status: match status {
+            Ok(s) => s.to_string(),
+            Err(e) => e.clone(),
+        },
+        length: 0,
+    };
+    let wrong = ctx.verify_status(&wrong_number(&number));
+    let mut evidence = vec![seen("a wrong number", &wrong)];
+    if wrong != Ok(Status::VerificationFailed) {
+        return vec![unknown(
+            PATH,
+            evidence,
+            "the wrong number was not refused with 63 00",
+        )];
+    }
+    let right = ctx.verify_status(&number);
+    evidence.push(seen("the card number", &right));
+    match right {
+        Ok(Status::Success) => vec![value(
+            PATH,
+            "false",
+            evidence,
+            "after a failed VERIFY the session still verifies the right number".into(),
+        )],
+        Ok(
+            s @ (Status::ConditionsNotSatisfied
+            | Status::IncorrectSmDataObjects
+            | Status::SecurityStatusNotSatisfied),
+        ) => vec![value(
+            PATH,
+            "true",
+            evidence,
+            format!("after a failed VERIFY the right number is refused with {s}: no session"),
+        )],
+        Ok(s) => vec![unknown(
+            PATH,
+            evidence,
+            format!("the right number then got {s}, outside both values"),
+        )],
+        Err(e) => vec![unknown(PATH, evidence, e)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rclab_emulator::card::knobs::KNOBS;
+
+    #[test]
+    fn every_knob_is_decided_by_one_probe_or_listed_as_undecidable() {
+        for k in KNOBS {
+            let deciding: Vec<&str> = PROBES
+                .iter()
+                .filter(|p| p.decides.contains(&k.path))
+                .map(|p| p.name)
+                .collect();
+            match (deciding.as_slice(), undecidable(k.path)) {
+                ([_], None) => {}
+                ([], Some(why)) => assert!(!why.is_empty(), "{}", k.path),
+                (probes, why) => panic!(
+                    "{}: decided by {probes:?}, undecidable: {why:?} (one of the two, once)",
+                    k.path
+                ),
+            }
+        }
+        for p in PROBES {
+            for path in p.decides {
+                assert!(knob(path).is_some(), "{}: {path} is no knob", p.name);
+            }
+            assert!(!p.sends.is_empty());
+        }
+        for (path, _) in UNDECIDABLE {
+            assert!(knob(path).is_some(), "{path} is no knob");
+        }
+    }
+
+    #[test]
+    fn a_wrong_number_differs_and_keeps_the_form() {
+        assert_eq!(wrong_number("AB12345678CD"), "ZB12345678CD");
+        assert_eq!(wrong_number("ZB12345678CD"), "YB12345678CD");
+    }
+
+    #[test]
+    fn long_and_short_lengths_are_told_apart() {
+        assert_eq!(object_at(&[0xD1, 0x00], 0xD1).unwrap().unwrap().1, false);
+        assert_eq!(
+            object_at(&[0xD1, 0x82, 0x00, 0x00, 0x00], 0xD1)
+                .unwrap()
+                .unwrap()
+                .1,
+            true
+        );
+        assert!(object_at(&[0x00, 0xD1, 0x00], 0xD1).unwrap().is_none());
+        assert!(object_at(&[0xD1, 0x05], 0xD1).is_err());
+    }
+}
