@@ -16,7 +16,7 @@
 
 pub mod battery;
 pub mod fragment;
-// RECORD_PENDING pub mod record;
+pub mod record;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
