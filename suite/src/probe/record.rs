@@ -276,14 +276,23 @@ pub fn padded_image(image: &[u8], size: usize) -> Vec<u8> {
     out
 }
 
-/// The image the card holds for `element` (trailing zero padding cut), if any.
+/// `bytes` without its trailing zeros.
+fn trim_zeros(bytes: &[u8]) -> &[u8] {
+    &bytes[..bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)]
+}
+
+/// The image the card holds for `element`, if any.
 fn card_image(rec: &Recording, element: Element) -> Option<Vec<u8>> {
     let (row, object) = rec.layout.holding_element(element)?;
     let (_, bytes) = rec.files.iter().find(|(r, _)| r.id == row.id)?;
-    let mut value = object_value(bytes, object.tag)?;
-    let end = value.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-    value.truncate(end);
-    Some(value)
+    let value = object_value(bytes, object.tag)?;
+    // A value filling its area is zero-padded inside (the full layout): the image ends
+    // where the zeros begin. A shorter one is the image exactly.
+    if object.area.is_some_and(|area| value.len() >= area) {
+        Some(trim_zeros(&value).to_vec())
+    } else {
+        Some(value)
+    }
 }
 
 /// Writes a shareable TEST card as `dir/card.yaml` with its images and TEST signer below
@@ -339,9 +348,22 @@ pub fn write_redacted(rec: &Recording, dir: &Path) -> Result<PathBuf> {
             let _ = writeln!(yaml, "  {key}: null");
             continue;
         }
-        let Some((_, _, bytes, ext)) = TEST_IMAGES
+        // Another person's TEST image of the kind (a face of either generation: both are
+        // JPEG 2000), the largest that pads to the card's size, else the smallest.
+        let candidates: Vec<&(Element, Generation, &[u8], &str)> = TEST_IMAGES
             .iter()
-            .find(|(e, g, bytes, _)| *e == element && *g == generation && !real.starts_with(&bytes[..bytes.len().min(64)]))
+            .filter(|(e, g, bytes, _)| {
+                *e == element
+                    && (*g == generation || element == Element::FaceImage)
+                    && trim_zeros(&real) != trim_zeros(bytes)
+            })
+            .collect();
+        let fitting = candidates
+            .iter()
+            .filter(|(_, _, bytes, _)| padded_image(bytes, real.len()).len() == real.len())
+            .max_by_key(|(_, _, bytes, _)| bytes.len());
+        let Some((_, _, bytes, ext)) =
+            fitting.or_else(|| candidates.iter().min_by_key(|(_, _, bytes, _)| bytes.len()))
         else {
             bail!("no TEST image for {key}");
         };
