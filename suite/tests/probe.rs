@@ -304,3 +304,82 @@ fn without_the_card_number_or_the_risky_flag_those_probes_do_not_run() {
     );
     let _ = Arc::clone(&card.image);
 }
+
+/// Runs `work` for every item of `items` on the free vpcd readers, one thread per reader,
+/// each item with the port of the reader it got.
+pub fn on_readers<T: Sync>(items: &[T], work: impl Fn(&T, u16) + Sync) {
+    let mut ports = rclab_suite::run::vpcd_ports();
+    ports.truncate(4);
+    assert!(!ports.is_empty(), "no free vpcd reader");
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for port in ports {
+            let (next, work) = (&next, &work);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    work(item, port);
+                }
+            });
+        }
+    });
+}
+
+/// `card` served in the vpcd reader at `port` (until dropped or stopped).
+pub fn serve(card: SimCard, port: u16) -> rclab_emulator::transport::vpcd::VirtualReader {
+    use rclab_emulator::transport::vpcd::{ReaderOptions, VirtualReader};
+    let reader = VirtualReader::spawn(ReaderOptions::new(port), Some(Box::new(card)));
+    assert!(
+        reader.wait_attached(std::time::Duration::from_secs(10)),
+        "vpcd never took the card on port {port}"
+    );
+    reader
+}
+
+#[test]
+fn every_card_of_the_variant_space_is_probed_back_over_pcsc() {
+    if !common::stack_available() {
+        return;
+    }
+    let dir = common::temp_dir("probe", "pcsc");
+    let (valid, variants) = variant_space(&dir);
+    let cards: Vec<&Profile> = valid.iter().chain(&variants).collect();
+    let started = std::time::Instant::now();
+    on_readers(&cards, |card, port| {
+        let base = valid
+            .iter()
+            .find(|b| card.name == b.name || card.description.contains(&format!("of {}:", b.name)))
+            .unwrap();
+        let reader = serve(card.card(), port);
+        let out = dir.join(format!("{}.fragment.yaml", card.name.replace('/', "-")));
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_rclab"))
+            .args(["probe", "--reader", &reader.name(), "--card-number", card.card_number.as_str()])
+            .args(["--risky", "failed-verify", "--seed", "3", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        reader.stop();
+        assert!(run.status.success(), "{}: {}", card.name, common::stderr(&run));
+        assert!(
+            common::stderr(&run).contains("WRONG VERIFY"),
+            "{}: no warning",
+            card.name
+        );
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(!text.contains(": unknown"), "{}:\n{text}", card.name);
+        let over = dir.join(format!("{}.rebuilt.yaml", card.name.replace('/', "-")));
+        std::fs::write(&over, format!("extends: {}\n{text}", base.path.display())).unwrap();
+        let rebuilt = profile::load(&over)
+            .unwrap_or_else(|e| panic!("{}: the fragment does not load: {e}\n{text}", card.name));
+        assert!(rebuilt.image.files == card.image.files, "{}\n{text}", card.name);
+        assert_eq!(rebuilt.image.knobs, card.image.knobs, "{}\n{text}", card.name);
+        assert_eq!(rebuilt.image.reader, card.image.reader, "{}\n{text}", card.name);
+        assert_no_personal_data(&text, card, &card.name);
+    });
+    eprintln!(
+        "{} cards probed over PC/SC in {:.1} s",
+        cards.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
