@@ -303,3 +303,96 @@ fn raw_files_errors_name_the_field() {
     let child = write(&dir, "sub/child.yaml", &format!("extends: ../{}\n", recorded.file_name().unwrap().to_string_lossy()));
     assert!(profile::load(&child).unwrap().image.files == p.image.files);
 }
+
+/// Runs `work` for every item of `items` on the free vpcd readers (at most four), one
+/// thread per reader, each item with the port of the reader it got.
+fn on_readers<T: Sync>(items: &[T], work: impl Fn(&T, u16) + Sync) {
+    let mut ports = rclab_suite::run::vpcd_ports();
+    ports.truncate(4);
+    assert!(!ports.is_empty(), "no free vpcd reader");
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for port in ports {
+            let (next, work) = (&next, &work);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    work(item, port);
+                }
+            });
+        }
+    });
+}
+
+/// `card` served in the vpcd reader at `port`.
+fn serve(card: SimCard, port: u16) -> rclab_emulator::transport::vpcd::VirtualReader {
+    use rclab_emulator::transport::vpcd::{ReaderOptions, VirtualReader};
+    let reader = VirtualReader::spawn(ReaderOptions::new(port), Some(Box::new(card)));
+    assert!(
+        reader.wait_attached(std::time::Duration::from_secs(10)),
+        "vpcd never took the card on port {port}"
+    );
+    reader
+}
+
+/// The reference checker's transcript and verdict on `card`, served at `port`, over PC/SC.
+fn checked_over_pcsc(card: SimCard, number: &str, port: u16) -> (Vec<(String, String)>, Verdict) {
+    let reader = serve(card, port);
+    let trust = TrustStore::embedded_test_roots();
+    let checker = Checker {
+        trust: &trust,
+        options: common::options(11),
+    };
+    let mut channel = rclab_suite::pcsc_channel::PcscChannel::connect(
+        &reader.name(),
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    let (transcript, verdict) = {
+        let mut tap = Tap::new(&mut channel);
+        let report = checker.check(&mut tap, number);
+        (pairs(tap.transcript()), report.verdict)
+    };
+    channel.close();
+    reader.stop();
+    (transcript, verdict)
+}
+
+#[test]
+fn every_valid_and_corrupted_card_served_over_pcsc_replays_from_its_recording() {
+    if !common::stack_available() {
+        return;
+    }
+    let root = common::temp_dir("record", "pcsc");
+    let cards: Vec<Profile> = catalogue().into_iter().filter(|p| p.faults.is_empty()).collect();
+    let started = std::time::Instant::now();
+    on_readers(&cards, |p, port| {
+        let dir = root.join(p.name.replace('/', "-"));
+        let number = p.card_number.as_str();
+        let reader = serve(p.card(), port);
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_rclab"))
+            .args(["record", "--reader", &reader.name(), "--card-number", number, "--out"])
+            .arg(&dir)
+            .args(["--seed", &p.image.seed.to_string(), "--at", "2026-11-25"])
+            .output()
+            .unwrap();
+        reader.stop();
+        assert!(run.status.success(), "{}: {}", p.name, common::stderr(&run));
+        assert!(common::stderr(&run).contains("PERSONAL DATA"), "{}", p.name);
+        let recording = profile::load(&dir.join("card.yaml"))
+            .unwrap_or_else(|e| panic!("{}: {e}", p.name));
+        assert_eq!(mode(&dir.join("card.yaml")), 0o600);
+        assert!(recording.image.files == p.image.files, "{}", p.name);
+        let (original, original_verdict) = checked_over_pcsc(p.card(), number, port);
+        let (replay, replay_verdict) = checked_over_pcsc(recording.card(), number, port);
+        assert_eq!(replay_verdict, original_verdict, "{}", p.name);
+        assert!(replay == original, "{}: transcripts differ", p.name);
+        assert_eq!(recording.expect.verdict, original_verdict, "{}", p.name);
+    });
+    eprintln!(
+        "{} cards recorded and replayed over PC/SC in {:.1} s",
+        cards.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
