@@ -107,3 +107,33 @@ fn ff_ca_after_the_card_left_reports_the_removal() {
         Err(TransportError::CardRemoved)
     );
 }
+
+/// `reader.pupi: random`: a new PUPI at every power-up (SimCard::reset, what vpcd's power
+/// on and reset call), the same sequence from the same profile, another from another seed.
+#[test]
+fn a_random_pupi_is_new_at_every_power_up_and_replays_per_profile() {
+    let sequence = |p: &profile::Profile| -> Vec<Vec<u8>> {
+        let mut card = p.card();
+        (0..4)
+            .map(|_| {
+                let answer = Channel::transmit(&mut card, &h("FFCA000000")).unwrap();
+                // Same power-up, same PUPI.
+                assert_eq!(
+                    Channel::transmit(&mut card, &h("FFCA000000")).unwrap(),
+                    answer
+                );
+                VirtualCard::reset(&mut card);
+                assert_eq!(answer[4..], [0x90, 0x00]);
+                answer[..4].to_vec()
+            })
+            .collect()
+    };
+    let p = variant("random-pupi", "  pupi: random\n");
+    let first = sequence(&p);
+    for (i, pupi) in first.iter().enumerate() {
+        assert!(!first[i + 1..].contains(pupi), "{first:?}");
+    }
+    assert_eq!(sequence(&p), first, "the same profile replays its PUPIs");
+    let fixed = sequence(&common::valid_profile("gen2-residence"));
+    assert!(fixed.iter().all(|p| p == &h("52434C42")), "{fixed:?}");
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
-use super::image::{Access, CardImage, Df, ReadPastEnd};
+use super::image::{Access, CardImage, Df, ReadPastEnd, SmReadShortLe};
 use crate::protocol::apdu::NE_EXTENDED_MAX;
 use crate::protocol::auth::{self, Nonce};
 use crate::protocol::command::{
@@ -83,11 +83,12 @@ impl Card {
     pub fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
         // GET CHALLENGE must immediately precede MUTUAL AUTHENTICATE: any command voids it.
         let challenge = self.session.challenge.take();
-        let (mut data, status) = match Command::parse(apdu).and_then(|c| self.execute(c, challenge))
-        {
-            Ok(answer) => answer,
-            Err(status) => (Vec::new(), status),
-        };
+        let rules = self.image.knobs.class_rules();
+        let (mut data, status) =
+            match Command::parse_with(apdu, &rules).and_then(|c| self.execute(c, challenge)) {
+                Ok(answer) => answer,
+                Err(status) => (Vec::new(), status),
+            };
         data.extend_from_slice(&status.to_bytes());
         data
     }
@@ -226,7 +227,8 @@ impl Card {
                 let sealed = sm::seal(self.image.generation, &key, &content[offset..offset + len])
                     .map_err(|_| Status::WrongLength)?;
                 let ne = le.ne.unwrap_or(0);
-                if sealed.len() > ne {
+                if sealed.len() > ne && self.image.knobs.sm_read_short_le == SmReadShortLe::WrongLe
+                {
                     return Err(match u8::try_from(sealed.len()) {
                         Ok(n) if !le.extended => Status::WrongLe(n),
                         _ => Status::WrongLength,

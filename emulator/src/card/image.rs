@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::Generation;
+use crate::protocol::Status;
 use crate::protocol::auth::Nonce;
+use crate::protocol::command::ClassRules;
 use crate::protocol::crypto::{Key, card_number_key};
 pub use crate::protocol::layout::{Access, Df, EfId};
 use crate::protocol::layout::{EfRow, Layout};
@@ -73,6 +75,153 @@ pub struct Knobs {
     /// How generation-1 images (`D0`, `D1`) are stored (spec §6.4); generation 2 always
     /// stores them full length.
     pub image_layout: ImageLayout,
+    /// What a command with CLA `0C` (secure messaging, header authenticated) gets (§3.7 `I`).
+    pub cla_0c: SmHeaderAuthenticated,
+    /// What a command with a class other than `00`, `08`, `0C` gets (§3.7 `I`).
+    pub unknown_cla: UnknownClass,
+    /// What SELECT, GET CHALLENGE and MUTUAL AUTHENTICATE get with CLA `08` (§3.7 `I`).
+    pub sm_on_plain_commands: SmOnPlainCommand,
+    /// What VERIFY gets with CLA `00`: the card number only ever travels encrypted (§3.4).
+    pub plain_verify: PlainVerify,
+    /// What an SM READ BINARY gets when its wrapped answer is longer than the APDU's Ne
+    /// (§3.6, §11.7 `?`).
+    pub sm_read_short_le: SmReadShortLe,
+    /// How TLV lengths are written in the EFs the compiler builds (§6.4 `?`).
+    pub tlv_lengths: TlvLengths,
+    /// What fills an EF after its last TLV (§6.4).
+    pub trailing_fill: TrailingFill,
+}
+
+impl Knobs {
+    /// The class rules of the command parser these knobs choose (the status-word
+    /// precedence itself stays in [`crate::protocol::command`]).
+    pub fn class_rules(&self) -> ClassRules {
+        ClassRules {
+            sm_header_authenticated: match self.cla_0c {
+                SmHeaderAuthenticated::SmNotSupported => Status::SecureMessagingNotSupported,
+                SmHeaderAuthenticated::ClassNotSupported => Status::ClassNotSupported,
+                SmHeaderAuthenticated::IncorrectSmDataObjects => Status::IncorrectSmDataObjects,
+            },
+            unknown_class: match self.unknown_cla {
+                UnknownClass::ClassNotSupported => Status::ClassNotSupported,
+                UnknownClass::InstructionNotSupported => Status::InstructionNotSupported,
+            },
+            sm_on_plain_commands: match self.sm_on_plain_commands {
+                SmOnPlainCommand::SmNotSupported => Some(Status::SecureMessagingNotSupported),
+                SmOnPlainCommand::IncorrectSmDataObjects => Some(Status::IncorrectSmDataObjects),
+                SmOnPlainCommand::ClassNotSupported => Some(Status::ClassNotSupported),
+                SmOnPlainCommand::RunAsPlain => None,
+            },
+            plain_verify: match self.plain_verify {
+                PlainVerify::IncorrectSmDataObjects => Status::IncorrectSmDataObjects,
+                PlainVerify::SecurityStatusNotSatisfied => Status::SecurityStatusNotSatisfied,
+            },
+        }
+    }
+}
+
+/// CLA `0C` (ISO 7816-4 secure messaging with the header authenticated), which this card
+/// does not do (§3.7 `I`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmHeaderAuthenticated {
+    /// `68 82`: secure messaging of this kind not supported (the spec's word for SM it
+    /// does not do).
+    #[default]
+    SmNotSupported,
+    /// `6E 00`: an unknown class.
+    ClassNotSupported,
+    /// `69 88`: the SM data objects (no `8E` MAC expected) are wrong.
+    IncorrectSmDataObjects,
+}
+
+/// A class byte other than `00`, `08` or `0C` (§3.7 `I`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownClass {
+    /// `6E 00` (ISO 7816-4).
+    #[default]
+    ClassNotSupported,
+    /// `6D 00`: a card that looks its instruction table up by CLA ‖ INS.
+    InstructionNotSupported,
+}
+
+/// CLA `08` on a command that is never protected (SELECT, GET CHALLENGE, MUTUAL
+/// AUTHENTICATE) (§3.7 `I`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmOnPlainCommand {
+    /// `68 82`: secure messaging not supported for this command.
+    #[default]
+    SmNotSupported,
+    /// `69 88`: the SM data objects are missing.
+    IncorrectSmDataObjects,
+    /// `6E 00`: the class is refused.
+    ClassNotSupported,
+    /// The card ignores the SM bit and carries the command out as with CLA `00`.
+    RunAsPlain,
+}
+
+/// VERIFY with CLA `00` (§3.4: the card number only travels under SM) (§3.7 `I`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlainVerify {
+    /// `69 88`: the SM data objects are missing.
+    #[default]
+    IncorrectSmDataObjects,
+    /// `69 82`: security status not satisfied.
+    SecurityStatusNotSatisfied,
+}
+
+/// An SM READ BINARY whose wrapped answer (DO `86`) is longer than the APDU's Ne
+/// (§3.6, §11.7 `?`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmReadShortLe {
+    /// `6C xx` with the wrapped length when the APDU is short and it fits a byte,
+    /// `67 00` otherwise (ISO 7816-4: the answer never exceeds Ne).
+    #[default]
+    WrongLe,
+    /// The whole wrapped answer and `90 00`: a card that sizes the answer by DO `96`
+    /// alone and ignores the outer Le (contactless frames carry it either way).
+    WholeAnswer,
+}
+
+/// How the compiler writes TLV lengths in the EFs (§6.4 `?`, "expect non-minimal lengths").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlvLengths {
+    /// The shortest form (`81 C8`), except where the layout writes the long one (the
+    /// specified `DE 82 00 C8`).
+    #[default]
+    Minimal,
+    /// Every length outside the MF as `82 xx xx` (`D2 82 00 08`, `82 00 C8` for `81 C8`);
+    /// an EF grows by the bytes this adds. The MF keeps `C1 01 31`, which a real card shows.
+    LongForm,
+}
+
+/// What follows an EF's last TLV up to the EF's allocated size (§6.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrailingFill {
+    /// `00` bytes (what SPEC2 Appendix 2 shows after DF3's certificate).
+    #[default]
+    Zeros,
+    /// `FF` bytes (erased EEPROM/flash).
+    Ff,
+    /// Nothing: the EF is as long as its TLVs.
+    None,
+}
+
+impl TrailingFill {
+    /// The fill byte, `None` when the EF ends at its last TLV.
+    pub fn byte(self) -> Option<u8> {
+        match self {
+            TrailingFill::Zeros => Some(0x00),
+            TrailingFill::Ff => Some(0xFF),
+            TrailingFill::None => None,
+        }
+    }
 }
 
 /// How a generation-1 image sits in its EF (spec §6.4 `?`). The EF is 7 004 / 3 004 bytes

@@ -121,6 +121,90 @@ pub const KNOBS: &[KnobSpec] = &[
         generations: BOTH,
     },
     KnobSpec {
+        path: "knobs.cla_0c",
+        values: &[
+            "sm_not_supported",
+            "class_not_supported",
+            "incorrect_sm_data_objects",
+        ],
+        default: KnobDefault::Same("sm_not_supported"),
+        why: "68 82 is the spec's word for secure messaging the card does not do, and CLA 0C \
+              (header authenticated) is a kind this card does not do; the others: 6E 00 \
+              (unknown class), 69 88 (no MAC where one is expected)",
+        evidence: Evidence::Inferred,
+        spec: "§3.7",
+        generations: BOTH,
+    },
+    KnobSpec {
+        path: "knobs.unknown_cla",
+        values: &["class_not_supported", "instruction_not_supported"],
+        default: KnobDefault::Same("class_not_supported"),
+        why: "ISO 7816-4's 6E 00 for a class the card does not know; 6D 00 from a card that \
+              looks commands up by CLA and INS together",
+        evidence: Evidence::Inferred,
+        spec: "§3.7",
+        generations: BOTH,
+    },
+    KnobSpec {
+        path: "knobs.sm_on_plain_commands",
+        values: &[
+            "sm_not_supported",
+            "incorrect_sm_data_objects",
+            "class_not_supported",
+            "run_as_plain",
+        ],
+        default: KnobDefault::Same("sm_not_supported"),
+        why: "SELECT, GET CHALLENGE and MUTUAL AUTHENTICATE are never protected, and 68 82 \
+              says SM is not supported for the command; the others: 69 88, 6E 00, or the \
+              card ignores the SM bit and carries the command out",
+        evidence: Evidence::Inferred,
+        spec: "§3.7",
+        generations: BOTH,
+    },
+    KnobSpec {
+        path: "knobs.plain_verify",
+        values: &["incorrect_sm_data_objects", "security_status_not_satisfied"],
+        default: KnobDefault::Same("incorrect_sm_data_objects"),
+        why: "VERIFY takes the card number only inside DO 86, so a plain VERIFY lacks its SM \
+              data objects (69 88); 69 82 from a card that checks the channel first",
+        evidence: Evidence::Inferred,
+        spec: "§3.4, §3.7",
+        generations: BOTH,
+    },
+    KnobSpec {
+        path: "knobs.sm_read_short_le",
+        values: &["wrong_le", "whole_answer"],
+        default: KnobDefault::Same("wrong_le"),
+        why: "ISO 7816-4: an answer never exceeds Ne, so a wrapped answer longer than the \
+              APDU's Le gets 6C xx (short APDU, length fits) or 67 00; whole_answer: a card \
+              that sizes its answer by DO 96 alone and sends it all",
+        evidence: Evidence::Unknown,
+        spec: "§3.6, §11.7",
+        generations: BOTH,
+    },
+    KnobSpec {
+        path: "knobs.tlv_lengths",
+        values: &["minimal", "long_form"],
+        default: KnobDefault::Same("minimal"),
+        why: "the specified EF sizes (73 bytes for generation 2's 53 printed-entry bytes, \
+              342 for generation 1's address) leave room for minimal lengths only, beside the \
+              specified DE 82 00 C8 (kept); long_form writes every length outside the MF \
+              82 xx xx (a real card shows C1 01 31), each EF growing by the bytes added",
+        evidence: Evidence::Unknown,
+        spec: "§6.4",
+        generations: BOTH,
+    },
+    KnobSpec {
+        path: "knobs.trailing_fill",
+        values: &["zeros", "ff", "none"],
+        default: KnobDefault::Same("zeros"),
+        why: "SPEC2 Appendix 2 shows 00 after DF3's certificate; ff: erased memory; none: \
+              the EF is as long as its TLVs",
+        evidence: Evidence::Specified,
+        spec: "§6.4",
+        generations: BOTH,
+    },
+    KnobSpec {
         path: "text_encoding",
         values: &["shift_jis", "utf8"],
         default: KnobDefault::Same("shift_jis"),
@@ -157,6 +241,17 @@ pub const KNOBS: &[KnobSpec] = &[
               §3.2.2.1.3); false passes it to the card, which answers 6E 00",
         evidence: Evidence::Specified,
         spec: "§1",
+        generations: BOTH,
+    },
+    KnobSpec {
+        path: "reader.pupi",
+        values: &["52 43 4C 42", "random"],
+        default: KnobDefault::Same("52 43 4C 42"),
+        why: "a fixed PUPI replays transcripts byte for byte; ISO 14443-3 lets a Type B \
+              card draw a random PUPI per session (random: new at every power-up, from the \
+              profile's seed, the same sequence on every run)",
+        evidence: Evidence::Unknown,
+        spec: "§1, §11.12",
         generations: BOTH,
     },
 ];

@@ -5,5 +5,8 @@ pub mod image;
 pub mod knobs;
 
 pub use engine::Card;
-pub use image::{Access, CardImage, Df, EfId, ElementaryFile, ImageLayout, Knobs, ReadPastEnd};
+pub use image::{
+    Access, CardImage, Df, EfId, ElementaryFile, ImageLayout, Knobs, PlainVerify, ReadPastEnd,
+    SmHeaderAuthenticated, SmOnPlainCommand, SmReadShortLe, TlvLengths, TrailingFill, UnknownClass,
+};
 pub use knobs::{KNOBS, KnobSpec};

@@ -13,7 +13,7 @@ impl SimCard {
         if self.removed() {
             return None;
         }
-        reader_layer::answer(&self.image().reader, apdu)
+        reader_layer::answer(&self.image().reader, self.power_ups(), apdu)
     }
 }
 

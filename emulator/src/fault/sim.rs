@@ -75,6 +75,8 @@ pub struct SimCard {
     simulated: Duration,
     /// How many exchanges each fault has acted on.
     fired: Vec<usize>,
+    /// Resets and power cycles so far: a random PUPI (`reader.pupi: random`) is new at each.
+    power_ups: u64,
 }
 
 impl SimCard {
@@ -89,6 +91,7 @@ impl SimCard {
             simulated: Duration::ZERO,
             fired: vec![0; faults.len()],
             faults,
+            power_ups: 0,
         }
     }
 
@@ -126,6 +129,13 @@ impl SimCard {
     pub fn reset(&mut self) {
         self.card.reset();
         self.pending = None;
+        self.power_ups = self.power_ups.saturating_add(1);
+    }
+
+    /// Resets and power cycles since the card was made (the reader layer's random PUPI
+    /// changes with it).
+    pub fn power_ups(&self) -> u64 {
+        self.power_ups
     }
 
     /// One exchange with every fault applied; pure apart from the card's own state.
@@ -238,9 +248,9 @@ impl SimCard {
 
     fn target<'a>(&self, raw: &'a [u8]) -> Target<'a> {
         let apdu = Apdu::parse(raw).ok();
-        let command = apdu
-            .as_ref()
-            .map_or(Err(Status::WrongLength), Command::from_apdu);
+        let command = apdu.as_ref().map_or(Err(Status::WrongLength), |apdu| {
+            Command::from_apdu_with(apdu, &self.image.knobs.class_rules())
+        });
         let mut target = Target {
             apdu,
             command,

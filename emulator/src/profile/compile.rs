@@ -13,10 +13,10 @@ use sha2::{Digest, Sha256};
 
 use super::load::{Locator, ProfileError};
 use super::schema::*;
-use crate::card::{CardImage, ElementaryFile, ImageLayout};
+use crate::card::{CardImage, ElementaryFile, ImageLayout, Knobs, TlvLengths};
 use crate::protocol::Generation;
 use crate::protocol::layout::{
-    CheckCodeScheme, DataObject, EfId, EfRow, Element, Layout, SignedPart, SignedSource,
+    CheckCodeScheme, DataObject, Df, EfId, EfRow, Element, Layout, SignedPart, SignedSource,
 };
 use crate::protocol::signature::push_padded;
 use crate::protocol::tlv::{self, push_length, push_tag};
@@ -125,7 +125,7 @@ pub(crate) fn compile(
     let reader = doc
         .reader
         .as_ref()
-        .map(|r| r.config())
+        .map(|r| r.config(doc.seed.unwrap_or(0)))
         .transpose()
         .map_err(|(field, message)| ctx.error(field, message))?
         .unwrap_or_default();
@@ -302,11 +302,21 @@ fn build_ef(ctx: &Ctx, row: &'static EfRow, before: &[BuiltEf]) -> Result<BuiltE
                 },
             },
         };
+        let built = ctx.with_lengths_of_knob(row, built);
         content.extend_from_slice(&built.tlv);
         objects.push(built);
     }
-    content.resize(content.len() + exact_fill, 0);
-    if let Some(size) = row.size {
+    // Bytes `knobs.tlv_lengths: long_form` added to the layout's lengths: the EF grows by
+    // them (its allocated size is the layout's plus these).
+    let growth: usize = objects
+        .iter()
+        .map(|built| ctx.long_form_growth(row, built))
+        .sum();
+    let fill = ctx.knobs().trailing_fill.byte();
+    if let Some(fill) = fill {
+        content.resize(content.len() + exact_fill, fill);
+    }
+    if let Some(size) = row.size.map(|size| size + growth) {
         if content.len() > size {
             let what = row.name.split_once(' ').map_or(row.name, |(_, what)| what);
             let last = row.objects.last().map_or("signature", |o| field(o.element));
@@ -319,7 +329,9 @@ fn build_ef(ctx: &Ctx, row: &'static EfRow, before: &[BuiltEf]) -> Result<BuiltE
                 ),
             ));
         }
-        content.resize(size, 0);
+        if let Some(fill) = fill {
+            content.resize(size, fill);
+        }
     }
     Ok(BuiltEf {
         row,
@@ -569,6 +581,43 @@ impl Ctx<'_> {
     /// One TLV; a value too long for a TLV length is an error naming `field`.
     fn tlv(&self, field: &str, tag: u16, value: &[u8]) -> Result<Vec<u8>, ProfileError> {
         tlv::encode(tag, value).map_err(|e| self.error(field, e.to_string()))
+    }
+
+    /// The profile's knobs (defaults when it sets none).
+    fn knobs(&self) -> Knobs {
+        self.doc.knobs.clone().unwrap_or_default()
+    }
+
+    /// True when `row`'s TLVs get `82 xx xx` lengths (`knobs.tlv_lengths: long_form`):
+    /// every EF but the MF's, whose `C1 01 31` a real card shows (spec §6.1 `[R]`).
+    fn long_lengths_in(&self, row: &EfRow) -> bool {
+        self.knobs().tlv_lengths == TlvLengths::LongForm && row.id.df != Df::Mf
+    }
+
+    /// `built` with its length rewritten `82 xx xx` where the knob asks for it.
+    fn with_lengths_of_knob(&self, row: &EfRow, mut built: BuiltObject) -> BuiltObject {
+        if self.long_lengths_in(row) && !built.tlv.is_empty() {
+            if let Some(tlv) = long_tlv(built.tag, built.value.as_deref().unwrap_or_default()) {
+                built.tlv = tlv;
+            }
+        }
+        built
+    }
+
+    /// Bytes `built`'s TLV takes beyond the minimal length form the layout's EF sizes
+    /// assume (only under `knobs.tlv_lengths: long_form`; the layout's own `82 00 C8`
+    /// is already in its sizes).
+    fn long_form_growth(&self, row: &EfRow, built: &BuiltObject) -> usize {
+        let laid_out_long = row
+            .objects
+            .iter()
+            .any(|o| o.tag == built.tag && o.long_length);
+        if !self.long_lengths_in(row) || built.tlv.is_empty() || laid_out_long {
+            return 0;
+        }
+        let value = built.value.as_deref().unwrap_or_default();
+        tlv::encode(built.tag, value)
+            .map_or(0, |minimal| built.tlv.len().saturating_sub(minimal.len()))
     }
 }
 

@@ -186,31 +186,77 @@ pub struct Le {
     pub extended: bool,
 }
 
+/// What the card answers to the class errors the specification leaves open (§3.7 `I`):
+/// the profile's knobs choose them (`crate::card::Knobs::class_rules`), the parser decides
+/// *when* each applies. The default is the card's long-standing choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClassRules {
+    /// Any command with CLA `0C` (SM with the header authenticated).
+    pub sm_header_authenticated: Status,
+    /// Any command with a class other than `00`, `08`, `0C`.
+    pub unknown_class: Status,
+    /// SELECT, GET CHALLENGE, MUTUAL AUTHENTICATE with CLA `08`; `None`: carried out as
+    /// with CLA `00`.
+    pub sm_on_plain_commands: Option<Status>,
+    /// VERIFY with CLA `00`.
+    pub plain_verify: Status,
+}
+
+impl Default for ClassRules {
+    fn default() -> ClassRules {
+        ClassRules {
+            sm_header_authenticated: Status::SecureMessagingNotSupported,
+            unknown_class: Status::ClassNotSupported,
+            sm_on_plain_commands: Some(Status::SecureMessagingNotSupported),
+            plain_verify: Status::IncorrectSmDataObjects,
+        }
+    }
+}
+
 impl<'a> Command<'a> {
-    /// Parses raw C-APDU bytes: the command, or the status word the card answers.
+    /// Parses raw C-APDU bytes: the command, or the status word the card answers (with
+    /// the default [`ClassRules`]).
     pub fn parse(raw: &'a [u8]) -> Result<Command<'a>, Status> {
-        Command::from_apdu(&Apdu::parse(raw)?)
+        Command::parse_with(raw, &ClassRules::default())
+    }
+
+    /// Parses raw C-APDU bytes as a card with these class rules reads them.
+    pub fn parse_with(raw: &'a [u8], rules: &ClassRules) -> Result<Command<'a>, Status> {
+        Command::from_apdu_with(&Apdu::parse(raw)?, rules)
+    }
+
+    /// The command an APDU carries (with the default [`ClassRules`]).
+    pub fn from_apdu(apdu: &Apdu<'a>) -> Result<Command<'a>, Status> {
+        Command::from_apdu_with(apdu, &ClassRules::default())
     }
 
     /// The command an APDU carries, checked in the card's order: class and instruction,
-    /// then the instruction's own P1/P2 and length rules.
-    pub fn from_apdu(apdu: &Apdu<'a>) -> Result<Command<'a>, Status> {
+    /// then the instruction's own P1/P2 and length rules. `rules` gives the status of the
+    /// open class errors; their place in this order is fixed.
+    pub fn from_apdu_with(apdu: &Apdu<'a>, rules: &ClassRules) -> Result<Command<'a>, Status> {
         match (apdu.cla, apdu.ins) {
             (cla::PLAIN, ins::SELECT) => select(apdu),
             (cla::PLAIN, ins::GET_CHALLENGE) => get_challenge(apdu),
             (cla::PLAIN, ins::MUTUAL_AUTHENTICATE) => mutual_authenticate(apdu),
             // The card number only ever travels encrypted.
-            (cla::PLAIN, ins::VERIFY) => Err(Status::IncorrectSmDataObjects),
+            (cla::PLAIN, ins::VERIFY) => Err(rules.plain_verify),
             (cla::SM, ins::VERIFY) => verify(apdu),
             (cla::PLAIN | cla::SM, ins::READ_BINARY) => read_binary(apdu),
             (cla::PLAIN, ins::GET_RESPONSE) => get_response(apdu),
             (cla::SM, ins::SELECT | ins::GET_CHALLENGE | ins::MUTUAL_AUTHENTICATE) => {
-                Err(Status::SecureMessagingNotSupported)
+                match rules.sm_on_plain_commands {
+                    Some(refusal) => Err(refusal),
+                    None => match apdu.ins {
+                        ins::SELECT => select(apdu),
+                        ins::GET_CHALLENGE => get_challenge(apdu),
+                        _ => mutual_authenticate(apdu),
+                    },
+                }
             }
             (cla::PLAIN | cla::SM, _) => Err(Status::InstructionNotSupported),
             // A known class the card does not do.
-            (cla::SM_AUTHENTICATED_HEADER, _) => Err(Status::SecureMessagingNotSupported),
-            _ => Err(Status::ClassNotSupported),
+            (cla::SM_AUTHENTICATED_HEADER, _) => Err(rules.sm_header_authenticated),
+            _ => Err(rules.unknown_class),
         }
     }
 
@@ -753,6 +799,37 @@ mod tests {
         ] {
             assert!(rows.iter().any(|(_, _, e)| *e == Err(status)), "{status}");
         }
+    }
+
+    #[test]
+    fn class_rules_choose_the_open_class_errors_and_nothing_else() {
+        use Status::*;
+        let rules = ClassRules {
+            sm_header_authenticated: ClassNotSupported,
+            unknown_class: InstructionNotSupported,
+            sm_on_plain_commands: None,
+            plain_verify: SecurityStatusNotSatisfied,
+        };
+        let parse = |raw: &str| Command::parse_with(&hex::decode(raw).unwrap(), &rules).map(|_| ());
+        assert_eq!(parse("0CB0A000"), Err(ClassNotSupported));
+        assert_eq!(parse("80B0FFFF"), Err(InstructionNotSupported));
+        assert_eq!(parse("0020FFFF"), Err(SecurityStatusNotSatisfied));
+        // Carried out as plain: its own P1/P2 and length rules apply.
+        assert_eq!(parse("0884000008"), Ok(()));
+        assert_eq!(parse("08A4000C"), Ok(()));
+        assert_eq!(parse("08A4FFFF"), Err(IncorrectP1P2));
+        assert_eq!(parse("08820000"), Err(WrongLength));
+        // Framing still comes first, and the rest of the table is unchanged.
+        assert_eq!(parse("0C"), Err(WrongLength));
+        assert_eq!(parse("08D60000"), Err(InstructionNotSupported));
+        let refused = ClassRules {
+            sm_on_plain_commands: Some(IncorrectSmDataObjects),
+            ..ClassRules::default()
+        };
+        assert_eq!(
+            Command::parse_with(&hex::decode("0884000008").unwrap(), &refused),
+            Err(IncorrectSmDataObjects)
+        );
     }
 
     #[test]

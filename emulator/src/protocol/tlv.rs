@@ -4,7 +4,7 @@
 //! (`5F xx`, `DF D1`). The second byte is taken as is: the card's `DF D1` has
 //! b8 set, which strict X.690 would read as "more tag bytes follow".
 //! Lengths are `00`–`7F`, `81 xx` or `82 xx xx`; non-minimal forms are accepted
-//! and reported. An EF may end with `00` padding after its last TLV.
+//! and reported. An EF may end with `00` (or `FF`) padding after its last TLV.
 
 use thiserror::Error;
 
@@ -91,7 +91,9 @@ pub fn parse_at(input: &[u8], offset: usize) -> Result<(Tlv<'_>, usize), TlvErro
     ))
 }
 
-/// Parses a whole EF: TLVs until the end or until trailing `00` padding.
+/// Parses a whole EF: TLVs until the end or until trailing padding: `00` bytes (anything
+/// else after the first is an error), or `FF` bytes to the very end (erased memory; no TLV
+/// is all `FF`, since no length byte is, so a tag `FF xx` still parses).
 pub fn parse_all(input: &[u8]) -> Result<Vec<Tlv<'_>>, TlvError> {
     let mut out = Vec::new();
     let mut pos = 0;
@@ -101,6 +103,9 @@ pub fn parse_all(input: &[u8]) -> Result<Vec<Tlv<'_>>, TlvError> {
                 None => Ok(out),
                 Some(i) => Err(TlvError::GarbageAfterPadding(pos + i)),
             };
+        }
+        if input[pos..].iter().all(|&b| b == 0xFF) {
+            return Ok(out);
         }
         let (tlv, next) = parse_at(input, pos)?;
         out.push(tlv);
@@ -183,6 +188,27 @@ mod tests {
             parse_all(&[0xC1, 1, 0x31, 0, 5]),
             Err(TlvError::GarbageAfterPadding(4))
         );
+    }
+
+    #[test]
+    fn ff_fill_and_long_form_lengths_of_128_to_255_bytes_parse() {
+        // knobs.tlv_lengths: long_form writes `82 00 C8` where `81 C8` would do, and
+        // knobs.trailing_fill: ff ends the EF with erased bytes.
+        let mut ef = vec![0xD4, 0x82, 0x00, 0xC8];
+        ef.extend(std::iter::repeat_n(b'A', 200));
+        ef.extend([0xD7, 0x01, 0x30, 0xFF, 0xFF, 0xFF]);
+        let tlvs = parse_all(&ef).unwrap();
+        assert_eq!(tlvs.len(), 2);
+        assert!(tlvs[0].non_minimal_length);
+        assert_eq!(find(&tlvs, 0xD4).map(<[u8]>::len), Some(200));
+        assert_eq!(find(&tlvs, 0xD7), Some(&b"0"[..]));
+        // FF not to the end is a tag `FF xx`, read as one.
+        assert_eq!(
+            parse_all(&[0xC1, 1, 0x31, 0xFF, 0]),
+            Err(TlvError::Truncated(3))
+        );
+        assert_eq!(parse_all(&[0xFF, 0x00, 0x00]).unwrap()[0].tag, 0xFF00);
+        assert_eq!(parse_all(&[0xFF; 4]), Ok(Vec::new()));
     }
 
     #[test]

@@ -1121,3 +1121,67 @@ fn sha2_of(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()
 }
+
+// ---------------------------------------------------------------------------------------
+// §3.7 class errors and §3.6 short-Le SM reads as knobs
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn class_error_knobs_choose_the_status_words_the_engine_answers() {
+    use rclab_emulator::card::{
+        PlainVerify, SmHeaderAuthenticated, SmOnPlainCommand, UnknownClass,
+    };
+    for name in BOTH {
+        let mut changed = common::card_with(&common::valid_profile(name), |image| {
+            image.knobs.cla_0c = SmHeaderAuthenticated::IncorrectSmDataObjects;
+            image.knobs.unknown_cla = UnknownClass::InstructionNotSupported;
+            image.knobs.sm_on_plain_commands = SmOnPlainCommand::ClassNotSupported;
+            image.knobs.plain_verify = PlainVerify::SecurityStatusNotSatisfied;
+        });
+        let mut default = card(name);
+        for (apdu, by_default, knobbed) in [
+            ("0CB08A0000", "6882", "6988"),
+            ("80B08A0000", "6E00", "6D00"),
+            ("08A4000C023F00", "6882", "6E00"),
+            ("0884000008", "6882", "6E00"),
+            ("0020008600", "6988", "6982"),
+            // Untouched by every class knob.
+            ("00B0E00000", "6A86", "6A86"),
+            ("08D60000", "6D00", "6D00"),
+        ] {
+            assert_eq!(sw(&mut default, &h(apdu)), by_default, "{name} {apdu}");
+            assert_eq!(sw(&mut changed, &h(apdu)), knobbed, "{name} {apdu}");
+        }
+        // run_as_plain: CLA 08 SELECT / GET CHALLENGE / MUTUAL AUTHENTICATE are carried out.
+        let mut plain = common::card_with(&common::valid_profile(name), |image| {
+            image.knobs.sm_on_plain_commands = SmOnPlainCommand::RunAsPlain;
+        });
+        assert_eq!(sw(&mut plain, &h("08A4000C023F00")), "9000", "{name}");
+        let r = send(&mut plain, &h("0884000008"));
+        assert_eq!((r.status, r.data.len()), (Status::Success, 8), "{name}");
+        // The challenge is live: a plain MUTUAL AUTHENTICATE with junk fails its MAC (63 00),
+        // not for lack of a challenge (69 85).
+        let junk = format!("0882000028{}00", "11".repeat(40));
+        assert_eq!(sw(&mut plain, &h(&junk)), "6300", "{name}");
+    }
+}
+
+#[test]
+fn sm_read_short_le_knob_sends_the_whole_wrapped_answer() {
+    use rclab_emulator::card::SmReadShortLe;
+    // DF1 EF01 of generation 2 (card number, 14 bytes) wraps to 3 + 16 bytes; an Le of 16
+    // is too short for it.
+    let apdu = h("08B08100 04 96020000 10");
+    let (mut card, _) = verified("gen2-residence");
+    common::select(&mut card, Df::Df1);
+    assert_eq!(sw(&mut card, &apdu), "6C13");
+    let mut card = common::card_with(&common::valid_profile("gen2-residence"), |image| {
+        image.knobs.sm_read_short_le = SmReadShortLe::WholeAnswer;
+    });
+    let key = common::open_session(&mut card, SEED);
+    common::select(&mut card, Df::Df1);
+    let r = send(&mut card, &apdu);
+    assert_eq!((r.status, r.data.len()), (Status::Success, 19));
+    let plain = sm::open(Generation::Second, &key, &r.data).unwrap();
+    assert!(plain == common::ef(card.image(), Df::Df1, 0x01).content);
+}

@@ -51,3 +51,98 @@ fn every_compiled_ef_is_a_row_of_its_layout() {
     // Valid profiles of both generations and both card types were among them.
     assert_eq!(seen.len(), 4, "{seen:?}");
 }
+
+/// A valid profile with `knobs:` lines added, compiled from an overlay in a scratch folder.
+fn with_knobs(base: &str, knobs: &str) -> rclab_emulator::profile::Profile {
+    let valid = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../vectors/profiles/valid")
+        .join(format!("{base}.yaml"));
+    let dir = std::env::temp_dir().join(format!(
+        "rclab-knob-layout-{}-{base}-{}",
+        std::process::id(),
+        knobs.len()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("variant.yaml");
+    std::fs::write(
+        &file,
+        format!("extends: {}\nknobs:\n{knobs}", valid.display()),
+    )
+    .unwrap();
+    let profile = rclab_emulator::profile::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_dir_all(&dir).ok();
+    profile
+}
+
+fn content(p: &rclab_emulator::profile::Profile, name: &str) -> Vec<u8> {
+    p.image
+        .files
+        .iter()
+        .find(|f| f.name.starts_with(name))
+        .unwrap_or_else(|| panic!("{name}"))
+        .content
+        .clone()
+}
+
+/// `knobs.tlv_lengths: long_form` writes every length outside the MF `82 xx xx`, the EF
+/// growing by the bytes added; the values (and so the check code) are unchanged.
+#[test]
+fn long_form_lengths_rewrite_every_tlv_outside_the_mf() {
+    use rclab_emulator::protocol::tlv;
+    for base in ["gen1-residence", "gen2-residence"] {
+        let minimal = with_knobs(base, "  tlv_lengths: minimal\n");
+        let long = with_knobs(base, "  tlv_lengths: long_form\n");
+        for (a, b) in minimal.image.files.iter().zip(&long.image.files) {
+            let (ta, tb) = (
+                tlv::parse_all(&a.content).unwrap(),
+                tlv::parse_all(&b.content).unwrap(),
+            );
+            let values = |t: &[tlv::Tlv]| -> Vec<(u16, Vec<u8>)> {
+                t.iter().map(|t| (t.tag, t.value.to_vec())).collect()
+            };
+            assert_eq!(values(&ta), values(&tb), "{base} {}", a.name);
+            if a.name.starts_with("MF") {
+                assert_eq!(a.content, b.content, "{base} {}", a.name);
+                continue;
+            }
+            for t in &tb {
+                let header = &b.content[t.offset..];
+                let tag_len = if t.tag > 0xFF { 2 } else { 1 };
+                assert_eq!(header[tag_len], 0x82, "{base} {} {:X}", a.name, t.tag);
+            }
+            assert!(b.content.len() >= a.content.len(), "{base} {}", a.name);
+        }
+        // The short lengths grew: DF2/EF01 (generation 1: D2 D3 by 2 each, D4 already
+        // 82; generation 2: D5 D6 D7 by 2 each).
+        let (a, b) = (content(&minimal, "DF2/EF01"), content(&long, "DF2/EF01"));
+        let grown = if base == "gen1-residence" { 4 } else { 6 };
+        assert_eq!(b.len(), a.len() + grown, "{base}");
+    }
+}
+
+/// `knobs.trailing_fill`: zeros (default), `FF`, or no fill at all after the last TLV.
+#[test]
+fn trailing_fill_is_zeros_ff_or_nothing() {
+    let zeros = with_knobs("gen1-residence", "  trailing_fill: zeros\n");
+    let ff = with_knobs("gen1-residence", "  trailing_fill: ff\n");
+    let none = with_knobs("gen1-residence", "  trailing_fill: none\n");
+    let face = |p| content(p, "DF1/EF02");
+    let image_len = {
+        let f = face(&zeros);
+        usize::from(u16::from_be_bytes([f[2], f[3]]))
+    };
+    assert!(
+        image_len < 3000,
+        "the bundled face is shorter than its area"
+    );
+    assert_eq!(face(&zeros).len(), 3004);
+    assert!(face(&zeros)[4 + image_len..].iter().all(|&b| b == 0));
+    assert_eq!(face(&ff).len(), 3004);
+    assert!(face(&ff)[4 + image_len..].iter().all(|&b| b == 0xFF));
+    assert_eq!(face(&none), face(&zeros)[..4 + image_len]);
+    // Values padded inside their TLV stay zero-padded: only what follows the last TLV changes.
+    assert_eq!(
+        content(&ff, "DF2/EF02")[..122],
+        content(&zeros, "DF2/EF02")[..122]
+    );
+}
