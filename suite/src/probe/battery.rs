@@ -4,7 +4,7 @@
 use encoding_rs::SHIFT_JIS;
 
 use rclab_emulator::card::knobs::knob;
-use rclab_emulator::protocol::layout::{CardType, Element, Layout};
+use rclab_emulator::protocol::layout::{CardType, EfRow, Element, Layout};
 use rclab_emulator::protocol::{Generation, Status, tlv};
 
 use super::{Ctx, Decision, Finding, Risk, Seen};
@@ -51,6 +51,48 @@ pub const PROBES: &[Probe] = &[
         risk: Risk::ReadOnly,
         sends: "00 B0 8B 00 00 (MF/EF01 whole), then 00 B0 8B 00 <its length + 1>",
         run: read_past_end,
+    },
+    Probe {
+        name: "pupi",
+        decides: &["reader.pupi"],
+        needs_card_number: false,
+        risk: Risk::ReadOnly,
+        sends: "FF CA 00 00 00 at three power-ups: whether the UID changes (the UID itself \
+                is not kept unless it is rclab's default)",
+        run: pupi,
+    },
+    Probe {
+        name: "class-errors",
+        decides: &[
+            "knobs.cla_0c",
+            "knobs.unknown_cla",
+            "knobs.sm_on_plain_commands",
+            "knobs.plain_verify",
+        ],
+        needs_card_number: false,
+        risk: Risk::ReadOnly,
+        sends: "0C B0 8B 00 00 (CLA 0C), A0 B0 8B 00 00 (an unknown class), 08 84 00 00 08 \
+                (GET CHALLENGE with the SM class), 00 20 00 86 (a plain VERIFY without data: \
+                no number compared)",
+        run: class_errors,
+    },
+    Probe {
+        name: "file-shapes",
+        decides: &["knobs.tlv_lengths", "knobs.trailing_fill"],
+        needs_card_number: true,
+        risk: Risk::Authenticated,
+        sends: "GET CHALLENGE, MUTUAL AUTHENTICATE, VERIFY; READ BINARY (plain or SM) of every \
+                EF; the length forms and what follows the last TLV kept",
+        run: file_shapes,
+    },
+    Probe {
+        name: "sm-read-short-le",
+        decides: &["knobs.sm_read_short_le"],
+        needs_card_number: true,
+        risk: Risk::Authenticated,
+        sends: "GET CHALLENGE, MUTUAL AUTHENTICATE, VERIFY; 08 B0 <first SM EF> 00 04 96 02 00 \
+                08 08 (8 bytes under SM, Le 8: the wrapped answer is longer)",
+        run: sm_read_short_le,
     },
     Probe {
         name: "df1-images",
@@ -198,12 +240,19 @@ fn reader_get_data(ctx: &mut Ctx<'_>) -> Vec<Finding> {
                 r.data.len()
             ),
         ),
-        Ok(r) if r.status == Status::ClassNotSupported => value(
-            PATH,
-            "false",
-            evidence,
-            "CLA FF reached the card, which refused it with 6E 00".into(),
-        ),
+        // The card's answer to a class it does not know (knobs.unknown_cla).
+        Ok(r) if matches!(
+            r.status,
+            Status::ClassNotSupported | Status::InstructionNotSupported
+        ) =>
+        {
+            value(
+                PATH,
+                "false",
+                evidence,
+                format!("CLA FF reached the card, which refused it with {}", r.status),
+            )
+        }
         Ok(r) => unknown(
             PATH,
             evidence,
@@ -287,7 +336,7 @@ fn read_past_end(ctx: &mut Ctx<'_>) -> Vec<Finding> {
 /// zero fill), with whether its length was written in long form.
 fn object_at(content: &[u8], tag: u16) -> Result<Option<(usize, bool, &[u8])>, String> {
     let mut pos = 0;
-    while pos < content.len() && content[pos] != 0 {
+    while pos < content.len() && !is_fill(&content[pos..]) {
         let (object, next) = tlv::parse_at(content, pos).map_err(|e| e.to_string())?;
         if object.tag == tag {
             // The long form of a length under 128 is the non-minimal one `81 xx`/`82 00 xx`.
@@ -297,6 +346,53 @@ fn object_at(content: &[u8], tag: u16) -> Result<Option<(usize, bool, &[u8])>, S
         pos = next;
     }
     Ok(None)
+}
+
+/// True where an EF's TLVs have ended: a `00` byte, or `FF` bytes to the end (erased
+/// memory; the TLV parser's rule).
+pub(crate) fn is_fill(rest: &[u8]) -> bool {
+    rest.first() == Some(&0) || (!rest.is_empty() && rest.iter().all(|&b| b == 0xFF))
+}
+
+/// One TLV's shape: its tag, the bytes its length took, its value's length.
+struct Shape {
+    tag: u16,
+    length_bytes: usize,
+    value: usize,
+}
+
+impl Shape {
+    /// The length was written in the short form (one byte).
+    fn short(&self) -> bool {
+        self.length_bytes == 1
+    }
+
+    /// Bytes the length took beyond its minimal form.
+    fn excess(&self) -> usize {
+        let minimal = match self.value {
+            0..=0x7F => 1,
+            0x80..=0xFF => 2,
+            _ => 3,
+        };
+        self.length_bytes.saturating_sub(minimal)
+    }
+}
+
+/// Where the TLVs of an EF end (the fill after them starts), and each TLV's shape.
+fn tlv_walk(content: &[u8]) -> Result<(usize, Vec<Shape>), String> {
+    let mut pos = 0;
+    let mut shapes = Vec::new();
+    while pos < content.len() && !is_fill(&content[pos..]) {
+        let (object, next) = tlv::parse_at(content, pos).map_err(|e| e.to_string())?;
+        let tag_len = if object.tag > 0xFF { 2 } else { 1 };
+        shapes.push(Shape {
+            tag: object.tag,
+            length_bytes: next - pos - tag_len - object.value.len(),
+            value: object.value.len(),
+        });
+        pos = next;
+    }
+    Ok((pos, shapes))
 }
 
 fn df1_images(ctx: &mut Ctx<'_>) -> Vec<Finding> {
@@ -357,11 +453,25 @@ fn df1_images(ctx: &mut Ctx<'_>) -> Vec<Finding> {
                     evidence,
                     "D1 00: present and empty".into(),
                 ),
+                // Generation 2 stores a missing face zero-filled at full length: an empty
+                // D1 is zero_length, whatever its length form.
+                Ok(Ok(Some((0, true, _)))) if layout.generation == Generation::Second => value(
+                    FACE,
+                    "zero_length",
+                    evidence,
+                    "D1 82 00 00: present and empty (long length form)".into(),
+                ),
+                Ok(Ok(Some((0, true, _)))) if ctx.long_lengths == Some(true) => not_shown(
+                    FACE,
+                    evidence,
+                    "D1 82 00 00 on a card writing long lengths: an empty image of the exact \
+                     layout (zero_filled) and an empty D1 (zero_length) store it alike",
+                ),
                 Ok(Ok(Some((0, true, _)))) => value(
                     FACE,
                     "zero_filled",
                     evidence,
-                    "D1 82 00 00: an image of no bytes in the exact layout (zero fill after it)"
+                    "D1 82 00 00: an image of no bytes in the exact layout (fill after it)"
                         .into(),
                 ),
                 Ok(Ok(Some((len, _, true)))) => value(
@@ -409,7 +519,7 @@ fn certificate_layout(ctx: &mut Ctx<'_>) -> Vec<Finding> {
     let found = loop {
         match tlv::parse_at(&content, pos) {
             Ok((o, end)) if o.tag == object.tag => break Some((o.value, end)),
-            Ok((_, end)) if end < content.len() && content[end] != 0 => pos = end,
+            Ok((_, end)) if end < content.len() && !is_fill(&content[end..]) => pos = end,
             _ => break None,
         }
     };
@@ -433,7 +543,8 @@ fn certificate_layout(ctx: &mut Ctx<'_>) -> Vec<Finding> {
     let stored = value_bytes.len();
     let fills = match object.area {
         Some(area) => stored == area,
-        None => end == content.len(),
+        // Padded to the end of the EF's allocated size (whatever fill follows).
+        None => allocated(row).is_some_and(|size| end >= size),
     };
     let tag = format!("{:02X}", object.tag);
     vec![if der == stored && fills {
@@ -449,7 +560,7 @@ fn certificate_layout(ctx: &mut Ctx<'_>) -> Vec<Finding> {
             evidence,
             format!("{tag} holds exactly the {der}-byte certificate"),
         )
-    } else if der < stored && value_bytes[der..].iter().all(|&b| b == 0) && fills {
+    } else if der < stored && value_bytes[der..].iter().all(|&b| b == 0) {
         value(
             PATH,
             "padded",
@@ -530,6 +641,284 @@ fn text_encoding(ctx: &mut Ctx<'_>) -> Vec<Finding> {
             format!("{counted}: neither UTF-8 nor Shift_JIS"),
         )]
     }
+}
+
+/// The knob value `status` stands for in `table`, or unknown with the evidence.
+fn by_status(
+    path: &'static str,
+    answer: &Result<rclab_emulator::protocol::Response, rclab_emulator::reader::ReaderError>,
+    seen: Seen,
+    table: &[(Status, &str)],
+) -> Finding {
+    let status = match answer {
+        Ok(r) => r.status,
+        Err(e) => return unknown(path, vec![seen], e.to_string()),
+    };
+    match table.iter().find(|(s, _)| *s == status) {
+        Some((_, v)) => value(path, v, vec![seen], format!("answered {status}")),
+        None => unknown(path, vec![seen], format!("{status}, outside every value")),
+    }
+}
+
+fn class_errors(ctx: &mut Ctx<'_>) -> Vec<Finding> {
+    use Status::*;
+    let paths = [
+        "knobs.cla_0c",
+        "knobs.unknown_cla",
+        "knobs.sm_on_plain_commands",
+        "knobs.plain_verify",
+    ];
+    if let Err(e) = ctx.fresh() {
+        return all_unknown(&paths, &[], &e);
+    }
+    let mut out = Vec::new();
+    let (a, seen) = ctx.raw(&[0x0C, 0xB0, 0x8B, 0x00, 0x00]);
+    out.push(by_status(
+        paths[0],
+        &a,
+        seen,
+        &[
+            (SecureMessagingNotSupported, "sm_not_supported"),
+            (ClassNotSupported, "class_not_supported"),
+            (IncorrectSmDataObjects, "incorrect_sm_data_objects"),
+        ],
+    ));
+    let (a, seen) = ctx.raw(&[0xA0, 0xB0, 0x8B, 0x00, 0x00]);
+    out.push(by_status(
+        paths[1],
+        &a,
+        seen,
+        &[
+            (ClassNotSupported, "class_not_supported"),
+            (InstructionNotSupported, "instruction_not_supported"),
+        ],
+    ));
+    let (a, seen) = ctx.raw(&[0x08, 0x84, 0x00, 0x00, 0x08]);
+    out.push(match &a {
+        Ok(r) if r.status == Success && r.data.len() == 8 => value(
+            paths[2],
+            "run_as_plain",
+            vec![seen],
+            "GET CHALLENGE with CLA 08 gave a challenge".into(),
+        ),
+        _ => by_status(
+            paths[2],
+            &a,
+            seen,
+            &[
+                (SecureMessagingNotSupported, "sm_not_supported"),
+                (IncorrectSmDataObjects, "incorrect_sm_data_objects"),
+                (ClassNotSupported, "class_not_supported"),
+            ],
+        ),
+    });
+    let (a, seen) = ctx.raw(&[0x00, 0x20, 0x00, 0x86]);
+    out.push(by_status(
+        paths[3],
+        &a,
+        seen,
+        &[
+            (IncorrectSmDataObjects, "incorrect_sm_data_objects"),
+            (SecurityStatusNotSatisfied, "security_status_not_satisfied"),
+        ],
+    ));
+    out
+}
+
+fn pupi(ctx: &mut Ctx<'_>) -> Vec<Finding> {
+    const PATH: &str = "reader.pupi";
+    let mut evidence = Vec::new();
+    let mut uids = Vec::new();
+    for _ in 0..3 {
+        if let Err(e) = ctx.fresh() {
+            return vec![unknown(PATH, evidence, e)];
+        }
+        let (a, seen) = ctx.raw(&[0xFF, 0xCA, 0x00, 0x00, 0x00]);
+        evidence.push(seen);
+        match a {
+            Ok(r) if r.status == Status::Success && !r.data.is_empty() => uids.push(r.data),
+            _ => {
+                return vec![not_shown(
+                    PATH,
+                    evidence,
+                    "the reader does not answer GET DATA with a UID: no PUPI shows",
+                )];
+            }
+        }
+    }
+    let default = rclab_emulator::transport::reader_layer::DEFAULT_PUPI;
+    vec![if uids.windows(2).all(|w| w[0] != w[1]) {
+        value(
+            PATH,
+            "random",
+            evidence,
+            "a different UID at each of three power-ups (not kept)".into(),
+        )
+    } else if uids.iter().all(|u| u == &default) {
+        value(
+            PATH,
+            "52 43 4C 42",
+            evidence,
+            "the same UID at three power-ups: rclab's default PUPI".into(),
+        )
+    } else if uids.windows(2).all(|w| w[0] == w[1]) {
+        unknown(
+            PATH,
+            evidence,
+            "a fixed UID that is not rclab's default: not kept, it identifies the card",
+        )
+    } else {
+        unknown(PATH, evidence, "the UID changed at some power-ups only")
+    }]
+}
+
+fn file_shapes(ctx: &mut Ctx<'_>) -> Vec<Finding> {
+    const LENGTHS: &str = "knobs.tlv_lengths";
+    const FILL: &str = "knobs.trailing_fill";
+    let Some(layout) = ctx.layout() else {
+        return all_unknown(&[LENGTHS, FILL], &[], "the card type was not read");
+    };
+    if let Err(e) = ctx.open() {
+        return all_unknown(&[LENGTHS, FILL], &[], &e);
+    }
+    let mut evidence = Vec::new();
+    let (mut short, mut long_small) = (0usize, 0usize);
+    // What follows the TLVs in EFs that have room after them: zeros, FF, or nothing.
+    let (mut zeros, mut ff, mut none, mut odd) = (0usize, 0usize, 0usize, 0usize);
+    for row in layout.files {
+        let read = ctx.read_ef(row);
+        evidence.push(read_seen(
+            row.label_text(),
+            row.access == rclab_emulator::protocol::layout::Access::AuthSm,
+            &read,
+        ));
+        let content = match read {
+            Ok(c) => c,
+            Err(e) => return all_unknown(&[LENGTHS, FILL], &evidence, &e),
+        };
+        let (end, forms) = match tlv_walk(&content) {
+            Ok(walk) => walk,
+            Err(e) => {
+                let why = format!("{} does not parse: {e}", row.label_text());
+                return all_unknown(&[LENGTHS, FILL], &evidence, &why);
+            }
+        };
+        if row.id.df != rclab_emulator::protocol::layout::Df::Mf {
+            short += forms.iter().filter(|f| f.short()).count();
+            long_small += forms.iter().filter(|f| !f.short() && f.value < 0x80).count();
+        }
+        // Long lengths the layout does not write grow the EF's allocated size.
+        let growth: usize = forms
+            .iter()
+            .filter(|f| !row.object(f.tag).is_some_and(|o| o.long_length))
+            .map(Shape::excess)
+            .sum();
+        // An EF without a fixed size is allocated its objects' areas only when they are
+        // all there and none is empty (a missing face leaves no room behind).
+        let whole = row.size.is_some()
+            || (forms.len() == row.objects.len() && forms.iter().all(|f| f.value > 0));
+        let rest = &content[end..];
+        if rest.is_empty() {
+            if whole && allocated(row).is_some_and(|size| content.len() < size + growth) {
+                none += 1;
+            }
+        } else if rest.iter().all(|&b| b == 0) {
+            zeros += 1;
+        } else if rest.iter().all(|&b| b == 0xFF) {
+            ff += 1;
+        } else {
+            odd += 1;
+        }
+    }
+    let lengths = if short > 0 {
+        value(
+            LENGTHS,
+            "minimal",
+            evidence.clone(),
+            format!("{short} lengths outside the MF in the short form"),
+        )
+    } else if long_small > 0 {
+        value(
+            LENGTHS,
+            "long_form",
+            evidence.clone(),
+            format!("no short length outside the MF; {long_small} under 128 bytes written long"),
+        )
+    } else {
+        not_shown(LENGTHS, evidence.clone(), "no length under 128 bytes outside the MF")
+    };
+    ctx.long_lengths = lengths.value().map(|v| v == "long_form");
+    let counts = format!("EFs with room after their TLVs: {zeros} zero-filled, {ff} FF-filled, {none} ending at their TLVs, {odd} other");
+    let fill = match (zeros, ff, none, odd) {
+        (0, 0, 0, 0) => not_shown(FILL, evidence, "no EF has room after its TLVs"),
+        (_, 0, 0, 0) => value(FILL, "zeros", evidence, counts),
+        (0, _, 0, 0) => value(FILL, "ff", evidence, counts),
+        (0, 0, _, 0) => value(FILL, "none", evidence, counts),
+        _ => unknown(FILL, evidence, counts),
+    };
+    vec![lengths, fill]
+}
+
+/// The size the layout allocates an EF: its fixed size, or its objects' areas with their
+/// headers (an EF of images); `None` when an object has no fixed area.
+fn allocated(row: &EfRow) -> Option<usize> {
+    row.size.or_else(|| {
+        row.objects
+            .iter()
+            .map(|o| {
+                let area = o.area?;
+                let tag = if o.tag > 0xFF { 2 } else { 1 };
+                let length = match area {
+                    _ if o.long_length => 3,
+                    0..=0x7F => 1,
+                    0x80..=0xFF => 2,
+                    _ => 3,
+                };
+                Some(tag + length + area)
+            })
+            .sum()
+    })
+}
+
+fn sm_read_short_le(ctx: &mut Ctx<'_>) -> Vec<Finding> {
+    const PATH: &str = "knobs.sm_read_short_le";
+    let Some(layout) = ctx.layout() else {
+        return vec![unknown(PATH, Vec::new(), "the card type was not read")];
+    };
+    let Some(row) = layout
+        .files
+        .iter()
+        .find(|r| r.access == rclab_emulator::protocol::layout::Access::AuthSm)
+    else {
+        return vec![unknown(PATH, Vec::new(), "the layout has no SM EF")];
+    };
+    if let Err(e) = ctx.open().and_then(|()| ctx.select(row.id.df)) {
+        return vec![unknown(PATH, Vec::new(), e)];
+    }
+    // 8 plaintext bytes come back as DO 86 of at least 19 bytes: longer than Le 8.
+    let apdu = [0x08, 0xB0, 0x80 | row.id.sfi, 0x00, 0x04, 0x96, 0x02, 0x00, 0x08, 0x08];
+    let (a, seen) = ctx.raw(&apdu);
+    let evidence = vec![seen];
+    vec![match a {
+        Ok(r) if matches!(r.status, Status::WrongLe(_) | Status::WrongLength) => value(
+            PATH,
+            "wrong_le",
+            evidence,
+            format!("an SM answer longer than Le 8: {}", r.status),
+        ),
+        Ok(r) if r.status == Status::Success && r.data.len() > 8 => value(
+            PATH,
+            "whole_answer",
+            evidence,
+            format!("an SM answer longer than Le 8: all {} bytes and 90 00", r.data.len()),
+        ),
+        Ok(r) => unknown(
+            PATH,
+            evidence,
+            format!("{} with {} bytes, outside both values", r.status, r.data.len()),
+        ),
+        Err(e) => unknown(PATH, evidence, e.to_string()),
+    }]
 }
 
 /// A card number of the right form that is not `number`: its first letter changed.

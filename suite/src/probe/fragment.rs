@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use rclab_emulator::card::knobs::KNOBS;
+use rclab_emulator::card::knobs::{KNOBS, knob};
 
 use super::battery::PROBES;
 use super::{Decision, Finding, Report};
@@ -32,7 +32,12 @@ fn finding_lines(indent: &str, key: &str, f: &Finding) -> (bool, String) {
     match &f.decision {
         Decision::Value(v) => {
             out += &comment(indent, &format!("{}: {evidence}", f.why));
-            let _ = writeln!(out, "{indent}{key}: {v}");
+            // As the knob table types it (`true` a boolean, `52 43 4C 42` a string).
+            let scalar = knob(f.path)
+                .and_then(|k| k.scalar(v))
+                .and_then(|s| serde_yaml_ng::to_string(&s).ok())
+                .map_or_else(|| (*v).to_owned(), |s| s.trim_end().to_owned());
+            let _ = writeln!(out, "{indent}{key}: {scalar}");
             (true, out)
         }
         Decision::NotShown(why) => {

@@ -234,6 +234,8 @@ pub struct Ctx<'a> {
     number: Option<String>,
     rng: ChaCha20Rng,
     layout: Option<&'static Layout>,
+    /// Whether the card writes long TLV lengths (`knobs.tlv_lengths`), once probed.
+    long_lengths: Option<bool>,
 }
 
 /// The hex of `bytes`, spaced (`00 B0 8B 00 07`).
@@ -256,6 +258,7 @@ impl<'a> Ctx<'a> {
             number: options.card_number.clone(),
             rng,
             layout: None,
+            long_lengths: None,
         }
     }
 

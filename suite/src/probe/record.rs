@@ -131,7 +131,7 @@ fn spec_version(rec: &Recording) -> Option<String> {
 /// The value of the first top-level object with `tag` in an EF (before its zero fill).
 fn object_value(content: &[u8], tag: u16) -> Option<Vec<u8>> {
     let mut pos = 0;
-    while pos < content.len() && content[pos] != 0 {
+    while pos < content.len() && !super::battery::is_fill(&content[pos..]) {
         let (o, next) = tlv::parse_at(content, pos).ok()?;
         if o.tag == tag {
             return Some(o.value.to_vec());
