@@ -417,3 +417,25 @@ fn every_card_of_the_variant_space_is_probed_back_over_pcsc() {
         started.elapsed().as_secs_f64()
     );
 }
+
+#[test]
+fn readme_probe_table_matches_the_battery() {
+    const BEGIN: &str = "<!-- probes:begin -->\n";
+    const END: &str = "<!-- probes:end -->";
+    let path = common::repo().join("README.md");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let start = text.find(BEGIN).expect("README has the probes:begin marker") + BEGIN.len();
+    let end = text[start..].find(END).expect("probes:end marker") + start;
+    let table = rclab_suite::probe::battery::readme_table();
+    if text[start..end] == table {
+        return;
+    }
+    if std::env::var_os("RCLAB_UPDATE_CATALOGUE").is_some() {
+        std::fs::write(&path, format!("{}{table}{}", &text[..start], &text[end..])).unwrap();
+        return;
+    }
+    panic!(
+        "README's probe table differs from the battery; run \
+         RCLAB_UPDATE_CATALOGUE=1 cargo test -p rclab-suite --test probe readme\nexpected:\n{table}"
+    );
+}

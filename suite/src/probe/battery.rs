@@ -49,7 +49,7 @@ pub const PROBES: &[Probe] = &[
         decides: &["knobs.read_past_end"],
         needs_card_number: false,
         risk: Risk::ReadOnly,
-        sends: "00 B0 8B 00 00 (MF/EF01 whole), then 00 B0 8B 00 <its length + 1>",
+        sends: "00 B0 8B 00 00 (MF/EF01 whole), then 00 B0 8B 00 with Le one past its length",
         run: read_past_end,
     },
     Probe {
@@ -90,8 +90,8 @@ pub const PROBES: &[Probe] = &[
         decides: &["knobs.sm_read_short_le"],
         needs_card_number: true,
         risk: Risk::Authenticated,
-        sends: "GET CHALLENGE, MUTUAL AUTHENTICATE, VERIFY; 08 B0 <first SM EF> 00 04 96 02 00 \
-                08 08 (8 bytes under SM, Le 8: the wrapped answer is longer)",
+        sends: "GET CHALLENGE, MUTUAL AUTHENTICATE, VERIFY; 08 B0 (80 + SFI of the first SM EF) 00 \
+                04 96 02 00 08 08 (8 bytes under SM, Le 8: the wrapped answer is longer)",
         run: sm_read_short_le,
     },
     Probe {
@@ -142,6 +142,32 @@ pub fn undecidable(path: &str) -> Option<&'static str> {
         .iter()
         .find(|(p, _)| *p == path)
         .map(|(_, why)| *why)
+}
+
+/// The README's list of probes, generated from [`PROBES`] and [`UNDECIDABLE`] (Markdown).
+pub fn readme_table() -> String {
+    let mut out = String::from(
+        "| probe | decides | card number | risk | sends |\n|---|---|---|---|---|\n",
+    );
+    for p in PROBES {
+        let decides: Vec<String> = p.decides.iter().map(|d| format!("`{d}`")).collect();
+        let decides = if decides.is_empty() {
+            "(the layout the others need)".to_owned()
+        } else {
+            decides.join(", ")
+        };
+        out.push_str(&format!(
+            "| `{}` | {decides} | {} | {} | {} |\n",
+            p.name,
+            if p.needs_card_number { "needed" } else { "no" },
+            p.risk.label(),
+            p.sends
+        ));
+    }
+    for (path, why) in UNDECIDABLE {
+        out.push_str(&format!("| — | `{path}`: not probed | — | — | {why} |\n"));
+    }
+    out
 }
 
 /// A finding of `value` for `path`, if the knob takes that value; otherwise unknown (a
