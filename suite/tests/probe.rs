@@ -439,3 +439,76 @@ fn readme_probe_table_matches_the_battery() {
          RCLAB_UPDATE_CATALOGUE=1 cargo test -p rclab-suite --test probe readme\nexpected:\n{table}"
     );
 }
+
+/// A card answering random bytes (status words steered toward the interesting ones), or
+/// failing, at random.
+struct Garbage(rand_chacha::ChaCha20Rng);
+
+impl Channel for Garbage {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        use rand::{Rng, RngExt};
+        // A generation-2 card type, so that every probe gets to run.
+        if apdu == [0x00, 0xB0, 0x8A, 0x00, 0x00] {
+            return Ok(vec![0xC1, 0x02, b'0', b'5', 0x90, 0x00]);
+        }
+        let len = match self.0.random_range(0..8) {
+            0 => 0,
+            1 => 1,
+            2 => self.0.random_range(3..800),
+            _ => self.0.random_range(2..40),
+        };
+        let mut reply = vec![0; len];
+        self.0.fill_bytes(&mut reply);
+        if len >= 2 && self.0.random_bool(0.7) {
+            let sw: [u8; 2] = match self.0.random_range(0..6) {
+                0 => [0x90, 0x00],
+                1 => [0x62, 0x82],
+                2 => [0x6C, self.0.random()],
+                3 => [0x61, self.0.random()],
+                4 => [0x63, 0x00],
+                _ => [0x69, 0x85],
+            };
+            reply[len - 2..].copy_from_slice(&sw);
+        }
+        if self.0.random_range(0..30) == 0 {
+            return Err(TransportError::Timeout);
+        }
+        Ok(reply)
+    }
+}
+
+impl ProbeTarget for Garbage {
+    fn power_cycle(&mut self) -> Result<(), TransportError> {
+        Ok(())
+    }
+    fn atr(&self) -> Option<Vec<u8>> {
+        Some(vec![0x3B, 0x00])
+    }
+}
+
+#[test]
+fn a_hostile_card_gets_findings_not_panics_and_the_fragment_still_loads() {
+    use rand::SeedableRng;
+    let dir = common::temp_dir("probe", "garbage");
+    let base = common::profiles("valid")
+        .into_iter()
+        .find(|p| p.name == "gen2-residence")
+        .unwrap();
+    for seed in 0..100u64 {
+        let mut card = Garbage(rand_chacha::ChaCha20Rng::seed_from_u64(seed));
+        let options = Options {
+            card_number: Some("AB12345678CD".into()),
+            risky: vec!["failed-verify".into()],
+            seed: Some(seed),
+        };
+        let report = probe::probe(&mut card, "garbage", &options);
+        let text = fragment::render(&report);
+        serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{text}"));
+        assert_eq!(report.generation, Some(2));
+        // Whatever it decided is a profile overlay a generation-2 card takes.
+        let over = format!("extends: {}\n{text}", base.path.display());
+        profile::load(&write(&dir, "garbage", &over))
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{text}"));
+    }
+}
