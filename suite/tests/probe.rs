@@ -512,3 +512,32 @@ fn a_hostile_card_gets_findings_not_panics_and_the_fragment_still_loads() {
             .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{text}"));
     }
 }
+
+#[test]
+fn bad_flags_are_usage_errors_naming_the_flag() {
+    let profile = "vectors/profiles/valid/gen1-residence.yaml";
+    for (args, flag) in [
+        (vec!["probe", "--profile", profile, "--card-number", "ab12345678CD"], "--card-number"),
+        (vec!["probe", "--profile", profile, "--risky", "wrong-mac"], "--risky"),
+        (vec!["record", "--profile", profile, "--card-number", "X", "--out", "/tmp/x"], "--card-number"),
+        (vec!["probe"], "--reader"),
+    ] {
+        let out = common::rclab(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(common::stderr(&out).contains(flag), "{args:?}: {}", common::stderr(&out));
+    }
+    let file = common::temp_dir("probe", "flags").join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = common::rclab(&[
+        "record", "--profile", profile, "--card-number", "AB12345678CD", "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(common::stderr(&out).contains("--out"), "{}", common::stderr(&out));
+    let out = common::rclab(&[
+        "record", "--profile", profile, "--card-number", "AB12345678CD", "--risky", "nope",
+        "--out", "/tmp/never",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(common::stderr(&out).contains("--risky"), "{}", common::stderr(&out));
+}
