@@ -95,7 +95,11 @@ pub fn assert_no_personal_data(text: &str, card: &Profile, what: &str) {
                 continue;
             }
             let hex = hex::encode_upper(window);
-            assert!(!spaced.contains(&hex), "{what}: {} bytes in\n{text}", ef.name);
+            assert!(
+                !spaced.contains(&hex),
+                "{what}: {} bytes in\n{text}",
+                ef.name
+            );
             assert!(
                 !text.as_bytes().windows(16).any(|w| w == window),
                 "{what}: {} bytes in\n{text}",
@@ -163,7 +167,9 @@ pub fn assert_rebuilt(card: &Profile, base: &Profile, text: &str, not_shown: &[&
     let knobs = |p: &Profile| {
         let mut map = serde_yaml_ng::to_value(&p.image.knobs).unwrap();
         for path in not_shown {
-            if let (Some(key), serde_yaml_ng::Value::Mapping(m)) = (path.strip_prefix("knobs."), &mut map) {
+            if let (Some(key), serde_yaml_ng::Value::Mapping(m)) =
+                (path.strip_prefix("knobs."), &mut map)
+            {
                 m.remove(key);
             }
         }
@@ -171,7 +177,11 @@ pub fn assert_rebuilt(card: &Profile, base: &Profile, text: &str, not_shown: &[&
     };
     assert_eq!(knobs(&rebuilt), knobs(card), "{name}\n{text}");
     let (mine, theirs) = (&rebuilt.image.reader, &card.image.reader);
-    assert_eq!((&mine.atr, mine.get_data), (&theirs.atr, theirs.get_data), "{name}\n{text}");
+    assert_eq!(
+        (&mine.atr, mine.get_data),
+        (&theirs.atr, theirs.get_data),
+        "{name}\n{text}"
+    );
     if !not_shown.contains(&"reader.pupi") {
         assert_eq!(mine.pupi, theirs.pupi, "{name}\n{text}");
     }
@@ -210,8 +220,16 @@ fn every_card_of_the_variant_space_is_probed_back_to_the_knobs_it_was_served_wit
                 }
                 node
             };
-            if !matches!(report.finding(path).unwrap().decision, Decision::NotShown(_)) {
-                assert_eq!(at(&doc), at(&overlay), "{}: {path}={value}\n{text}", card.name);
+            if !matches!(
+                report.finding(path).unwrap().decision,
+                Decision::NotShown(_)
+            ) {
+                assert_eq!(
+                    at(&doc),
+                    at(&overlay),
+                    "{}: {path}={value}\n{text}",
+                    card.name
+                );
             }
         }
     }
@@ -267,10 +285,16 @@ fn a_status_word_outside_every_value_is_unknown_with_its_evidence() {
         ],
     };
     let report = probe::probe(&mut odd, "odd", &options(&card, 1));
-    for (path, status) in [("knobs.read_past_end", "6A 86"), ("reader.get_data", "6A 81")] {
+    for (path, status) in [
+        ("knobs.read_past_end", "6A 86"),
+        ("reader.get_data", "6A 81"),
+    ] {
         let f = report.finding(path).unwrap();
         assert!(matches!(f.decision, Decision::Unknown(_)), "{path}: {f:?}");
-        assert!(f.evidence.iter().any(|s| s.status == status), "{path}: {f:?}");
+        assert!(
+            f.evidence.iter().any(|s| s.status == status),
+            "{path}: {f:?}"
+        );
         let text = fragment::render(&report);
         let key = path.rsplit('.').next().unwrap();
         assert!(
@@ -383,7 +407,13 @@ fn every_card_of_the_variant_space_is_probed_back_over_pcsc() {
         let out = dir.join(format!("{}.fragment.yaml", card.name.replace('/', "-")));
         let evidence = dir.join(format!("{}.evidence.json", card.name.replace('/', "-")));
         let run = std::process::Command::new(env!("CARGO_BIN_EXE_rclab"))
-            .args(["probe", "--reader", &reader.name(), "--card-number", card.card_number.as_str()])
+            .args([
+                "probe",
+                "--reader",
+                &reader.name(),
+                "--card-number",
+                card.card_number.as_str(),
+            ])
             .args(["--risky", "failed-verify", "--seed", "3", "--out"])
             .arg(&out)
             .arg("--evidence")
@@ -391,7 +421,12 @@ fn every_card_of_the_variant_space_is_probed_back_over_pcsc() {
             .output()
             .unwrap();
         reader.stop();
-        assert!(run.status.success(), "{}: {}", card.name, common::stderr(&run));
+        assert!(
+            run.status.success(),
+            "{}: {}",
+            card.name,
+            common::stderr(&run)
+        );
         assert!(
             common::stderr(&run).contains("WRONG VERIFY"),
             "{}: no warning",
@@ -424,7 +459,10 @@ fn readme_probe_table_matches_the_battery() {
     const END: &str = "<!-- probes:end -->";
     let path = common::repo().join("README.md");
     let text = std::fs::read_to_string(&path).unwrap();
-    let start = text.find(BEGIN).expect("README has the probes:begin marker") + BEGIN.len();
+    let start = text
+        .find(BEGIN)
+        .expect("README has the probes:begin marker")
+        + BEGIN.len();
     let end = text[start..].find(END).expect("probes:end marker") + start;
     let table = rclab_suite::probe::battery::readme_table();
     if text[start..end] == table {
@@ -517,27 +555,74 @@ fn a_hostile_card_gets_findings_not_panics_and_the_fragment_still_loads() {
 fn bad_flags_are_usage_errors_naming_the_flag() {
     let profile = "vectors/profiles/valid/gen1-residence.yaml";
     for (args, flag) in [
-        (vec!["probe", "--profile", profile, "--card-number", "ab12345678CD"], "--card-number"),
-        (vec!["probe", "--profile", profile, "--risky", "wrong-mac"], "--risky"),
-        (vec!["record", "--profile", profile, "--card-number", "X", "--out", "/tmp/x"], "--card-number"),
+        (
+            vec![
+                "probe",
+                "--profile",
+                profile,
+                "--card-number",
+                "ab12345678CD",
+            ],
+            "--card-number",
+        ),
+        (
+            vec!["probe", "--profile", profile, "--risky", "wrong-mac"],
+            "--risky",
+        ),
+        (
+            vec![
+                "record",
+                "--profile",
+                profile,
+                "--card-number",
+                "X",
+                "--out",
+                "/tmp/x",
+            ],
+            "--card-number",
+        ),
         (vec!["probe"], "--reader"),
     ] {
         let out = common::rclab(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(common::stderr(&out).contains(flag), "{args:?}: {}", common::stderr(&out));
+        assert!(
+            common::stderr(&out).contains(flag),
+            "{args:?}: {}",
+            common::stderr(&out)
+        );
     }
     let file = common::temp_dir("probe", "flags").join("a-file");
     std::fs::write(&file, "x").unwrap();
     let out = common::rclab(&[
-        "record", "--profile", profile, "--card-number", "AB12345678CD", "--out",
+        "record",
+        "--profile",
+        profile,
+        "--card-number",
+        "AB12345678CD",
+        "--out",
         file.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(common::stderr(&out).contains("--out"), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("--out"),
+        "{}",
+        common::stderr(&out)
+    );
     let out = common::rclab(&[
-        "record", "--profile", profile, "--card-number", "AB12345678CD", "--risky", "nope",
-        "--out", "/tmp/never",
+        "record",
+        "--profile",
+        profile,
+        "--card-number",
+        "AB12345678CD",
+        "--risky",
+        "nope",
+        "--out",
+        "/tmp/never",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(common::stderr(&out).contains("--risky"), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("--risky"),
+        "{}",
+        common::stderr(&out)
+    );
 }

@@ -90,7 +90,10 @@ fn every_valid_and_corrupted_card_replays_from_its_recording() {
             // card delivered it — the faithful chip's when the faults only change how it
             // is delivered — or recording stops with the reader's error.
             let delivery_only = p.faults.iter().all(|f| {
-                matches!(f, Fault::Delay { .. } | Fault::GetResponse { .. } | Fault::WrongLe { .. })
+                matches!(
+                    f,
+                    Fault::Delay { .. } | Fault::GetResponse { .. } | Fault::WrongLe { .. }
+                )
             });
             match recorded {
                 Ok(path) => {
@@ -126,7 +129,10 @@ fn every_valid_and_corrupted_card_replays_from_its_recording() {
         replayed += 1;
     }
     assert!(replayed >= 15, "{replayed} replayed");
-    eprintln!("{replayed} cards replayed; with faults:\n{}", faulty.join("\n"));
+    eprintln!(
+        "{replayed} cards replayed; with faults:\n{}",
+        faulty.join("\n")
+    );
 }
 
 /// Every file below `dir`, bytes.
@@ -160,7 +166,10 @@ fn field(p: &Profile, dotted: &str) -> Option<String> {
             return Some(s.clone());
         }
         let dir = f.parent().unwrap().to_path_buf();
-        file = doc.get("extends").and_then(|e| e.as_str()).map(|e| dir.join(e));
+        file = doc
+            .get("extends")
+            .and_then(|e| e.as_str())
+            .map(|e| dir.join(e));
     }
     None
 }
@@ -178,10 +187,17 @@ fn a_redacted_recording_is_a_genuine_test_card_without_the_originals_personal_da
         // The same layout: generation, type, EF sizes.
         assert_eq!(redacted.generation, p.generation);
         assert_eq!(redacted.card_type, p.card_type);
-        let sizes = |x: &Profile| x.image.files.iter().map(|f| f.content.len()).collect::<Vec<_>>();
+        let sizes = |x: &Profile| {
+            x.image
+                .files
+                .iter()
+                .map(|f| f.content.len())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(sizes(&redacted), sizes(&p), "{}", p.name);
         // None of the person's data.
-        let mut personal: Vec<(String, Vec<u8>)> = vec![("card number".into(), p.card_number.as_str().into())];
+        let mut personal: Vec<(String, Vec<u8>)> =
+            vec![("card number".into(), p.card_number.as_str().into())];
         for key in [
             "address.text",
             "address.date",
@@ -200,7 +216,12 @@ fn a_redacted_recording_is_a_genuine_test_card_without_the_originals_personal_da
                 personal.push((format!("{key} (Shift_JIS)"), sjis.into_owned()));
             }
         }
-        for key in ["images.front", "images.face", "images.name", "images.address"] {
+        for key in [
+            "images.front",
+            "images.face",
+            "images.name",
+            "images.address",
+        ] {
             if let Some(rel) = field(&p, key) {
                 let image = std::fs::read(p.path.parent().unwrap().join(&rel)).unwrap();
                 // Every 64 bytes of the picture, except format structure (boxes, IFDs,
@@ -212,7 +233,8 @@ fn a_redacted_recording_is_a_genuine_test_card_without_the_originals_personal_da
                     .filter(|f| std::fs::canonicalize(f).unwrap() != original)
                     .map(|f| std::fs::read(f).unwrap())
                     .collect();
-                let structure = |w: &[u8]| others.iter().any(|o| o.windows(w.len()).any(|x| x == w));
+                let structure =
+                    |w: &[u8]| others.iter().any(|o| o.windows(w.len()).any(|x| x == w));
                 for (i, window) in image
                     .chunks(64)
                     .enumerate()
@@ -250,8 +272,13 @@ fn a_redacted_recording_is_a_genuine_test_card_without_the_originals_personal_da
                 let any_fits = std::fs::read_dir(common::vectors().join("images"))
                     .unwrap()
                     .map(|e| e.unwrap().path())
-                    .filter(|f| f.extension() == Some(&ext) && f.file_name().unwrap().to_string_lossy().contains(element))
-                    .filter(|f| std::fs::canonicalize(f).unwrap() != std::fs::canonicalize(&path).unwrap())
+                    .filter(|f| {
+                        f.extension() == Some(&ext)
+                            && f.file_name().unwrap().to_string_lossy().contains(element)
+                    })
+                    .filter(|f| {
+                        std::fs::canonicalize(f).unwrap() != std::fs::canonicalize(&path).unwrap()
+                    })
                     .any(|f| {
                         let len = std::fs::metadata(f).unwrap().len();
                         // A JP2 grows by a box of at least 8 bytes.
@@ -261,7 +288,10 @@ fn a_redacted_recording_is_a_genuine_test_card_without_the_originals_personal_da
                     assert_eq!(size, original, "{}: {key}", p.name);
                 } else {
                     assert!(size > original, "{}: {key}", p.name);
-                    eprintln!("{}: {key}: every other TEST image is larger ({size} > {original} bytes)", p.name);
+                    eprintln!(
+                        "{}: {key}: every other TEST image is larger ({size} > {original} bytes)",
+                        p.name
+                    );
                 }
             }
         }
@@ -287,20 +317,36 @@ fn raw_files_errors_name_the_field() {
         let path = write(&dir, name, text);
         profile::load(&path).unwrap_err()
     };
-    let e = error("extra.yaml", &text.replace("raw_files:\n", "raw_files:\n  DF2/EF09: ef/MF-EF01.bin\n"));
+    let e = error(
+        "extra.yaml",
+        &text.replace("raw_files:\n", "raw_files:\n  DF2/EF09: ef/MF-EF01.bin\n"),
+    );
     assert_eq!(e.field.as_deref(), Some("raw_files.DF2/EF09"), "{e}");
     assert!(e.location.is_some() && e.message.contains("no EF"), "{e}");
-    let e = error("missing.yaml", &text.replace("  MF/EF02: ef/MF-EF02.bin\n", ""));
+    let e = error(
+        "missing.yaml",
+        &text.replace("  MF/EF02: ef/MF-EF02.bin\n", ""),
+    );
     assert_eq!(e.field.as_deref(), Some("raw_files"), "{e}");
     assert!(e.message.contains("MF/EF02"), "{e}");
-    let e = error("unreadable.yaml", &text.replace("ef/MF-EF02.bin", "ef/nothing.bin"));
+    let e = error(
+        "unreadable.yaml",
+        &text.replace("ef/MF-EF02.bin", "ef/nothing.bin"),
+    );
     assert_eq!(e.field.as_deref(), Some("raw_files.MF/EF02"), "{e}");
     std::fs::write(dir.join("ef/huge.bin"), vec![0u8; profile::MAX_EF_SIZE + 1]).unwrap();
     let e = error("huge.yaml", &text.replace("ef/MF-EF02.bin", "ef/huge.bin"));
     assert_eq!(e.field.as_deref(), Some("raw_files.MF/EF02"), "{e}");
     // A child in another folder inherits working paths (relative to the file that wrote them).
     std::fs::create_dir_all(dir.join("sub")).unwrap();
-    let child = write(&dir, "sub/child.yaml", &format!("extends: ../{}\n", recorded.file_name().unwrap().to_string_lossy()));
+    let child = write(
+        &dir,
+        "sub/child.yaml",
+        &format!(
+            "extends: ../{}\n",
+            recorded.file_name().unwrap().to_string_lossy()
+        ),
+    );
     assert!(profile::load(&child).unwrap().image.files == p.image.files);
 }
 
@@ -365,14 +411,24 @@ fn every_valid_and_corrupted_card_served_over_pcsc_replays_from_its_recording() 
         return;
     }
     let root = common::temp_dir("record", "pcsc");
-    let cards: Vec<Profile> = catalogue().into_iter().filter(|p| p.faults.is_empty()).collect();
+    let cards: Vec<Profile> = catalogue()
+        .into_iter()
+        .filter(|p| p.faults.is_empty())
+        .collect();
     let started = std::time::Instant::now();
     on_readers(&cards, |p, port| {
         let dir = root.join(p.name.replace('/', "-"));
         let number = p.card_number.as_str();
         let reader = serve(p.card(), port);
         let run = std::process::Command::new(env!("CARGO_BIN_EXE_rclab"))
-            .args(["record", "--reader", &reader.name(), "--card-number", number, "--out"])
+            .args([
+                "record",
+                "--reader",
+                &reader.name(),
+                "--card-number",
+                number,
+                "--out",
+            ])
             .arg(&dir)
             .args(["--seed", &p.image.seed.to_string(), "--at", "2026-11-25"])
             .output()
@@ -380,8 +436,8 @@ fn every_valid_and_corrupted_card_served_over_pcsc_replays_from_its_recording() 
         reader.stop();
         assert!(run.status.success(), "{}: {}", p.name, common::stderr(&run));
         assert!(common::stderr(&run).contains("PERSONAL DATA"), "{}", p.name);
-        let recording = profile::load(&dir.join("card.yaml"))
-            .unwrap_or_else(|e| panic!("{}: {e}", p.name));
+        let recording =
+            profile::load(&dir.join("card.yaml")).unwrap_or_else(|e| panic!("{}: {e}", p.name));
         assert_eq!(mode(&dir.join("card.yaml")), 0o600);
         assert!(recording.image.files == p.image.files, "{}", p.name);
         let (original, original_verdict) = checked_over_pcsc(p.card(), number, port);

@@ -18,7 +18,12 @@ use super::parse::parse_wait;
 #[derive(Args)]
 pub(crate) struct ProbeArgs {
     /// The PC/SC reader holding the card.
-    #[arg(long, value_name = "NAME", required_unless_present = "profile", conflicts_with = "profile")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        required_unless_present = "profile",
+        conflicts_with = "profile"
+    )]
     pub(crate) reader: Option<String>,
     /// Probe an emulated card in process instead: this profile's card.
     #[arg(long, value_name = "FILE")]
@@ -61,7 +66,10 @@ pub(crate) fn parse_risky(text: &str) -> Result<String, String> {
     if flags.contains(&text) {
         Ok(text.to_owned())
     } else {
-        Err(format!("{text:?}: the risky probes are {}", flags.join(", ")))
+        Err(format!(
+            "{text:?}: the risky probes are {}",
+            flags.join(", ")
+        ))
     }
 }
 

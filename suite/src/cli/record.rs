@@ -19,7 +19,12 @@ use super::probe::parse_card_number;
 #[derive(Args)]
 pub(crate) struct RecordArgs {
     /// The PC/SC reader holding the card.
-    #[arg(long, value_name = "NAME", required_unless_present = "profile", conflicts_with = "profile")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        required_unless_present = "profile",
+        conflicts_with = "profile"
+    )]
     pub(crate) reader: Option<String>,
     /// Record an emulated card in process instead: this profile's card.
     #[arg(long, value_name = "FILE")]
@@ -79,8 +84,12 @@ pub(crate) fn run(args: RecordArgs) -> Result<ExitCode> {
     let recording = match (&args.reader, &args.profile) {
         (Some(reader), _) => {
             let mut channel = PcscChannel::connect(reader, args.wait)?;
-            let recording =
-                record::read_card(&mut channel, &format!("reader {reader:?}"), &options, &checker);
+            let recording = record::read_card(
+                &mut channel,
+                &format!("reader {reader:?}"),
+                &options,
+                &checker,
+            );
             channel.close();
             recording?
         }

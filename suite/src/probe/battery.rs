@@ -146,9 +146,8 @@ pub fn undecidable(path: &str) -> Option<&'static str> {
 
 /// The README's list of probes, generated from [`PROBES`] and [`UNDECIDABLE`] (Markdown).
 pub fn readme_table() -> String {
-    let mut out = String::from(
-        "| probe | decides | card number | risk | sends |\n|---|---|---|---|---|\n",
-    );
+    let mut out =
+        String::from("| probe | decides | card number | risk | sends |\n|---|---|---|---|---|\n");
     for p in PROBES {
         let decides: Vec<String> = p.decides.iter().map(|d| format!("`{d}`")).collect();
         let decides = if decides.is_empty() {
@@ -267,16 +266,20 @@ fn reader_get_data(ctx: &mut Ctx<'_>) -> Vec<Finding> {
             ),
         ),
         // The card's answer to a class it does not know (knobs.unknown_cla).
-        Ok(r) if matches!(
-            r.status,
-            Status::ClassNotSupported | Status::InstructionNotSupported
-        ) =>
+        Ok(r)
+            if matches!(
+                r.status,
+                Status::ClassNotSupported | Status::InstructionNotSupported
+            ) =>
         {
             value(
                 PATH,
                 "false",
                 evidence,
-                format!("CLA FF reached the card, which refused it with {}", r.status),
+                format!(
+                    "CLA FF reached the card, which refused it with {}",
+                    r.status
+                ),
             )
         }
         Ok(r) => unknown(
@@ -497,8 +500,7 @@ fn df1_images(ctx: &mut Ctx<'_>) -> Vec<Finding> {
                     FACE,
                     "zero_filled",
                     evidence,
-                    "D1 82 00 00: an image of no bytes in the exact layout (fill after it)"
-                        .into(),
+                    "D1 82 00 00: an image of no bytes in the exact layout (fill after it)".into(),
                 ),
                 Ok(Ok(Some((len, _, true)))) => value(
                     FACE,
@@ -597,7 +599,9 @@ fn certificate_layout(ctx: &mut Ctx<'_>) -> Vec<Finding> {
         unknown(
             PATH,
             evidence,
-            format!("{tag} holds {stored} bytes around a {der}-byte certificate, outside both layouts"),
+            format!(
+                "{tag} holds {stored} bytes around a {der}-byte certificate, outside both layouts"
+            ),
         )
     }]
 }
@@ -633,7 +637,13 @@ fn text_encoding(ctx: &mut Ctx<'_>) -> Vec<Finding> {
                 texts.push(v[..end].to_vec());
             }
             Ok(None) => {}
-            Err(e) => return vec![unknown(PATH, evidence, format!("{}: {e}", row.label_text()))],
+            Err(e) => {
+                return vec![unknown(
+                    PATH,
+                    evidence,
+                    format!("{}: {e}", row.label_text()),
+                )];
+            }
         }
     }
     let non_ascii: usize = texts
@@ -649,7 +659,12 @@ fn text_encoding(ctx: &mut Ctx<'_>) -> Vec<Finding> {
     }
     let counted = format!("{} text objects, {non_ascii} non-ASCII bytes", texts.len());
     if texts.iter().all(|t| std::str::from_utf8(t).is_ok()) {
-        vec![value(PATH, "utf8", evidence, format!("{counted}, all valid UTF-8"))]
+        vec![value(
+            PATH,
+            "utf8",
+            evidence,
+            format!("{counted}, all valid UTF-8"),
+        )]
     } else if texts
         .iter()
         .all(|t| !SHIFT_JIS.decode_without_bom_handling(t).1)
@@ -831,7 +846,10 @@ fn file_shapes(ctx: &mut Ctx<'_>) -> Vec<Finding> {
         };
         if row.id.df != rclab_emulator::protocol::layout::Df::Mf {
             short += forms.iter().filter(|f| f.short()).count();
-            long_small += forms.iter().filter(|f| !f.short() && f.value < 0x80).count();
+            long_small += forms
+                .iter()
+                .filter(|f| !f.short() && f.value < 0x80)
+                .count();
         }
         // Long lengths the layout does not write grow the EF's allocated size.
         let growth: usize = forms
@@ -871,10 +889,16 @@ fn file_shapes(ctx: &mut Ctx<'_>) -> Vec<Finding> {
             format!("no short length outside the MF; {long_small} under 128 bytes written long"),
         )
     } else {
-        not_shown(LENGTHS, evidence.clone(), "no length under 128 bytes outside the MF")
+        not_shown(
+            LENGTHS,
+            evidence.clone(),
+            "no length under 128 bytes outside the MF",
+        )
     };
     ctx.long_lengths = lengths.value().map(|v| v == "long_form");
-    let counts = format!("EFs with room after their TLVs: {zeros} zero-filled, {ff} FF-filled, {none} ending at their TLVs, {odd} other");
+    let counts = format!(
+        "EFs with room after their TLVs: {zeros} zero-filled, {ff} FF-filled, {none} ending at their TLVs, {odd} other"
+    );
     let fill = match (zeros, ff, none, odd) {
         (0, 0, 0, 0) => not_shown(FILL, evidence, "no EF has room after its TLVs"),
         (_, 0, 0, 0) => value(FILL, "zeros", evidence, counts),
@@ -922,7 +946,18 @@ fn sm_read_short_le(ctx: &mut Ctx<'_>) -> Vec<Finding> {
         return vec![unknown(PATH, Vec::new(), e)];
     }
     // 8 plaintext bytes come back as DO 86 of at least 19 bytes: longer than Le 8.
-    let apdu = [0x08, 0xB0, 0x80 | row.id.sfi, 0x00, 0x04, 0x96, 0x02, 0x00, 0x08, 0x08];
+    let apdu = [
+        0x08,
+        0xB0,
+        0x80 | row.id.sfi,
+        0x00,
+        0x04,
+        0x96,
+        0x02,
+        0x00,
+        0x08,
+        0x08,
+    ];
     let (a, seen) = ctx.raw(&apdu);
     let evidence = vec![seen];
     vec![match a {
@@ -936,12 +971,19 @@ fn sm_read_short_le(ctx: &mut Ctx<'_>) -> Vec<Finding> {
             PATH,
             "whole_answer",
             evidence,
-            format!("an SM answer longer than Le 8: all {} bytes and 90 00", r.data.len()),
+            format!(
+                "an SM answer longer than Le 8: all {} bytes and 90 00",
+                r.data.len()
+            ),
         ),
         Ok(r) => unknown(
             PATH,
             evidence,
-            format!("{} with {} bytes, outside both values", r.status, r.data.len()),
+            format!(
+                "{} with {} bytes, outside both values",
+                r.status,
+                r.data.len()
+            ),
         ),
         Err(e) => unknown(PATH, evidence, e.to_string()),
     }]

@@ -95,10 +95,8 @@ pub fn render(report: &Report) -> String {
         }
     }
     for (top, written, body) in sections {
-        let nested = KNOBS
-            .iter()
-            .any(|k| k.path.starts_with(&format!("{top}.")))
-            || top == "reader";
+        let nested =
+            KNOBS.iter().any(|k| k.path.starts_with(&format!("{top}."))) || top == "reader";
         if !nested {
             out.push_str(&body);
         } else if written {
@@ -209,7 +207,10 @@ mod tests {
         assert_eq!(doc["knobs"]["read_past_end"].as_str(), Some("wrong_le"));
         assert!(doc.get("text_encoding").is_none(), "{text}");
         assert_eq!(doc["reader"]["atr"].as_str(), Some("3B 80 80 01 01"));
-        assert!(text.contains("# failed_verify_drops_session: unknown"), "{text}");
+        assert!(
+            text.contains("# failed_verify_drops_session: unknown"),
+            "{text}"
+        );
         // The target's line break stays inside the comment.
         assert!(
             text.lines()

@@ -198,7 +198,11 @@ pub fn write_recording(rec: &Recording, number: &str, seed: u64, dir: &Path) -> 
     let _ = writeln!(yaml, "  type: {}", card_type_key(rec.layout.card_type));
     let _ = writeln!(yaml, "  number: {number}");
     if let Some(version) = spec_version(rec) {
-        let _ = writeln!(yaml, "  spec_version: {}", serde_yaml_ng::to_string(&version)?.trim());
+        let _ = writeln!(
+            yaml,
+            "  spec_version: {}",
+            serde_yaml_ng::to_string(&version)?.trim()
+        );
     }
     yaml.push_str("raw_files:\n");
     for (row, bytes) in &rec.files {
@@ -229,16 +233,66 @@ pub fn write_recording(rec: &Recording, number: &str, seed: u64, dir: &Path) -> 
 /// TEST images of the repository (invented people), two per kind: the redaction takes one
 /// that differs from the card's.
 const TEST_IMAGES: &[(Element, Generation, &[u8], &str)] = &[
-    (Element::FrontImage, Generation::First, include_bytes!("../../../vectors/images/gen1-residence-front.tif"), "tif"),
-    (Element::FrontImage, Generation::First, include_bytes!("../../../vectors/images/gen1-sprc-front.tif"), "tif"),
-    (Element::FaceImage, Generation::First, include_bytes!("../../../vectors/images/gen1-residence-face.jp2"), "jp2"),
-    (Element::FaceImage, Generation::First, include_bytes!("../../../vectors/images/gen1-sprc-face.jp2"), "jp2"),
-    (Element::FaceImage, Generation::Second, include_bytes!("../../../vectors/images/gen2-residence-face.jp2"), "jp2"),
-    (Element::FaceImage, Generation::Second, include_bytes!("../../../vectors/images/gen2-sprc-face.jp2"), "jp2"),
-    (Element::NameImage, Generation::Second, include_bytes!("../../../vectors/images/gen2-residence-name.tif"), "tif"),
-    (Element::NameImage, Generation::Second, include_bytes!("../../../vectors/images/gen2-sprc-name.tif"), "tif"),
-    (Element::AddressImage, Generation::Second, include_bytes!("../../../vectors/images/gen2-residence-address.tif"), "tif"),
-    (Element::AddressImage, Generation::Second, include_bytes!("../../../vectors/images/gen2-sprc-address.tif"), "tif"),
+    (
+        Element::FrontImage,
+        Generation::First,
+        include_bytes!("../../../vectors/images/gen1-residence-front.tif"),
+        "tif",
+    ),
+    (
+        Element::FrontImage,
+        Generation::First,
+        include_bytes!("../../../vectors/images/gen1-sprc-front.tif"),
+        "tif",
+    ),
+    (
+        Element::FaceImage,
+        Generation::First,
+        include_bytes!("../../../vectors/images/gen1-residence-face.jp2"),
+        "jp2",
+    ),
+    (
+        Element::FaceImage,
+        Generation::First,
+        include_bytes!("../../../vectors/images/gen1-sprc-face.jp2"),
+        "jp2",
+    ),
+    (
+        Element::FaceImage,
+        Generation::Second,
+        include_bytes!("../../../vectors/images/gen2-residence-face.jp2"),
+        "jp2",
+    ),
+    (
+        Element::FaceImage,
+        Generation::Second,
+        include_bytes!("../../../vectors/images/gen2-sprc-face.jp2"),
+        "jp2",
+    ),
+    (
+        Element::NameImage,
+        Generation::Second,
+        include_bytes!("../../../vectors/images/gen2-residence-name.tif"),
+        "tif",
+    ),
+    (
+        Element::NameImage,
+        Generation::Second,
+        include_bytes!("../../../vectors/images/gen2-sprc-name.tif"),
+        "tif",
+    ),
+    (
+        Element::AddressImage,
+        Generation::Second,
+        include_bytes!("../../../vectors/images/gen2-residence-address.tif"),
+        "tif",
+    ),
+    (
+        Element::AddressImage,
+        Generation::Second,
+        include_bytes!("../../../vectors/images/gen2-sprc-address.tif"),
+        "tif",
+    ),
 ];
 
 /// The TEST signers: certificate and key, per generation.
@@ -330,7 +384,11 @@ pub fn write_redacted(rec: &Recording, dir: &Path) -> Result<PathBuf> {
         card_type_key(rec.layout.card_type)
     );
     let version = spec_version(rec).unwrap_or_else(|| "0001".into());
-    let _ = writeln!(yaml, "  spec_version: {}", serde_yaml_ng::to_string(&version)?.trim());
+    let _ = writeln!(
+        yaml,
+        "  spec_version: {}",
+        serde_yaml_ng::to_string(&version)?.trim()
+    );
     yaml.push_str("images:\n");
     let kinds = [
         (Element::FrontImage, "front"),
