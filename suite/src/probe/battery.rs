@@ -361,16 +361,25 @@ fn read_past_end(ctx: &mut Ctx<'_>) -> Vec<Finding> {
     }]
 }
 
+/// A data object found in an EF: whether its length took a long form (`81`/`82`), and its
+/// value.
+struct Found<'a> {
+    long: bool,
+    value: &'a [u8],
+}
+
 /// The first object with `tag` among the top-level TLVs of `content` (until the end or the
-/// zero fill), with whether its length was written in long form.
-fn object_at(content: &[u8], tag: u16) -> Result<Option<(usize, bool, &[u8])>, String> {
+/// fill).
+fn object_at(content: &[u8], tag: u16) -> Result<Option<Found<'_>>, String> {
     let mut pos = 0;
     while pos < content.len() && !is_fill(&content[pos..]) {
         let (object, next) = tlv::parse_at(content, pos).map_err(|e| e.to_string())?;
         if object.tag == tag {
-            // The long form of a length under 128 is the non-minimal one `81 xx`/`82 00 xx`.
             let long = content.get(pos + if tag > 0xFF { 2 } else { 1 }) >= Some(&0x81);
-            return Ok(Some((object.value.len(), long, object.value)));
+            return Ok(Some(Found {
+                long,
+                value: object.value,
+            }));
         }
         pos = next;
     }
@@ -440,7 +449,7 @@ fn df1_images(ctx: &mut Ctx<'_>) -> Vec<Finding> {
                 let read = ctx.read_ef(row);
                 let evidence = vec![read_seen(row.label_text(), true, &read)];
                 let area = object.area.unwrap_or(0);
-                match read.map(|c| object_at(&c, object.tag).map(|o| o.map(|(n, _, v)| (n, v.last() == Some(&0))))) {
+                match read.map(|c| object_at(&c, object.tag).map(|o| o.map(|f| (f.value.len(), f.value.last() == Some(&0))))) {
                     Ok(Ok(Some((len, _)))) if len < area => value(
                         IMAGE,
                         "exact",
@@ -473,7 +482,7 @@ fn df1_images(ctx: &mut Ctx<'_>) -> Vec<Finding> {
             let evidence = vec![read_seen(row.label_text(), true, &read)];
             match read.map(|c| {
                 object_at(&c, object.tag)
-                    .map(|o| o.map(|(len, long, v)| (len, long, v.iter().all(|&b| b == 0))))
+                    .map(|o| o.map(|f| (f.value.len(), f.long, f.value.iter().all(|&b| b == 0))))
             }) {
                 Ok(Ok(None)) => value(FACE, "omitted", evidence, "no D1 in its EF".into()),
                 Ok(Ok(Some((0, false, _)))) => value(
@@ -632,7 +641,7 @@ fn text_encoding(ctx: &mut Ctx<'_>) -> Vec<Finding> {
             Err(e) => return vec![unknown(PATH, evidence, e)],
         };
         match object_at(&content, object.tag) {
-            Ok(Some((_, _, v))) => {
+            Ok(Some(Found { value: v, .. })) => {
                 let end = v.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
                 texts.push(v[..end].to_vec());
             }
@@ -1092,14 +1101,9 @@ mod tests {
 
     #[test]
     fn long_and_short_lengths_are_told_apart() {
-        assert_eq!(object_at(&[0xD1, 0x00], 0xD1).unwrap().unwrap().1, false);
-        assert_eq!(
-            object_at(&[0xD1, 0x82, 0x00, 0x00, 0x00], 0xD1)
-                .unwrap()
-                .unwrap()
-                .1,
-            true
-        );
+        let long = |ef: &[u8]| object_at(ef, 0xD1).unwrap().unwrap().long;
+        assert!(!long(&[0xD1, 0x00]));
+        assert!(long(&[0xD1, 0x82, 0x00, 0x00, 0x00]));
         assert!(object_at(&[0x00, 0xD1, 0x00], 0xD1).unwrap().is_none());
         assert!(object_at(&[0xD1, 0x05], 0xD1).is_err());
     }
