@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
-use super::image::{Access, CardImage, Df, ReadPastEnd, SmReadShortLe};
+use super::image::{Access, CardImage, Df, ReadPastEnd, SmReadLength, SmReadShortLe};
 use crate::protocol::apdu::NE_EXTENDED_MAX;
 use crate::protocol::auth::{self, Nonce};
 use crate::protocol::command::{
@@ -220,6 +220,9 @@ impl Card {
                 let key = self.session.key.ok_or(Status::SecurityStatusNotSatisfied)?;
                 let (len, status) = match usize::from(expected?) {
                     0 => (available, Status::Success),
+                    _ if self.image.knobs.sm_read_length == SmReadLength::ToEndOfFile => {
+                        (available, Status::Success)
+                    }
                     n => self.clamp(n, available, false)?,
                 };
                 // An EF too large for one DO 86 (only a hand-made image has one: profiles

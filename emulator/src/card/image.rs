@@ -86,6 +86,9 @@ pub struct Knobs {
     /// What an SM READ BINARY gets when its wrapped answer is longer than the APDU's Ne
     /// (§3.6, §11.7 `?`).
     pub sm_read_short_le: SmReadShortLe,
+    /// What an SM READ BINARY whose DO `96` asks fewer bytes than remain in the EF
+    /// answers (§3.6, §11.7 `?`).
+    pub sm_read_length: SmReadLength,
     /// How TLV lengths are written in the EFs the compiler builds (§6.4 `?`).
     pub tlv_lengths: TlvLengths,
     /// What fills an EF after its last TLV (§6.4).
@@ -185,6 +188,20 @@ pub enum SmReadShortLe {
     /// The whole wrapped answer and `90 00`: a card that sizes the answer by DO `96`
     /// alone and ignores the outer Le (contactless frames carry it either way).
     WholeAnswer,
+}
+
+/// An SM READ BINARY whose DO `96` asks for fewer bytes than remain in the EF (a reader
+/// reading in slices); only `96 02 00 00` ("the whole EF") is specified (§3.6, §11.7 `?`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmReadLength {
+    /// The bytes asked for, sealed as their own padded plaintext (ISO 7816-4: DO `96` is
+    /// Ne of the plaintext).
+    #[default]
+    AsAsked,
+    /// Everything from the offset to the end of the EF: a card that takes DO `96` only as
+    /// "the reader wants data" and always answers the rest of the file.
+    ToEndOfFile,
 }
 
 /// How the compiler writes TLV lengths in the EFs (§6.4 `?`, "expect non-minimal lengths").

@@ -183,6 +183,17 @@ pub const KNOBS: &[KnobSpec] = &[
         generations: BOTH,
     },
     KnobSpec {
+        path: "knobs.sm_read_length",
+        values: &["as_asked", "to_end_of_file"],
+        default: KnobDefault::Same("as_asked"),
+        why: "ISO 7816-4 makes DO 96 the plaintext's Ne, and readers deployed for real \
+              cards read DF1 in slices (96 02 01 00); to_end_of_file: a card that answers \
+              the rest of the EF whatever DO 96 asks (only 96 02 00 00 is specified)",
+        evidence: Evidence::Unknown,
+        spec: "§3.6, §11.7",
+        generations: BOTH,
+    },
+    KnobSpec {
         path: "knobs.tlv_lengths",
         values: &["minimal", "long_form"],
         default: KnobDefault::Same("minimal"),

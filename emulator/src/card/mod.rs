@@ -7,6 +7,7 @@ pub mod knobs;
 pub use engine::Card;
 pub use image::{
     Access, CardImage, Df, EfId, ElementaryFile, ImageLayout, Knobs, PlainVerify, ReadPastEnd,
-    SmHeaderAuthenticated, SmOnPlainCommand, SmReadShortLe, TlvLengths, TrailingFill, UnknownClass,
+    SmHeaderAuthenticated, SmOnPlainCommand, SmReadLength, SmReadShortLe, TlvLengths, TrailingFill,
+    UnknownClass,
 };
 pub use knobs::{KNOBS, KnobSpec};

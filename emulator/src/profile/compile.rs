@@ -279,7 +279,10 @@ fn build_ef(ctx: &Ctx, row: &'static EfRow, before: &[BuiltEf]) -> Result<BuiltE
                 if object.element == Element::CheckCode {
                     stored(ctx, object, seal.check_code.clone())?
                 } else {
-                    certificate_object(ctx, row, object, &seal.certificate, content.len())?
+                    // The EF's end moves with the bytes long-form lengths added before.
+                    let grown: usize = objects.iter().map(|o| ctx.long_form_growth(row, o)).sum();
+                    let offset = content.len().saturating_sub(grown);
+                    certificate_object(ctx, row, object, &seal.certificate, offset)?
                 }
             }
             element => match value(ctx, object, element)? {
@@ -596,10 +599,11 @@ impl Ctx<'_> {
 
     /// `built` with its length rewritten `82 xx xx` where the knob asks for it.
     fn with_lengths_of_knob(&self, row: &EfRow, mut built: BuiltObject) -> BuiltObject {
-        if self.long_lengths_in(row) && !built.tlv.is_empty() {
-            if let Some(tlv) = long_tlv(built.tag, built.value.as_deref().unwrap_or_default()) {
-                built.tlv = tlv;
-            }
+        if self.long_lengths_in(row)
+            && !built.tlv.is_empty()
+            && let Some(tlv) = long_tlv(built.tag, built.value.as_deref().unwrap_or_default())
+        {
+            built.tlv = tlv;
         }
         built
     }

@@ -1185,3 +1185,30 @@ fn sm_read_short_le_knob_sends_the_whole_wrapped_answer() {
     let plain = sm::open(Generation::Second, &key, &r.data).unwrap();
     assert!(plain == common::ef(card.image(), Df::Df1, 0x01).content);
 }
+
+#[test]
+fn sm_read_length_knob_answers_the_rest_of_the_ef_whatever_do96_asks() {
+    use rclab_emulator::card::SmReadLength;
+    for name in BOTH {
+        // DF2/EF01 (address, or generation 2's permissions), 16 bytes asked from offset 2.
+        let (mut card, key) = verified(name);
+        common::select(&mut card, Df::Df2);
+        let whole = common::ef(card.image(), Df::Df2, 0x01).content.clone();
+        let (slice, status) = common::sm_read(&mut card, &key, 0x81, 2, 16).unwrap();
+        assert_eq!(
+            (slice.as_slice(), status),
+            (&whole[2..18], Status::Success),
+            "{name}"
+        );
+
+        let mut card = common::card_with(&common::valid_profile(name), |image| {
+            image.knobs.sm_read_length = SmReadLength::ToEndOfFile;
+        });
+        let key = common::open_session(&mut card, SEED);
+        common::select(&mut card, Df::Df2);
+        let r = send(&mut card, &common::sm_read_apdu(0x81, 2, 16));
+        assert_eq!(r.status, Status::Success, "{name}");
+        let plain = sm::open(card.image().generation, &key, &r.data).unwrap();
+        assert!(plain == whole[2..], "{name}");
+    }
+}

@@ -146,3 +146,47 @@ fn trailing_fill_is_zeros_ff_or_nothing() {
         content(&zeros, "DF2/EF02")[..122]
     );
 }
+
+/// A generation-2 certificate padded to the end of DF3 still ends the EF under long-form
+/// lengths: the EF grows by what `DC 82 00 60` adds, and no fill follows the certificate.
+#[test]
+fn a_padded_certificate_still_fills_df3_under_long_form_lengths() {
+    let p = with_knobs(
+        "gen2-residence",
+        "  tlv_lengths: long_form\n  trailing_fill: ff\n",
+    );
+    let padded_overlay = {
+        let valid = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../vectors/profiles/valid/gen2-residence.yaml");
+        let dir = std::env::temp_dir().join(format!("rclab-padded-cert-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("variant.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "extends: {}\nsignature:\n  certificate_layout: padded\nknobs:\n  tlv_lengths: long_form\n  trailing_fill: ff\n",
+                valid.display()
+            ),
+        )
+        .unwrap();
+        let profile = rclab_emulator::profile::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::remove_dir_all(&dir).ok();
+        profile
+    };
+    let exact = content(&p, "DF3/EF01");
+    let padded = content(&padded_overlay, "DF3/EF01");
+    assert_eq!(
+        padded.len(),
+        exact.len(),
+        "both are the layout's size plus 2"
+    );
+    assert_eq!(&padded[..4], &[0xDC, 0x82, 0x00, 0x60]);
+    let tlvs = rclab_emulator::protocol::tlv::parse_all(&padded).unwrap();
+    let last = tlvs.last().unwrap();
+    assert_eq!(last.tag, 0xDD);
+    assert_eq!(
+        last.value.as_ptr() as usize - padded.as_ptr() as usize + last.value.len(),
+        padded.len(),
+        "the certificate's padded value runs to the end of the EF"
+    );
+}
