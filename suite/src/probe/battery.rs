@@ -7,7 +7,7 @@ use rclab_emulator::card::knobs::knob;
 use rclab_emulator::protocol::layout::{CardType, EfRow, Element, Layout};
 use rclab_emulator::protocol::{Generation, Status, tlv};
 
-use super::{Ctx, Decision, Finding, Risk, Seen};
+use super::{Ctx, Decision, Finding, Risk, Seen, spaced_hex};
 
 /// One probe of the battery.
 pub struct Probe {
@@ -86,13 +86,15 @@ pub const PROBES: &[Probe] = &[
         run: file_shapes,
     },
     Probe {
-        name: "sm-read-short-le",
-        decides: &["knobs.sm_read_short_le"],
+        name: "sm-read-lengths",
+        decides: &["knobs.sm_read_length", "knobs.sm_read_short_le"],
         needs_card_number: true,
         risk: Risk::Authenticated,
-        sends: "GET CHALLENGE, MUTUAL AUTHENTICATE, VERIFY; 08 B0 (80 + SFI of the first SM EF) 00 \
-                04 96 02 00 08 08 (8 bytes under SM, Le 8: the wrapped answer is longer)",
-        run: sm_read_short_le,
+        sends: "GET CHALLENGE, MUTUAL AUTHENTICATE, VERIFY; on the first SM EF, 08 B0 (80 + \
+                SFI) 00 00 00 04 96 02 00 08 00 00 (8 bytes asked, extended Le) and 08 B0 \
+                (80 + SFI) 00 04 96 02 00 08 08 (8 bytes, Le 8: the wrapped answer is longer); \
+                lengths kept",
+        run: sm_read_lengths,
     },
     Probe {
         name: "df1-images",
@@ -939,63 +941,78 @@ fn allocated(row: &EfRow) -> Option<usize> {
     })
 }
 
-fn sm_read_short_le(ctx: &mut Ctx<'_>) -> Vec<Finding> {
-    const PATH: &str = "knobs.sm_read_short_le";
+fn sm_read_lengths(ctx: &mut Ctx<'_>) -> Vec<Finding> {
+    const LENGTH: &str = "knobs.sm_read_length";
+    const SHORT_LE: &str = "knobs.sm_read_short_le";
     let Some(layout) = ctx.layout() else {
-        return vec![unknown(PATH, Vec::new(), "the card type was not read")];
+        return all_unknown(&[LENGTH, SHORT_LE], &[], "the card type was not read");
     };
     let Some(row) = layout
         .files
         .iter()
         .find(|r| r.access == rclab_emulator::protocol::layout::Access::AuthSm)
     else {
-        return vec![unknown(PATH, Vec::new(), "the layout has no SM EF")];
+        return all_unknown(&[LENGTH, SHORT_LE], &[], "the layout has no SM EF");
     };
     if let Err(e) = ctx.open().and_then(|()| ctx.select(row.id.df)) {
-        return vec![unknown(PATH, Vec::new(), e)];
+        return all_unknown(&[LENGTH, SHORT_LE], &[], &e);
     }
+    let p1 = 0x80 | row.id.sfi;
+    // DO 96 asks for 8 bytes of an EF that holds more (every SM EF does).
+    let asked = ctx.session.read_sm_once(p1, 0, 8);
+    let seen = Seen {
+        sent: spaced_hex(&rclab_emulator::reader::sm_read_apdu(p1, 0, 8)),
+        status: match &asked {
+            Ok((status, _)) => status.to_string(),
+            Err(e) => e.to_string(),
+        },
+        length: asked.as_ref().map_or(0, |(_, plain)| plain.len()),
+    };
+    let length = match asked {
+        Ok((Status::Success, plain)) if plain.len() == 8 => value(
+            LENGTH,
+            "as_asked",
+            vec![seen],
+            "DO 96 asked 8 bytes: 8 bytes came back".into(),
+        ),
+        Ok((Status::Success, plain)) if plain.len() > 8 => value(
+            LENGTH,
+            "to_end_of_file",
+            vec![seen],
+            format!("DO 96 asked 8 bytes: the rest of the EF came back ({} bytes)", plain.len()),
+        ),
+        Ok((status, plain)) => unknown(
+            LENGTH,
+            vec![seen],
+            format!("{status} with {} plaintext bytes, outside both values", plain.len()),
+        ),
+        Err(e) => unknown(LENGTH, vec![seen], e.to_string()),
+    };
     // 8 plaintext bytes come back as DO 86 of at least 19 bytes: longer than Le 8.
-    let apdu = [
-        0x08,
-        0xB0,
-        0x80 | row.id.sfi,
-        0x00,
-        0x04,
-        0x96,
-        0x02,
-        0x00,
-        0x08,
-        0x08,
-    ];
+    let apdu = [0x08, 0xB0, p1, 0x00, 0x04, 0x96, 0x02, 0x00, 0x08, 0x08];
     let (a, seen) = ctx.raw(&apdu);
     let evidence = vec![seen];
-    vec![match a {
+    let short_le = match a {
         Ok(r) if matches!(r.status, Status::WrongLe(_) | Status::WrongLength) => value(
-            PATH,
+            SHORT_LE,
             "wrong_le",
             evidence,
             format!("an SM answer longer than Le 8: {}", r.status),
         ),
         Ok(r) if r.status == Status::Success && r.data.len() > 8 => value(
-            PATH,
+            SHORT_LE,
             "whole_answer",
             evidence,
-            format!(
-                "an SM answer longer than Le 8: all {} bytes and 90 00",
-                r.data.len()
-            ),
+            format!("an SM answer longer than Le 8: all {} bytes and 90 00", r.data.len()),
         ),
         Ok(r) => unknown(
-            PATH,
+            SHORT_LE,
             evidence,
-            format!(
-                "{} with {} bytes, outside both values",
-                r.status,
-                r.data.len()
-            ),
+            format!("{} with {} bytes, outside both values", r.status, r.data.len()),
         ),
-        Err(e) => unknown(PATH, evidence, e.to_string()),
-    }]
+        Err(e) => unknown(SHORT_LE, evidence, e.to_string()),
+    };
+    vec![length, short_le]
 }
 
 /// A card number of the right form that is not `number`: its first letter changed.
