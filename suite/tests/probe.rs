@@ -125,7 +125,12 @@ pub fn assert_round_trip(report: &Report, card: &Profile, base: &Profile, dir: &
             }
             Decision::NotShown(why) => {
                 // Every other value of the knob gives this card's very files.
-                for value in knob(f.path).unwrap().values.iter().filter(|v| **v != served) {
+                for value in knob(f.path)
+                    .unwrap()
+                    .values
+                    .iter()
+                    .filter(|v| **v != served)
+                {
                     let overlay = knob(f.path)
                         .unwrap()
                         .overlay(card.path.to_str().unwrap(), value)

@@ -451,27 +451,41 @@ fn df1_images(ctx: &mut Ctx<'_>) -> Vec<Finding> {
                 let read = ctx.read_ef(row);
                 let evidence = vec![read_seen(row.label_text(), true, &read)];
                 let area = object.area.unwrap_or(0);
-                match read.map(|c| object_at(&c, object.tag).map(|o| o.map(|f| (f.value.len(), f.value.last() == Some(&0))))) {
-                    Ok(Ok(Some((len, _)))) if len < area => value(
+                // The image's length in D0, and whether its last byte is zero (padding).
+                let shape = read.and_then(|c| {
+                    object_at(&c, object.tag)
+                        .map(|o| o.map(|f| (f.value.len(), f.value.last() == Some(&0))))
+                        .map_err(|e| format!("the front-image EF does not parse: {e}"))
+                });
+                match shape {
+                    Ok(Some((len, _))) if len < area => value(
                         IMAGE,
                         "exact",
                         evidence,
                         format!("D0 holds {len} bytes of a {area}-byte area"),
                     ),
-                    Ok(Ok(Some((len, true)))) if len == area => value(
+                    Ok(Some((len, true))) if len == area => value(
                         IMAGE,
                         "full",
                         evidence,
-                        format!("D0 holds the whole {area}-byte area, the image zero-padded inside"),
+                        format!(
+                            "D0 holds the whole {area}-byte area, the image zero-padded inside"
+                        ),
                     ),
-                    Ok(Ok(Some((len, false)))) if len == area => not_shown(
+                    Ok(Some((len, false))) if len == area => not_shown(
                         IMAGE,
                         evidence,
-                        format!("the image fills the whole {area}-byte area: both layouts store it alike"),
+                        format!(
+                            "the image fills the whole {area}-byte area: both layouts store it \
+                             alike"
+                        ),
                     ),
-                    Ok(Ok(Some((len, _)))) => unknown(IMAGE, evidence, format!("D0 of {len} bytes is larger than its {area}-byte area")),
-                    Ok(Ok(None)) => unknown(IMAGE, evidence, "no D0 in the front-image EF"),
-                    Ok(Err(e)) => unknown(IMAGE, evidence, format!("the front-image EF does not parse: {e}")),
+                    Ok(Some((len, _))) => unknown(
+                        IMAGE,
+                        evidence,
+                        format!("D0 of {len} bytes is larger than its {area}-byte area"),
+                    ),
+                    Ok(None) => unknown(IMAGE, evidence, "no D0 in the front-image EF"),
                     Err(e) => unknown(IMAGE, evidence, e),
                 }
             }
@@ -482,12 +496,15 @@ fn df1_images(ctx: &mut Ctx<'_>) -> Vec<Finding> {
         Some((row, object)) => {
             let read = ctx.read_ef(row);
             let evidence = vec![read_seen(row.label_text(), true, &read)];
-            match read.map(|c| {
+            // D1's length, whether it was written long, whether it is all zeros.
+            let shape = read.and_then(|c| {
                 object_at(&c, object.tag)
                     .map(|o| o.map(|f| (f.value.len(), f.long, f.value.iter().all(|&b| b == 0))))
-            }) {
-                Ok(Ok(None)) => value(FACE, "omitted", evidence, "no D1 in its EF".into()),
-                Ok(Ok(Some((0, false, _)))) => value(
+                    .map_err(|e| format!("the face EF does not parse: {e}"))
+            });
+            match shape {
+                Ok(None) => value(FACE, "omitted", evidence, "no D1 in its EF".into()),
+                Ok(Some((0, false, _))) => value(
                     FACE,
                     "zero_length",
                     evidence,
@@ -495,31 +512,31 @@ fn df1_images(ctx: &mut Ctx<'_>) -> Vec<Finding> {
                 ),
                 // Generation 2 stores a missing face zero-filled at full length: an empty
                 // D1 is zero_length, whatever its length form.
-                Ok(Ok(Some((0, true, _)))) if layout.generation == Generation::Second => value(
+                Ok(Some((0, true, _))) if layout.generation == Generation::Second => value(
                     FACE,
                     "zero_length",
                     evidence,
                     "D1 82 00 00: present and empty (long length form)".into(),
                 ),
-                Ok(Ok(Some((0, true, _)))) if ctx.long_lengths == Some(true) => not_shown(
+                Ok(Some((0, true, _))) if ctx.long_lengths == Some(true) => not_shown(
                     FACE,
                     evidence,
                     "D1 82 00 00 on a card writing long lengths: an empty image of the exact \
                      layout (zero_filled) and an empty D1 (zero_length) store it alike",
                 ),
-                Ok(Ok(Some((0, true, _)))) => value(
+                Ok(Some((0, true, _))) => value(
                     FACE,
                     "zero_filled",
                     evidence,
                     "D1 82 00 00: an image of no bytes in the exact layout (fill after it)".into(),
                 ),
-                Ok(Ok(Some((len, _, true)))) => value(
+                Ok(Some((len, _, true))) => value(
                     FACE,
                     "zero_filled",
                     evidence,
                     format!("D1 holds {len} zero bytes"),
                 ),
-                Ok(Ok(Some((len, _, false)))) => not_shown(
+                Ok(Some((len, _, false))) => not_shown(
                     FACE,
                     evidence,
                     format!(
@@ -527,7 +544,6 @@ fn df1_images(ctx: &mut Ctx<'_>) -> Vec<Finding> {
                          does not show"
                     ),
                 ),
-                Ok(Err(e)) => unknown(FACE, evidence, format!("the face EF does not parse: {e}")),
                 Err(e) => unknown(FACE, evidence, e),
             }
         }
@@ -908,7 +924,8 @@ fn file_shapes(ctx: &mut Ctx<'_>) -> Vec<Finding> {
     };
     ctx.long_lengths = lengths.value().map(|v| v == "long_form");
     let counts = format!(
-        "EFs with room after their TLVs: {zeros} zero-filled, {ff} FF-filled, {none} ending at their TLVs, {odd} other"
+        "EFs with room after their TLVs: {zeros} zero-filled, {ff} FF-filled, {none} ending \
+         at their TLVs, {odd} other"
     );
     let fill = match (zeros, ff, none, odd) {
         (0, 0, 0, 0) => not_shown(FILL, evidence, "no EF has room after its TLVs"),
@@ -979,12 +996,18 @@ fn sm_read_lengths(ctx: &mut Ctx<'_>) -> Vec<Finding> {
             LENGTH,
             "to_end_of_file",
             vec![seen],
-            format!("DO 96 asked 8 bytes: the rest of the EF came back ({} bytes)", plain.len()),
+            format!(
+                "DO 96 asked 8 bytes: the rest of the EF came back ({} bytes)",
+                plain.len()
+            ),
         ),
         Ok((status, plain)) => unknown(
             LENGTH,
             vec![seen],
-            format!("{status} with {} plaintext bytes, outside both values", plain.len()),
+            format!(
+                "{status} with {} plaintext bytes, outside both values",
+                plain.len()
+            ),
         ),
         Err(e) => unknown(LENGTH, vec![seen], e.to_string()),
     };
@@ -1003,12 +1026,19 @@ fn sm_read_lengths(ctx: &mut Ctx<'_>) -> Vec<Finding> {
             SHORT_LE,
             "whole_answer",
             evidence,
-            format!("an SM answer longer than Le 8: all {} bytes and 90 00", r.data.len()),
+            format!(
+                "an SM answer longer than Le 8: all {} bytes and 90 00",
+                r.data.len()
+            ),
         ),
         Ok(r) => unknown(
             SHORT_LE,
             evidence,
-            format!("{} with {} bytes, outside both values", r.status, r.data.len()),
+            format!(
+                "{} with {} bytes, outside both values",
+                r.status,
+                r.data.len()
+            ),
         ),
         Err(e) => unknown(SHORT_LE, evidence, e.to_string()),
     };

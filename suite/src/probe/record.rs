@@ -373,7 +373,8 @@ pub fn write_redacted(rec: &Recording, dir: &Path) -> Result<PathBuf> {
     );
     let _ = writeln!(
         yaml,
-        "description: TEST card with the layout of a recorded generation-{} {} (rclab record --redact)",
+        "description: TEST card with the layout of a recorded generation-{} {} \
+         (rclab record --redact)",
         generation.number(),
         card_type_key(rec.layout.card_type)
     );
@@ -431,23 +432,38 @@ pub fn write_redacted(rec: &Recording, dir: &Path) -> Result<PathBuf> {
     }
     match generation {
         Generation::First => {
-            yaml.push_str(
-                "address:\n  date: \"20250101\"\n  municipality_code: \"000000\"\n  text: 試験県試験市見本町1-1-1\n",
-            );
+            yaml.push_str(concat!(
+                "address:\n",
+                "  date: \"20250101\"\n",
+                "  municipality_code: \"000000\"\n",
+                "  text: 試験県試験市見本町1-1-1\n",
+            ));
             if has(Element::ComprehensivePermissionText) {
-                yaml.push_str(
-                    "back_side:\n  comprehensive_permission: \"\"\n  individual_permission: \"\"\n  renewal_application: false\n",
-                );
+                yaml.push_str(concat!(
+                    "back_side:\n",
+                    "  comprehensive_permission: \"\"\n",
+                    "  individual_permission: \"\"\n",
+                    "  renewal_application: false\n",
+                ));
             }
         }
         Generation::Second => {
-            yaml.push_str(
-                "printed:\n  card_expiry: \"20300101\"\n  birth_date: \"20000101\"\n  sex: unspecified\n  nationality: XXX\n  status_of_residence: TEST\n  period_of_stay: \"0000\"\n",
-            );
+            yaml.push_str(concat!(
+                "printed:\n",
+                "  card_expiry: \"20300101\"\n",
+                "  birth_date: \"20000101\"\n",
+                "  sex: unspecified\n",
+                "  nationality: XXX\n",
+                "  status_of_residence: TEST\n",
+                "  period_of_stay: \"0000\"\n",
+            ));
             if has(Element::PermissionType) {
-                yaml.push_str(
-                    "  permission_type: \"01\"\n  permission_date: \"20250101\"\n  work_restriction: \"1\"\n  period_of_stay_expiry: \"20300101\"\n",
-                );
+                yaml.push_str(concat!(
+                    "  permission_type: \"01\"\n",
+                    "  permission_date: \"20250101\"\n",
+                    "  work_restriction: \"1\"\n",
+                    "  period_of_stay_expiry: \"20300101\"\n",
+                ));
             }
             if has(Element::ComprehensivePermission) {
                 yaml.push_str("work_permission:\n  comprehensive: \"0\"\n  individual: false\n");
