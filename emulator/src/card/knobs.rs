@@ -209,9 +209,10 @@ pub const KNOBS: &[KnobSpec] = &[
         path: "knobs.trailing_fill",
         values: &["zeros", "ff", "none"],
         default: KnobDefault::Same("zeros"),
-        why: "SPEC2 Appendix 2 shows 00 after DF3's certificate; ff: erased memory; none: \
-              the EF is as long as its TLVs",
-        evidence: Evidence::Specified,
+        why: "SPEC2 Appendix 2 shows 00 after generation 2's DF3 certificate [S], and the \
+              same fill elsewhere is inferred; ff: erased memory; none: the EF is as long \
+              as its TLVs",
+        evidence: Evidence::Inferred,
         spec: "§6.4",
         generations: BOTH,
     },
