@@ -22,7 +22,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
 
-use rclab_emulator::card::knobs::{KNOBS, KnobSpec};
+use rclab_emulator::card::knobs::{KNOBS, KnobSpec, knob};
 use rclab_emulator::fault::SimCard;
 use rclab_emulator::protocol::crypto::card_number_key;
 use rclab_emulator::protocol::layout::{Access, CardType, Df, EfRow, Layout};
@@ -345,7 +345,14 @@ pub fn probe(target: &mut dyn ProbeTarget, name: &str, options: &Options) -> Rep
     let mut findings: Vec<Finding> = Vec::new();
     let mut probes = Vec::new();
     for probe in battery::PROBES {
-        let skipped = if probe.needs_card_number && options.card_number.is_none() {
+        let applies = |path: &&str| {
+            ctx.layout
+                .is_none_or(|l| knob(path).is_none_or(|k| k.applies_to(l.generation)))
+        };
+        let skipped = if !probe.decides.is_empty() && !probe.decides.iter().any(applies) {
+            let generation = ctx.layout.map_or(0, |l| l.generation.number());
+            Some(format!("its knobs do not apply to generation {generation}"))
+        } else if probe.needs_card_number && options.card_number.is_none() {
             Some("needs the card number (--card-number)".to_owned())
         } else if let Risk::Risky(flag) = probe.risk
             && !options.risky.iter().any(|r| r == flag)
