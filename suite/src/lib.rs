@@ -21,8 +21,14 @@
 //! - [`run`]: the runner, below.
 //! - [`fuzzing`]: the fuzz-target bodies (`fuzz/` calls them; `tests/fuzz_regressions.rs`
 //!   replays their corpus).
+//! - [`probe`]: `rclab probe` and `rclab record` — the knob battery as a table
+//!   (`probe/battery.rs`: each probe with the knobs it decides, what it needs, risks and
+//!   sends), the fragment it writes (`probe/fragment.rs`), and whole-card recordings
+//!   (`probe/record.rs`). A knob added to the emulator's `KNOBS` needs a probe there (or a
+//!   stated reason in `UNDECIDABLE`): a test says so.
 //! - `src/main.rs` and `src/cli/`: the `rclab` binary, one module per subcommand
-//!   (`check.rs`, `serve.rs`, `run.rs`; flag parsing in `parse.rs`).
+//!   (`check.rs`, `serve.rs`, `run.rs`, `merge.rs`, `probe.rs`, `record.rs`; flag parsing
+//!   in `parse.rs`).
 //!
 //! The runner (`rclab run`, [`run`]) in parts:
 //! - [`run::host`]: where a case's card lives ([`run::host::CardHost`]: in process, or in
@@ -63,5 +69,6 @@ pub mod checker;
 pub mod fuzzing;
 pub mod judgement;
 pub mod pcsc_channel;
+pub mod probe;
 pub mod readers;
 pub mod run;

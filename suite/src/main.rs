@@ -7,7 +7,10 @@ use clap::{Parser, Subcommand};
 
 mod cli;
 
-use cli::{check::CheckArgs, merge::MergeArgs, run::RunArgs, serve::ServeArgs};
+use cli::{
+    check::CheckArgs, merge::MergeArgs, probe::ProbeArgs, record::RecordArgs, run::RunArgs,
+    serve::ServeArgs,
+};
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +52,16 @@ enum Command {
     /// overlapping or missing shards, and incomplete or malformed shard folders. Writes
     /// OUT/results.jsonl and the reports of `rclab run`; the exit code is as `rclab run`'s.
     Merge(MergeArgs),
+    /// Probe a card's open behaviours (the knob table) and print them as a profile fragment.
+    ///
+    /// Without --card-number only the free files and the reader are probed; with it, the
+    /// protected files' layouts too. Keeps status words, lengths and layouts only: no file
+    /// contents, card number, names or UID. Risky probes (a wrong VERIFY) run only with
+    /// --risky.
+    Probe(ProbeArgs),
+    /// Record a whole card as a profile that replays it byte for byte (PERSONAL DATA), or
+    /// with --redact as a shareable TEST card with the same layout and behaviour.
+    Record(RecordArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +81,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => cli::serve::run(args),
         Command::Run(args) => cli::run::run(args),
         Command::Merge(args) => cli::merge::run(args),
+        Command::Probe(args) => cli::probe::run(args),
+        Command::Record(args) => cli::record::run(args),
     }
 }
 

@@ -85,9 +85,11 @@ pub(crate) fn compile(
         .number
         .as_ref()
         .ok_or_else(|| required("card.number"))?;
-    card.spec_version
-        .as_ref()
-        .ok_or_else(|| required("card.spec_version"))?;
+    if doc.raw_files.is_none() {
+        card.spec_version
+            .as_ref()
+            .ok_or_else(|| required("card.spec_version"))?;
+    }
     let ctx = Ctx {
         file,
         locator,
@@ -95,15 +97,20 @@ pub(crate) fn compile(
         layout: Layout::of(generation, card_type),
     };
 
-    let mut built: Vec<BuiltEf> = Vec::with_capacity(ctx.layout.files.len());
-    for row in ctx.layout.files {
-        let ef = build_ef(&ctx, row, &built)?;
-        built.push(ef);
-    }
-    let files: Vec<ElementaryFile> = built
-        .into_iter()
-        .map(|ef| ElementaryFile::from_row(ef.row, ef.content))
-        .collect();
+    let files = match &doc.raw_files {
+        Some(raw) => raw_files(&ctx, raw)?,
+        None => {
+            let mut built: Vec<BuiltEf> = Vec::with_capacity(ctx.layout.files.len());
+            for row in ctx.layout.files {
+                let ef = build_ef(&ctx, row, &built)?;
+                built.push(ef);
+            }
+            built
+                .into_iter()
+                .map(|ef| ElementaryFile::from_row(ef.row, ef.content))
+                .collect()
+        }
+    };
     if let Some(ef) = files.iter().find(|f| f.content.len() > MAX_EF_SIZE) {
         // Only a certificate stored at its exact length can grow an EF this far.
         return Err(ctx.error(
@@ -136,6 +143,59 @@ pub(crate) fn compile(
         knobs: doc.knobs.clone().unwrap_or_default(),
         seed: doc.seed.unwrap_or(0),
     })
+}
+
+/// `raw_files:` every EF of the layout from its file, as it is (a recorded card). Each key
+/// must name an EF of this card, once; every EF must have a file; each file is at most
+/// [`MAX_EF_SIZE`] bytes. Paths are relative to the profile of the chain that writes them.
+fn raw_files(
+    ctx: &Ctx,
+    raw: &std::collections::BTreeMap<String, std::path::PathBuf>,
+) -> Result<Vec<ElementaryFile>, ProfileError> {
+    let field = |name: &str| format!("raw_files.{name}");
+    let labels: Vec<&str> = ctx.layout.files.iter().map(EfRow::label_text).collect();
+    for name in raw.keys() {
+        if ctx.layout.by_name(name).is_none() {
+            return Err(ctx.error(
+                &field(name),
+                format!(
+                    "this card has no EF {name:?}; its EFs are {}",
+                    labels.join(", ")
+                ),
+            ));
+        }
+    }
+    ctx.layout
+        .files
+        .iter()
+        .map(|row| {
+            let mut named = raw.iter().filter(|(name, _)| row.is_named(name));
+            let Some((name, path)) = named.next() else {
+                return Err(ctx.error(
+                    "raw_files",
+                    format!(
+                        "no file for {}: a recorded card gives every EF ({})",
+                        row.label_text(),
+                        labels.join(", ")
+                    ),
+                ));
+            };
+            if let Some((again, _)) = named.next() {
+                return Err(ctx.error(
+                    &field(again),
+                    format!("{} has a file already (key {name:?})", row.label_text()),
+                ));
+            }
+            // Relative to the file of the chain that writes this key.
+            let base = ctx
+                .locator
+                .locate(&field(name))
+                .map_or(ctx.file, |(file, _)| file);
+            let path = super::load::relative_to(base, path);
+            let bytes = ctx.read_file(&path, &field(name), Some(MAX_EF_SIZE))?;
+            Ok(ElementaryFile::from_row(row, bytes))
+        })
+        .collect()
 }
 
 /// One EF as built: its row, its bytes and each data object's part of them (what the

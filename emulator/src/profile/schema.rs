@@ -60,6 +60,12 @@ pub struct ProfileDoc {
     pub faults: Option<Vec<Fault>>,
     /// `expect:` the verdict a correct checker must give for this card.
     pub expect: Option<ExpectDoc>,
+    /// The bytes of every EF, each from a file (what `rclab record` writes): the card holds
+    /// them as they are, bypassing the compiler, so a recorded card keeps its real check
+    /// code. Keys name the EF as transcripts do (`MF/EF01`, `DF1/EF03`); paths are relative
+    /// to the profile that writes them. With it, images, data fields and the signer are
+    /// not read.
+    pub raw_files: Option<std::collections::BTreeMap<String, PathBuf>>,
     /// `jpki:` the JPKI AP of a `card.kind: my_number` profile (PINs, certificates, keys).
     pub jpki: Option<JpkiDoc>,
     /// `platform:` the open behaviours of a `card.kind: my_number` card (its knobs; the

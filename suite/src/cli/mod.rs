@@ -3,6 +3,8 @@
 pub(crate) mod check;
 pub(crate) mod merge;
 pub(crate) mod parse;
+pub(crate) mod probe;
+pub(crate) mod record;
 pub(crate) mod run;
 pub(crate) mod serve;
 
