@@ -92,7 +92,10 @@ fn decoders_available() -> bool {
 /// Decodes `bytes` (a G4 TIFF or a JP2 / J2K codestream) with the Debian tools; panics with
 /// their output when it does not decode.
 fn assert_decodes(bytes: &[u8], what: &str) {
-    let dir = scratch(&format!("decode-{}", what.replace(['/', ' '], "-")));
+    // A folder per call: the in-process and PC/SC tests decode the same images at once.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = scratch(&format!("decode-{call}-{}", what.replace(['/', ' '], "-")));
     let (tool, ok) = if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
         let file = dir.join("image.tif");
         std::fs::write(&file, bytes).unwrap();

@@ -141,11 +141,12 @@ fn object_value(content: &[u8], tag: u16) -> Option<Vec<u8>> {
     None
 }
 
-fn card_type_key(card_type: CardType) -> &'static str {
-    match card_type {
-        CardType::ResidenceCard => "residence_card",
-        CardType::SpecialPermanentResidentCertificate => "special_permanent_resident_certificate",
-    }
+/// `card.type` as a profile writes it: the type's own serde name, so no second spelling.
+fn card_type_key(card_type: CardType) -> String {
+    serde_yaml_ng::to_value(card_type)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// The fragment without its header lines (the profile has its own).
