@@ -120,6 +120,66 @@ fn not_residence_why(kind: ChipKind) -> &'static str {
     }
 }
 
+/// What every kind of profile states alike: its name, its file, its purpose and what a
+/// checker must conclude.
+struct Header {
+    name: String,
+    path: PathBuf,
+    description: String,
+    expect: ExpectDoc,
+}
+
+/// The error for a field neither the profile nor what it extends sets.
+fn required(locator: &load::Locator, path: &Path, field: &str) -> ProfileError {
+    locator.error(
+        path,
+        field,
+        "required, but neither this profile nor what it extends sets it",
+    )
+}
+
+/// The [`Header`] of a profile of any kind.
+fn header(
+    path: &Path,
+    doc: &schema::ProfileDoc,
+    locator: &load::Locator,
+) -> Result<Header, ProfileError> {
+    Ok(Header {
+        name: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        path: path.to_path_buf(),
+        description: doc
+            .description
+            .clone()
+            .ok_or_else(|| required(locator, path, "description"))?,
+        expect: doc
+            .expect
+            .clone()
+            .ok_or_else(|| required(locator, path, "expect"))?,
+    })
+}
+
+/// The faults of a profile whose chip is a My Number card: one naming a residence-card DF
+/// or EF is refused, as it would never act there.
+fn my_number_faults(
+    path: &Path,
+    doc: &schema::ProfileDoc,
+    locator: &load::Locator,
+) -> Result<Vec<Fault>, ProfileError> {
+    let faults = doc.faults.clone().unwrap_or_default();
+    match faults.iter().position(Fault::names_residence_file) {
+        Some(i) => Err(locator.error(
+            path,
+            &format!("faults[{i}]"),
+            "names a residence-card DF or EF; the fault layer sees the My Number chip, where \
+             it would never act (use `select`, `read`, `verify` or `any`)",
+        )),
+        None => Ok(faults),
+    }
+}
+
 /// Loads, merges and compiles one profile file.
 pub fn load(path: &Path) -> Result<Profile, ProfileError> {
     let load::Merged {
@@ -142,7 +202,7 @@ pub fn load(path: &Path) -> Result<Profile, ProfileError> {
         return Err(locator.error(
             path,
             "card.type",
-            "a specified card (07/08) lives on the My Number platform: write              `card: {kind: specified_residence}`",
+            "a specified card (07/08) lives on the My Number platform: write `card: {kind: specified_residence}`",
         ));
     }
     let mut image = compile::compile(&doc, path, &locator)?;
@@ -158,29 +218,23 @@ pub fn load(path: &Path) -> Result<Profile, ProfileError> {
             .check_against(&image)
             .map_err(|message| locator.error(path, &format!("faults[{i}]"), message))?;
     }
-    let required = |field: &str| {
-        locator.error(
-            path,
-            field,
-            "required, but neither this profile nor what it extends sets it",
-        )
-    };
+    let required = |field: &str| required(&locator, path, field);
     let card = doc.card.as_ref().ok_or_else(|| required("card"))?;
     let image = Arc::new(image);
+    let Header {
+        name,
+        path,
+        description,
+        expect,
+    } = header(path, &doc, &locator)?;
     Ok(Profile {
-        name: path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        path: path.to_path_buf(),
-        description: doc
-            .description
-            .clone()
-            .ok_or_else(|| required("description"))?,
+        name,
+        path,
+        description,
         generation: image.generation,
         card_type: card.card_type.ok_or_else(|| required("card.type"))?,
         card_number: card.number.clone().ok_or_else(|| required("card.number"))?,
-        expect: doc.expect.clone().ok_or_else(|| required("expect"))?,
+        expect,
         my_number: None,
         image,
         faults: faults.into(),
@@ -204,39 +258,22 @@ fn load_my_number(
     }
     let image = Arc::new(my_number::compile(doc, path, locator)?);
     let view = ChipImage::MyNumber(Arc::clone(&image)).residence_view();
-    let faults = doc.faults.clone().unwrap_or_default();
-    for (i, fault) in faults.iter().enumerate() {
-        if fault.names_residence_file() {
-            return Err(locator.error(
-                path,
-                &format!("faults[{i}]"),
-                "names a residence-card DF or EF; a My Number card has none, so it would \
-                 never act (use `select`, `read`, `verify` or `any`)",
-            ));
-        }
-    }
-    let required = |field: &str| {
-        locator.error(
-            path,
-            field,
-            "required, but neither this profile nor what it extends sets it",
-        )
-    };
+    let faults = my_number_faults(path, doc, locator)?;
+    let Header {
+        name,
+        path,
+        description,
+        expect,
+    } = header(path, doc, locator)?;
     Ok(Profile {
-        name: path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        path: path.to_path_buf(),
-        description: doc
-            .description
-            .clone()
-            .ok_or_else(|| required("description"))?,
+        name,
+        description,
         generation: view.generation,
         card_type: CardType::ResidenceCard,
         card_number: CardNumber::try_from(MY_NUMBER_CARD_NUMBER.to_owned())
-            .map_err(|message| locator.error(path, "card", message))?,
-        expect: doc.expect.clone().ok_or_else(|| required("expect"))?,
+            .map_err(|message| locator.error(&path, "card", message))?,
+        path,
+        expect,
         image: view,
         faults: faults.into(),
         my_number: Some(image),

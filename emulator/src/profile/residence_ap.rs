@@ -30,12 +30,7 @@ pub(super) fn load(
     locator: &Locator,
 ) -> Result<Profile, ProfileError> {
     let error = |field: &str, message: &str| locator.error(path, field, message);
-    let required = |field: &str| {
-        error(
-            field,
-            "required, but neither this profile nor what it extends sets it",
-        )
-    };
+    let required = |field: &str| super::required(locator, path, field);
     let card = doc.card.as_ref().ok_or_else(|| required("card"))?;
     let card_type = card.card_type.ok_or_else(|| required("card.type"))?;
     if !card_type.is_specified() {
@@ -108,31 +103,22 @@ pub(super) fn load(
     });
     let image = Arc::new(image);
     let view = ChipImage::MyNumber(Arc::clone(&image)).residence_view();
-    let faults = doc.faults.clone().unwrap_or_default();
-    for (i, fault) in faults.iter().enumerate() {
-        if fault.names_residence_file() {
-            return Err(error(
-                &format!("faults[{i}]"),
-                "names a residence-card DF or EF; the fault layer sees the My Number chip, \
-                 where it would never act (use `select`, `read`, `verify` or `any`)",
-            ));
-        }
-    }
+    let faults = super::my_number_faults(path, doc, locator)?;
     let printed = card.number.clone().ok_or_else(|| required("card.number"))?;
+    let super::Header {
+        name,
+        path,
+        description,
+        expect,
+    } = super::header(path, doc, locator)?;
     Ok(Profile {
-        name: path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        path: path.to_path_buf(),
-        description: doc
-            .description
-            .clone()
-            .ok_or_else(|| required("description"))?,
+        name,
+        path,
+        description,
         generation: Generation::Second,
         card_type,
         card_number: printed,
-        expect: doc.expect.clone().ok_or_else(|| required("expect"))?,
+        expect,
         image: view,
         faults: faults.into(),
         my_number: Some(image),
