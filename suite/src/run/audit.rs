@@ -38,6 +38,35 @@ pub struct PrivacyAudit {
     pub bytes_needed: usize,
 }
 
+/// One exchange of a transcript as the audits read it.
+struct Decoded {
+    /// The C-APDU.
+    command: Vec<u8>,
+    /// Response bytes before the status word (0 when the card answered none).
+    data_len: usize,
+    /// `90 00` or `62 82`: the command did what it asked.
+    ok: bool,
+}
+
+/// The exchange's command and answer from their hex; `None` when the command is no hex.
+fn decode(exchange: &Exchange) -> Option<Decoded> {
+    let command = hex::decode(&exchange.command).ok()?;
+    let response = exchange
+        .response
+        .as_ref()
+        .ok()
+        .and_then(|r| hex::decode(r).ok())
+        .unwrap_or_default();
+    let ok = response.len().checked_sub(2).is_some_and(|i| {
+        Status::from_sw(u16::from_be_bytes([response[i], response[i + 1]])).completed()
+    });
+    Some(Decoded {
+        command,
+        data_len: response.len().saturating_sub(2),
+        ok,
+    })
+}
+
 /// Replays the transcript against the card's layout (current DF, current EF) to see which
 /// EFs each READ BINARY touched.
 pub fn audit(image: &CardImage, card_number: &str, transcript: &[Exchange]) -> PrivacyAudit {
@@ -47,20 +76,15 @@ pub fn audit(image: &CardImage, card_number: &str, transcript: &[Exchange]) -> P
     let mut touched: Vec<EfId> = Vec::new();
     let number_hex = hex::encode_upper(card_number.as_bytes());
     for exchange in transcript {
-        let Ok(command) = hex::decode(&exchange.command) else {
+        let Some(Decoded {
+            command,
+            data_len,
+            ok,
+        }) = decode(exchange)
+        else {
             continue;
         };
-        let response = exchange
-            .response
-            .as_ref()
-            .ok()
-            .and_then(|r| hex::decode(r).ok())
-            .unwrap_or_default();
-        // `90 00` or `62 82`: the command did what it asked.
-        let ok = response.len().checked_sub(2).is_some_and(|i| {
-            Status::from_sw(u16::from_be_bytes([response[i], response[i + 1]])).completed()
-        });
-        report.bytes_read += response.len().saturating_sub(2);
+        report.bytes_read += data_len;
         if exchange.command.contains(&number_hex) {
             report.card_number_in_clear = true;
         }
@@ -162,19 +186,15 @@ pub fn audit_my_number(image: &MyNumberImage, transcript: &[Exchange]) -> Privac
     let mut current: Option<&'static FileRow> = None;
     let mut touched: Vec<(&'static AppRow, &'static FileRow)> = Vec::new();
     for exchange in transcript {
-        let Ok(command) = hex::decode(&exchange.command) else {
+        let Some(Decoded {
+            command,
+            data_len,
+            ok,
+        }) = decode(exchange)
+        else {
             continue;
         };
-        let response = exchange
-            .response
-            .as_ref()
-            .ok()
-            .and_then(|r| hex::decode(r).ok())
-            .unwrap_or_default();
-        let ok = response.len().checked_sub(2).is_some_and(|i| {
-            Status::from_sw(u16::from_be_bytes([response[i], response[i + 1]])).completed()
-        });
-        report.bytes_read += response.len().saturating_sub(2);
+        report.bytes_read += data_len;
         let Ok(apdu) = Apdu::parse(&command) else {
             continue;
         };
