@@ -6,7 +6,8 @@
 //! FIFO for reading blocks until a writer appears, so the check must happen on a file opened
 //! with `O_NONBLOCK`, and the type must be read from that open descriptor (`fstat`), not
 //! from the path, or a swap between check and open defeats it. Every reader in rclab goes
-//! through [`read_bounded`], so the rule is written once.
+//! through [`read_bounded`], so the rule is written once; every file rclab creates for a
+//! user through [`create_regular`], by the same rule.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -32,7 +33,7 @@ pub enum ReadError {
 /// Opens `path` without blocking (a FIFO opens at once), refuses anything that is not a
 /// regular file, and returns the open file.
 pub fn open_regular(path: &Path) -> Result<File, ReadError> {
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -41,7 +42,13 @@ pub fn open_regular(path: &Path) -> Result<File, ReadError> {
     if kind.is_file() {
         return Ok(file);
     }
-    let what = if kind.is_fifo() {
+    Err(ReadError::NotRegular(kind_name(kind)))
+}
+
+/// What a file that is not a regular file is, for an error message.
+pub fn kind_name(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
         "a FIFO"
     } else if kind.is_char_device() || kind.is_block_device() {
         "a device"
@@ -51,8 +58,50 @@ pub fn open_regular(path: &Path) -> Result<File, ReadError> {
         "a directory"
     } else {
         "not a file"
+    }
+}
+
+/// Who may read a file rclab writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readers {
+    /// Anyone the umask lets (reports, fragments).
+    Anyone,
+    /// Its owner only (`0600`), and never through a link: a file holding personal data
+    /// (`rclab record`) must land where it was named, not where a planted link points.
+    OwnerOnly,
+}
+
+/// Creates or replaces the file a user named for output, by the same rule as the readers:
+/// opened without blocking (a FIFO with no reader fails at once instead of hanging), its
+/// type read from the open descriptor, anything but a regular file refused, and only then
+/// emptied (a device is never truncated).
+pub fn create_regular(path: &Path, readers: Readers) -> Result<File, ReadError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let (mode, flags) = match readers {
+        Readers::Anyone => (0o666, libc::O_NONBLOCK),
+        Readers::OwnerOnly => (0o600, libc::O_NONBLOCK | libc::O_NOFOLLOW),
     };
-    Err(ReadError::NotRegular(what))
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(mode)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            // What a non-blocking open for writing answers for a FIFO nobody reads.
+            Some(libc::ENXIO) => ReadError::NotRegular("a FIFO (or a device) with no reader"),
+            _ => ReadError::Io(e),
+        })?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        return Err(ReadError::NotRegular(kind_name(kind)));
+    }
+    file.set_len(0)?;
+    if readers == Readers::OwnerOnly {
+        // An existing file keeps its old mode through `open`: make it private too.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
 }
 
 /// Reads a regular file of at most `limit` bytes.
@@ -89,6 +138,43 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         let err = read_bounded(&fifo, 10).unwrap_err();
         assert!(matches!(err, ReadError::NotRegular("a FIFO")), "{err}");
+        // Written to: fails at once (no reader: ENXIO), never blocks.
+        assert!(matches!(
+            create_regular(&fifo, Readers::Anyone),
+            Err(ReadError::NotRegular(_))
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn outputs_replace_regular_files_only_and_private_ones_never_follow_links() {
+        use std::os::unix::fs::PermissionsExt;
+        assert!(matches!(
+            create_regular(Path::new("/dev/null"), Readers::Anyone),
+            Err(ReadError::NotRegular("a device"))
+        ));
+        assert!(matches!(
+            create_regular(Path::new("/"), Readers::Anyone),
+            Err(ReadError::Io(_))
+        ));
+        let dir = std::env::temp_dir().join(format!("rclab-files-out-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("target");
+        std::fs::write(&target, b"keep me").unwrap();
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(create_regular(&link, Readers::OwnerOnly).is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+        let private = dir.join("private");
+        std::fs::write(&private, b"an older, longer content").unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut file = create_regular(&private, Readers::OwnerOnly).unwrap();
+        std::io::Write::write_all(&mut file, b"new").unwrap();
+        drop(file);
+        assert_eq!(std::fs::read(&private).unwrap(), b"new");
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -127,13 +127,20 @@ pub(crate) fn run(args: ProbeArgs) -> Result<ExitCode> {
     )?;
     let text = fragment::render(&report);
     match &args.out {
-        Some(path) => std::fs::write(path, &text)
-            .with_context(|| format!("--out {}: cannot write", path.display()))?,
+        Some(path) => write_output(path, "--out", text.as_bytes())?,
         None => emit(&text)?,
     }
     if let Some(path) = &args.evidence {
-        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
-            .with_context(|| format!("--evidence {}: cannot write", path.display()))?;
+        let json = serde_json::to_string_pretty(&report)? + "\n";
+        write_output(path, "--evidence", json.as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a file named by `flag` (a regular file only: a FIFO or device is refused at once).
+fn write_output(path: &std::path::Path, flag: &str, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    rclab_emulator::files::create_regular(path, rclab_emulator::files::Readers::Anyone)
+        .and_then(|mut file| Ok(file.write_all(bytes)?))
+        .with_context(|| format!("{flag} {}: cannot write", path.display()))
 }

@@ -6,11 +6,12 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use rclab_emulator::files::{self, Readers};
 use rclab_emulator::profile::ExpectDoc;
 use rclab_emulator::protocol::layout::{CardType, EfRow, Element, Layout};
 use rclab_emulator::protocol::{Generation, tlv};
@@ -82,8 +83,8 @@ pub fn read_card(
     })
 }
 
-/// Creates `dir` (0700) if needed; refuses a folder that holds something other than an
-/// earlier recording's files.
+/// Creates `dir` (0700) if needed, or makes an existing one private; the files of an
+/// earlier recording there are replaced one by one.
 fn private_dir(dir: &Path) -> Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -97,15 +98,8 @@ fn private_dir(dir: &Path) -> Result<()> {
 
 /// Writes `bytes` to `path`, readable by its owner only (also when it existed).
 fn private_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
+    let mut file = files::create_regular(path, Readers::OwnerOnly)
         .with_context(|| format!("{}: cannot write", path.display()))?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("{}: cannot make it private", path.display()))?;
     file.write_all(bytes)
         .with_context(|| format!("{}: cannot write", path.display()))
 }
@@ -358,8 +352,10 @@ pub fn write_redacted(rec: &Recording, dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir.join("images"))
         .with_context(|| format!("--out {}: cannot create", dir.display()))?;
     let write = |name: &str, bytes: &[u8]| -> Result<()> {
-        std::fs::write(dir.join(name), bytes)
-            .with_context(|| format!("{}: cannot write", dir.join(name).display()))
+        let path = dir.join(name);
+        files::create_regular(&path, Readers::Anyone)
+            .and_then(|mut file| Ok(file.write_all(bytes)?))
+            .with_context(|| format!("{}: cannot write", path.display()))
     };
     let generation = rec.layout.generation;
     let has = |element| rec.layout.holding_element(element).is_some();

@@ -260,7 +260,7 @@ impl Journal {
         resume: bool,
         cases: &HashMap<(String, String), Verdict>,
     ) -> Result<(Journal, Resumed), JournalError> {
-        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+        use std::os::unix::fs::OpenOptionsExt;
         let err = |message: String| JournalError {
             path: path.display().to_string(),
             message,
@@ -277,14 +277,7 @@ impl Journal {
             .metadata()
             .map_err(|e| err(format!("cannot read the results journal: {e}")))?;
         if !meta.is_file() {
-            let kind = meta.file_type();
-            let what = if kind.is_fifo() {
-                "a FIFO"
-            } else if kind.is_char_device() || kind.is_block_device() {
-                "a device"
-            } else {
-                "not a regular file"
-            };
+            let what = rclab_emulator::files::kind_name(meta.file_type());
             return Err(err(format!(
                 "the results journal must be a regular file, this is {what}"
             )));
