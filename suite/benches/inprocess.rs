@@ -130,6 +130,7 @@ fn main() {
                 max_response: None,
                 at: SystemTime::now(),
                 seed: Some(1),
+                delivery_key: None,
             },
         };
         row(

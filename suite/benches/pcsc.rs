@@ -350,6 +350,7 @@ fn checker_options(max_response: Option<usize>) -> Options {
         // 2030-01-01: inside every TEST certificate's validity, whatever today is.
         at: UNIX_EPOCH + Duration::from_secs(1_893_456_000),
         seed: Some(1),
+        delivery_key: None,
     }
 }
 

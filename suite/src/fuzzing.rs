@@ -754,6 +754,7 @@ fn fuzz_checker(options: u8) -> Checker<'static> {
             max_response: MAX_RESPONSES[usize::from(options >> 3 & 3)],
             at: checker_now(),
             seed: Some(0xC4EC),
+            delivery_key: None,
         },
     }
 }
@@ -996,6 +997,7 @@ fn journal_line(profile: &Profile) -> Vec<u8> {
             max_response: None,
             at: checker_now(),
             seed: Some(1),
+            delivery_key: None,
         },
     };
     let mut tap = Tap::new(profile.card());

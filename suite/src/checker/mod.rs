@@ -31,6 +31,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
 
+use rclab_emulator::protocol::key_delivery::DeliveryPublicKey;
 use rclab_emulator::transport::Channel;
 use rclab_emulator::verdict::Verdict;
 
@@ -47,6 +48,9 @@ pub struct Options {
     pub at: SystemTime,
     /// Seed of RND.IFD / K.IFD; `None` takes them from the operating system.
     pub seed: Option<u64>,
+    /// The delivery public key a specified card's session key is sent under (`--delivery-key`);
+    /// `None` is the bundled TEST key (`vectors/pki/mynumber/delivery.pub.raw`).
+    pub delivery_key: Option<DeliveryPublicKey>,
 }
 
 impl Default for Options {
@@ -55,6 +59,7 @@ impl Default for Options {
             max_response: None,
             at: SystemTime::now(),
             seed: None,
+            delivery_key: None,
         }
     }
 }

@@ -90,6 +90,7 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
         max_response: args.max_response,
         at: args.at.unwrap_or_else(SystemTime::now),
         seed: args.seed,
+        delivery_key: None,
     };
     let checker = Checker {
         trust: &trust,

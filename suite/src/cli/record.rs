@@ -73,6 +73,7 @@ pub(crate) fn run(args: RecordArgs) -> Result<ExitCode> {
             max_response: None,
             at: args.at.unwrap_or_else(SystemTime::now),
             seed: None,
+            delivery_key: None,
         },
     };
     let options = Options {

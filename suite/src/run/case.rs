@@ -150,6 +150,7 @@ fn reference<'a>(config: &RunConfig, trust: &'a TrustStore) -> Checker<'a> {
             max_response: None,
             at: config.at,
             seed: Some(1),
+            delivery_key: None,
         },
     }
 }

@@ -122,6 +122,7 @@ pub fn options(seed: u64) -> Options {
         max_response: None,
         at: fixed_now(),
         seed: Some(seed),
+        delivery_key: None,
     }
 }
 
