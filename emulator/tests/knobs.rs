@@ -41,18 +41,28 @@ fn readme_knob_table_matches_the_code_table() {
     );
 }
 
-/// Every (knob, value) over every valid profile of the knob's generations compiles, as an
-/// overlay profile in a temporary folder that `extends:` the valid profile by absolute path.
+/// Every (knob, value) over every valid profile it applies to (`applies_to_profile`:
+/// residence cards of the knob's generations, My Number and specified cards of the
+/// platform's knobs) compiles, as an overlay profile in a temporary folder that `extends:`
+/// the valid profile by absolute path.
 #[test]
 fn every_knob_value_compiles_over_every_valid_profile() {
-    let valid_dir = common::vectors_dir().join("profiles/valid");
-    let valid = profile::load_dir(&valid_dir).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut valid = Vec::new();
+    for sub in ["profiles/valid", "profiles/my-number/valid"] {
+        let dir = common::vectors_dir().join(sub);
+        valid.extend(profile::load_dir(&dir).unwrap_or_else(|e| panic!("{e:?}")));
+    }
+    assert!(
+        valid
+            .iter()
+            .any(|p| p.kind() == rclab_emulator::chip::ChipKind::SpecifiedResidence)
+    );
     let dir = std::env::temp_dir().join(format!("rclab-knobs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut compiled = 0;
     for knob in KNOBS {
         for base in &valid {
-            if !knob.applies_to(base.generation) {
+            if !knob.applies_to_profile(base.kind(), base.generation) {
                 continue;
             }
             for value in knob.values {
@@ -65,6 +75,7 @@ fn every_knob_value_compiles_over_every_valid_profile() {
                     panic!("{} = {value} over {}: {e}", knob.path, base.path.display())
                 });
                 assert_eq!(variant.generation, base.generation);
+                assert_eq!(variant.kind(), base.kind());
                 compiled += 1;
             }
         }

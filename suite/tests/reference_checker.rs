@@ -206,7 +206,7 @@ fn every_knob_value_over_every_valid_profile_is_genuine() {
     let mut checked = 0;
     for knob in rclab_emulator::card::KNOBS {
         for base in common::profiles("valid") {
-            if !knob.applies_to(base.generation) {
+            if !knob.applies_to_profile(base.kind(), base.generation) {
                 continue;
             }
             for value in knob.values {

@@ -13,6 +13,7 @@
 
 use serde_yaml_ng::{Mapping, Value};
 
+use crate::chip::ChipKind;
 use crate::protocol::Generation;
 
 /// How well a knob's default is supported (the evidence levels of the protocol notes, §0).
@@ -449,6 +450,9 @@ pub const KNOBS: &[KnobSpec] = &[
     },
 ];
 
+/// The path prefix of the 在留AP's knobs ([`KnobSpec::is_residence_ap`]).
+pub const RESIDENCE_AP_PREFIX: &str = "platform.residence_";
+
 /// The knob at `path`.
 pub fn knob(path: &str) -> Option<&'static KnobSpec> {
     KNOBS.iter().find(|k| k.path == path)
@@ -463,6 +467,25 @@ impl KnobSpec {
     /// True for a knob of the My Number card (no residence generation shows it).
     pub fn is_my_number(&self) -> bool {
         self.generations.is_empty()
+    }
+
+    /// True for a knob of the specified card's 在留AP (`platform.residence_*`): only a
+    /// card of [`ChipKind::SpecifiedResidence`] shows it.
+    pub fn is_residence_ap(&self) -> bool {
+        self.path.starts_with(RESIDENCE_AP_PREFIX)
+    }
+
+    /// True when a profile of `kind` (and, for a residence card, `generation`) shows this
+    /// knob: a residence card the knobs of its generation; a My Number card the platform's
+    /// knobs but the 在留AP's, which it has no 在留AP to show; a specified card every knob
+    /// of the platform, the 在留AP's included (it is a My Number card with the 在留AP). A
+    /// value set on a profile this says `false` for compiles and changes nothing.
+    pub fn applies_to_profile(&self, kind: ChipKind, generation: Generation) -> bool {
+        match kind {
+            ChipKind::Residence => self.applies_to(generation),
+            ChipKind::MyNumber => self.is_my_number() && !self.is_residence_ap(),
+            ChipKind::SpecifiedResidence => self.is_my_number(),
+        }
     }
 
     /// The YAML scalar of `value` (`true` is a boolean, `exact` a string), or `None` for a
@@ -570,6 +593,39 @@ mod tests {
             assert_eq!(knob(k.path), Some(k));
             assert!(k.scalar("no such value").is_none());
         }
+    }
+
+    #[test]
+    fn each_profile_kind_shows_its_own_knobs() {
+        use ChipKind::{MyNumber, Residence, SpecifiedResidence};
+        let shown = |kind, generation| {
+            KNOBS
+                .iter()
+                .filter(|k| k.applies_to_profile(kind, generation))
+                .map(|k| k.path)
+                .collect::<Vec<_>>()
+        };
+        // A residence card: exactly the knobs of its generation, as before.
+        for generation in [Generation::First, Generation::Second] {
+            let residence = shown(Residence, generation);
+            assert!(!residence.is_empty());
+            assert!(residence.iter().all(|p| knob(p).unwrap().applies_to(generation)));
+            assert!(!residence.iter().any(|p| p.starts_with("platform.")));
+        }
+        // The 在留AP's knobs: on a specified card, never on a plain My Number card.
+        let specified = shown(SpecifiedResidence, Generation::Second);
+        let plain = shown(MyNumber, Generation::Second);
+        let residence_ap: Vec<_> = KNOBS
+            .iter()
+            .filter(|k| k.is_residence_ap())
+            .map(|k| k.path)
+            .collect();
+        assert!(residence_ap.len() >= 8, "{residence_ap:?}");
+        assert!(residence_ap.iter().all(|p| specified.contains(p)));
+        assert!(!residence_ap.iter().any(|p| plain.contains(p)));
+        assert!(plain.contains(&"platform.reselect_same_app"));
+        assert!(specified.contains(&"platform.reselect_same_app"));
+        assert_eq!(specified.len(), plain.len() + residence_ap.len());
     }
 
     #[test]

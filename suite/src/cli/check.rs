@@ -8,8 +8,9 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use rclab_emulator::profile::{self, Profile};
-use rclab_suite::checker::my_number::profile_pin;
+use rclab_suite::checker::my_number::{self, checker_pin};
 use rclab_suite::checker::{CardSecret, Checker, Options, Report, TrustStore};
+use rclab_suite::run::delivery_key;
 use rclab_suite::judgement::{Judgement, judge};
 use rclab_suite::pcsc_channel::PcscChannel;
 
@@ -19,12 +20,14 @@ use super::parse::{parse_date, parse_max_response, parse_wait};
 #[derive(Args)]
 pub(crate) struct CheckArgs {
     /// Read a real card (or an emulated one served by `rclab serve`) in this PC/SC reader
-    /// instead of emulating profiles in-process; needs --card-number (residence card) or
-    /// --pin (My Number card).
+    /// instead of emulating profiles in-process; needs --card-number (residence or
+    /// specified residence card) or --pin (My Number card).
     #[arg(long, value_name = "NAME", conflicts_with_all = ["profiles", "profile_dir"])]
     pub(crate) reader: Option<String>,
-    /// Which card is in --reader: `auto` (a card whose JPKI AP answers SELECT is a My
-    /// Number card, any other a residence card), `residence` or `my-number`.
+    /// Which card is in --reader: `auto` (a card whose 在留AP answers SELECT is a
+    /// specified residence card, read as a residence card; else a card whose JPKI AP
+    /// answers is a My Number card; any other a residence card), `residence` (a specified
+    /// card included) or `my-number`.
     #[arg(long, value_enum, default_value = "auto", requires = "reader")]
     pub(crate) card: CardChoice,
     /// The JPKI authentication PIN the My Number checker enters (default: the PIN each My
@@ -56,6 +59,11 @@ pub(crate) struct CheckArgs {
     /// Seed of the checker's random numbers (default: from the operating system).
     #[arg(long)]
     pub(crate) seed: Option<u64>,
+    /// The delivery public key a specified residence card's session key is sent under:
+    /// raw modulus, DER SubjectPublicKeyInfo or the platform's `A1 {90, 91}` TLV, told
+    /// apart by their structure (default: the TEST key built into rclab).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) delivery_key: Option<PathBuf>,
     /// Print the JSON report(s) instead of the table.
     #[arg(long)]
     pub(crate) json: bool,
@@ -64,11 +72,24 @@ pub(crate) struct CheckArgs {
 /// `--card`: which checker reads the card in `--reader`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum CardChoice {
-    /// Ask the card: its JPKI AP answers SELECT → My Number card, else residence card.
+    /// Ask the card: its 在留AP answers SELECT → specified residence card (read as a
+    /// residence card); else its JPKI AP answers → My Number card; else residence card.
     Auto,
-    /// A residence card (needs --card-number).
+    /// A residence card, or a specified one (needs --card-number).
     Residence,
     /// A My Number card (needs --pin).
+    MyNumber,
+}
+
+/// Which checker reads the card in `--reader`, once `--card` is resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InReader {
+    /// A residence card: the residence checker with the card number.
+    Residence,
+    /// A specified residence card (its 在留AP answered): the residence checker with the
+    /// card number, over the 在留AP.
+    Specified,
+    /// A My Number card: the My Number checker with the PIN.
     MyNumber,
 }
 
@@ -86,11 +107,17 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
         Some(dir) => TrustStore::from_dir(dir)?,
         None => TrustStore::embedded_test_roots(),
     };
+    let delivery_key = match &args.delivery_key {
+        Some(file) => Some(
+            delivery_key::load(file).map_err(|e| anyhow::anyhow!("--delivery-key: {e}"))?,
+        ),
+        None => None,
+    };
     let options = Options {
         max_response: args.max_response,
         at: args.at.unwrap_or_else(SystemTime::now),
         seed: args.seed,
-        delivery_key: None,
+        delivery_key,
     };
     let checker = Checker {
         trust: &trust,
@@ -98,17 +125,25 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
     };
     if let Some(reader) = &args.reader {
         let mut channel = PcscChannel::connect(reader, args.wait)?;
-        let my_number = match args.card {
-            CardChoice::MyNumber => true,
-            CardChoice::Residence => false,
-            CardChoice::Auto => rclab_suite::checker::my_number::is_my_number_card(&mut channel),
+        let card = match args.card {
+            CardChoice::MyNumber => InReader::MyNumber,
+            CardChoice::Residence => InReader::Residence,
+            // The 在留AP first: a specified card's JPKI AP answers too.
+            CardChoice::Auto if my_number::has_residence_ap(&mut channel) => InReader::Specified,
+            CardChoice::Auto if my_number::is_my_number_card(&mut channel) => InReader::MyNumber,
+            CardChoice::Auto => InReader::Residence,
         };
+        let my_number = card == InReader::MyNumber;
         let secret = match (my_number, &args.card_number, &args.pin) {
             (false, Some(number), _) => CardSecret::CardNumber(number),
             (true, _, Some(pin)) => CardSecret::Pin(pin),
             (false, None, _) => {
                 channel.close();
-                bail!("--reader: the card is a residence card: give its --card-number")
+                let what = match card {
+                    InReader::Specified => "a specified residence card",
+                    _ => "a residence card",
+                };
+                bail!("--reader: the card is {what}: give its --card-number")
             }
             (true, _, None) => {
                 channel.close();
@@ -124,7 +159,7 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
     let reports: Vec<(Profile, Report)> = profiles
         .into_iter()
         .map(|p| {
-            let report = match profile_pin(&p) {
+            let report = match checker_pin(&p) {
                 Some(pin) => {
                     let pin = args.pin.clone().unwrap_or(pin);
                     checker.check_my_number(&mut p.card(), &pin)
@@ -186,24 +221,8 @@ fn load_profiles(args: &CheckArgs) -> Result<Vec<Profile>> {
             lines.join("\n")
         )
     })?;
-    // The profile's kind picks the checker; kinds the reference checker does not check
-    // (the specified residence card, for now) are left out, as `rclab run` leaves them.
-    let reference = rclab_suite::run::adapter::Adapter::reference();
-    let (checked, skipped): (Vec<Profile>, Vec<Profile>) =
-        all.into_iter().partition(|p| reference.checks(p.kind()));
-    if !skipped.is_empty() {
-        eprintln!(
-            "skipped {} profile(s) of a kind the reference checker does not check yet \
-             (specified residence cards; see the README): {}",
-            skipped.len(),
-            skipped
-                .iter()
-                .map(|p| p.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    Ok(checked)
+    // The profile's kind picks the checker (`checker_pin`): every kind is checked.
+    Ok(all)
 }
 
 /// Prints expected vs actual; returns failure when any differs. With a changed card

@@ -111,15 +111,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
             // A signal while waiting for another process to free the reader.
             break;
         };
-        let what = match profile.kind() {
-            rclab_emulator::chip::ChipKind::Residence => {
-                format!("card number {}", profile.card_number)
-            }
-            rclab_emulator::chip::ChipKind::MyNumber => "My Number card".to_owned(),
-            rclab_emulator::chip::ChipKind::SpecifiedResidence => {
-                format!("specified residence card number {}", profile.card_number)
-            }
-        };
+        let what = served_card(&profile);
         println!(
             "serving {} ({what}) in {:?} via {endpoint}",
             profile.path.display(),
@@ -234,4 +226,22 @@ fn command(line: &str, served: &mut [Served]) -> Result<bool> {
         _ => bail!("unknown command {line:?}"),
     }
     Ok(false)
+}
+
+/// What `rclab serve` says of a served card: its kind and what `rclab check --reader`
+/// needs to read it, as `--card auto` tells the kinds apart: a residence card and a
+/// specified one (its 在留AP) the card number, a My Number card the PIN.
+fn served_card(profile: &Profile) -> String {
+    use rclab_emulator::chip::ChipKind;
+    match profile.kind() {
+        ChipKind::Residence => format!("card number {}", profile.card_number),
+        ChipKind::SpecifiedResidence => format!(
+            "specified residence card, read as a residence card: card number {}",
+            profile.card_number
+        ),
+        ChipKind::MyNumber => match rclab_suite::checker::my_number::profile_pin(profile) {
+            Some(pin) => format!("My Number card: PIN {pin}"),
+            None => "My Number card".to_owned(),
+        },
+    }
 }

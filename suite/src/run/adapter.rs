@@ -7,11 +7,18 @@
 //! timeout_ms: 20000
 //! verdict: json              # rclab.verdict/1 or /2 on stdout; or {exit_codes: {0: {verdict: genuine}}}
 //! trust: test_ca             # test_ca | pinned
-//! cards: [residence]         # the card kinds it checks: residence (default), my_number, or both
+//! cards: [residence]         # the card kinds it checks: residence (default), my_number, specified_residence
 //! unsupported:
 //!   - profiles: "forged/gen2-*"
 //!     reason: does not know generation 2
 //! ```
+//!
+//! Placeholders ([`PLACEHOLDERS`]): `{reader}` (the PC/SC reader's name), `{card_number}`,
+//! `{pin}` (the JPKI authentication PIN of a My Number or specified card, empty for a
+//! residence card), `{delivery_key}` (the absolute path of the TEST delivery public-key file
+//! a checker of a specified residence card is configured with, in the format the profile's
+//! `platform.residence_delivery_key_format` names; empty for other card kinds), `{profile}`,
+//! `{profile_name}`, `{trust_dir}`, `{repo}`.
 //!
 //! Placeholders are substituted once, left to right (a value holding `{repo}` stays as it
 //! is), each into its own argument: the argv form runs no shell, so no value can become
@@ -139,8 +146,10 @@ impl CardChange {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessChecker {
     /// Program and arguments; placeholders: `{reader}`, `{card_number}`, `{pin}` (a My
-    /// Number profile's authentication PIN, empty for a residence card), `{profile}`
-    /// (profile file), `{profile_name}`, `{trust_dir}`, `{repo}` (repository root).
+    /// Number or specified profile's authentication PIN, empty for a residence card),
+    /// `{delivery_key}` (the TEST delivery public-key file of a specified residence card,
+    /// absolute, empty for other kinds), `{profile}` (profile file), `{profile_name}`,
+    /// `{trust_dir}`, `{repo}` (repository root).
     pub command: Vec<String>,
     /// Environment variables set for the checker process.
     pub env: BTreeMap<String, String>,
@@ -170,7 +179,7 @@ pub struct Adapter {
     pub source: String,
     /// The card kinds it checks (`cards:`): the runner pairs it only with profiles of
     /// these kinds. A process checker checks residence cards unless its adapter says
-    /// otherwise; the reference checker checks both kinds.
+    /// otherwise; the reference checker checks every kind.
     pub cards: Vec<ChipKind>,
     /// Profiles of the run that it was not paired with, their card kind being out of its
     /// scope: set by the runner ([`set_scope`]), shown in the reports' summaries.
@@ -180,19 +189,28 @@ pub struct Adapter {
 /// The card kinds a checker of `kind` checks when its adapter does not say.
 fn default_cards(kind: KindWord) -> Vec<ChipKind> {
     match kind {
-        KindWord::Reference => vec![ChipKind::Residence, ChipKind::MyNumber],
+        KindWord::Reference => vec![
+            ChipKind::Residence,
+            ChipKind::MyNumber,
+            ChipKind::SpecifiedResidence,
+        ],
         KindWord::Process => vec![ChipKind::Residence],
     }
 }
 
-/// `cards:`: a non-empty list of card kinds, each `residence` or `my_number`.
+/// `cards:`: a non-empty list of card kinds, each `residence`, `my_number` or
+/// `specified_residence`.
 /// Checked inside the visitor, so that an error carries a line and column.
 fn card_kinds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<ChipKind>>, D::Error> {
     struct Kinds;
     impl<'de> serde::de::Visitor<'de> for Kinds {
         type Value = Option<Vec<ChipKind>>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            write!(f, "a list of card kinds: [residence], [my_number] or both")
+            write!(
+                f,
+                "a list of card kinds: residence, my_number, specified_residence \
+                 (e.g. [residence, specified_residence])"
+            )
         }
         fn visit_seq<A: serde::de::SeqAccess<'de>>(
             self,
@@ -205,7 +223,8 @@ fn card_kinds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<ChipKind>>, 
             }
             if kinds.is_empty() {
                 return Err(A::Error::custom(
-                    "an empty list checks no card: name at least one of residence, my_number",
+                    "an empty list checks no card: name at least one of residence, \
+                     my_number, specified_residence",
                 ));
             }
             Ok(Some(kinds))
@@ -329,10 +348,11 @@ impl Serialize for Adapter {
 pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
 
 /// The placeholders a command may hold.
-pub const PLACEHOLDERS: [&str; 7] = [
+pub const PLACEHOLDERS: [&str; 8] = [
     "reader",
     "card_number",
     "pin",
+    "delivery_key",
     "profile",
     "profile_name",
     "trust_dir",
@@ -815,6 +835,44 @@ mod tests {
     }
 
     #[test]
+    fn the_delivery_key_placeholder_is_known_and_substituted() {
+        assert!(PLACEHOLDERS.contains(&"delivery_key"));
+        let command: Vec<String> = ["checker", "--delivery-key", "{delivery_key}", "{pin}"]
+            .map(str::to_owned)
+            .to_vec();
+        let command = check_command::<serde_yaml_ng::Error>(command).unwrap();
+        let adapter = ProcessChecker {
+            command,
+            env: BTreeMap::new(),
+            timeout_ms: default_timeout(),
+            verdict: default_protocol(),
+            card_change: CardChange::Reinsert,
+        };
+        let values: BTreeMap<&str, String> = [
+            ("delivery_key", "/r/vectors/pki/mynumber/delivery.pub.tlv".to_owned()),
+            ("pin", String::new()),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            adapter.render(&values),
+            ["checker", "--delivery-key", "/r/vectors/pki/mynumber/delivery.pub.tlv", ""]
+        );
+        // Inside a shell script it is refused like every placeholder.
+        let script = ["sh", "-c", "checker {delivery_key}"].map(str::to_owned).to_vec();
+        let error = check_command::<serde_yaml_ng::Error>(script)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("{delivery_key}"), "{error}");
+        // A misspelt placeholder lists the known ones, this one included.
+        let typo = ["x", "{delivery}"].map(str::to_owned).to_vec();
+        let error = check_command::<serde_yaml_ng::Error>(typo)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("{delivery_key}"), "{error}");
+    }
+
+    #[test]
     fn placeholders_in_shell_scripts_are_found() {
         let argv = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
         let found = |args: &[&str]| {
@@ -883,19 +941,36 @@ mod tests {
     }
 
     #[test]
-    fn cards_default_by_kind_parse_both_kinds_and_refuse_bad_values_with_their_place() {
-        use ChipKind::{MyNumber, Residence};
+    fn cards_default_by_kind_parse_every_kind_and_refuse_bad_values_with_their_place() {
+        use ChipKind::{MyNumber, Residence, SpecifiedResidence};
         let process = "name: x\nkind: process\ncommand: [x]\n";
         assert_eq!(from_yaml(process).unwrap().cards, vec![Residence]);
         assert_eq!(
             Adapter::reference().cards,
-            vec![Residence, MyNumber],
-            "the reference checker checks both kinds"
+            vec![Residence, MyNumber, SpecifiedResidence],
+            "the reference checker checks every kind"
         );
         let mn = from_yaml(&format!("{process}cards: [my_number]\n")).unwrap();
-        assert!(mn.checks(MyNumber) && !mn.checks(Residence));
+        assert!(mn.checks(MyNumber) && !mn.checks(Residence) && !mn.checks(SpecifiedResidence));
         let both = from_yaml(&format!("{process}cards: [residence, my_number]\n")).unwrap();
         assert!(both.checks(MyNumber) && both.checks(Residence));
+        let specified =
+            from_yaml(&format!("{process}cards: [residence, specified_residence]\n")).unwrap();
+        assert_eq!(specified.cards, vec![Residence, SpecifiedResidence]);
+        assert_eq!(
+            serde_json::to_value(&specified).unwrap()["cards"],
+            serde_json::json!(["residence", "specified_residence"])
+        );
+        let back: Adapter =
+            serde_json::from_value(serde_json::to_value(&specified).unwrap()).unwrap();
+        assert_eq!(back.cards, specified.cards);
+        // The reference checker's default (all three kinds) is not listed.
+        assert!(
+            serde_json::to_value(Adapter::reference())
+                .unwrap()
+                .get("cards")
+                .is_none()
+        );
         // results.json lists `cards` only where they differ from the kind's default.
         assert_eq!(
             serde_json::to_value(&mn).unwrap()["cards"],
@@ -913,6 +988,7 @@ mod tests {
         // Bad values: the file, line and column, the field, and what is accepted.
         let dir = std::env::temp_dir().join(format!("rclab-adapter-cards-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        let kinds = ["residence", "my_number", "specified_residence"];
         for (body, line, wanted) in [
             ("cards: [passport]\n", 4, "my_number"),
             ("cards: []\n", 4, "at least one"),
@@ -926,7 +1002,8 @@ mod tests {
             assert!(
                 error.contains(&format!("bad.yaml:{line}:"))
                     && error.contains("field `cards")
-                    && error.contains(wanted),
+                    && error.contains(wanted)
+                    && kinds.iter().all(|kind| error.contains(kind)),
                 "{body:?}: {error}"
             );
         }

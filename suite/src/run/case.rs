@@ -12,7 +12,7 @@ use super::adapter::{self, Adapter, Kind, ProcessChecker, VerdictProtocol};
 use super::adapter::{expectation_for, parse_json_verdict_with_data};
 use super::audit::{audit, audit_my_number};
 use super::host::{self, Access, CardHost};
-use super::{CaseResult, Outcome, RunConfig, data, printable, process};
+use super::{CaseResult, Outcome, RunConfig, data, delivery_key, printable, process};
 use crate::checker::{CardSecret, Checker, Options, TrustStore, my_number};
 use crate::judgement::{Judgement, judge};
 use crate::pcsc_channel::PcscChannel;
@@ -119,9 +119,11 @@ pub(super) fn run_case(
             result.detail = detail;
         }
     }
-    result.audit = Some(match &profile.my_number {
-        Some(image) => audit_my_number(image, &result.transcript),
-        None => audit(
+    // A specified card's 在留AP holds a residence card's EFs: the residence audit reads
+    // its transcript.
+    result.audit = Some(match (&profile.my_number, profile.kind()) {
+        (Some(image), ChipKind::MyNumber) => audit_my_number(image, &result.transcript),
+        _ => audit(
             &profile.image,
             profile.card_number.as_str(),
             &result.transcript,
@@ -143,16 +145,27 @@ fn reference_fields(report: &crate::checker::Report, card_number: &str) -> data:
     fields
 }
 
-fn reference<'a>(config: &RunConfig, trust: &'a TrustStore) -> Checker<'a> {
-    Checker {
+/// The reference checker as a run configures it: the run's clock, a fixed seed, and for a
+/// specified residence card the TEST delivery public key from the file in the profile's
+/// format ([`delivery_key`]); a file that cannot be used ends the case with its error.
+fn reference<'a>(
+    config: &RunConfig,
+    trust: &'a TrustStore,
+    profile: &Profile,
+) -> Result<Checker<'a>, (Outcome, String)> {
+    let delivery_key = match delivery_key::test_key_file(&config.repo, profile) {
+        Some(file) => Some(delivery_key::load(&file).map_err(|e| (Outcome::Crash, e.to_string()))?),
+        None => None,
+    };
+    Ok(Checker {
         trust,
         options: Options {
             max_response: None,
             at: config.at,
             seed: Some(1),
-            delivery_key: None,
+            delivery_key,
         },
-    }
+    })
 }
 
 /// A verdict, its detail and the data the checker reported; or what went wrong instead.
@@ -168,9 +181,9 @@ fn read_card(
     access: Access<'_>,
 ) -> CaseOutcome {
     let number = profile.card_number.as_str();
-    let pin = my_number::profile_pin(profile);
     // The profile's kind picks the reference checker: the card number opens a residence
-    // card, the PIN a My Number card.
+    // card and a specified one (over its 在留AP), the PIN a My Number card.
+    let pin = my_number::checker_pin(profile);
     let secret = match &pin {
         Some(pin) => CardSecret::Pin(pin),
         None => CardSecret::CardNumber(number),
@@ -186,7 +199,7 @@ fn read_card(
         Access::Channel(channel) => {
             return match &checker.kind {
                 Kind::Reference => {
-                    reference_verdict(reference(config, trust).check_card(channel, secret))
+                    reference_verdict(reference(config, trust, profile)?.check_card(channel, secret))
                 }
                 Kind::Process(_) => Err((
                     Outcome::NotApplicable,
@@ -220,7 +233,14 @@ fn read_card(
         }
         Kind::Reference => match PcscChannel::connect(&reader.name(), Duration::from_secs(10)) {
             Ok(mut channel) => {
-                let report = reference(config, trust).check_card(&mut channel, secret);
+                let checker = match reference(config, trust, profile) {
+                    Ok(checker) => checker,
+                    Err(e) => {
+                        channel.close();
+                        return Err(e);
+                    }
+                };
+                let report = checker.check_card(&mut channel, secret);
                 channel.close();
                 reference_verdict(report)
             }
@@ -250,6 +270,13 @@ fn run_process(
         ("reader", reader.to_owned()),
         ("card_number", profile.card_number.to_string()),
         ("pin", my_number::profile_pin(profile).unwrap_or_default()),
+        (
+            "delivery_key",
+            delivery_key::test_key_file(&config.repo, profile)
+                .map(|file| std::path::absolute(&file).unwrap_or(file))
+                .map(|file| file.display().to_string())
+                .unwrap_or_default(),
+        ),
         ("profile", profile.path.display().to_string()),
         ("profile_name", profile.name.clone()),
         ("trust_dir", config.trust_dir.display().to_string()),

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod baseline;
 mod case;
 pub mod data;
+pub mod delivery_key;
 pub mod host;
 pub mod journal;
 pub mod lock;

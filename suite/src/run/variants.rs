@@ -16,7 +16,9 @@ use std::path::Path;
 use serde_yaml_ng::{Mapping, Value};
 
 use rclab_emulator::card::knobs::{KNOBS, KnobSpec};
+use rclab_emulator::chip::ChipKind;
 use rclab_emulator::profile::{self, Profile};
+use rclab_emulator::protocol::Generation;
 use rclab_emulator::verdict::VerdictKind;
 
 /// The folder (below the run's output) and name prefix of generated variants.
@@ -104,11 +106,27 @@ pub struct Variant {
     pub knobs: Vec<(&'static str, &'static str)>,
 }
 
-/// The knobs that apply to `base`, each with its values reordered default first.
+/// Whether the variant matrix varies `knob` on a valid card of `kind`: on a residence card
+/// every knob its generation shows; on a specified card the 在留AP's knobs
+/// (`platform.residence_*`), the part of the platform its checker (the residence checker
+/// over the 在留AP) goes through; on a plain My Number card none yet: its checker does
+/// not exercise every platform knob, so a variant could not tell a knob suspect from a knob
+/// the checker never meets.
+pub fn varied(knob: &KnobSpec, kind: ChipKind, generation: Generation) -> bool {
+    knob.applies_to_profile(kind, generation)
+        && match kind {
+            ChipKind::Residence => true,
+            ChipKind::SpecifiedResidence => knob.is_residence_ap(),
+            ChipKind::MyNumber => false,
+        }
+}
+
+/// The knobs the matrix varies on `base` ([`varied`]), each with its values reordered
+/// default first.
 fn applicable(base: &Profile) -> Vec<(&'static KnobSpec, Vec<&'static str>)> {
     KNOBS
         .iter()
-        .filter(|k| k.applies_to(base.generation))
+        .filter(|k| varied(k, base.kind(), base.generation))
         .map(|k| {
             let default = k.default.for_generation(base.generation);
             let mut values = vec![default];
@@ -119,7 +137,9 @@ fn applicable(base: &Profile) -> Vec<(&'static KnobSpec, Vec<&'static str>)> {
 }
 
 /// The pairwise variants of `base` (a valid profile): every pairwise row but the all-default
-/// one (that is `base` itself), named `variants/<base>/vNN`.
+/// one (that is `base` itself), named `variants/<stem>/vNN` after the last part of its name
+/// (`my-number/valid/specified-07` gives `variants/specified-07/vNN`). A card the matrix
+/// varies no knob of ([`varied`]) has none.
 pub fn variants_of(base: &Profile) -> Vec<Variant> {
     let knobs = applicable(base);
     let levels: Vec<usize> = knobs.iter().map(|(_, values)| values.len()).collect();
@@ -182,9 +202,16 @@ fn knob_list(knobs: &[(&str, &str)]) -> String {
     parts.join(", ")
 }
 
-/// Writes the variants of every valid profile of `catalogue` (names starting `valid/`) into
+/// True for a profile name in a `valid` folder (`valid/gen1-residence`,
+/// `my-number/valid/specified-07`): a valid card, the base of variants.
+pub fn is_valid_card(name: &str) -> bool {
+    name.split('/').rev().skip(1).any(|folder| folder == "valid")
+}
+
+/// Writes the variants of every valid profile of `catalogue` ([`is_valid_card`]) into
 /// `dir/variants/`, replacing what an earlier run left there, and loads them. Errors name
-/// the file.
+/// the file; two valid cards whose variants would share a name (the same last name part
+/// in two folders) are an error naming both.
 pub fn write_variants(catalogue: &[Profile], dir: &Path) -> anyhow::Result<Vec<Profile>> {
     let root = dir.join(VARIANTS_DIR);
     if root.exists() {
@@ -192,10 +219,20 @@ pub fn write_variants(catalogue: &[Profile], dir: &Path) -> anyhow::Result<Vec<P
             .map_err(|e| anyhow::anyhow!("{}: cannot clear: {e}", root.display()))?;
     }
     let mut out = Vec::new();
-    for base in catalogue.iter().filter(|p| p.name.starts_with("valid/")) {
+    let mut named: std::collections::BTreeMap<String, String> = Default::default();
+    for base in catalogue.iter().filter(|p| is_valid_card(&p.name)) {
         let base_path = std::path::absolute(&base.path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", base.path.display()))?;
         for variant in variants_of(base) {
+            if let Some(other) = named.insert(variant.name.clone(), base.name.clone()) {
+                anyhow::bail!(
+                    "{}: the variants of {other} and {} would both be named {}: rename one \
+                     of the two profiles",
+                    base.path.display(),
+                    base.name,
+                    variant.name
+                );
+            }
             let path = dir.join(format!("{}.yaml", variant.name));
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)

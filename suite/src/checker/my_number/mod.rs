@@ -48,11 +48,14 @@ use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use rclab_emulator::chip::ChipKind;
 use rclab_emulator::my_number::apps::{App, AppRow, Content, Secret, SecretRow};
+use rclab_emulator::my_number::residence_ap::RESIDENCE_AP_AID;
 use rclab_emulator::my_number::text_ap::{self, TextApCheckError};
 use rclab_emulator::profile::Profile;
 use rclab_emulator::protocol::Status;
 use rclab_emulator::protocol::layout::Df;
+use rclab_emulator::reader::select_by_aid_apdu;
 use rclab_emulator::transport::Channel;
 use rclab_emulator::verdict::{Reason, VerdictKind};
 use rsa::PublicKey;
@@ -109,6 +112,30 @@ pub fn profile_pin(profile: &Profile) -> Option<String> {
     pin.value
         .as_ref()
         .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// The PIN the reference checker enters for `profile`'s card, which also picks the checker
+/// (`rclab run`, `rclab check`): a plain My Number card's authentication PIN
+/// ([`profile_pin`]); `None` for a residence card and for a specified residence card,
+/// which carries a PIN but is checked as a residence card, with its card number, over the
+/// 在留AP.
+pub fn checker_pin(profile: &Profile) -> Option<String> {
+    match profile.kind() {
+        ChipKind::MyNumber => profile_pin(profile),
+        ChipKind::Residence | ChipKind::SpecifiedResidence => None,
+    }
+}
+
+/// Whether the card behind `channel` holds the specified residence card's 在留AP: it
+/// answers `00 A4 04 0C 10 D3 92 F0 00 4F 01 00…00` with `90 00` (`rclab check --reader
+/// --card auto`, asked before [`is_my_number_card`], since a specified card's JPKI AP
+/// answers too). A card without it answers `6A 82` and stays where it was; a specified
+/// card is left with the 在留AP selected, which changes nothing for its check: the
+/// residence checker selects every application and DF it reads itself.
+pub fn has_residence_ap(channel: &mut dyn Channel) -> bool {
+    channel
+        .transmit(&select_by_aid_apdu(&RESIDENCE_AP_AID))
+        .is_ok_and(|response| response.ends_with(&[0x90, 0x00]))
 }
 
 /// Whether the card behind `channel` is a My Number card: its JPKI AP answers SELECT with
