@@ -1,5 +1,5 @@
 //! The reference checker against every profile of the catalogue (`vectors/profiles/`),
-//! residence and My Number cards (the profile's kind picks the checker), in-process, at the fixed date and seed of `common::options`: each meets its expectation
+//! residence, My Number and specified residence cards (the profile's kind picks the checker), in-process, at the fixed date and seed of `common::options`: each meets its expectation
 //! (or is a declared limitation that is still no false accept), every listed fault acts
 //! during the check, phone-sized reads reach the same verdicts, and the whole verdict table
 //! is one snapshot (`snapshots/catalogue__catalogue_verdicts.snap`).
@@ -15,9 +15,8 @@ use rclab_suite::run::adapter::Adapter;
 use serde::Serialize;
 
 /// Every bundled profile of a kind the reference checker checks, by the rule `rclab run`
-/// pairs checkers with profiles (`Adapter::checks`). Specified residence cards (07/08) are
-/// out of its scope until their checker lands (issue 16): served to the My Number checker
-/// they would read as genuine My Number cards, their residence AP unchecked.
+/// pairs checkers with profiles (`Adapter::checks`): every kind, the specified residence
+/// cards (07/08) included, which it reads with their card number over the 在留AP.
 fn catalogue() -> Vec<Profile> {
     let reference = Adapter::reference();
     common::all_profiles("")

@@ -442,3 +442,142 @@ fn a_pcsc_run_without_cases_returns_at_once() {
     assert_eq!(done, Ok(0));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The specified residence cards' variants (issue 16): for `my-number/valid/specified-07`
+/// and `-08`, the pairwise rows over the 在留AP's knobs (`platform.residence_*`) and no
+/// other, named `variants/specified-0N/vNN`; every value of every such knob is in some
+/// variant (a non-default value set, the default left), and the compiled card shows what
+/// its variant sets. The plain My Number cards get none, and the residence cards' variants
+/// come out as they do alone (names and knob values).
+#[test]
+fn specified_cards_vary_pairwise_over_the_residence_ap_knobs() {
+    use rclab_emulator::card::knobs::KNOBS;
+    use rclab_emulator::chip::ChipKind;
+
+    let dir = scratch("specified");
+    let catalogue = common::all_profiles("");
+    let variants = variants::write_variants(&catalogue, &dir).expect("variants");
+    let residence_ap: Vec<_> = KNOBS.iter().filter(|k| k.is_residence_ap()).collect();
+    assert!(
+        residence_ap.len() >= 9,
+        "{} 在留AP knobs",
+        residence_ap.len()
+    );
+    let levels: Vec<usize> = residence_ap.iter().map(|k| k.values.len()).collect();
+    // Every pairwise row but the all-default one (the valid card itself).
+    let per_card = variants::pairwise(&levels).len() - 1;
+    // Nine knobs (eight of two values, the key format of three): 15 rows, far below the
+    // product's 768; a knob added to the table changes this figure on purpose.
+    assert_eq!(
+        (levels.len(), per_card),
+        (9, 14),
+        "variants per card over levels {levels:?}"
+    );
+
+    for base in [
+        "my-number/valid/specified-07",
+        "my-number/valid/specified-08",
+    ] {
+        let stem = base.rsplit('/').next().unwrap();
+        let mine: Vec<&Profile> = variants
+            .iter()
+            .filter(|v| variants::knob_values(&v.description).is_some_and(|(b, _)| b == base))
+            .collect();
+        assert_eq!(mine.len(), per_card, "{base}");
+        for (i, v) in mine.iter().enumerate() {
+            assert_eq!(v.name, format!("variants/{stem}/v{:02}", i + 1));
+            assert_eq!(v.kind(), ChipKind::SpecifiedResidence, "{}", v.name);
+        }
+        for knob in &residence_ap {
+            let field = knob.path.strip_prefix("platform.").unwrap();
+            let default = knob.default.for_generation(mine[0].generation);
+            for value in knob.values {
+                let setting = format!("{}={value}", knob.path);
+                let carrying: Vec<&&Profile> = mine
+                    .iter()
+                    .filter(|v| {
+                        let (_, knobs) = variants::knob_values(&v.description).unwrap();
+                        if *value == default {
+                            !knobs
+                                .iter()
+                                .any(|k| k.starts_with(&format!("{}=", knob.path)))
+                        } else {
+                            knobs.contains(&setting.as_str())
+                        }
+                    })
+                    .collect();
+                assert!(!carrying.is_empty(), "{base}: no variant with {setting}");
+                for v in carrying {
+                    let compiled =
+                        serde_yaml_ng::to_value(&v.my_number.as_ref().unwrap().knobs).unwrap();
+                    assert_eq!(
+                        compiled[field].as_str(),
+                        Some(*value),
+                        "{}: {setting} does not reach the card",
+                        v.name
+                    );
+                }
+            }
+        }
+        // Only the 在留AP's knobs vary.
+        for v in &mine {
+            let (_, knobs) = variants::knob_values(&v.description).unwrap();
+            assert!(
+                knobs.iter().all(|k| k.starts_with("platform.residence_")),
+                "{}: {knobs:?}",
+                v.name
+            );
+        }
+    }
+    // Plain My Number cards: none yet.
+    for v in &variants {
+        let (base, _) = variants::knob_values(&v.description).unwrap();
+        let base_kind = catalogue.iter().find(|p| p.name == base).unwrap().kind();
+        assert_ne!(base_kind, ChipKind::MyNumber, "{} varies {base}", v.name);
+    }
+    // The residence cards' variants are those of the residence catalogue alone.
+    let alone = scratch("specified-alone");
+    let residence = catalogue_and_variants(&alone);
+    let names = |ps: &[&Profile]| -> Vec<(String, String)> {
+        ps.iter()
+            .map(|p| (p.name.clone(), p.description.clone()))
+            .collect()
+    };
+    let from_alone: Vec<&Profile> = residence
+        .iter()
+        .filter(|p| p.name.starts_with("variants/"))
+        .collect();
+    let from_all: Vec<&Profile> = variants
+        .iter()
+        .filter(|v| v.kind() == ChipKind::Residence)
+        .collect();
+    // The description names the valid card's path-derived name, the same in both.
+    assert_eq!(names(&from_all), names(&from_alone));
+    assert_eq!(variants.len(), from_alone.len() + 2 * per_card);
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(&alone).ok();
+}
+
+/// Two valid cards whose last name part is the same would give their variants one name:
+/// refused, naming both.
+#[test]
+fn valid_cards_whose_variants_would_clash_are_refused() {
+    let dir = scratch("clash");
+    let mut catalogue: Vec<Profile> = common::all_profiles("")
+        .into_iter()
+        .filter(|p| p.name == "my-number/valid/specified-07")
+        .collect();
+    let mut twin = catalogue[0].clone();
+    twin.name = "valid/specified-07".into();
+    catalogue.push(twin);
+    let error = variants::write_variants(&catalogue, &dir)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("my-number/valid/specified-07")
+            && error.contains("valid/specified-07 would")
+            && error.contains("variants/specified-07/v01"),
+        "{error}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

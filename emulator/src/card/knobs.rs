@@ -609,7 +609,11 @@ mod tests {
         for generation in [Generation::First, Generation::Second] {
             let residence = shown(Residence, generation);
             assert!(!residence.is_empty());
-            assert!(residence.iter().all(|p| knob(p).unwrap().applies_to(generation)));
+            assert!(
+                residence
+                    .iter()
+                    .all(|p| knob(p).unwrap().applies_to(generation))
+            );
             assert!(!residence.iter().any(|p| p.starts_with("platform.")));
         }
         // The 在留AP's knobs: on a specified card, never on a plain My Number card.

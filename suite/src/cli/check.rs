@@ -10,9 +10,9 @@ use clap::Args;
 use rclab_emulator::profile::{self, Profile};
 use rclab_suite::checker::my_number::{self, checker_pin};
 use rclab_suite::checker::{CardSecret, Checker, Options, Report, TrustStore};
-use rclab_suite::run::delivery_key;
 use rclab_suite::judgement::{Judgement, judge};
 use rclab_suite::pcsc_channel::PcscChannel;
+use rclab_suite::run::delivery_key;
 
 use super::emit;
 use super::parse::{parse_date, parse_max_response, parse_wait};
@@ -108,9 +108,9 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
         None => TrustStore::embedded_test_roots(),
     };
     let delivery_key = match &args.delivery_key {
-        Some(file) => Some(
-            delivery_key::load(file).map_err(|e| anyhow::anyhow!("--delivery-key: {e}"))?,
-        ),
+        Some(file) => {
+            Some(delivery_key::load(file).map_err(|e| anyhow::anyhow!("--delivery-key: {e}"))?)
+        }
         None => None,
     };
     let options = Options {

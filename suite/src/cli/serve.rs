@@ -219,8 +219,9 @@ fn command(line: &str, served: &mut [Served]) -> Result<bool> {
             }
             served[i].reader.insert(Box::new(served[i].profile.card()));
             println!(
-                "inserted {} into port {port}",
-                served[i].profile.path.display()
+                "inserted {} ({}) into port {port}",
+                served[i].profile.path.display(),
+                served_card(&served[i].profile)
             );
         }
         _ => bail!("unknown command {line:?}"),

@@ -849,17 +849,27 @@ mod tests {
             card_change: CardChange::Reinsert,
         };
         let values: BTreeMap<&str, String> = [
-            ("delivery_key", "/r/vectors/pki/mynumber/delivery.pub.tlv".to_owned()),
+            (
+                "delivery_key",
+                "/r/vectors/pki/mynumber/delivery.pub.tlv".to_owned(),
+            ),
             ("pin", String::new()),
         ]
         .into_iter()
         .collect();
         assert_eq!(
             adapter.render(&values),
-            ["checker", "--delivery-key", "/r/vectors/pki/mynumber/delivery.pub.tlv", ""]
+            [
+                "checker",
+                "--delivery-key",
+                "/r/vectors/pki/mynumber/delivery.pub.tlv",
+                ""
+            ]
         );
         // Inside a shell script it is refused like every placeholder.
-        let script = ["sh", "-c", "checker {delivery_key}"].map(str::to_owned).to_vec();
+        let script = ["sh", "-c", "checker {delivery_key}"]
+            .map(str::to_owned)
+            .to_vec();
         let error = check_command::<serde_yaml_ng::Error>(script)
             .unwrap_err()
             .to_string();
@@ -954,8 +964,10 @@ mod tests {
         assert!(mn.checks(MyNumber) && !mn.checks(Residence) && !mn.checks(SpecifiedResidence));
         let both = from_yaml(&format!("{process}cards: [residence, my_number]\n")).unwrap();
         assert!(both.checks(MyNumber) && both.checks(Residence));
-        let specified =
-            from_yaml(&format!("{process}cards: [residence, specified_residence]\n")).unwrap();
+        let specified = from_yaml(&format!(
+            "{process}cards: [residence, specified_residence]\n"
+        ))
+        .unwrap();
         assert_eq!(specified.cards, vec![Residence, SpecifiedResidence]);
         assert_eq!(
             serde_json::to_value(&specified).unwrap()["cards"],

@@ -198,9 +198,9 @@ fn read_card(
     let reader = match access {
         Access::Channel(channel) => {
             return match &checker.kind {
-                Kind::Reference => {
-                    reference_verdict(reference(config, trust, profile)?.check_card(channel, secret))
-                }
+                Kind::Reference => reference_verdict(
+                    reference(config, trust, profile)?.check_card(channel, secret),
+                ),
                 Kind::Process(_) => Err((
                     Outcome::NotApplicable,
                     "process checkers read PC/SC readers: run with --transport pcsc".into(),

@@ -63,7 +63,11 @@ pub fn test_key_file(repo: &Path, profile: &Profile) -> Option<PathBuf> {
     if profile.kind() != ChipKind::SpecifiedResidence {
         return None;
     }
-    let format = profile.my_number.as_ref()?.knobs.residence_delivery_key_format;
+    let format = profile
+        .my_number
+        .as_ref()?
+        .knobs
+        .residence_delivery_key_format;
     Some(repo.join(format!("{TEST_KEY_STEM}.{}", extension(format))))
 }
 
@@ -71,11 +75,17 @@ pub fn test_key_file(repo: &Path, profile: &Profile) -> Option<PathBuf> {
 /// only) and parses it in whichever format it is in.
 pub fn load(path: &Path) -> Result<DeliveryPublicKey, DeliveryKeyError> {
     let file = || path.display().to_string();
-    let bytes = read_bounded(path, MAX_DELIVERY_KEY_FILE)
-        .map_err(|source| DeliveryKeyError::Read { file: file(), source })?;
+    let bytes =
+        read_bounded(path, MAX_DELIVERY_KEY_FILE).map_err(|source| DeliveryKeyError::Read {
+            file: file(),
+            source,
+        })?;
     DeliveryPublicKey::parse_any(&bytes)
         .map(|(key, _format)| key)
-        .map_err(|source| DeliveryKeyError::Parse { file: file(), source })
+        .map_err(|source| DeliveryKeyError::Parse {
+            file: file(),
+            source,
+        })
 }
 
 #[cfg(test)]

@@ -205,7 +205,10 @@ fn knob_list(knobs: &[(&str, &str)]) -> String {
 /// True for a profile name in a `valid` folder (`valid/gen1-residence`,
 /// `my-number/valid/specified-07`): a valid card, the base of variants.
 pub fn is_valid_card(name: &str) -> bool {
-    name.split('/').rev().skip(1).any(|folder| folder == "valid")
+    name.split('/')
+        .rev()
+        .skip(1)
+        .any(|folder| folder == "valid")
 }
 
 /// Writes the variants of every valid profile of `catalogue` ([`is_valid_card`]) into

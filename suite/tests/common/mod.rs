@@ -103,10 +103,10 @@ pub fn all_profiles(sub: &str) -> Vec<Profile> {
 }
 
 /// What the reference checker types for `p`'s card: the PIN of a My Number profile, the
-/// card number of a residence profile.
+/// card number of a residence or specified residence profile (`checker_pin`).
 pub fn secret(p: &Profile) -> (Option<String>, String) {
     (
-        rclab_suite::checker::my_number::profile_pin(p),
+        rclab_suite::checker::my_number::checker_pin(p),
         p.card_number.to_string(),
     )
 }
