@@ -2,6 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use rclab_emulator::my_number::residence_ap::{
+    ResidenceDfSelect, ResidenceKeyTemplate, ResidenceLeDo, ResidenceOaep, ResidenceSm,
+    ResidenceVerifyP2,
+};
 use rclab_emulator::protocol::Generation;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -126,7 +130,36 @@ pub struct CardData {
     pub certificate: Option<CertificateInfo>,
     /// Length of the check code, when read.
     pub check_code_length: Option<usize>,
+    /// What a specified card's 在留AP took of each open protocol question (a specified card
+    /// only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub residence_ap: Option<ResidenceApSettings>,
     /// What the My Number checker read (a My Number card only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub my_number: Option<super::my_number::MyNumberData>,
+}
+
+/// What a specified card's 在留AP took, in the values of the `platform.residence_*` knobs
+/// (the open questions of spec notes Part A): what a reader facing a real card learns. A
+/// field is absent when the check stopped before the card showed it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ResidenceApSettings {
+    /// The OAEP hash SET SESSION KEY was accepted under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oaep_digest: Option<ResidenceOaep>,
+    /// The key template it was accepted in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_template: Option<ResidenceKeyTemplate>,
+    /// The SM the card speaks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sm: Option<ResidenceSm>,
+    /// VERIFY's P2 for the card number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_p2: Option<ResidenceVerifyP2>,
+    /// Whether SELECT of a DF is plain or under SM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub df_select: Option<ResidenceDfSelect>,
+    /// The Le DO form of the counter SM's READ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub le_do: Option<ResidenceLeDo>,
 }

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rclab_emulator::protocol::key_delivery::DeliveryPublicKey;
 use rclab_emulator::protocol::layout::{Df, EfRow, MF_CARD_TYPE, MF_COMMON};
 use rclab_emulator::protocol::tlv;
 use rclab_emulator::verdict::{Reason, Verdict, VerdictKind};
@@ -11,21 +12,36 @@ use rclab_emulator::verdict::{Reason, Verdict, VerdictKind};
 use super::data::{CardData, CertificateInfo, ImageInfo, text, trim_zeros};
 use super::objects::{field_text, optional, parse, required, single, tag_list};
 use super::pki::{ParsedCertificate, TrustStore};
-use super::read::{CardKind, CardReader, Df1Rows};
+use super::read::{CardFiles, CardKind, CardReader, Df1Rows};
 use super::stop::{Step, Stop, malformed, stop};
 
-/// Reads and judges the card; `Ok` is a genuine card, with what decided it.
+/// Reads and judges the card; `Ok` is a genuine card, with what decided it. A card with
+/// no card type at its MF is tried for the 在留AP of a specified card (`specified`), whose
+/// session key is sent under `delivery_key`.
 pub(super) fn run(
     card: &mut CardReader,
     trust: &TrustStore,
     at: SystemTime,
     card_number: &str,
+    delivery_key: &DeliveryPublicKey,
     data: &mut CardData,
 ) -> Step<String> {
     // MF: card type decides the generation (spec §6.1).
-    let card_type = card
-        .read_plain(&MF_CARD_TYPE, MF_CARD_TYPE.name)
-        .map_err(not_residence_on_status)?;
+    let card_type = match card.read_plain(&MF_CARD_TYPE, MF_CARD_TYPE.name) {
+        Ok(card_type) => card_type,
+        Err(failed) => {
+            let failed = not_residence_on_status(failed);
+            if failed.0.verdict != VerdictKind::NotResidenceCard {
+                return Err(failed);
+            }
+            let judged = Judged {
+                trust,
+                at,
+                card_number,
+            };
+            return super::specified::run(card, delivery_key, judged, data, failed);
+        }
+    };
     let c1 = single(&card_type, 0xC1, "C1")
         .map_err(|Stop(_, d)| Stop(Verdict::new(VerdictKind::NotResidenceCard, None), d))?;
     data.card_type = Some(text(c1));
@@ -43,10 +59,41 @@ pub(super) fn run(
     data.common_data = Some(text(single(&common, 0xC0, "C0")?));
 
     card.authenticate(kind.info, card_number)?;
+    let judged = Judged {
+        trust,
+        at,
+        card_number,
+    };
+    read_files(card, &kind, judged, data)
+}
 
+/// What the files of an opened card are judged against.
+#[derive(Clone, Copy)]
+pub(super) struct Judged<'a> {
+    /// The roots the card certificate must chain to.
+    pub trust: &'a TrustStore,
+    /// The time the certificates must be valid at.
+    pub at: SystemTime,
+    /// The card number the chip opened with (DF1's `C2` must hold it).
+    pub card_number: &'a str,
+}
+
+/// DF1–DF3 of an opened card of `kind`: the signed fields, the check code, the certificate
+/// and its chain; `Ok` is a genuine card.
+pub(super) fn read_files(
+    card: &mut impl CardFiles,
+    kind: &CardKind,
+    Judged {
+        trust,
+        at,
+        card_number,
+    }: Judged<'_>,
+    data: &mut CardData,
+) -> Step<String> {
+    let generation = kind.info.generation;
     card.select(Df::Df1)?;
     let signed = match kind.df1 {
-        Df1Rows::First { front, face } => read_gen1_df1(card, &kind, front, face, data)?,
+        Df1Rows::First { front, face } => read_gen1_df1(card, kind, front, face, data)?,
         Df1Rows::Second {
             number,
             printed,
@@ -54,7 +101,7 @@ pub(super) fn run(
             address,
         } => {
             let rows = [number, printed, images, address];
-            read_gen2_df1(card, &kind, rows, card_number, data)?
+            read_gen2_df1(card, kind, rows, card_number, data)?
         }
     };
 
@@ -122,7 +169,7 @@ pub(super) fn run(
 
 /// Generation 1 DF1: front image and face image; the signed data.
 fn read_gen1_df1(
-    card: &mut CardReader,
+    card: &mut impl CardFiles,
     kind: &CardKind,
     front_row: &EfRow,
     face_row: &EfRow,
@@ -141,7 +188,7 @@ fn read_gen1_df1(
 /// Generation 2 DF1: card number, printed entries, name and face images, address image;
 /// the signed data.
 fn read_gen2_df1(
-    card: &mut CardReader,
+    card: &mut impl CardFiles,
     kind: &CardKind,
     [number_row, printed_row, images_row, address_row]: [&EfRow; 4],
     card_number: &str,

@@ -13,9 +13,12 @@
 //! | [`data`] | what the checker read, as reported |
 //! | [`pki`] | certificates and the trust store |
 //! | [`my_number`] | the My Number card's checker (JPKI: chain, PIN, a signed challenge) |
+//! | `specified` (private) | the specified residence card's 在留AP (key delivery, its SM, VERIFY), read into the residence judge |
 //!
 //! Which checker reads a card: [`CardSecret`] (the card number of a residence card, the
-//! PIN of a My Number card) picks it; [`Checker::check_card`] runs it.
+//! PIN of a My Number card) picks it; [`Checker::check_card`] runs it. The card number
+//! opens a specified residence card (types 07/08) too: a card with no card type at its MF
+//! is tried for the 在留AP.
 
 pub mod data;
 mod judge;
@@ -23,6 +26,7 @@ pub mod my_number;
 mod objects;
 pub mod pki;
 mod read;
+mod specified;
 mod stop;
 
 use std::time::SystemTime;
@@ -134,11 +138,32 @@ impl Checker<'_> {
         let mut data = CardData::default();
         let rng = self.rng();
         let mut card = read::CardReader::new(channel, rng, self.options.max_response);
+        let bundled;
+        let delivery_key = match &self.options.delivery_key {
+            Some(key) => key,
+            None => match specified::test_delivery_key() {
+                Ok(key) => {
+                    bundled = key;
+                    &bundled
+                }
+                Err(e) => {
+                    return Report {
+                        verdict: Verdict::with(
+                            rclab_emulator::verdict::VerdictKind::Unreadable,
+                            rclab_emulator::verdict::Reason::MalformedData,
+                        ),
+                        detail: format!("the bundled TEST delivery key: {e}"),
+                        data,
+                    };
+                }
+            },
+        };
         let (verdict, detail) = match judge::run(
             &mut card,
             self.trust,
             self.options.at,
             card_number,
+            delivery_key,
             &mut data,
         ) {
             Ok(detail) => (Verdict::GENUINE, detail),

@@ -123,7 +123,10 @@ impl CardKind {
         Some(CardKind {
             layout,
             info: GenerationInfo::of(generation),
-            residence_card: card_type == CardType::ResidenceCard,
+            residence_card: matches!(
+                card_type,
+                CardType::ResidenceCard | CardType::SpecifiedResidenceCard
+            ),
             df1,
             check_code_ef,
             check_code_tag: check_code.tag,
@@ -140,6 +143,19 @@ impl CardKind {
 // ---------------------------------------------------------------------------------------
 // The conversation
 // ---------------------------------------------------------------------------------------
+
+/// Where the judge reads the DFs from once the card has opened: a residence card's own
+/// DF1–DF3 ([`CardReader`]) or the 在留AP of a specified card (`super::specified`). One
+/// judge reads both, so the two cards are held to the same rules.
+pub(super) trait CardFiles {
+    /// Selects `df`.
+    fn select(&mut self, df: Df) -> Step<()>;
+    /// A whole EF the layout lets a checker read without SM once the card opened (DF2,
+    /// DF3); failures name it `name`.
+    fn read_plain(&mut self, ef: &EfRow, name: &str) -> Step<Vec<u8>>;
+    /// A whole EF under SM (DF1).
+    fn read_sm(&mut self, ef: &EfRow) -> Step<Vec<u8>>;
+}
 
 /// The reader session with the checker's randomness: every step gives its data or the
 /// verdict its failure means.
@@ -161,42 +177,15 @@ impl<'c> CardReader<'c> {
         }
     }
 
+    /// The session and the checker's randomness, for a conversation this module does not
+    /// hold (the 在留AP of a specified card).
+    pub(super) fn parts(&mut self) -> (&mut Session<&'c mut dyn Channel>, &mut ChaCha20Rng) {
+        (&mut self.session, &mut self.rng)
+    }
+
     /// Switches to `generation`'s cryptography.
     pub(crate) fn set_generation(&mut self, generation: Generation) {
         self.session.set_generation(generation);
-    }
-
-    /// A whole EF of the current DF without SM; failures name it `name`.
-    pub(super) fn read_plain(&mut self, ef: &EfRow, name: &str) -> Step<Vec<u8>> {
-        self.session
-            .read_plain(ef.id.sfi)
-            .map_err(|e| fail(name, e))
-    }
-
-    /// A whole EF of the current DF under SM; failures name it by its row name.
-    pub(super) fn read_sm(&mut self, ef: &EfRow) -> Step<Vec<u8>> {
-        self.session
-            .read_sm(ef.id.sfi)
-            .map_err(|e| fail(ef.name, e))
-    }
-
-    /// Selects `df` by its AID; a card without it is no residence card.
-    pub(super) fn select(&mut self, df: Df) -> Step<()> {
-        let name = df.name();
-        // Every DF the checker selects has an AID; the MF (none) is selected by nothing.
-        let Some(aid) = df.aid() else {
-            return Ok(());
-        };
-        match self.session.select_aid(&aid) {
-            Ok(()) => Ok(()),
-            Err(ReaderError::Status(Status::FileNotFound)) => stop(
-                VerdictKind::NotResidenceCard,
-                None,
-                format!("SELECT {name}: 6A 82"),
-            ),
-            Err(ReaderError::Status(other)) => unexpected(&format!("SELECT {name}"), other),
-            Err(e) => Err(fail(name, e)),
-        }
     }
 
     /// MUTUAL AUTHENTICATE with `card_number` in `info`'s cryptography, then VERIFY of it.
@@ -259,6 +248,41 @@ impl<'c> CardReader<'c> {
             Ok(session_key) => Ok(Ok(session_key)),
             Err(ReaderError::Status(status)) => Ok(Err(status)),
             Err(e) => Err(fail("MUTUAL AUTHENTICATE", e)),
+        }
+    }
+}
+
+impl CardFiles for CardReader<'_> {
+    /// A whole EF of the current DF without SM; failures name it `name`.
+    fn read_plain(&mut self, ef: &EfRow, name: &str) -> Step<Vec<u8>> {
+        self.session
+            .read_plain(ef.id.sfi)
+            .map_err(|e| fail(name, e))
+    }
+
+    /// A whole EF of the current DF under SM; failures name it by its row name.
+    fn read_sm(&mut self, ef: &EfRow) -> Step<Vec<u8>> {
+        self.session
+            .read_sm(ef.id.sfi)
+            .map_err(|e| fail(ef.name, e))
+    }
+
+    /// Selects `df` by its AID; a card without it is no residence card.
+    fn select(&mut self, df: Df) -> Step<()> {
+        let name = df.name();
+        // Every DF the checker selects has an AID; the MF (none) is selected by nothing.
+        let Some(aid) = df.aid() else {
+            return Ok(());
+        };
+        match self.session.select_aid(&aid) {
+            Ok(()) => Ok(()),
+            Err(ReaderError::Status(Status::FileNotFound)) => stop(
+                VerdictKind::NotResidenceCard,
+                None,
+                format!("SELECT {name}: 6A 82"),
+            ),
+            Err(ReaderError::Status(other)) => unexpected(&format!("SELECT {name}"), other),
+            Err(e) => Err(fail(name, e)),
         }
     }
 }
