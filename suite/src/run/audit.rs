@@ -5,12 +5,14 @@
 //! personal data it did not need. A My Number checker needs the JPKI authentication
 //! certificate, its CA and the card's signature over a challenge ([`audit_my_number`]).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use rclab_emulator::card::{CardImage, Df};
-use rclab_emulator::my_number::MyNumberImage;
 use rclab_emulator::my_number::apps::{App, AppRow, Content, FileRow};
 use rclab_emulator::my_number::text_ap;
+use rclab_emulator::my_number::{MyNumberCard, MyNumberImage};
 use rclab_emulator::protocol::command::{Instruction, ReadTarget, Select};
 use rclab_emulator::protocol::layout::{EfId, Element};
 use rclab_emulator::protocol::{Apdu, Status};
@@ -70,6 +72,38 @@ fn decode(exchange: &Exchange) -> Option<Decoded> {
 /// Replays the transcript against the card's layout (current DF, current EF) to see which
 /// EFs each READ BINARY touched.
 pub fn audit(image: &CardImage, card_number: &str, transcript: &[Exchange]) -> PrivacyAudit {
+    audit_replayed(image, card_number, transcript, None)
+}
+
+/// The privacy audit of a specified residence card: the residence audit over the 在留AP's
+/// EFs (`C0`/`C1` at its level, DF1–DF3 below it). A SELECT of a DF under SM hides the
+/// AID it names, so the commands are replayed on a fresh card of the same image, which says
+/// which DF each one left selected (the card is deterministic: the same commands, the same
+/// session key and counters, the same answers).
+pub fn audit_specified(
+    image: &MyNumberImage,
+    card_number: &str,
+    transcript: &[Exchange],
+) -> PrivacyAudit {
+    match &image.residence_ap {
+        Some(ap) => audit_replayed(
+            &ap.data,
+            card_number,
+            transcript,
+            Some(MyNumberCard::new(Arc::new(image.clone()))),
+        ),
+        None => audit_my_number(image, transcript),
+    }
+}
+
+/// [`audit`], with the DF a successful SELECT leaves taken from `replay` (a fresh card the
+/// commands are sent to as well) while its 在留AP is selected.
+fn audit_replayed(
+    image: &CardImage,
+    card_number: &str,
+    transcript: &[Exchange],
+    mut replay: Option<MyNumberCard>,
+) -> PrivacyAudit {
     let mut report = PrivacyAudit::default();
     let mut df = Df::Mf;
     let mut current: Option<EfId> = None;
@@ -85,6 +119,9 @@ pub fn audit(image: &CardImage, card_number: &str, transcript: &[Exchange]) -> P
             continue;
         };
         report.bytes_read += data_len;
+        if let Some(card) = replay.as_mut() {
+            card.transmit(&command);
+        }
         if exchange.command.contains(&number_hex) {
             report.card_number_in_clear = true;
         }
@@ -94,6 +131,16 @@ pub fn audit(image: &CardImage, card_number: &str, transcript: &[Exchange]) -> P
             continue;
         };
         match Instruction::of(*instruction) {
+            Instruction::Select
+                if ok && replay.as_ref().is_some_and(MyNumberCard::in_residence_ap) =>
+            {
+                // The 在留AP's level holds the MF rows (`C0`/`C1`).
+                df = replay
+                    .as_ref()
+                    .and_then(MyNumberCard::residence_df)
+                    .unwrap_or(Df::Mf);
+                current = None;
+            }
             Instruction::Select if ok => {
                 let selected = Apdu::parse(&command)
                     .ok()

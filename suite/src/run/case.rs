@@ -2,15 +2,17 @@
 //! the verdict and audit the transcript.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rclab_emulator::card::CardImage;
 use rclab_emulator::chip::ChipKind;
 use rclab_emulator::profile::Profile;
 use rclab_emulator::verdict::{Verdict, VerdictKind, WrongAccept};
 
 use super::adapter::{self, Adapter, Kind, ProcessChecker, VerdictProtocol};
 use super::adapter::{expectation_for, parse_json_verdict_with_data};
-use super::audit::{audit, audit_my_number};
+use super::audit::{audit, audit_my_number, audit_specified};
 use super::host::{self, Access, CardHost};
 use super::{CaseResult, Outcome, RunConfig, data, delivery_key, printable, process};
 use crate::checker::{CardSecret, Checker, Options, TrustStore, my_number};
@@ -78,7 +80,7 @@ pub(super) fn run_case(
             if profile.kind() == ChipKind::MyNumber {
                 result.data = fields;
             } else if let Some(fields) = fields {
-                result.fields = data::compare(&fields, &data::truth(&profile.image));
+                result.fields = data::compare(&fields, &data::truth(&residence_data(profile)));
                 result.data_error = expected.verdict == VerdictKind::Genuine
                     && actual.verdict == VerdictKind::Genuine
                     && result
@@ -120,16 +122,31 @@ pub(super) fn run_case(
         }
     }
     // A specified card's 在留AP holds a residence card's EFs: the residence audit reads
-    // its transcript.
+    // its transcript against them.
     result.audit = Some(match (&profile.my_number, profile.kind()) {
         (Some(image), ChipKind::MyNumber) => audit_my_number(image, &result.transcript),
-        _ => audit(
+        (Some(image), _) => {
+            audit_specified(image, profile.card_number.as_str(), &result.transcript)
+        }
+        (None, _) => audit(
             &profile.image,
             profile.card_number.as_str(),
             &result.transcript,
         ),
     });
     result
+}
+
+/// The residence-card EFs of `profile`'s chip, which its data and its privacy audit are
+/// judged against: a residence card's image; a specified card's 在留AP (generation 2's
+/// EFs under the `07`/`08` layout, its `MF` rows the AP-level `C0`/`C1`); for a plain My
+/// Number card the empty residence view.
+fn residence_data(profile: &Profile) -> Arc<CardImage> {
+    profile
+        .my_number
+        .as_ref()
+        .and_then(|image| image.residence_ap.as_ref())
+        .map_or_else(|| Arc::clone(&profile.image), |ap| Arc::clone(&ap.data))
 }
 
 /// What the reference checker shows: its data, plus on a generation-1 card that it opened
