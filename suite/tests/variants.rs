@@ -308,7 +308,7 @@ fn variants_are_deterministic_and_name_their_knob_values() {
             let (path, value) = k.split_once('=').unwrap();
             let spec = rclab_emulator::card::knobs::knob(path).expect("a knob of the table");
             assert!(spec.values.contains(&value));
-            assert!(spec.applies_to(p.generation));
+            assert!(spec.applies_to_profile(p.kind(), p.generation));
         }
     }
     std::fs::remove_dir_all(&a).ok();

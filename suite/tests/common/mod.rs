@@ -68,9 +68,10 @@ pub fn vectors() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vectors")
 }
 
-/// Every residence-card profile below `vectors/profiles/<sub>` (the My Number cards of
-/// `my-number/` have no residence application for the reference checker to read; the
-/// emulator's `my_number` tests and `pcsc_opensc` check them).
+/// Every residence-card profile below `vectors/profiles/<sub>`, for the tests of the
+/// residence checker alone (the My Number and specified cards of `my-number/` are read
+/// through the platform: `all_profiles` has them, `my_number_checker` and
+/// `specified_scope` test them).
 pub fn profiles(sub: &str) -> Vec<Profile> {
     let all = profile::load_dir(&vectors().join("profiles").join(sub)).unwrap_or_else(|errors| {
         panic!(
