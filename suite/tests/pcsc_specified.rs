@@ -188,7 +188,11 @@ fn the_reference_checker_meets_every_specified_expectation_over_pcsc() {
             })
             .expect("serve")
             .0;
-        assert_eq!(report.verdict, p.expect.verdict, "{}: {}", p.name, report.detail);
+        assert_eq!(
+            report.verdict, p.expect.verdict,
+            "{}: {}",
+            p.name, report.detail
+        );
         eprintln!(
             "{}: {:?} in {} ms over PC/SC",
             p.name,
