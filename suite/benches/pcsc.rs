@@ -219,7 +219,7 @@ impl Served {
                     .remove(0);
                 (Some(serve_at(endpoint, Box::new(EchoCard))), None)
             }
-            Kind::Engine(p) => (Some(serve(port, Box::new(chip(p)))), None),
+            Kind::Engine(p) => (Some(serve(port, chip(p))), None),
             Kind::Vicc => (None, Some(Vicc::spawn(port))),
         };
         // A card that has just arrived may be powered down by pcscd while we connect (its
@@ -274,9 +274,25 @@ fn serve_at(endpoint: Endpoint, card: Box<dyn VirtualCard>) -> VirtualReader {
     reader
 }
 
-/// The faithful chip of a profile (no fault layer).
-fn chip(p: &Profile) -> Card {
-    Card::new(Arc::clone(&p.image))
+/// The faithful chip of a profile: the residence engine itself, or a My Number platform
+/// card (the specified card's 在留AP) with no faults.
+fn chip(p: &Profile) -> Box<dyn VirtualCard> {
+    if p.my_number.is_some() {
+        Box::new(p.card())
+    } else {
+        Box::new(Card::new(Arc::clone(&p.image)))
+    }
+}
+
+/// The card's name in the tables.
+fn card_label(p: &Profile) -> String {
+    match &p.my_number {
+        Some(_) => format!(
+            "specified {} (在留AP, SM reads)",
+            p.card_type.code(p.generation)
+        ),
+        None => format!("generation {}", p.generation.number()),
+    }
 }
 
 /// Round trips of the same APDU to each card, one by one in turn (each round starting with
@@ -448,6 +464,9 @@ fn main() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vectors/profiles/valid");
     let gen1 = Arc::new(profile::load(&dir.join("gen1-residence.yaml")).expect("profile"));
     let gen2 = Arc::new(profile::load(&dir.join("gen2-residence.yaml")).expect("profile"));
+    let specified = Arc::new(
+        profile::load(&dir.join("../my-number/valid/specified-07.yaml")).expect("profile"),
+    );
     let select_mf = [0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00];
     println!(
         "Readers: {} and {} (ports {} and {}).",
@@ -575,8 +594,14 @@ fn main() {
         "| full card read over PC/SC | reads | APDUs | response bytes | rclab mean (p50) | vicc, same sizes: reads | vicc mean (p50) | vicc ÷ rclab |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for p in [&gen1, &gen2] {
-        for max_response in [None, Some(1693), Some(258)] {
+    for p in [&gen1, &gen2, &specified] {
+        // The 在留AP's SM reads whole EFs only (its READ takes P2 as the only offset).
+        let sizes: &[Option<usize>] = if p.my_number.is_some() {
+            &[None]
+        } else {
+            &[None, Some(1693), Some(258)]
+        };
+        for &max_response in sizes {
             let checker = Checker {
                 trust: &trust,
                 options: checker_options(max_response),
@@ -624,8 +649,8 @@ fn main() {
                 )
             };
             println!(
-                "| generation {}, {how} | {} | {} | {bytes} | {} ({}) | {vicc_cols} |",
-                p.generation.number(),
+                "| {}, {how} | {} | {} | {bytes} | {} ({}) | {vicc_cols} |",
+                card_label(p),
                 r.n,
                 sizes.len(),
                 time(r.mean),

@@ -1182,9 +1182,11 @@ fn my_number_seeds() -> Vec<(String, Vec<u8>)> {
 // The My Number checker against fuzzed answers
 // ---------------------------------------------------------------------------------------
 
-/// The valid My Number profiles, in this fixed order (byte 0 of
-/// [`my_number_checker_responses`] picks one; the order never changes).
-pub const MY_NUMBER_PROFILES: [&str; 2] = ["adult", "under-15"];
+/// The valid profiles of the My Number platform, in this fixed order (byte 0 of
+/// [`my_number_checker_responses`] picks one; the order never changes, entries are only
+/// added): two My Number cards, read with their PIN, and the two specified residence
+/// cards, read with their card number through the 在留AP.
+pub const MY_NUMBER_PROFILES: [&str; 4] = ["adult", "under-15", "specified-07", "specified-08"];
 
 static MY_NUMBER_VALID: LazyLock<Vec<Profile>> = LazyLock::new(|| {
     MY_NUMBER_PROFILES
@@ -1230,21 +1232,31 @@ impl Channel for MyNumberFuzzCard<'_> {
     }
 }
 
-/// The My Number reference checker against a card whose answers come from the input:
-/// byte 0 picks the profile (`MY_NUMBER_PROFILES[b & 1]`), then one record per command
-/// (see `MyNumberFuzzCard`). The checker never panics, its report serialises; when every
-/// answer was the genuine card's, its verdict is `genuine`.
+/// The reference checker against a My Number platform card whose answers come from the
+/// input: byte 0 picks the profile (`MY_NUMBER_PROFILES[b & 3]`), then one record per
+/// command (see `MyNumberFuzzCard`). A My Number card is checked with its PIN, a specified
+/// card with its card number (key delivery, the 在留AP's SM, DF1–DF3). The checker never
+/// panics, its report serialises; when every answer was the genuine card's, its verdict is
+/// `genuine`.
 pub fn my_number_checker_responses(data: &[u8]) {
     let mut input = Input(data);
     let which = input.byte().unwrap_or(0);
-    let profile = &MY_NUMBER_VALID[usize::from(which & 1)];
-    let pin = crate::checker::my_number::profile_pin(profile).expect("a valid profile's PIN");
+    let profile = &MY_NUMBER_VALID[usize::from(which & 3)];
     let mut card = MyNumberFuzzCard {
         chip: profile.card(),
         input,
         all_genuine: true,
     };
-    let report = fuzz_checker(0).check_my_number(&mut card, &pin);
+    let report = match profile.kind() {
+        rclab_emulator::chip::ChipKind::SpecifiedResidence => {
+            fuzz_checker(0).check(&mut card, profile.card_number.as_str())
+        }
+        _ => {
+            let pin =
+                crate::checker::my_number::profile_pin(profile).expect("a valid profile's PIN");
+            fuzz_checker(0).check_my_number(&mut card, &pin)
+        }
+    };
     let _ = serde_json::to_string(&report).expect("report serialises");
     if card.all_genuine {
         assert_eq!(
@@ -1266,7 +1278,8 @@ fn my_number_checker_seeds() -> Vec<(String, Vec<u8>)> {
     for (i, name) in MY_NUMBER_PROFILES.iter().enumerate() {
         let selector = u8::try_from(i).unwrap_or(0);
         out.push((format!("{name}-untouched"), vec![selector]));
-        // 21 commands in the adult's genuine check; a few beyond are harmless.
+        // 21 commands in the adult's genuine check, 20 in a specified card's; a few
+        // beyond are harmless.
         for step in 0..24 {
             let genuine = std::iter::repeat_n(0u8, step);
             let mut refused: Vec<u8> = std::iter::once(selector).chain(genuine.clone()).collect();

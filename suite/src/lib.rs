@@ -15,6 +15,9 @@
 //!   [`checker::my_number`] is the My Number card's checker (JPKI: the authentication
 //!   certificate's chain, the PIN's tries, a signed fresh challenge), on the emulator's
 //!   application table; [`checker::CardSecret`] (card number or PIN) picks which runs.
+//!   The card number also opens a specified residence card (07/08): a card with no card
+//!   type at its MF is read through its 在留AP (`checker/specified.rs`: key delivery, its
+//!   SM, every open protocol question tried in turn) by the same judge.
 //! - [`pcsc_channel`]: the same checker over pcscd (the `pcsc` crate), and [`readers`]: the
 //!   `--vpcd`/`--listen` reader slots that `rclab serve` and `rclab run` share.
 //! - [`judgement`]: one rule for a verdict against a profile's expectation.

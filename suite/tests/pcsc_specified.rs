@@ -140,3 +140,64 @@ fn the_specified_cards_read_whole_over_pcsc() {
         );
     }
 }
+
+/// The reference checker over the real stack: every specified profile of the catalogue, and
+/// both card types with the least likely reading of every open question at once, meet their
+/// expectation; the time of a genuine card's whole check is printed.
+#[test]
+fn the_reference_checker_meets_every_specified_expectation_over_pcsc() {
+    if !common::stack_available() {
+        return;
+    }
+    let mut profiles: Vec<Profile> = common::all_profiles("my-number")
+        .into_iter()
+        .filter(|p| p.kind() == rclab_emulator::chip::ChipKind::SpecifiedResidence)
+        .collect();
+    assert!(profiles.len() >= 6, "{}", profiles.len());
+    let dir = common::temp_dir("pcsc-specified", "unlikely");
+    for base in ["specified-07", "specified-08"] {
+        let file = dir.join(format!("{base}.yaml"));
+        let yaml = format!(
+            "extends: {}\nplatform:\n  residence_oaep_digest: sha1\n  residence_key_template: encryption_and_mac_key\n  residence_le_do: three_byte\n  residence_verify_p2: sfi81\n  residence_df_select: secure_messaging\n",
+            common::vectors()
+                .join(format!("profiles/my-number/valid/{base}.yaml"))
+                .display()
+        );
+        std::fs::write(&file, yaml).unwrap();
+        profiles.push(profile::load(&file).unwrap());
+    }
+    let trust = rclab_suite::checker::TrustStore::embedded_test_roots();
+    let mut host = Vpcd::new(rclab_emulator::transport::vpcd::Endpoint::local(port()));
+    for p in &profiles {
+        let (report, took) = host
+            .serve(p.card(), CardChange::Reinsert, |access| {
+                let Access::Reader(reader) = access else {
+                    panic!("a vpcd host hands out a reader")
+                };
+                let mut card =
+                    PcscChannel::connect(&reader.name(), Duration::from_secs(20)).expect("connect");
+                let started = Instant::now();
+                let report = rclab_suite::checker::Checker {
+                    trust: &trust,
+                    options: common::options(4),
+                }
+                .check(&mut card, p.card_number.as_str());
+                let took = started.elapsed();
+                card.close();
+                (report, took)
+            })
+            .expect("serve")
+            .0;
+        assert_eq!(
+            report.verdict, p.expect.verdict,
+            "{}: {}",
+            p.name, report.detail
+        );
+        eprintln!(
+            "{}: {:?} in {} ms over PC/SC",
+            p.name,
+            report.verdict.verdict,
+            took.as_millis()
+        );
+    }
+}
