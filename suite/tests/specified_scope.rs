@@ -412,3 +412,53 @@ fn check_reader_auto_reads_a_specified_card_with_its_card_number() {
         common::stderr(&without)
     );
 }
+
+/// The runner reads its TEST delivery-key file like any named file: missing or not a key,
+/// the specified case is a CRASH naming the file and why (never a panic, never a guess);
+/// a residence case in the same run needs no key and passes.
+#[test]
+fn a_missing_or_bad_test_key_file_is_a_crash_naming_the_file() {
+    let dir = common::temp_dir("specified-scope", "bad-repo");
+    let keys = dir.join("vectors/pki/mynumber");
+    std::fs::create_dir_all(&keys).unwrap();
+    let profiles: Vec<Profile> = common::all_profiles("")
+        .into_iter()
+        .filter(|p| p.name == "valid/gen2-residence" || p.name == "my-number/valid/specified-08")
+        .collect();
+    assert_eq!(profiles.len(), 2);
+    for (junk, why) in [
+        (None, "cannot read"),
+        (Some(&b"junk"[..]), "not a delivery public key"),
+    ] {
+        if let Some(bytes) = junk {
+            std::fs::write(keys.join("delivery.pub.raw"), bytes).unwrap();
+        }
+        let mut config = common::run_config(
+            vec![Adapter::reference()],
+            profiles.clone(),
+            Transport::Inproc,
+            dir.join(format!("out-{}", junk.is_some())),
+        );
+        config.repo = dir.clone();
+        let results = run::run(&config).unwrap();
+        let specified = results
+            .iter()
+            .find(|r| r.profile == "my-number/valid/specified-08")
+            .unwrap();
+        assert_eq!(specified.outcome, Outcome::Crash, "{}", specified.detail);
+        assert!(
+            specified
+                .detail
+                .contains(&keys.join("delivery.pub.raw").display().to_string())
+                && specified.detail.contains(why),
+            "{}",
+            specified.detail
+        );
+        let residence = results
+            .iter()
+            .find(|r| r.profile == "valid/gen2-residence")
+            .unwrap();
+        assert_eq!(residence.outcome, Outcome::Pass, "{}", residence.detail);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
