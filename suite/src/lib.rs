@@ -42,7 +42,12 @@
 //! - [`judgement`]: the one rule that judges a verdict against its expectation, for
 //!   `rclab check`, `rclab run` and the tests;
 //! - [`run::report`]: one module per report format over the typed [`run::report::Summary`];
-//! - [`run::baseline`]: `--baseline`, read into typed results.
+//! - [`run::baseline`]: `--baseline`, read into typed results;
+//! - [`run::delivery_key`]: the TEST delivery public key a specified card's checker is
+//!   configured with (the reference checker's option, `{delivery_key}` for processes), in
+//!   the format the profile names; `rclab check --delivery-key` reads files through it too;
+//! - [`run::variants`]: the pairwise variants of the valid cards over the knobs each card
+//!   kind shows (`KnobSpec::applies_to_profile`).
 //!
 //! # How to add …
 //!
