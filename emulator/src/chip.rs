@@ -12,9 +12,9 @@ use crate::card::{Card, CardImage, Df, Knobs};
 use crate::my_number::residence_ap::RESIDENCE_AP_AID;
 use crate::my_number::{MyNumberCard, MyNumberImage};
 use crate::protocol::apdu::CommandBuilder;
-use crate::protocol::{Generation, Status};
 use crate::protocol::crypto::Key;
 use crate::protocol::layout::{CardType, Layout};
+use crate::protocol::{Generation, Status};
 use crate::transport::reader_layer::ReaderConfig;
 
 /// `card.kind:` the platform a profile describes (default: a residence card, so every
@@ -165,7 +165,8 @@ impl Chip {
                 let select = CommandBuilder::new(0x00, 0xA4, 0x04, 0x0C)
                     .data(RESIDENCE_AP_AID.to_vec())
                     .to_bytes();
-                card.transmit(&select).ends_with(&Status::Success.to_bytes())
+                card.transmit(&select)
+                    .ends_with(&Status::Success.to_bytes())
             }
             Chip::Residence(_) | Chip::MyNumber(_) => false,
         }

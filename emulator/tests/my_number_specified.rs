@@ -617,7 +617,10 @@ fn the_ap_holds_generation_2s_data_byte_for_byte() {
 fn status_after_a_real_reselection(profile: &Profile) -> String {
     let mut card = profile.card();
     let (mut reader, _) = Reader::open(&mut card, knobs(profile), 20);
-    assert_eq!(reader.verify(&mut card, profile.card_number.as_str()), "9000");
+    assert_eq!(
+        reader.verify(&mut card, profile.card_number.as_str()),
+        "9000"
+    );
     assert_eq!(send(&mut card, &select_ap()).1, "9000");
     assert_eq!(reader.select(&mut card, Df::Df1), "9000");
     reader.read_sm(&mut card, 0x01).unwrap_err()
@@ -646,7 +649,10 @@ fn the_reselect_fault_clears_the_session_right_after_verify() {
     let (mut reader, _) = Reader::open(&mut card, knobs(&profile), 21);
     assert_eq!(card.fired(), [0]);
     // The VERIFY itself is answered as the card answered it; the session goes after it.
-    assert_eq!(reader.verify(&mut card, profile.card_number.as_str()), "9000");
+    assert_eq!(
+        reader.verify(&mut card, profile.card_number.as_str()),
+        "9000"
+    );
     assert_eq!(card.fired(), [1]);
     // The AP is still selected (DF1 selects), but the session is that of a fresh selection:
     // the SM READ of DF1 gets what it gets after a real re-selection, and DF2 is closed.
@@ -658,7 +664,10 @@ fn the_reselect_fault_clears_the_session_right_after_verify() {
     // A reset starts the count again: a reader that retries meets the same card.
     card.reset();
     let (mut reader, _) = Reader::open(&mut card, knobs(&profile), 22);
-    assert_eq!(reader.verify(&mut card, profile.card_number.as_str()), "9000");
+    assert_eq!(
+        reader.verify(&mut card, profile.card_number.as_str()),
+        "9000"
+    );
     assert_eq!(reader.select(&mut card, Df::Df1), "9000");
     assert_eq!(reader.read_sm(&mut card, 0x01), Err(cleared.clone()));
     assert_eq!(card.fired(), [2]);
@@ -673,11 +682,17 @@ fn the_reselect_fault_clears_the_session_right_after_verify() {
     let mut card = second.card();
     let (mut reader, _) = Reader::open(&mut card, knobs(&second), 23);
     assert_eq!(reader.verify(&mut card, "AA00000000AA"), "6300");
-    assert_eq!(reader.verify(&mut card, second.card_number.as_str()), "9000");
+    assert_eq!(
+        reader.verify(&mut card, second.card_number.as_str()),
+        "9000"
+    );
     assert_eq!(reader.select(&mut card, Df::Df1), "9000");
     assert!(reader.read_sm(&mut card, 0x01).is_ok());
     assert_eq!(card.fired(), [0]);
-    assert_eq!(reader.verify(&mut card, second.card_number.as_str()), "9000");
+    assert_eq!(
+        reader.verify(&mut card, second.card_number.as_str()),
+        "9000"
+    );
     assert_eq!(card.fired(), [1]);
     assert_eq!(reader.read_sm(&mut card, 0x01), Err(cleared));
 
@@ -704,7 +719,10 @@ fn the_counter_fault_puts_the_card_one_ahead_after_verify() {
     let df3 = compiled(&profile, EfId::new(Df::Df3, 0x02)).unwrap();
     let mut card = profile.card();
     let (mut reader, _) = Reader::open(&mut card, knobs(&profile), 30);
-    assert_eq!(reader.verify(&mut card, profile.card_number.as_str()), "9000");
+    assert_eq!(
+        reader.verify(&mut card, profile.card_number.as_str()),
+        "9000"
+    );
     assert_eq!(card.fired(), [1]);
     assert_eq!(reader.select(&mut card, Df::Df1), "9000");
     let Sm::Counter(sm) = &mut reader.sm else {
@@ -749,7 +767,10 @@ fn the_counter_fault_puts_the_card_one_ahead_after_verify() {
     );
     let mut card = sm_select.card();
     let (mut reader, _) = Reader::open(&mut card, knobs(&sm_select), 31);
-    assert_eq!(reader.verify(&mut card, sm_select.card_number.as_str()), "9000");
+    assert_eq!(
+        reader.verify(&mut card, sm_select.card_number.as_str()),
+        "9000"
+    );
     assert_eq!(reader.select(&mut card, Df::Df1), "6A82");
 
     // Under the CMAC variant the MAC of the next command does not verify.
@@ -773,8 +794,14 @@ fn session_faults_are_refused_without_the_residence_ap() {
     let dir = std::env::temp_dir().join(format!("rclab-session-faults-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bases = [
-        ("profiles/valid/gen2-residence.yaml", "`residence` card has no 在留AP"),
-        ("profiles/my-number/valid/adult.yaml", "`my_number` card has no 在留AP"),
+        (
+            "profiles/valid/gen2-residence.yaml",
+            "`residence` card has no 在留AP",
+        ),
+        (
+            "profiles/my-number/valid/adult.yaml",
+            "`my_number` card has no 在留AP",
+        ),
     ];
     for (i, (base, message)) in bases.into_iter().enumerate() {
         for fault in ["reselect_residence_ap", "skip_sm_counter"] {
@@ -789,7 +816,10 @@ fn session_faults_are_refused_without_the_residence_ap() {
             .unwrap();
             let err = profile::load(&file).unwrap_err().to_string();
             assert!(err.contains("faults[1]") && err.contains(message), "{err}");
-            assert!(err.contains(&format!("{fault}-{i}.yaml:")), "located: {err}");
+            assert!(
+                err.contains(&format!("{fault}-{i}.yaml:")),
+                "located: {err}"
+            );
         }
     }
     let file = dir.join("nth-zero.yaml");
@@ -797,7 +827,9 @@ fn session_faults_are_refused_without_the_residence_ap() {
         &file,
         format!(
             "extends: {}\nfaults:\n  - skip_sm_counter: {{ after: verify, nth: 0 }}\n",
-            vectors().join("profiles/my-number/valid/specified-07.yaml").display()
+            vectors()
+                .join("profiles/my-number/valid/specified-07.yaml")
+                .display()
         ),
     )
     .unwrap();

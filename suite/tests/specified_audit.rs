@@ -113,7 +113,10 @@ impl Reader {
         let mut reader = Reader { knobs, sm };
         let p2 = reader.knobs.residence_verify_p2();
         let number = profile.card_number.as_str().as_bytes().to_vec();
-        assert_eq!(reader.command(card, [0x08, 0x20, 0x00, p2], &number), "9000");
+        assert_eq!(
+            reader.command(card, [0x08, 0x20, 0x00, p2], &number),
+            "9000"
+        );
         reader
     }
 
@@ -179,7 +182,14 @@ fn read_card(profile: &Profile, extra: &[EfId]) -> Vec<Exchange> {
         .chain(extra.iter().copied())
         .collect();
     wanted.sort_by_key(|id| (df_order(id.df), id.sfi));
-    let image = &profile.my_number.as_ref().unwrap().residence_ap.as_ref().unwrap().data;
+    let image = &profile
+        .my_number
+        .as_ref()
+        .unwrap()
+        .residence_ap
+        .as_ref()
+        .unwrap()
+        .data;
     let mut here = None;
     for id in wanted {
         if here != Some(id.df) {
@@ -211,7 +221,14 @@ fn audit(profile: &Profile, transcript: &[Exchange]) -> PrivacyAudit {
 
 /// The names of the needed EFs, in the order [`read_card`] reads them.
 fn needed_names(profile: &Profile) -> Vec<String> {
-    let image = &profile.my_number.as_ref().unwrap().residence_ap.as_ref().unwrap().data;
+    let image = &profile
+        .my_number
+        .as_ref()
+        .unwrap()
+        .residence_ap
+        .as_ref()
+        .unwrap()
+        .data;
     let mut ids: Vec<EfId> = layout(profile).needed().map(|row| row.id).collect();
     ids.sort_by_key(|id| (df_order(id.df), id.sfi));
     ids.iter()
@@ -267,12 +284,22 @@ fn reading_df2_and_the_jpki_token_info_is_listed_as_unneeded() {
     let mut transcript = read_card(&profile, &df2);
     // Then the JPKI token info (free, and no part of a residence verdict).
     let mut card = Tap::new(profile.card());
-    ok(&mut card, &h("00 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01"));
+    ok(
+        &mut card,
+        &h("00 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01"),
+    );
     ok(&mut card, &h("00 A4 02 0C 02 00 06"));
     ok(&mut card, &h("00 B0 00 00 00"));
     transcript.extend(card.into_parts().1);
     let audit = audit(&profile, &transcript);
-    let image = &profile.my_number.as_ref().unwrap().residence_ap.as_ref().unwrap().data;
+    let image = &profile
+        .my_number
+        .as_ref()
+        .unwrap()
+        .residence_ap
+        .as_ref()
+        .unwrap()
+        .data;
     let mut unneeded: Vec<String> = df2
         .iter()
         .map(|&id| image.file(id).unwrap().name.clone())
@@ -320,6 +347,9 @@ fn a_df_selected_under_sm_the_audit_cannot_open_is_said_so() {
     ];
     let audit = audit(&profile, &transcript);
     assert_eq!(audit.efs_read.len(), 2, "{audit:?}");
-    assert_eq!(audit.efs_read[1], "在留AP DF selected under SM/SFI 01", "{audit:?}");
+    assert_eq!(
+        audit.efs_read[1], "在留AP DF selected under SM/SFI 01",
+        "{audit:?}"
+    );
     assert!(audit.unneeded_efs.is_empty(), "read, not judged: {audit:?}");
 }

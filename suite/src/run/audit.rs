@@ -298,8 +298,8 @@ impl Mirror {
     fn deliver(image: &MyNumberImage, apdu: &Apdu) -> Option<Mirror> {
         let ap = image.residence_ap.as_ref()?;
         let knobs = &image.knobs;
-        let keys = key_delivery::accept(&ap.delivery_key, knobs.residence_key_delivery(), apdu)
-            .ok()?;
+        let keys =
+            key_delivery::accept(&ap.delivery_key, knobs.residence_key_delivery(), apdu).ok()?;
         Some(match knobs.residence_sm {
             ResidenceSm::CounterIv => {
                 Mirror::Counter(CardCounterSm::new(keys.kenc, knobs.residence_le_form()))

@@ -120,11 +120,9 @@ pub(super) fn run_case(
         }
     }
     result.audit = Some(match (profile.kind(), &profile.my_number) {
-        (ChipKind::SpecifiedResidence, Some(image)) => audit_specified(
-            image,
-            profile.card_number.as_str(),
-            &result.transcript,
-        ),
+        (ChipKind::SpecifiedResidence, Some(image)) => {
+            audit_specified(image, profile.card_number.as_str(), &result.transcript)
+        }
         (_, Some(image)) => audit_my_number(image, &result.transcript),
         (_, None) => audit(
             &profile.image,
