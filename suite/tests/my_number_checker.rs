@@ -499,7 +499,7 @@ fn rclab_check_reads_my_number_profiles_with_their_pin_or_pin_flag() {
         "{text}"
     );
     assert!(
-        common::stderr(&table).contains("skipped 6 profile(s) of a kind the reference checker"),
+        common::stderr(&table).contains("skipped 8 profile(s) of a kind the reference checker"),
         "{}",
         common::stderr(&table)
     );

@@ -204,6 +204,17 @@ pub(super) fn select(card: &mut MyNumberCard, aid: &[u8], under_sm: bool) -> Opt
     Some(Ok(Vec::new()))
 }
 
+/// The fault layer's counter skip: the live SM session (either variant) spends one counter
+/// value, as for a command whose answer never reached the reader. False without a live
+/// session.
+pub(super) fn skip_counter(card: &mut MyNumberCard) -> bool {
+    match &mut card.session.residence.sm {
+        Some(Session::Counter(sm)) => sm.advance().is_ok(),
+        Some(Session::Cmac(sm)) => sm.advance().is_ok(),
+        None => false,
+    }
+}
+
 /// The commands the 在留AP answers itself; `None` hands the command to the engine.
 pub(super) fn execute(card: &mut MyNumberCard, raw: &[u8], apdu: &Apdu) -> Option<Answer> {
     match (apdu.cla, apdu.ins) {

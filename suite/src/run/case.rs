@@ -10,7 +10,7 @@ use rclab_emulator::verdict::{Verdict, VerdictKind, WrongAccept};
 
 use super::adapter::{self, Adapter, Kind, ProcessChecker, VerdictProtocol};
 use super::adapter::{expectation_for, parse_json_verdict_with_data};
-use super::audit::{audit, audit_my_number};
+use super::audit::{audit, audit_my_number, audit_specified};
 use super::host::{self, Access, CardHost};
 use super::{CaseResult, Outcome, RunConfig, data, printable, process};
 use crate::checker::{CardSecret, Checker, Options, TrustStore, my_number};
@@ -119,9 +119,12 @@ pub(super) fn run_case(
             result.detail = detail;
         }
     }
-    result.audit = Some(match &profile.my_number {
-        Some(image) => audit_my_number(image, &result.transcript),
-        None => audit(
+    result.audit = Some(match (profile.kind(), &profile.my_number) {
+        (ChipKind::SpecifiedResidence, Some(image)) => {
+            audit_specified(image, profile.card_number.as_str(), &result.transcript)
+        }
+        (_, Some(image)) => audit_my_number(image, &result.transcript),
+        (_, None) => audit(
             &profile.image,
             profile.card_number.as_str(),
             &result.transcript,
