@@ -9,10 +9,12 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::card::{Card, CardImage, Df, Knobs};
+use crate::my_number::residence_ap::RESIDENCE_AP_AID;
 use crate::my_number::{MyNumberCard, MyNumberImage};
-use crate::protocol::Generation;
+use crate::protocol::apdu::CommandBuilder;
 use crate::protocol::crypto::Key;
 use crate::protocol::layout::{CardType, Layout};
+use crate::protocol::{Generation, Status};
 use crate::transport::reader_layer::ReaderConfig;
 
 /// `card.kind:` the platform a profile describes (default: a residence card, so every
@@ -150,6 +152,34 @@ impl Chip {
         match self {
             Chip::Residence(card) => card.session_key(),
             Chip::MyNumber(_) => None,
+        }
+    }
+
+    /// Fault hook (`reselect_residence_ap`): the chip processes a SELECT of the specified
+    /// card's 在留AP that no reader sent — through its own SELECT path, so the state after it
+    /// is exactly a re-selected one (no session key, nothing verified, no DF). True when the
+    /// chip selected it; false on a chip without the 在留AP, which is left untouched.
+    pub fn select_residence_ap(&mut self) -> bool {
+        match self {
+            Chip::MyNumber(card) if card.image().residence_ap.is_some() => {
+                let select = CommandBuilder::new(0x00, 0xA4, 0x04, 0x0C)
+                    .data(RESIDENCE_AP_AID.to_vec())
+                    .to_bytes();
+                card.transmit(&select)
+                    .ends_with(&Status::Success.to_bytes())
+            }
+            Chip::Residence(_) | Chip::MyNumber(_) => false,
+        }
+    }
+
+    /// Fault hook (`skip_sm_counter`): the 在留AP's live SM session spends one message
+    /// counter value without a command, so the card runs one ahead of its reader. True when
+    /// a live session was advanced; false when there is none (no 在留AP, no key delivered, a
+    /// destroyed session).
+    pub fn skip_residence_sm_counter(&mut self) -> bool {
+        match self {
+            Chip::MyNumber(card) => card.skip_residence_sm_counter(),
+            Chip::Residence(_) => false,
         }
     }
 }

@@ -152,6 +152,14 @@ const FLAGS: &[(&str, &str)] = &[
         "SET SESSION KEY under the published delivery key fails",
     ),
     ("MissingDf", "a DF its card type holds is missing"),
+    (
+        "SessionCleared",
+        "the 在留AP's SM session is cleared mid-read (re-selected behind the reader's back)",
+    ),
+    (
+        "SmCounter",
+        "the card's SM message counter runs ahead of the reader's",
+    ),
 ];
 
 const HEADER: &str = r#"# Card profiles

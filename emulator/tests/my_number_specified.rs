@@ -2,7 +2,8 @@
 //! the JPKI AP still answers; the 在留AP's free EFs, key delivery under the TEST delivery
 //! key, VERIFY of the card number under SM, DF1–DF3 — read by a reader written once over
 //! every setting of every `platform.residence_*` knob; the A8 known answer of the counter
-//! variant; re-selection clearing the session; the forged profiles.
+//! variant; re-selection clearing the session; the forged profiles; the session faults
+//! (`reselect_residence_ap`, `skip_sm_counter`) and their corrupted profiles.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)] // test code: a failure is the report
 
 use std::path::{Path, PathBuf};
@@ -90,6 +91,8 @@ enum Sm {
 struct Reader {
     knobs: MyNumberKnobs,
     sm: Sm,
+    /// The encryption key delivered (for opening an answer under another counter).
+    kenc: [u8; 16],
 }
 
 impl Reader {
@@ -109,7 +112,14 @@ impl Reader {
             }
             ResidenceSm::Cmac => Sm::Cmac(ReaderCmacSm::new(keys.kenc, keys.kmac.unwrap())),
         };
-        (Reader { knobs, sm }, c1)
+        (
+            Reader {
+                knobs,
+                sm,
+                kenc: keys.kenc,
+            },
+            c1,
+        )
     }
 
     /// One SM command with plain data; returns the opened answer data and the SW.
@@ -600,4 +610,229 @@ fn the_ap_holds_generation_2s_data_byte_for_byte() {
     }
     assert_eq!(compared, gen2.image.files.len() - 1);
     full_read(&specified, 13);
+}
+
+/// The status an SM command gets once the session is gone, read from a valid card the reader
+/// re-selects itself (the behaviour the `reselect_residence_ap` fault must reproduce).
+fn status_after_a_real_reselection(profile: &Profile) -> String {
+    let mut card = profile.card();
+    let (mut reader, _) = Reader::open(&mut card, knobs(profile), 20);
+    assert_eq!(
+        reader.verify(&mut card, profile.card_number.as_str()),
+        "9000"
+    );
+    assert_eq!(send(&mut card, &select_ap()).1, "9000");
+    assert_eq!(reader.select(&mut card, Df::Df1), "9000");
+    reader.read_sm(&mut card, 0x01).unwrap_err()
+}
+
+#[test]
+fn the_reselect_fault_clears_the_session_right_after_verify() {
+    let valid = load("valid/specified-07");
+    let cleared = status_after_a_real_reselection(&valid);
+    assert_eq!(
+        cleared,
+        hex::encode_upper(knobs(&valid).sm_without_session.status().to_bytes())
+    );
+    // Without the fault, the same conversation reads DF1.
+    let mut card = valid.card();
+    let (mut reader, _) = Reader::open(&mut card, knobs(&valid), 21);
+    assert_eq!(reader.verify(&mut card, valid.card_number.as_str()), "9000");
+    assert_eq!(reader.select(&mut card, Df::Df1), "9000");
+    assert_eq!(
+        reader.read_sm(&mut card, 0x01).ok(),
+        compiled(&valid, EfId::new(Df::Df1, 0x01))
+    );
+
+    let profile = load("corrupted/specified-session-cleared");
+    let mut card = profile.card();
+    let (mut reader, _) = Reader::open(&mut card, knobs(&profile), 21);
+    assert_eq!(card.fired(), [0]);
+    // The VERIFY itself is answered as the card answered it; the session goes after it.
+    assert_eq!(
+        reader.verify(&mut card, profile.card_number.as_str()),
+        "9000"
+    );
+    assert_eq!(card.fired(), [1]);
+    // The AP is still selected (DF1 selects), but the session is that of a fresh selection:
+    // the SM READ of DF1 gets what it gets after a real re-selection, and DF2 is closed.
+    assert_eq!(reader.select(&mut card, Df::Df1), "9000");
+    assert_eq!(reader.read_sm(&mut card, 0x01), Err(cleared.clone()));
+    assert_eq!(reader.select(&mut card, Df::Df2), "9000");
+    assert_eq!(read_plain(&mut card, 0x01), Err("6982".into()));
+    assert_eq!(card.fired(), [1], "it acts once per power-up");
+    // A reset starts the count again: a reader that retries meets the same card.
+    card.reset();
+    let (mut reader, _) = Reader::open(&mut card, knobs(&profile), 22);
+    assert_eq!(
+        reader.verify(&mut card, profile.card_number.as_str()),
+        "9000"
+    );
+    assert_eq!(reader.select(&mut card, Df::Df1), "9000");
+    assert_eq!(reader.read_sm(&mut card, 0x01), Err(cleared.clone()));
+    assert_eq!(card.fired(), [2]);
+
+    // `nth: 2`: a wrong number (63 00) does not count, the first right one passes, the
+    // second right one clears the session.
+    let second = overlay(
+        "valid/specified-07",
+        "faults:\n  - reselect_residence_ap: { after: verify, nth: 2 }\n",
+        "reselect-nth",
+    );
+    let mut card = second.card();
+    let (mut reader, _) = Reader::open(&mut card, knobs(&second), 23);
+    assert_eq!(reader.verify(&mut card, "AA00000000AA"), "6300");
+    assert_eq!(
+        reader.verify(&mut card, second.card_number.as_str()),
+        "9000"
+    );
+    assert_eq!(reader.select(&mut card, Df::Df1), "9000");
+    assert!(reader.read_sm(&mut card, 0x01).is_ok());
+    assert_eq!(card.fired(), [0]);
+    assert_eq!(
+        reader.verify(&mut card, second.card_number.as_str()),
+        "9000"
+    );
+    assert_eq!(card.fired(), [1]);
+    assert_eq!(reader.read_sm(&mut card, 0x01), Err(cleared));
+
+    // Under the CMAC variant with SM SELECT of the DFs, the same: no session after VERIFY.
+    let cmac = overlay(
+        "corrupted/specified-session-cleared",
+        "platform:\n  residence_sm: cmac\n  residence_df_select: secure_messaging\n",
+        "reselect-cmac",
+    );
+    let mut card = cmac.card();
+    let (mut reader, _) = Reader::open(&mut card, knobs(&cmac), 24);
+    assert_eq!(reader.verify(&mut card, cmac.card_number.as_str()), "9000");
+    assert_eq!(
+        reader.select(&mut card, Df::Df1),
+        hex::encode_upper(knobs(&cmac).sm_without_session.status().to_bytes())
+    );
+}
+
+#[test]
+fn the_counter_fault_puts_the_card_one_ahead_after_verify() {
+    use rclab_emulator::protocol::counter_sm::{self, MessageCounter};
+    let profile = load("corrupted/specified-counter-desync");
+    let ef01 = compiled(&profile, EfId::new(Df::Df1, 0x01)).unwrap();
+    let df3 = compiled(&profile, EfId::new(Df::Df3, 0x02)).unwrap();
+    let mut card = profile.card();
+    let (mut reader, _) = Reader::open(&mut card, knobs(&profile), 30);
+    assert_eq!(
+        reader.verify(&mut card, profile.card_number.as_str()),
+        "9000"
+    );
+    assert_eq!(card.fired(), [1]);
+    assert_eq!(reader.select(&mut card, Df::Df1), "9000");
+    let Sm::Counter(sm) = &mut reader.sm else {
+        panic!("the default knob is the counter variant")
+    };
+    let (apdu, pending) = sm.read_binary(0x81, 0, 0);
+    assert_eq!(pending.counter(), MessageCounter(2), "the reader's counter");
+    let (data, status) = send(&mut card, &apdu);
+    assert_eq!(status, "9000");
+    // Under the reader's counter the answer does not open to the file (a wrong IV garbles
+    // the first block, or the padding fails); under counter + 1 it is the file exactly.
+    assert_ne!(sm.open_response(&pending, &data).ok(), Some(ef01.clone()));
+    let ahead = MessageCounter(pending.counter().0 + 1);
+    assert_eq!(counter_sm::open(&reader.kenc, ahead, &data).unwrap(), ef01);
+    // It stays one ahead (the fault acts once): the next read opens under its counter + 1.
+    assert_eq!(reader.select(&mut card, Df::Df3), "9000");
+    let Sm::Counter(sm) = &mut reader.sm else {
+        unreachable!()
+    };
+    let (apdu, pending) = sm.read_binary(0x82, 0, 0);
+    let (data, _) = send(&mut card, &apdu);
+    assert_ne!(sm.open_response(&pending, &data).ok(), Some(df3.clone()));
+    let ahead = MessageCounter(pending.counter().0 + 1);
+    assert_eq!(counter_sm::open(&reader.kenc, ahead, &data).unwrap(), df3);
+    assert_eq!(card.fired(), [1]);
+
+    // Without the fault the read opens under the reader's counter.
+    let valid = load("valid/specified-07");
+    let mut card = valid.card();
+    let (mut reader, _) = Reader::open(&mut card, knobs(&valid), 30);
+    assert_eq!(reader.verify(&mut card, valid.card_number.as_str()), "9000");
+    assert_eq!(reader.select(&mut card, Df::Df1), "9000");
+    assert_eq!(reader.read_sm(&mut card, 0x01).unwrap(), ef01);
+
+    // An SM SELECT of a DF after the skip: the 16-byte AID is two blocks with its padding,
+    // and a wrong IV garbles only the first, so the card opens it to another AID and finds
+    // no such DF (a property of CBC, see `counter_sm`).
+    let sm_select = overlay(
+        "corrupted/specified-counter-desync",
+        "platform:\n  residence_df_select: secure_messaging\n",
+        "desync-sm-select",
+    );
+    let mut card = sm_select.card();
+    let (mut reader, _) = Reader::open(&mut card, knobs(&sm_select), 31);
+    assert_eq!(
+        reader.verify(&mut card, sm_select.card_number.as_str()),
+        "9000"
+    );
+    assert_eq!(reader.select(&mut card, Df::Df1), "6A82");
+
+    // Under the CMAC variant the MAC of the next command does not verify.
+    let cmac = overlay(
+        "corrupted/specified-counter-desync",
+        "platform:\n  residence_sm: cmac\n",
+        "desync-cmac",
+    );
+    let mut card = cmac.card();
+    let (mut reader, _) = Reader::open(&mut card, knobs(&cmac), 32);
+    assert_eq!(reader.verify(&mut card, cmac.card_number.as_str()), "9000");
+    assert_eq!(reader.select(&mut card, Df::Df1), "9000");
+    assert_eq!(reader.read_sm(&mut card, 0x01), Err("6988".into()));
+    assert_eq!(card.fired(), [1]);
+}
+
+/// The session faults need the 在留AP: on a residence card or a plain My Number card the
+/// profile is refused, naming the fault; a bad `nth` is refused too.
+#[test]
+fn session_faults_are_refused_without_the_residence_ap() {
+    let dir = std::env::temp_dir().join(format!("rclab-session-faults-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bases = [
+        (
+            "profiles/valid/gen2-residence.yaml",
+            "`residence` card has no 在留AP",
+        ),
+        (
+            "profiles/my-number/valid/adult.yaml",
+            "`my_number` card has no 在留AP",
+        ),
+    ];
+    for (i, (base, message)) in bases.into_iter().enumerate() {
+        for fault in ["reselect_residence_ap", "skip_sm_counter"] {
+            let file = dir.join(format!("{fault}-{i}.yaml"));
+            std::fs::write(
+                &file,
+                format!(
+                    "extends: {}\nfaults:\n  - delay: {{ ms: 1 }}\n  - {fault}: {{ after: verify }}\n",
+                    vectors().join(base).display()
+                ),
+            )
+            .unwrap();
+            let err = profile::load(&file).unwrap_err().to_string();
+            assert!(err.contains("faults[1]") && err.contains(message), "{err}");
+            assert!(
+                err.contains(&format!("{fault}-{i}.yaml:")),
+                "located: {err}"
+            );
+        }
+    }
+    let file = dir.join("nth-zero.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "extends: {}\nfaults:\n  - skip_sm_counter: {{ after: verify, nth: 0 }}\n",
+            vectors()
+                .join("profiles/my-number/valid/specified-07.yaml")
+                .display()
+        ),
+    )
+    .unwrap();
+    let err = profile::load(&file).unwrap_err().to_string();
+    assert!(err.contains("faults"), "{err}");
 }

@@ -499,7 +499,7 @@ fn rclab_check_reads_my_number_profiles_with_their_pin_or_pin_flag() {
     assert!(table.status.success(), "{text}{}", common::stderr(&table));
     // Every kind is checked: the specified cards with their card number.
     assert!(
-        text.contains("16 profile(s), 0 unexpected verdict(s)"),
+        text.contains("18 profile(s), 0 unexpected verdict(s)"),
         "{text}"
     );
     assert!(

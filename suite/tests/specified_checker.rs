@@ -306,3 +306,67 @@ fn the_least_likely_readings_together_read_as_genuine() {
         }
     }
 }
+
+/// The two corrupted cards of the protocol say what went wrong: a counter one ahead is told
+/// from a card that does not hold the key (its answer opens at the next counter), a session
+/// cleared behind the reader's back is a lost session, not a forgery.
+#[test]
+fn a_desynchronised_counter_and_a_cleared_session_are_named() {
+    let unreadable = Verdict::with(VerdictKind::Unreadable, Reason::SmError);
+    let p = load("my-number/corrupted/specified-counter-desync");
+    let report = check(&mut p.card(), p.card_number.as_str(), 1);
+    assert_eq!(report.verdict, unreadable, "{}", report.detail);
+    assert!(
+        report
+            .detail
+            .contains("sealed under message counter 3, not 2")
+            && report.detail.contains("out of step"),
+        "{}",
+        report.detail
+    );
+    let p = load("my-number/corrupted/specified-session-cleared");
+    let report = check(&mut p.card(), p.card_number.as_str(), 1);
+    assert_eq!(report.verdict, unreadable, "{}", report.detail);
+    assert!(
+        report.detail.contains("lost its session"),
+        "{}",
+        report.detail
+    );
+    // The same answers under a key the card never agreed: no counter opens them, a forgery.
+    let p = load("my-number/valid/specified-07");
+    let mut card = WrongKeyAfterVerify {
+        inner: p.card(),
+        verified: false,
+    };
+    let report = check(&mut card, p.card_number.as_str(), 1);
+    assert_eq!(
+        report.verdict,
+        Verdict::with(VerdictKind::Forged, Reason::SmError),
+        "{}",
+        report.detail
+    );
+}
+
+/// After VERIFY, every SM answer's cryptogram has its bytes flipped: it opens under no
+/// counter of the session key.
+struct WrongKeyAfterVerify {
+    inner: rclab_emulator::fault::SimCard,
+    verified: bool,
+}
+
+impl Channel for WrongKeyAfterVerify {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let mut answer = self.inner.transmit(apdu)?;
+        if self.verified && apdu.first() == Some(&0x08) && answer.len() > 5 {
+            let end = answer.len() - 2;
+            // DO 86 L 01 ‖ cryptogram: flip every cryptogram byte after the header.
+            for b in &mut answer[4..end] {
+                *b ^= 0x5A;
+            }
+        }
+        if apdu.first() == Some(&0x08) && apdu.get(1) == Some(&0x20) {
+            self.verified = true;
+        }
+        Ok(answer)
+    }
+}

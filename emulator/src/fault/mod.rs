@@ -4,8 +4,11 @@
 //!
 //! Each fault is a pure rule over one exchange: it looks at the command (and which file it
 //! addresses), and either answers instead of the card, or reshapes the card's answer, or
-//! adds time, or takes the card away. Faults apply in list order; several may act on one
-//! exchange. [`SimCard::exchange`] reports what happened without sleeping; the in-process
+//! adds time, or takes the card away. The two session faults of the specified card
+//! (`reselect_residence_ap`, `skip_sm_counter`) instead change the chip's own state once it
+//! has answered — only through the chip's SELECT path or a documented
+//! [`Chip`](crate::chip::Chip) hook, never by copying its code. Faults apply in list order;
+//! several may act on one exchange. [`SimCard::exchange`] reports what happened without sleeping; the in-process
 //! [`Channel`](crate::transport::Channel) simulates time (a stall past ISO 14443-4's
 //! longest frame waiting time is a timeout, without the wait) and the vpcd reader really
 //! waits.

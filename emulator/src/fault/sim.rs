@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::FRAME_WAIT_LIMIT;
-use super::spec::{Fault, Selector, names};
+use super::spec::{Fault, Selector, SessionChange, names};
 use crate::card::{CardImage, Df};
 use crate::chip::{Chip, ChipImage};
 use crate::protocol::apdu::Apdu;
@@ -83,6 +83,9 @@ pub struct SimCard {
     simulated: Duration,
     /// How many exchanges each fault has acted on.
     fired: Vec<usize>,
+    /// For each session fault, the successful commands of its `after:` selector since the
+    /// last reset.
+    successes: Vec<usize>,
     /// Resets and power cycles so far: a random PUPI (`reader.pupi: random`) is new at each.
     power_ups: u64,
 }
@@ -104,6 +107,7 @@ impl SimCard {
             pending: None,
             simulated: Duration::ZERO,
             fired: vec![0; faults.len()],
+            successes: vec![0; faults.len()],
             faults,
             power_ups: 0,
         }
@@ -148,6 +152,7 @@ impl SimCard {
     pub fn reset(&mut self) {
         self.card.reset();
         self.pending = None;
+        self.successes.iter_mut().for_each(|count| *count = 0);
         self.power_ups = self.power_ups.saturating_add(1);
     }
 
@@ -230,7 +235,9 @@ impl SimCard {
                     | Fault::WrongEcho
                     | Fault::SmBadPadding { .. }
                     | Fault::SmIndicator { .. }
-                    | Fault::SmWrongKey { .. } => {}
+                    | Fault::SmWrongKey { .. }
+                    | Fault::ReselectResidenceAp { .. }
+                    | Fault::SkipSmCounter { .. } => {}
                 }
             }
         }
@@ -240,11 +247,21 @@ impl SimCard {
                 // The card answers; faults reshape the answer in list order (those without
                 // a selector check the command themselves).
                 let mut response = self.card.transmit(apdu);
+                let succeeded = response.ends_with(&Status::Success.to_bytes());
                 for (i, fault) in faults.iter().enumerate() {
                     if (hits(fault) || fault.selector().is_none())
                         && self.reshape(fault, &target, &mut response)
                     {
                         out.applied.push(i);
+                    }
+                }
+                // Session faults act on the chip once it has answered, after the nth
+                // successful matching command.
+                if succeeded {
+                    for (i, fault) in faults.iter().enumerate() {
+                        if hits(fault) && self.after_success(i, fault) {
+                            out.applied.push(i);
+                        }
                     }
                 }
                 response
@@ -319,6 +336,25 @@ impl SimCard {
         out
     }
 
+    /// Counts a successful command matching the session fault `fault` (index `i`); on the
+    /// `nth`, changes the chip's session as the fault says. True when it did.
+    fn after_success(&mut self, i: usize, fault: &Fault) -> bool {
+        let Some((change, nth)) = fault.acts_after() else {
+            return false;
+        };
+        let Some(count) = self.successes.get_mut(i) else {
+            return false;
+        };
+        *count = count.saturating_add(1);
+        if *count != nth.get() {
+            return false;
+        }
+        match change {
+            SessionChange::Reselect => self.card.select_residence_ap(),
+            SessionChange::SkipCounter => self.card.skip_residence_sm_counter(),
+        }
+    }
+
     /// Applies one answer-shaping fault to the card's `response`; true when it changed it.
     fn reshape(&mut self, fault: &Fault, target: &Target, response: &mut Vec<u8>) -> bool {
         let generation = self.image().generation;
@@ -344,7 +380,9 @@ impl SimCard {
                 | Fault::WrongEcho
                 | Fault::SmBadPadding { .. }
                 | Fault::SmIndicator { .. }
-                | Fault::SmWrongKey { .. } => false,
+                | Fault::SmWrongKey { .. }
+                | Fault::ReselectResidenceAp { .. }
+                | Fault::SkipSmCounter { .. } => false,
             };
         };
         let status = Status::from_sw(u16::from_be_bytes([response[split], response[split + 1]]));
@@ -441,7 +479,9 @@ impl SimCard {
             Fault::Delay { .. }
             | Fault::RemoveAfter { .. }
             | Fault::RemoveDuring { .. }
-            | Fault::Status { .. } => false,
+            | Fault::Status { .. }
+            | Fault::ReselectResidenceAp { .. }
+            | Fault::SkipSmCounter { .. } => false,
         }
     }
 

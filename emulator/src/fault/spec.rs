@@ -223,6 +223,45 @@ pub enum Fault {
         #[serde(default)]
         on: Selector,
     },
+    /// Session (specified card only): right after the `nth` command matching `after` that the
+    /// card answered `90 00` since power-up, the chip itself processes a SELECT of the
+    /// 在留AP, as if a reader had re-selected it behind the checker's back: the session key,
+    /// the verified card number and the selected DF are gone, exactly as after a real
+    /// re-selection (`reselect_residence_ap: {after: verify}`).
+    ReselectResidenceAp {
+        /// The command after which the 在留AP is re-selected.
+        after: Selector,
+        /// Which successful matching command (1 = the first; counted again after each reset,
+        /// so a reader that resets and retries meets the same card).
+        #[serde(default = "first")]
+        nth: NonZeroUsize,
+    },
+    /// Session (specified card only): right after the `nth` command matching `after` that the
+    /// card answered `90 00` since power-up, the 在留AP's SM message counter runs one ahead
+    /// of the reader's, as when the card counted a command whose answer the reader never saw
+    /// (`skip_sm_counter: {after: verify}`). The chip's own counter is advanced, through
+    /// [`Chip::skip_residence_sm_counter`](crate::chip::Chip::skip_residence_sm_counter).
+    SkipSmCounter {
+        /// The command after which the counter skips.
+        after: Selector,
+        /// Which successful matching command (1 = the first; counted again after each reset).
+        #[serde(default = "first")]
+        nth: NonZeroUsize,
+    },
+}
+
+/// What a session fault does to the chip once its command has come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SessionChange {
+    /// The chip processes a SELECT of the 在留AP.
+    Reselect,
+    /// The chip's SM message counter advances by one.
+    SkipCounter,
+}
+
+/// `nth: 1`, the default of the session faults.
+fn first() -> NonZeroUsize {
+    NonZeroUsize::MIN
 }
 
 impl Fault {
@@ -252,7 +291,45 @@ impl Fault {
             | Fault::SmBadPadding { on }
             | Fault::SmIndicator { on, .. }
             | Fault::SmWrongKey { on } => Some(on),
+            Fault::ReselectResidenceAp { after, .. } | Fault::SkipSmCounter { after, .. } => {
+                Some(after)
+            }
             Fault::RemoveAfter { .. } | Fault::WrongMIcc | Fault::WrongEcho => None,
+        }
+    }
+
+    /// True for the faults that act on the specified card's 在留AP session (re-selection,
+    /// counter skip): a profile whose chip has no 在留AP (a residence card, a plain My
+    /// Number card) is refused with them, as they could never act.
+    pub fn needs_residence_ap(&self) -> bool {
+        matches!(
+            self,
+            Fault::ReselectResidenceAp { .. } | Fault::SkipSmCounter { .. }
+        )
+    }
+
+    /// What a session fault does to the chip, and after which successful matching command
+    /// (`None` for the others).
+    pub(super) fn acts_after(&self) -> Option<(SessionChange, NonZeroUsize)> {
+        match self {
+            Fault::ReselectResidenceAp { nth, .. } => Some((SessionChange::Reselect, *nth)),
+            Fault::SkipSmCounter { nth, .. } => Some((SessionChange::SkipCounter, *nth)),
+            Fault::Delay { .. }
+            | Fault::RemoveAfter { .. }
+            | Fault::RemoveDuring { .. }
+            | Fault::Truncate { .. }
+            | Fault::Status { .. }
+            | Fault::ReplaceStatus { .. }
+            | Fault::GetResponse { .. }
+            | Fault::WrongLe { .. }
+            | Fault::ExtraBytes { .. }
+            | Fault::MissingBytes { .. }
+            | Fault::PlainInsteadOfSm { .. }
+            | Fault::WrongMIcc
+            | Fault::WrongEcho
+            | Fault::SmBadPadding { .. }
+            | Fault::SmIndicator { .. }
+            | Fault::SmWrongKey { .. } => None,
         }
     }
 

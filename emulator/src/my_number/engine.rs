@@ -143,6 +143,13 @@ impl MyNumberCard {
         };
     }
 
+    /// Fault hook: the 在留AP's live SM session spends one message counter value without a
+    /// command (see [`crate::chip::Chip::skip_residence_sm_counter`]). False when there is
+    /// no live session.
+    pub fn skip_residence_sm_counter(&mut self) -> bool {
+        residence_ap::skip_counter(self)
+    }
+
     /// Tries left of PIN `fid` in `app` (`None`: no such PIN).
     pub fn tries_left(&self, app: App, fid: u16) -> Option<u8> {
         let a = self.image.apps.iter().position(|a| a.app() == app)?;

@@ -180,19 +180,6 @@ pub struct ResidenceSession {
     verified: bool,
 }
 
-impl MyNumberCard {
-    /// The DF selected in the 在留AP (`None` at the AP level, where `C0`/`C1` are, or when
-    /// the 在留AP is not selected): a read-only view for the suite's privacy audit, which
-    /// cannot see which DF a SELECT under SM named.
-    pub fn residence_df(&self) -> Option<Df> {
-        if self.in_residence_ap() {
-            self.session.residence.df
-        } else {
-            None
-        }
-    }
-}
-
 /// SELECT by AID while the 在留AP is reachable: the AP itself (a fresh state: the session
 /// key is gone) or one of its DFs; `None` for any other AID (the engine's selection).
 pub(super) fn select(card: &mut MyNumberCard, aid: &[u8], under_sm: bool) -> Option<Answer> {
@@ -215,6 +202,17 @@ pub(super) fn select(card: &mut MyNumberCard, aid: &[u8], under_sm: bool) -> Opt
     }
     card.session.residence.df = Some(df);
     Some(Ok(Vec::new()))
+}
+
+/// The fault layer's counter skip: the live SM session (either variant) spends one counter
+/// value, as for a command whose answer never reached the reader. False without a live
+/// session.
+pub(super) fn skip_counter(card: &mut MyNumberCard) -> bool {
+    match &mut card.session.residence.sm {
+        Some(Session::Counter(sm)) => sm.advance().is_ok(),
+        Some(Session::Cmac(sm)) => sm.advance().is_ok(),
+        None => false,
+    }
 }
 
 /// The commands the 在留AP answers itself; `None` hands the command to the engine.

@@ -162,21 +162,48 @@ fn header(
 }
 
 /// The faults of a profile whose chip is a My Number card: one naming a residence-card DF
-/// or EF is refused, as it would never act there.
+/// or EF is refused, as it would never act there; so is a 在留AP session fault on a chip
+/// without the 在留AP (`has_residence_ap` false: a plain My Number card).
 fn my_number_faults(
     path: &Path,
     doc: &schema::ProfileDoc,
     locator: &load::Locator,
+    has_residence_ap: bool,
 ) -> Result<Vec<Fault>, ProfileError> {
     let faults = doc.faults.clone().unwrap_or_default();
-    match faults.iter().position(Fault::names_residence_file) {
-        Some(i) => Err(locator.error(
+    if let Some(i) = faults.iter().position(Fault::names_residence_file) {
+        return Err(locator.error(
             path,
             &format!("faults[{i}]"),
             "names a residence-card DF or EF; the fault layer sees the My Number chip, where \
              it would never act (use `select`, `read`, `verify` or `any`)",
+        ));
+    }
+    if !has_residence_ap {
+        refuse_session_faults(path, &faults, locator, ChipKind::MyNumber)?;
+    }
+    Ok(faults)
+}
+
+/// Refuses a 在留AP session fault (`reselect_residence_ap`, `skip_sm_counter`) on a chip of
+/// `kind`, which has no 在留AP for it to act on.
+fn refuse_session_faults(
+    path: &Path,
+    faults: &[Fault],
+    locator: &load::Locator,
+    kind: ChipKind,
+) -> Result<(), ProfileError> {
+    match faults.iter().position(Fault::needs_residence_ap) {
+        Some(i) => Err(locator.error(
+            path,
+            &format!("faults[{i}]"),
+            format!(
+                "acts on the 在留AP's session, and a `{}` card has no 在留AP; only a \
+                 `card: {{kind: specified_residence}}` profile takes it",
+                kind.name()
+            ),
         )),
-        None => Ok(faults),
+        None => Ok(()),
     }
 }
 
@@ -213,6 +240,7 @@ pub fn load(path: &Path) -> Result<Profile, ProfileError> {
         compile::apply_edits(&mut image, edits, path, &locator)?;
     }
     let faults = doc.faults.clone().unwrap_or_default();
+    refuse_session_faults(path, &faults, &locator, ChipKind::Residence)?;
     for (i, fault) in faults.iter().enumerate() {
         fault
             .check_against(&image)
@@ -258,7 +286,7 @@ fn load_my_number(
     }
     let image = Arc::new(my_number::compile(doc, path, locator)?);
     let view = ChipImage::MyNumber(Arc::clone(&image)).residence_view();
-    let faults = my_number_faults(path, doc, locator)?;
+    let faults = my_number_faults(path, doc, locator, false)?;
     let Header {
         name,
         path,

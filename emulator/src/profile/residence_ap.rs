@@ -103,7 +103,7 @@ pub(super) fn load(
     });
     let image = Arc::new(image);
     let view = ChipImage::MyNumber(Arc::clone(&image)).residence_view();
-    let faults = super::my_number_faults(path, doc, locator)?;
+    let faults = super::my_number_faults(path, doc, locator, true)?;
     let printed = card.number.clone().ok_or_else(|| required("card.number"))?;
     let super::Header {
         name,

@@ -665,6 +665,19 @@ impl CardCmacSm {
         &mut self,
         raw: &[u8],
     ) -> Result<(CmacCommand, ResponseSlot), CounterSmError> {
+        let slot = self.advance()?;
+        let opened = self.sm.open_command(slot.counter, raw);
+        if let Err(e) = &opened
+            && e.destroys_session()
+        {
+            self.destroyed = true;
+        }
+        opened.map(|command| (command, slot))
+    }
+
+    /// Spends one counter value, whatever becomes of the command (as
+    /// [`CardCounterSm::advance`]). Fails when the session is already destroyed.
+    pub fn advance(&mut self) -> Result<ResponseSlot, CounterSmError> {
         if self.destroyed {
             return Err(CounterSmError::SessionDestroyed);
         }
@@ -673,13 +686,7 @@ impl CardCmacSm {
             Some(n) => self.next = MessageCounter(n),
             None => self.destroyed = true,
         }
-        let opened = self.sm.open_command(counter, raw);
-        if let Err(e) = &opened
-            && e.destroys_session()
-        {
-            self.destroyed = true;
-        }
-        opened.map(|command| (command, ResponseSlot { counter }))
+        Ok(ResponseSlot { counter })
     }
 
     /// The response data (`[87 …] 99 02 SW 8E 08 <MAC>`) under the slot's counter.

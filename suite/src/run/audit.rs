@@ -3,18 +3,22 @@
 //! A checker only needs the card type, the signed fields and the check code to reach a
 //! verdict; everything else it reads (address, work permissions, the card-number EF) is
 //! personal data it did not need. A My Number checker needs the JPKI authentication
-//! certificate, its CA and the card's signature over a challenge ([`audit_my_number`]).
-
-use std::sync::Arc;
+//! certificate, its CA and the card's signature over a challenge ([`audit_my_number`]). A
+//! specified card (07/08) is a residence card on the My Number platform: the same residence
+//! rule applies to its 在留AP, and every JPKI or text-AP read is over-reading
+//! ([`audit_specified`]).
 
 use serde::{Deserialize, Serialize};
 
 use rclab_emulator::card::{CardImage, Df};
+use rclab_emulator::my_number::MyNumberImage;
 use rclab_emulator::my_number::apps::{App, AppRow, Content, FileRow};
+use rclab_emulator::my_number::residence_ap::{RESIDENCE_AP_AID, ResidenceApImage, ResidenceSm};
 use rclab_emulator::my_number::text_ap;
-use rclab_emulator::my_number::{MyNumberCard, MyNumberImage};
 use rclab_emulator::protocol::command::{Instruction, ReadTarget, Select};
-use rclab_emulator::protocol::layout::{EfId, Element};
+use rclab_emulator::protocol::counter_sm::{CLA_SM, CLA_SM_CMAC, CardCmacSm, CardCounterSm};
+use rclab_emulator::protocol::key_delivery;
+use rclab_emulator::protocol::layout::{EfId, Element, Layout};
 use rclab_emulator::protocol::{Apdu, Status};
 use rclab_emulator::transport::Exchange;
 
@@ -72,38 +76,6 @@ fn decode(exchange: &Exchange) -> Option<Decoded> {
 /// Replays the transcript against the card's layout (current DF, current EF) to see which
 /// EFs each READ BINARY touched.
 pub fn audit(image: &CardImage, card_number: &str, transcript: &[Exchange]) -> PrivacyAudit {
-    audit_replayed(image, card_number, transcript, None)
-}
-
-/// The privacy audit of a specified residence card: the residence audit over the 在留AP's
-/// EFs (`C0`/`C1` at its level, DF1–DF3 below it). A SELECT of a DF under SM hides the
-/// AID it names, so the commands are replayed on a fresh card of the same image, which says
-/// which DF each one left selected (the card is deterministic: the same commands, the same
-/// session key and counters, the same answers).
-pub fn audit_specified(
-    image: &MyNumberImage,
-    card_number: &str,
-    transcript: &[Exchange],
-) -> PrivacyAudit {
-    match &image.residence_ap {
-        Some(ap) => audit_replayed(
-            &ap.data,
-            card_number,
-            transcript,
-            Some(MyNumberCard::new(Arc::new(image.clone()))),
-        ),
-        None => audit_my_number(image, transcript),
-    }
-}
-
-/// [`audit`], with the DF a successful SELECT leaves taken from `replay` (a fresh card the
-/// commands are sent to as well) while its 在留AP is selected.
-fn audit_replayed(
-    image: &CardImage,
-    card_number: &str,
-    transcript: &[Exchange],
-    mut replay: Option<MyNumberCard>,
-) -> PrivacyAudit {
     let mut report = PrivacyAudit::default();
     let mut df = Df::Mf;
     let mut current: Option<EfId> = None;
@@ -119,9 +91,6 @@ fn audit_replayed(
             continue;
         };
         report.bytes_read += data_len;
-        if let Some(card) = replay.as_mut() {
-            card.transmit(&command);
-        }
         if exchange.command.contains(&number_hex) {
             report.card_number_in_clear = true;
         }
@@ -131,16 +100,6 @@ fn audit_replayed(
             continue;
         };
         match Instruction::of(*instruction) {
-            Instruction::Select
-                if ok && replay.as_ref().is_some_and(MyNumberCard::in_residence_ap) =>
-            {
-                // The 在留AP's level holds the MF rows (`C0`/`C1`).
-                df = replay
-                    .as_ref()
-                    .and_then(MyNumberCard::residence_df)
-                    .unwrap_or(Df::Mf);
-                current = None;
-            }
             Instruction::Select if ok => {
                 let selected = Apdu::parse(&command)
                     .ok()
@@ -299,4 +258,260 @@ pub fn audit_my_number(image: &MyNumberImage, transcript: &[Exchange]) -> Privac
         })
         .sum();
     report
+}
+
+/// Where a specified card's conversation stands, as the audit follows it.
+#[derive(Clone, Copy)]
+enum Place {
+    /// Nothing the audit knows is selected (after reset, the ISD, an unknown AID).
+    Nowhere,
+    /// The 在留AP, at its own level (`df` = MF: `C0`/`C1`) or in one of its DFs;
+    /// `df` is `None` after an SM SELECT whose AID the audit could not open.
+    ResidenceAp { df: Option<Df> },
+    /// An application of the platform (JPKI, text-support, …).
+    App(&'static AppRow),
+}
+
+/// The EF a read touches on a specified card.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SpecifiedEf {
+    /// An EF of the 在留AP.
+    Residence(EfId),
+    /// An EF of the 在留AP's DF selected under SM whose AID the audit could not open.
+    ResidenceUnderSm(u8),
+    /// An EF of a platform application.
+    App(&'static AppRow, &'static FileRow),
+    /// An EF a platform application selected under SM (its FID is encrypted).
+    AppUnderSm(&'static AppRow),
+}
+
+/// The 在留AP's SM session, mirrored on the card's side: the audit holds the card's
+/// delivery private key, so it opens an SM SELECT's AID exactly as the card does.
+enum Mirror {
+    Counter(CardCounterSm),
+    Cmac(CardCmacSm),
+}
+
+impl Mirror {
+    /// The session a SET SESSION KEY the card accepted opened (`None` if the audit cannot
+    /// open it either: then SM SELECTs stay unopened and are said so).
+    fn deliver(image: &MyNumberImage, apdu: &Apdu) -> Option<Mirror> {
+        let ap = image.residence_ap.as_ref()?;
+        let knobs = &image.knobs;
+        let keys =
+            key_delivery::accept(&ap.delivery_key, knobs.residence_key_delivery(), apdu).ok()?;
+        Some(match knobs.residence_sm {
+            ResidenceSm::CounterIv => {
+                Mirror::Counter(CardCounterSm::new(keys.kenc, knobs.residence_le_form()))
+            }
+            ResidenceSm::Cmac => Mirror::Cmac(CardCmacSm::new(keys.kenc, keys.kmac?)),
+        })
+    }
+
+    /// Spends the counter value of one SM command as the card does, and returns what the
+    /// command's cryptogram opened to (an SM SELECT's AID; `None` when it does not open).
+    fn open(&mut self, raw: &[u8], apdu: &Apdu) -> Option<Vec<u8>> {
+        match self {
+            Mirror::Counter(sm) if apdu.cla == CLA_SM => match apdu.ins {
+                0xB0 => sm.open_read(apdu.data).ok().map(|_| Vec::new()),
+                0x20 | 0xA4 => sm.open_command(apdu.data).ok().map(|(plain, _)| plain),
+                _ => sm.advance().ok().map(|_| Vec::new()),
+            },
+            Mirror::Cmac(sm) if apdu.cla == CLA_SM_CMAC => {
+                sm.open_command(raw).ok().map(|(command, _)| command.plain)
+            }
+            // The other class: the card refuses it without counting.
+            Mirror::Counter(_) | Mirror::Cmac(_) => None,
+        }
+    }
+}
+
+/// The privacy audit of a specified residence card (07/08): the residence rule of
+/// [`audit`] over the 在留AP (needed: the card type, the signed fields, the check code of
+/// the `07`/`08` layout), and every JPKI or text-AP EF read counted as unneeded (a residence
+/// verdict needs none of them).
+///
+/// The transcript is replayed against the card: SELECT by AID (the 在留AP, then DF1–DF3
+/// inside it; an application of the platform), plain reads (`00 B0 80|SFI`, the current EF
+/// of a platform application) and SM reads (CLA `08`/`0C`, INS `B0`, whose P1 `80|SFI`
+/// travels in clear). An SM SELECT of a DF (CLA `08`/`0C`, INS `A4`) carries its AID
+/// encrypted: the audit stands on the card's side and holds its delivery private key, so it
+/// opens SET SESSION KEY and mirrors the card's SM session (counter and all) to open the AID
+/// exactly as the card did — no guess from the order a checker ought to follow. Should that
+/// fail (a card whose session the mirror cannot follow), the EFs read there are listed as
+/// `在留AP DF selected under SM/SFI xx`, read but not judged. Only commands the card
+/// answered with success count as reads; VERIFY counts whatever its class (the card number
+/// is verified under SM); the card number must never appear in clear in a command.
+pub fn audit_specified(
+    image: &MyNumberImage,
+    card_number: &str,
+    transcript: &[Exchange],
+) -> PrivacyAudit {
+    let mut report = PrivacyAudit::default();
+    let Some(ap) = image.residence_ap.as_ref() else {
+        // Not a specified card: the My Number rule is the one that applies.
+        return audit_my_number(image, transcript);
+    };
+    let mut place = Place::Nowhere;
+    let mut app_current: Option<&'static FileRow> = None;
+    let mut current: Option<SpecifiedEf> = None;
+    let mut mirror: Option<Mirror> = None;
+    let mut touched: Vec<SpecifiedEf> = Vec::new();
+    let number_hex = hex::encode_upper(card_number.as_bytes());
+    for exchange in transcript {
+        let Some(Decoded {
+            command,
+            data_len,
+            ok,
+        }) = decode(exchange)
+        else {
+            continue;
+        };
+        report.bytes_read += data_len;
+        if !number_hex.is_empty() && exchange.command.to_uppercase().contains(&number_hex) {
+            report.card_number_in_clear = true;
+        }
+        let Ok(apdu) = Apdu::parse(&command) else {
+            continue;
+        };
+        let in_ap = matches!(place, Place::ResidenceAp { .. });
+        let secure = matches!(apdu.cla, CLA_SM | CLA_SM_CMAC);
+        // The 在留AP's SM session counts every SM command the card takes (refused ones too).
+        let opened = match &mut mirror {
+            Some(sm) if in_ap && secure => sm.open(&command, &apdu),
+            _ => None,
+        };
+        let mut read: Option<SpecifiedEf> = None;
+        match Instruction::of(apdu.ins) {
+            Instruction::Verify => report.verify += 1,
+            Instruction::MutualAuthenticate => report.mutual_authenticate += 1,
+            // SELECT by AID in clear: the 在留AP (a fresh session), one of its DFs, or an
+            // application of the platform (which leaves the 在留AP).
+            Instruction::Select if ok && !secure && apdu.p1 == 0x04 => {
+                current = None;
+                app_current = None;
+                let df = Df::from_aid(apdu.data).filter(|&df| df != Df::Mf);
+                if apdu.data == RESIDENCE_AP_AID {
+                    place = Place::ResidenceAp { df: Some(Df::Mf) };
+                    mirror = None;
+                } else if let (Some(df), true) = (df, in_ap) {
+                    place = Place::ResidenceAp { df: Some(df) };
+                } else {
+                    place = AppRow::by_aid(apdu.data).map_or(Place::Nowhere, Place::App);
+                    mirror = None;
+                }
+            }
+            // SELECT under SM: the 在留AP's DF, its AID opened by the mirror.
+            Instruction::Select if ok && secure && in_ap => {
+                current = None;
+                let df = opened
+                    .as_deref()
+                    .and_then(Df::from_aid)
+                    .filter(|&df| df != Df::Mf);
+                place = Place::ResidenceAp { df };
+            }
+            // An EF by FID in a platform application, in clear or (FID unseen) under SM.
+            Instruction::Select if ok => {
+                if let Place::App(row) = place {
+                    app_current = match (secure, apdu.data) {
+                        (false, [hi, lo]) => {
+                            let fid = u16::from_be_bytes([*hi, *lo]);
+                            row.files.iter().find(|f| f.fid == fid)
+                        }
+                        _ => None,
+                    };
+                    current = Some(match app_current {
+                        Some(file) => SpecifiedEf::App(row, file),
+                        None => SpecifiedEf::AppUnderSm(row),
+                    });
+                }
+            }
+            Instruction::ReadBinary if ok => {
+                let sfi = (apdu.p1 & 0xE0 == 0x80).then_some(apdu.p1 & 0x1F);
+                read = match (place, sfi) {
+                    (Place::ResidenceAp { df: Some(df) }, Some(sfi)) => {
+                        resolve(ap, df, sfi).map(SpecifiedEf::Residence)
+                    }
+                    (Place::ResidenceAp { df: None }, Some(sfi)) => {
+                        Some(SpecifiedEf::ResidenceUnderSm(sfi))
+                    }
+                    (Place::App(row), Some(sfi)) => row
+                        .files
+                        .iter()
+                        .find(|f| f.fid == u16::from(sfi))
+                        .map(|file| SpecifiedEf::App(row, file)),
+                    (Place::App(row), None) => Some(match app_current {
+                        Some(file) => SpecifiedEf::App(row, file),
+                        None => SpecifiedEf::AppUnderSm(row),
+                    }),
+                    (Place::ResidenceAp { .. } | Place::Nowhere, None) | (Place::Nowhere, _) => {
+                        None
+                    }
+                };
+                if read.is_some() {
+                    current = read;
+                }
+            }
+            // GET RESPONSE after `61 xx` carries the rest of the current EF.
+            Instruction::GetResponse if ok => read = current,
+            // SET SESSION KEY in the 在留AP: the card drops its session first, then opens
+            // the one delivered.
+            Instruction::Other(key_delivery::INS) if in_ap && apdu.cla == key_delivery::CLA => {
+                mirror = if ok {
+                    Mirror::deliver(image, &apdu)
+                } else {
+                    None
+                };
+            }
+            Instruction::Select
+            | Instruction::ReadBinary
+            | Instruction::GetResponse
+            | Instruction::GetChallenge
+            | Instruction::Other(_) => {}
+        }
+        if let Some(ef) = read
+            && !touched.contains(&ef)
+        {
+            touched.push(ef);
+        }
+    }
+    let layout: &Layout = ap.data.layout;
+    let needed: Vec<EfId> = layout.needed().map(|row| row.id).collect();
+    let name = |ef: &SpecifiedEf| match *ef {
+        SpecifiedEf::Residence(id) => ap.data.file(id).map_or_else(
+            || format!("{:?}/SFI {:02X}", id.df, id.sfi),
+            |f| f.name.clone(),
+        ),
+        SpecifiedEf::ResidenceUnderSm(sfi) => format!("在留AP DF selected under SM/SFI {sfi:02X}"),
+        SpecifiedEf::App(_, file) => file.name.to_owned(),
+        SpecifiedEf::AppUnderSm(row) => format!("{} EF selected under SM", row.name),
+    };
+    // Unneeded: a 在留AP EF outside the residence rule, every platform application's EF;
+    // an EF of a DF the audit could not open is read but not judged.
+    let unneeded = |ef: &SpecifiedEf| match ef {
+        SpecifiedEf::Residence(id) => !needed.contains(id),
+        SpecifiedEf::ResidenceUnderSm(_) => false,
+        SpecifiedEf::App(..) | SpecifiedEf::AppUnderSm(_) => true,
+    };
+    let face = layout
+        .holding_element(Element::FaceImage)
+        .map(|(row, _)| SpecifiedEf::Residence(row.id));
+    report.face_image_read = face.is_some_and(|face| touched.contains(&face));
+    report.efs_read = touched.iter().map(name).collect();
+    report.unneeded_efs = touched.iter().filter(|ef| unneeded(ef)).map(name).collect();
+    report.bytes_needed = needed
+        .iter()
+        .filter_map(|&id| ap.data.file(id))
+        .map(|f| f.content.len())
+        .sum();
+    report
+}
+
+/// The 在留AP's EF an SFI names in `df`: the DF's own, else (for `C0`/`C1` where a knob
+/// keeps them reachable after a DF was selected) the AP level's. The card answered the read
+/// with success, so one of them exists.
+fn resolve(ap: &ResidenceApImage, df: Df, sfi: u8) -> Option<EfId> {
+    [EfId::new(df, sfi), EfId::new(Df::Mf, sfi)]
+        .into_iter()
+        .find(|&id| ap.data.file(id).is_some())
 }

@@ -121,14 +121,14 @@ pub(super) fn run_case(
             result.detail = detail;
         }
     }
-    // A specified card's 在留AP holds a residence card's EFs: the residence audit reads
-    // its transcript against them.
-    result.audit = Some(match (&profile.my_number, profile.kind()) {
-        (Some(image), ChipKind::MyNumber) => audit_my_number(image, &result.transcript),
-        (Some(image), _) => {
+    // A specified card's 在留AP holds a residence card's EFs: its own audit reads the
+    // transcript against them.
+    result.audit = Some(match (profile.kind(), &profile.my_number) {
+        (ChipKind::SpecifiedResidence, Some(image)) => {
             audit_specified(image, profile.card_number.as_str(), &result.transcript)
         }
-        (None, _) => audit(
+        (_, Some(image)) => audit_my_number(image, &result.transcript),
+        (_, None) => audit(
             &profile.image,
             profile.card_number.as_str(),
             &result.transcript,
@@ -137,8 +137,8 @@ pub(super) fn run_case(
     result
 }
 
-/// The residence-card EFs of `profile`'s chip, which its data and its privacy audit are
-/// judged against: a residence card's image; a specified card's 在留AP (generation 2's
+/// The residence-card EFs of `profile`'s chip, which the data a checker reported are
+/// compared with: a residence card's image; a specified card's 在留AP (generation 2's
 /// EFs under the `07`/`08` layout, its `MF` rows the AP-level `C0`/`C1`); for a plain My
 /// Number card the empty residence view.
 fn residence_data(profile: &Profile) -> Arc<CardImage> {
