@@ -64,6 +64,7 @@ fn record_in_process(p: &Profile, dir: &Path, redact: bool) -> anyhow::Result<Pa
         card_number: Some(p.card_number.to_string()),
         risky: Vec::new(),
         seed: Some(2),
+        delivery_key: None,
     };
     let rec = record::read_card(&mut p.card(), &p.name, &options, &checker)?;
     if redact {
