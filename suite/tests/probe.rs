@@ -558,6 +558,74 @@ fn a_hostile_card_gets_findings_not_panics_and_the_fragment_still_loads() {
     }
 }
 
+/// [`Garbage`] behind a specified card's front: no card type at the MF, the 在留AP's
+/// SELECT and its `C1 07` answered, everything else random.
+struct SpecifiedGarbage {
+    garbage: Garbage,
+    in_ap: bool,
+}
+
+impl Channel for SpecifiedGarbage {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        use rclab_emulator::my_number::residence_ap::RESIDENCE_AP_AID;
+        if apdu == rclab_emulator::reader::select_by_aid_apdu(&RESIDENCE_AP_AID) {
+            self.in_ap = true;
+            return Ok(vec![0x90, 0x00]);
+        }
+        if apdu == [0x00, 0xB0, 0x8A, 0x00, 0x00] {
+            return Ok(if self.in_ap {
+                vec![0xC1, 0x02, b'0', b'7', 0x90, 0x00]
+            } else {
+                vec![0x6A, 0x82]
+            });
+        }
+        self.garbage.transmit(apdu)
+    }
+}
+
+impl ProbeTarget for SpecifiedGarbage {
+    fn power_cycle(&mut self) -> Result<(), TransportError> {
+        self.in_ap = false;
+        Ok(())
+    }
+    fn atr(&self) -> Option<Vec<u8>> {
+        Some(vec![0x3B, 0x00])
+    }
+}
+
+#[test]
+fn a_hostile_specified_card_gets_findings_not_panics_and_the_fragment_still_loads() {
+    use rand::SeedableRng;
+    let dir = common::temp_dir("probe", "garbage-specified");
+    let base = profile::load(&common::vectors().join("profiles/my-number/valid/specified-07.yaml"))
+        .unwrap();
+    for seed in 0..40u64 {
+        let mut card = SpecifiedGarbage {
+            garbage: Garbage(rand_chacha::ChaCha20Rng::seed_from_u64(seed)),
+            in_ap: false,
+        };
+        let options = Options {
+            card_number: Some("SP24681357RC".into()),
+            risky: vec!["residence-wrong-number".into()],
+            seed: Some(seed),
+            delivery_key: None,
+        };
+        let report = probe::probe(&mut card, "garbage", &options);
+        assert_eq!(report.generation, Some(2), "seed {seed}");
+        assert!(
+            report
+                .findings
+                .iter()
+                .all(|f| f.path.starts_with("platform.residence_")),
+            "seed {seed}"
+        );
+        let text = fragment::render(&report);
+        let over = format!("extends: {}\n{text}", base.path.display());
+        profile::load(&write(&dir, "garbage", &over))
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{text}"));
+    }
+}
+
 #[test]
 fn bad_flags_are_usage_errors_naming_the_flag() {
     let profile = "vectors/profiles/valid/gen1-residence.yaml";
