@@ -699,7 +699,28 @@ fn bad_flags_are_usage_errors_naming_the_flag() {
         common::stderr(&out).contains("--risky"),
         "{}",
         common::stderr(&out)
-    );
+    ); // A delivery key that is no key, and a FIFO: named, before any card is read.
+    let dir = common::temp_dir("probe", "bad-delivery-key");
+    let junk = dir.join("junk.key");
+    std::fs::write(&junk, b"nope").unwrap();
+    let specified = "vectors/profiles/my-number/valid/specified-07.yaml";
+    for file in [junk.to_str().unwrap(), "/dev/zero"] {
+        let out = common::rclab(&[
+            "probe",
+            "--profile",
+            specified,
+            "--card-number",
+            "SP24681357RC",
+            "--delivery-key",
+            file,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{file}");
+        let err = common::stderr(&out);
+        assert!(
+            err.contains("--delivery-key") && err.contains(file),
+            "{err}"
+        );
+    }
 }
 
 /// The specified card's knobs (`platform.residence_*` of `card.kind: specified_residence`)

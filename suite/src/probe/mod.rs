@@ -8,6 +8,10 @@
 //! with the reason (a test holds the table to that). A probe that sees an answer outside
 //! every value of a knob reports [`Decision::Unknown`] with what it saw, never a guess.
 //!
+//! On a specified card (`07`/`08`: a My Number card with the 在留AP) the battery probes the
+//! 在留AP's rows only ([`ProbedCard::shows`]): the reference checker's read tells which
+//! reading of each open question the card took (`battery/residence.rs`).
+//!
 //! What comes out is a [`Report`]: a [`Finding`] per knob with its evidence (APDU headers,
 //! status words, lengths and layouts — never file contents, the card number or the PUPI),
 //! rendered by [`fragment`] as a profile overlay (`knobs:`, `reader:` …) that loads under
