@@ -64,6 +64,7 @@ fn options(card: &Profile, seed: u64) -> Options {
         card_number: Some(card.card_number.to_string()),
         risky: vec!["failed-verify".into()],
         seed: Some(seed),
+        delivery_key: None,
     }
 }
 
@@ -543,6 +544,7 @@ fn a_hostile_card_gets_findings_not_panics_and_the_fragment_still_loads() {
             card_number: Some("AB12345678CD".into()),
             risky: vec!["failed-verify".into()],
             seed: Some(seed),
+            delivery_key: None,
         };
         let report = probe::probe(&mut card, "garbage", &options);
         let text = fragment::render(&report);
@@ -550,6 +552,74 @@ fn a_hostile_card_gets_findings_not_panics_and_the_fragment_still_loads() {
             .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{text}"));
         assert_eq!(report.generation, Some(2));
         // Whatever it decided is a profile overlay a generation-2 card takes.
+        let over = format!("extends: {}\n{text}", base.path.display());
+        profile::load(&write(&dir, "garbage", &over))
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{text}"));
+    }
+}
+
+/// [`Garbage`] behind a specified card's front: no card type at the MF, the 在留AP's
+/// SELECT and its `C1 07` answered, everything else random.
+struct SpecifiedGarbage {
+    garbage: Garbage,
+    in_ap: bool,
+}
+
+impl Channel for SpecifiedGarbage {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        use rclab_emulator::my_number::residence_ap::RESIDENCE_AP_AID;
+        if apdu == rclab_emulator::reader::select_by_aid_apdu(&RESIDENCE_AP_AID) {
+            self.in_ap = true;
+            return Ok(vec![0x90, 0x00]);
+        }
+        if apdu == [0x00, 0xB0, 0x8A, 0x00, 0x00] {
+            return Ok(if self.in_ap {
+                vec![0xC1, 0x02, b'0', b'7', 0x90, 0x00]
+            } else {
+                vec![0x6A, 0x82]
+            });
+        }
+        self.garbage.transmit(apdu)
+    }
+}
+
+impl ProbeTarget for SpecifiedGarbage {
+    fn power_cycle(&mut self) -> Result<(), TransportError> {
+        self.in_ap = false;
+        Ok(())
+    }
+    fn atr(&self) -> Option<Vec<u8>> {
+        Some(vec![0x3B, 0x00])
+    }
+}
+
+#[test]
+fn a_hostile_specified_card_gets_findings_not_panics_and_the_fragment_still_loads() {
+    use rand::SeedableRng;
+    let dir = common::temp_dir("probe", "garbage-specified");
+    let base = profile::load(&common::vectors().join("profiles/my-number/valid/specified-07.yaml"))
+        .unwrap();
+    for seed in 0..40u64 {
+        let mut card = SpecifiedGarbage {
+            garbage: Garbage(rand_chacha::ChaCha20Rng::seed_from_u64(seed)),
+            in_ap: false,
+        };
+        let options = Options {
+            card_number: Some("SP24681357RC".into()),
+            risky: vec!["residence-wrong-number".into()],
+            seed: Some(seed),
+            delivery_key: None,
+        };
+        let report = probe::probe(&mut card, "garbage", &options);
+        assert_eq!(report.generation, Some(2), "seed {seed}");
+        assert!(
+            report
+                .findings
+                .iter()
+                .all(|f| f.path.starts_with("platform.residence_")),
+            "seed {seed}"
+        );
+        let text = fragment::render(&report);
         let over = format!("extends: {}\n{text}", base.path.display());
         profile::load(&write(&dir, "garbage", &over))
             .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{text}"));
@@ -629,5 +699,170 @@ fn bad_flags_are_usage_errors_naming_the_flag() {
         common::stderr(&out).contains("--risky"),
         "{}",
         common::stderr(&out)
+    ); // A delivery key that is no key, and a FIFO: named, before any card is read.
+    let dir = common::temp_dir("probe", "bad-delivery-key");
+    let junk = dir.join("junk.key");
+    std::fs::write(&junk, b"nope").unwrap();
+    let specified = "vectors/profiles/my-number/valid/specified-07.yaml";
+    for file in [junk.to_str().unwrap(), "/dev/zero"] {
+        let out = common::rclab(&[
+            "probe",
+            "--profile",
+            specified,
+            "--card-number",
+            "SP24681357RC",
+            "--delivery-key",
+            file,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{file}");
+        let err = common::stderr(&out);
+        assert!(
+            err.contains("--delivery-key") && err.contains(file),
+            "{err}"
+        );
+    }
+}
+
+/// The specified card's knobs (`platform.residence_*` of `card.kind: specified_residence`)
+/// of the profile at `p`, as YAML, without `residence_delivery_key_format` (the file a
+/// checker is handed, no card behaviour: the probe lists it as undecidable).
+fn residence_ap_knobs(p: &Profile) -> serde_yaml_ng::Value {
+    let mut map = serde_yaml_ng::to_value(&p.my_number.as_ref().unwrap().knobs).unwrap();
+    if let serde_yaml_ng::Value::Mapping(m) = &mut map {
+        m.remove("residence_delivery_key_format");
+    }
+    map
+}
+
+#[test]
+fn every_value_of_every_residence_ap_knob_of_the_specified_card_is_probed_back() {
+    let dir = common::temp_dir("probe", "specified");
+    let base = profile::load(&common::vectors().join("profiles/my-number/valid/specified-07.yaml"))
+        .unwrap();
+    let residence_ap: Vec<_> = KNOBS.iter().filter(|k| k.is_residence_ap()).collect();
+    assert!(residence_ap.len() >= 9);
+    let mut cases = vec![(None, base.clone())];
+    for k in &residence_ap {
+        for value in k.values {
+            let overlay = k.overlay(base.path.to_str().unwrap(), value).unwrap();
+            let name = format!("{}-{value}", k.path.replace('.', "-"));
+            let card = profile::load(&write(&dir, &name, &overlay)).unwrap();
+            cases.push((Some((k.path, *value)), card));
+        }
+    }
+    for (set, card) in &cases {
+        let what = format!("{set:?}");
+        let options = Options {
+            card_number: Some(card.card_number.to_string()),
+            risky: vec!["residence-wrong-number".into()],
+            seed: Some(16),
+            delivery_key: None,
+        };
+        let report = probe::probe(&mut card.card() as &mut dyn ProbeTarget, &what, &options);
+        assert_eq!(report.generation, Some(2), "{what}");
+        // The 在留AP's rows, and those only: decided, or not shown, or undecidable.
+        let paths: Vec<&str> = report.findings.iter().map(|f| f.path).collect();
+        let expected: Vec<&str> = residence_ap.iter().map(|k| k.path).collect();
+        assert_eq!(paths, expected, "{what}");
+        let served = card.my_number.as_ref().unwrap().knobs.clone();
+        let served = serde_yaml_ng::to_value(&served).unwrap();
+        for f in &report.findings {
+            let key = f.path.strip_prefix("platform.").unwrap();
+            let value = served[key].as_str().unwrap().to_owned();
+            match &f.decision {
+                Decision::Value(v) => assert_eq!(*v, value, "{what}: {} {:?}", f.path, f.evidence),
+                Decision::NotShown(why) => {
+                    assert!(
+                        [
+                            "platform.residence_le_do",
+                            "platform.residence_key_template"
+                        ]
+                        .contains(&f.path)
+                            && served["residence_sm"].as_str() == Some("cmac"),
+                        "{what}: {} not shown: {why}",
+                        f.path
+                    );
+                }
+                Decision::Unknown(why) => assert!(
+                    f.path == "platform.residence_delivery_key_format"
+                        && why.contains("not a card property"),
+                    "{what}: {}: {why}",
+                    f.path
+                ),
+                other => panic!("{what}: {}: {other:?}", f.path),
+            }
+            for seen in &f.evidence {
+                assert!(!seen.sent.contains(card.card_number.as_str()), "{what}");
+            }
+        }
+        if let Some((path, value)) = set
+            && *path != "platform.residence_delivery_key_format"
+            && !report
+                .finding(path)
+                .is_some_and(|f| matches!(f.decision, Decision::NotShown(_)))
+        {
+            assert_eq!(
+                report.finding(path).unwrap().value(),
+                Some(*value),
+                "{what}"
+            );
+        }
+        // The fragment over specified-07 compiles to the card probed.
+        let text = fragment::render(&report);
+        assert!(!text.contains(card.card_number.as_str()), "{what}\n{text}");
+        let over = format!("extends: {}\n{text}", base.path.display());
+        let rebuilt = profile::load(&write(&dir, "rebuilt", &over))
+            .unwrap_or_else(|e| panic!("{what}: the fragment does not load: {e}\n{text}"));
+        assert_eq!(
+            rebuilt.kind(),
+            rclab_emulator::chip::ChipKind::SpecifiedResidence
+        );
+        assert_eq!(
+            residence_ap_knobs(&rebuilt),
+            residence_ap_knobs(card),
+            "{what}\n{text}"
+        );
+        let (mine, theirs) = (
+            rebuilt.my_number.as_ref().unwrap(),
+            card.my_number.as_ref().unwrap(),
+        );
+        assert_eq!(mine.reader.atr, theirs.reader.atr, "{what}\n{text}");
+        let (mine, theirs) = (
+            &mine.residence_ap.as_ref().unwrap().data,
+            &theirs.residence_ap.as_ref().unwrap().data,
+        );
+        assert!(
+            mine.files == theirs.files && mine.chip_card_number == theirs.chip_card_number,
+            "{what}: the 在留AP's files differ"
+        );
+    }
+}
+
+#[test]
+fn a_specified_card_without_the_risky_flag_keeps_its_wrong_number_unprobed() {
+    let card = profile::load(&common::vectors().join("profiles/my-number/valid/specified-08.yaml"))
+        .unwrap();
+    let report = probe::probe(&mut card.card(), "free", &Options::default());
+    assert_eq!(
+        report.card_type,
+        Some(rclab_emulator::protocol::layout::CardType::SpecifiedSpecialPermanentResidentCertificate)
+    );
+    // No residence-card probe ran on it; without the number the 在留AP's were not run.
+    for run in &report.probes {
+        assert!(run.apdus.is_none() || run.name == "card-type", "{run:?}");
+    }
+    let numbered = Options {
+        card_number: Some(card.card_number.to_string()),
+        ..Options::default()
+    };
+    let report = probe::probe(&mut card.card(), "numbered", &numbered);
+    let f = report.finding("platform.residence_wrong_number").unwrap();
+    assert!(
+        matches!(&f.decision, Decision::NotProbed(why) if why.contains("--risky residence-wrong-number")),
+        "{f:?}"
+    );
+    assert_eq!(
+        report.finding("platform.residence_sm").unwrap().value(),
+        Some("counter_iv")
     );
 }

@@ -64,6 +64,7 @@ fn record_in_process(p: &Profile, dir: &Path, redact: bool) -> anyhow::Result<Pa
         card_number: Some(p.card_number.to_string()),
         risky: Vec::new(),
         seed: Some(2),
+        delivery_key: None,
     };
     let rec = record::read_card(&mut p.card(), &p.name, &options, &checker)?;
     if redact {
@@ -451,4 +452,23 @@ fn every_valid_and_corrupted_card_served_over_pcsc_replays_from_its_recording() 
         cards.len(),
         started.elapsed().as_secs_f64()
     );
+}
+
+#[test]
+fn recording_a_specified_card_is_refused_naming_it() {
+    let p = profile::load(&common::vectors().join("profiles/my-number/valid/specified-07.yaml"))
+        .unwrap();
+    let trust = TrustStore::embedded_test_roots();
+    let checker = Checker {
+        trust: &trust,
+        options: common::options(3),
+    };
+    let options = Options {
+        card_number: Some(p.card_number.to_string()),
+        ..Options::default()
+    };
+    let err = record::read_card(&mut p.card(), &p.name, &options, &checker)
+        .err()
+        .expect("a specified card is not recorded");
+    assert!(err.to_string().contains("a specified card"), "{err:#}");
 }

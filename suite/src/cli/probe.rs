@@ -11,6 +11,7 @@ use clap::Args;
 use rclab_emulator::profile;
 use rclab_suite::pcsc_channel::PcscChannel;
 use rclab_suite::probe::{self, Options, ProbeTarget, Report, Risk, battery::PROBES, fragment};
+use rclab_suite::run::delivery_key;
 
 use super::emit;
 use super::parse::parse_wait;
@@ -47,6 +48,10 @@ pub(crate) struct ProbeArgs {
     /// Seed of the probe's random numbers (default: from the operating system).
     #[arg(long)]
     pub(crate) seed: Option<u64>,
+    /// The delivery public key a specified card's session keys are sent under (raw
+    /// modulus, DER SubjectPublicKeyInfo or the platform's TLV; default: the TEST key).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) delivery_key: Option<PathBuf>,
 }
 
 /// `--card-number`: two upper-case letters, eight digits, two upper-case letters.
@@ -106,9 +111,9 @@ pub(crate) fn warn_risky(options: &Options) {
     for flag in &options.risky {
         eprintln!(
             "rclab: warning: --risky {flag} sends a WRONG VERIFY to the card. Whether real \
-             residence cards count failed VERIFYs against a retry counter (and block) is \
-             unknown; only generation 2 is specified to have none. Use a card you can \
-             afford to lose."
+             residence cards (and the specified card's 在留AP) count failed VERIFYs against \
+             a retry counter (and block) is unknown; only generation 2 is specified to have \
+             none. Use a card you can afford to lose."
         );
     }
 }
@@ -118,6 +123,12 @@ pub(crate) fn run(args: ProbeArgs) -> Result<ExitCode> {
         card_number: args.card_number.clone(),
         risky: args.risky.clone(),
         seed: args.seed,
+        delivery_key: match &args.delivery_key {
+            Some(file) => {
+                Some(delivery_key::load(file).map_err(|e| anyhow::anyhow!("--delivery-key: {e}"))?)
+            }
+            None => None,
+        },
     };
     let report = probe_card(
         args.reader.as_deref(),

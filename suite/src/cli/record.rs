@@ -80,6 +80,7 @@ pub(crate) fn run(args: RecordArgs) -> Result<ExitCode> {
         card_number: Some(args.card_number.clone()),
         risky: args.risky.clone(),
         seed: None,
+        delivery_key: None,
     };
     super::probe::warn_risky(&options);
     let recording = match (&args.reader, &args.profile) {

@@ -9,6 +9,8 @@ use rclab_emulator::protocol::{Generation, Status, tlv};
 
 use super::{Ctx, Decision, Finding, Risk, Seen, spaced_hex};
 
+mod residence;
+
 /// One probe of the battery.
 pub struct Probe {
     /// Its name (the README's and the header's).
@@ -32,7 +34,9 @@ pub const PROBES: &[Probe] = &[
         decides: &[],
         needs_card_number: false,
         risk: Risk::ReadOnly,
-        sends: "00 B0 8A 00 00 (MF/EF02, the card type C1): the generation and layout",
+        sends: "00 B0 8A 00 00 (MF/EF02, the card type C1): the generation and layout; when \
+                the MF has none, 00 A4 04 0C 10 D3 92 F0 00 4F 01 00…00 (SELECT 在留AP) and \
+                00 B0 8A 00 00 there (C1 07/08: a specified card)",
         run: card_type,
     },
     Probe {
@@ -132,11 +136,43 @@ pub const PROBES: &[Probe] = &[
                 the right one",
         run: failed_verify,
     },
+    Probe {
+        name: "residence-ap",
+        decides: &[
+            residence::OAEP,
+            residence::TEMPLATE,
+            residence::SM,
+            residence::VERIFY_P2,
+            residence::DF_SELECT,
+            residence::LE_DO,
+            residence::COMMON_DATA,
+        ],
+        needs_card_number: true,
+        risk: Risk::Authenticated,
+        sends: "the reference checker's read of the 在留AP (SELECT, C1/C0, SET SESSION KEY under \
+                the delivery key in each form until one is taken, VERIFY under SM, SELECT and \
+                SM READ of DF1–DF3; headers and status words kept), then 00 B0 8A 00 00 with \
+                DF3 current",
+        run: residence::settings,
+    },
+    Probe {
+        name: "residence-wrong-number",
+        decides: &[residence::WRONG_NUMBER],
+        needs_card_number: true,
+        risk: Risk::Risky("residence-wrong-number"),
+        sends: "SELECT 在留AP, SET SESSION KEY, VERIFY under SM of a WRONG number; on 63 Cx \
+                VERIFY of the right one (the tries counted back up)",
+        run: residence::wrong_number,
+    },
 ];
 
-/// Knob rows no probe can decide, with the reason (none today: a row added to `KNOBS`
-/// must get a probe or a line here, or the battery's test fails).
-pub const UNDECIDABLE: &[(&str, &str)] = &[];
+/// Knob rows no probe can decide, with the reason: a row added to `KNOBS` must get a
+/// probe or a line here, or the battery's test fails.
+pub const UNDECIDABLE: &[(&str, &str)] = &[(
+    "platform.residence_delivery_key_format",
+    "not a card property: the format of the delivery public-key file a checker is handed \
+     (give yours with --delivery-key); the card never shows it",
+)];
 
 /// Why `path` cannot be probed, if it is listed as undecidable.
 pub fn undecidable(path: &str) -> Option<&'static str> {
@@ -243,8 +279,27 @@ fn card_type(ctx: &mut Ctx<'_>) -> Vec<Finding> {
         && let Ok((c1, _)) = tlv::parse_at(&r.data, 0)
         && c1.tag == 0xC1
         && let Some((generation, card_type)) = CardType::from_code(c1.value)
+        && !card_type.is_specified()
     {
         ctx.layout = Some(Layout::of(generation, card_type));
+        return Vec::new();
+    }
+    // No residence card type at the MF: a specified card has it under its 在留AP.
+    if ctx.fresh().is_err()
+        || !crate::checker::my_number::has_residence_ap(ctx.session.channel_mut())
+    {
+        return Vec::new();
+    }
+    let answer = ctx.session.transmit(&[0x00, 0xB0, 0x8A, 0x00, 0x00]);
+    if let Ok(r) = answer
+        && r.status == Status::Success
+        && let Ok((c1, _)) = tlv::parse_at(&r.data, 0)
+        && c1.tag == 0xC1
+        && let Some((generation, card_type)) = CardType::from_code(c1.value)
+        && card_type.is_specified()
+    {
+        ctx.layout = Some(Layout::of(generation, card_type));
+        ctx.specified = true;
     }
     Vec::new()
 }
@@ -1110,13 +1165,36 @@ fn failed_verify(ctx: &mut Ctx<'_>) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::ProbedCard;
     use rclab_emulator::card::knobs::KNOBS;
 
     #[test]
     fn every_knob_is_decided_by_one_probe_or_listed_as_undecidable() {
-        // `rclab probe` reads residence cards: the My Number platform's rows (its own and
-        // the specified card's) are not probed yet, and the README says so.
-        for k in KNOBS.iter().filter(|k| !k.is_my_number()) {
+        // `rclab probe` reads residence cards and the specified card's 在留AP: the plain My
+        // Number platform's rows are not probed yet (no card shows them to the probe), and
+        // the README says so.
+        let cards = [
+            ProbedCard::Residence(Generation::First),
+            ProbedCard::Residence(Generation::Second),
+            ProbedCard::Specified,
+        ];
+        let shown: Vec<_> = KNOBS
+            .iter()
+            .filter(|k| cards.iter().any(|c| c.shows(k)))
+            .collect();
+        assert!(
+            shown.iter().any(|k| k.is_residence_ap()),
+            "the specified card's rows are covered"
+        );
+        for k in KNOBS.iter().filter(|k| k.is_residence_ap()) {
+            assert!(ProbedCard::Specified.shows(k), "{}", k.path);
+            assert!(
+                !ProbedCard::Residence(Generation::Second).shows(k),
+                "{}",
+                k.path
+            );
+        }
+        for k in shown {
             let deciding: Vec<&str> = PROBES
                 .iter()
                 .filter(|p| p.decides.contains(&k.path))

@@ -124,6 +124,9 @@ fn header(report: &Report) -> String {
         ),
     );
     let card = match (report.generation, report.card_type) {
+        (Some(g), Some(t)) if t.is_specified() => {
+            format!("generation {g}, {t:?} (C1 in the 在留AP): a specified card")
+        }
         (Some(g), Some(t)) => format!("generation {g}, {t:?} (MF/EF02 C1)"),
         _ => "card type not read: every knob unknown".into(),
     };

@@ -8,6 +8,10 @@
 //! with the reason (a test holds the table to that). A probe that sees an answer outside
 //! every value of a knob reports [`Decision::Unknown`] with what it saw, never a guess.
 //!
+//! On a specified card (`07`/`08`: a My Number card with the 在留AP) the battery probes the
+//! 在留AP's rows only ([`ProbedCard::shows`]): the reference checker's read tells which
+//! reading of each open question the card took (`battery/residence.rs`).
+//!
 //! What comes out is a [`Report`]: a [`Finding`] per knob with its evidence (APDU headers,
 //! status words, lengths and layouts — never file contents, the card number or the PUPI),
 //! rendered by [`fragment`] as a profile overlay (`knobs:`, `reader:` …) that loads under
@@ -23,13 +27,16 @@ use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
 
 use rclab_emulator::card::knobs::{KNOBS, KnobSpec, knob};
+use rclab_emulator::chip::ChipKind;
 use rclab_emulator::fault::SimCard;
 use rclab_emulator::protocol::crypto::card_number_key;
+use rclab_emulator::protocol::key_delivery::DeliveryPublicKey;
 use rclab_emulator::protocol::layout::{Access, CardType, Df, EfRow, Layout};
 use rclab_emulator::protocol::{Generation, Response, Status};
 use rclab_emulator::reader::{ReadMode, ReaderError, Session};
 use rclab_emulator::transport::{Channel, TransportError};
 
+use crate::checker::data::ResidenceApSettings;
 use crate::pcsc_channel::PcscChannel;
 
 /// A card the probe can talk to and power-cycle: each probe starts from a fresh chip, so
@@ -212,6 +219,47 @@ pub struct Options {
     pub risky: Vec<String>,
     /// Seed of RND.IFD and K.IFD (default: from the operating system).
     pub seed: Option<u64>,
+    /// The delivery public key a specified card's session keys are sent under
+    /// (`--delivery-key`); `None` is the bundled TEST key, as for the reference checker.
+    pub delivery_key: Option<DeliveryPublicKey>,
+}
+
+/// The card as far as the probe has told it: which rows of [`KNOBS`] it shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbedCard {
+    /// The card type did not read: every row is shown (and most end unknown).
+    Unknown,
+    /// A residence card of this generation (MF/EF02 `C1`).
+    Residence(Generation),
+    /// A specified card (`07`/`08`): a My Number card with the 在留AP.
+    Specified,
+}
+
+impl ProbedCard {
+    /// True when the probe reports on `knob` for this card: a residence card's rows of its
+    /// generation; on a specified card the 在留AP's rows (`platform.residence_*`) only —
+    /// the plain My Number platform's rows (`platform.mf_select` …) are not probed yet.
+    pub fn shows(self, knob: &KnobSpec) -> bool {
+        match self {
+            ProbedCard::Unknown => true,
+            ProbedCard::Residence(generation) => {
+                knob.applies_to_profile(ChipKind::Residence, generation)
+            }
+            ProbedCard::Specified => {
+                knob.applies_to_profile(ChipKind::SpecifiedResidence, Generation::Second)
+                    && knob.is_residence_ap()
+            }
+        }
+    }
+
+    /// In words, for a probe that does not apply.
+    fn name(self) -> String {
+        match self {
+            ProbedCard::Unknown => "a card of unknown type".into(),
+            ProbedCard::Residence(g) => format!("generation {}", g.number()),
+            ProbedCard::Specified => "a specified card (its 在留AP's rows only)".into(),
+        }
+    }
 }
 
 /// A channel that counts what passes through it.
@@ -236,6 +284,12 @@ pub struct Ctx<'a> {
     layout: Option<&'static Layout>,
     /// Whether the card writes long TLV lengths (`knobs.tlv_lengths`), once probed.
     long_lengths: Option<bool>,
+    /// The card has the 在留AP (a specified card), once the card type was read.
+    specified: bool,
+    /// The delivery key given (`None`: the bundled TEST key).
+    delivery_key: Option<DeliveryPublicKey>,
+    /// What the 在留AP took in the reference checker's read, once probed.
+    residence_ap: Option<ResidenceApSettings>,
 }
 
 /// The hex of `bytes`, spaced (`00 B0 8B 00 07`).
@@ -259,6 +313,18 @@ impl<'a> Ctx<'a> {
             rng,
             layout: None,
             long_lengths: None,
+            specified: false,
+            delivery_key: options.delivery_key.clone(),
+            residence_ap: None,
+        }
+    }
+
+    /// What the probe knows of the card so far.
+    pub fn card(&self) -> ProbedCard {
+        match self.layout {
+            _ if self.specified => ProbedCard::Specified,
+            Some(l) => ProbedCard::Residence(l.generation),
+            None => ProbedCard::Unknown,
         }
     }
 
@@ -345,13 +411,10 @@ pub fn probe(target: &mut dyn ProbeTarget, name: &str, options: &Options) -> Rep
     let mut findings: Vec<Finding> = Vec::new();
     let mut probes = Vec::new();
     for probe in battery::PROBES {
-        let applies = |path: &&str| {
-            ctx.layout
-                .is_none_or(|l| knob(path).is_none_or(|k| k.applies_to(l.generation)))
-        };
+        let card = ctx.card();
+        let applies = |path: &&str| knob(path).is_none_or(|k| card.shows(k));
         let skipped = if !probe.decides.is_empty() && !probe.decides.iter().any(applies) {
-            let generation = ctx.layout.map_or(0, |l| l.generation.number());
-            Some(format!("its knobs do not apply to generation {generation}"))
+            Some(format!("its knobs do not apply to {}", card.name()))
         } else if probe.needs_card_number && options.card_number.is_none() {
             Some("needs the card number (--card-number)".to_owned())
         } else if let Risk::Risky(flag) = probe.risk
@@ -387,13 +450,13 @@ pub fn probe(target: &mut dyn ProbeTarget, name: &str, options: &Options) -> Rep
         findings.extend(found);
     }
     let layout = ctx.layout;
+    let card = ctx.card();
     let _ = ctx.fresh();
     // One finding per knob the card shows, in table order; a knob no probe reported on
     // (the undecidable ones) says why.
-    let shown = |k: &KnobSpec| layout.is_none_or(|l| k.applies_to(l.generation));
     let findings = KNOBS
         .iter()
-        .filter(|k| shown(k))
+        .filter(|k| card.shows(k))
         .map(|k| {
             findings
                 .iter()

@@ -53,6 +53,12 @@ pub fn read_card(
     let (Some(generation), Some(card_type)) = (report.generation, report.card_type) else {
         bail!("the card type (MF/EF02 C1) did not read as a residence card's");
     };
+    if card_type.is_specified() {
+        bail!(
+            "a specified card (C1 {card_type:?} in its 在留AP): rclab record reads residence \
+             cards only; rclab probe tells its 在留AP's knobs"
+        );
+    }
     let generation = if generation == 1 {
         Generation::First
     } else {
