@@ -128,22 +128,33 @@ knob_enum! {
     PlatformTlv } default RawModulus
 }
 
+/// The key-delivery settings a card of `oaep` and `template` takes: how a reader that
+/// learned them (or a checker team that read them in SPEC3) builds SET SESSION KEY.
+pub fn key_delivery_config(
+    oaep: ResidenceOaep,
+    template: ResidenceKeyTemplate,
+) -> KeyDeliveryConfig {
+    KeyDeliveryConfig {
+        digest: match oaep {
+            ResidenceOaep::Sha256 => OaepDigest::Sha256,
+            ResidenceOaep::Sha1 => OaepDigest::Sha1,
+        },
+        template: match template {
+            ResidenceKeyTemplate::EncryptionKey => KeyTemplate::EncryptionKey,
+            ResidenceKeyTemplate::EncryptionAndMacKey => KeyTemplate::EncryptionAndMacKey,
+        },
+    }
+}
+
 impl MyNumberKnobs {
     /// The key-delivery settings of the 在留AP.
     pub fn residence_key_delivery(&self) -> KeyDeliveryConfig {
-        KeyDeliveryConfig {
-            digest: match self.residence_oaep_digest {
-                ResidenceOaep::Sha256 => OaepDigest::Sha256,
-                ResidenceOaep::Sha1 => OaepDigest::Sha1,
-            },
-            // The CMAC variant needs a MAC key whatever the template knob says.
-            template: match (self.residence_sm, self.residence_key_template) {
-                (ResidenceSm::Cmac, _) | (_, ResidenceKeyTemplate::EncryptionAndMacKey) => {
-                    KeyTemplate::EncryptionAndMacKey
-                }
-                _ => KeyTemplate::EncryptionKey,
-            },
-        }
+        // The CMAC variant needs a MAC key whatever the template knob says.
+        let template = match self.residence_sm {
+            ResidenceSm::Cmac => ResidenceKeyTemplate::EncryptionAndMacKey,
+            ResidenceSm::CounterIv => self.residence_key_template,
+        };
+        key_delivery_config(self.residence_oaep_digest, template)
     }
 
     /// The Le DO form of the 在留AP's counter SM.

@@ -37,15 +37,14 @@ use rand_chacha::ChaCha20Rng;
 
 use rclab_emulator::my_number::residence_ap::{
     RESIDENCE_AP_AID, ResidenceDfSelect, ResidenceKeyTemplate, ResidenceLeDo, ResidenceOaep,
-    ResidenceSm, ResidenceVerifyP2,
+    ResidenceSm, ResidenceVerifyP2, key_delivery_config,
 };
 use rclab_emulator::protocol::counter_sm::{
     self, CLA_SM_CMAC, CmacSm, CounterSmError, LeDoForm, MessageCounter, PendingResponse,
     ReaderCmacSm, ReaderCounterSm, SW_MISSING_SM_DO,
 };
 use rclab_emulator::protocol::key_delivery::{
-    self, DeliveryPublicKey, KeyDeliveryConfig, KeyTemplate, OaepDigest, PublicKeyError,
-    PublicKeyFormat, SessionKeys,
+    self, DeliveryPublicKey, PublicKeyError, PublicKeyFormat, SessionKeys,
 };
 use rclab_emulator::protocol::layout::{CardType, Df, EfRow, MF_CARD_TYPE, MF_COMMON};
 use rclab_emulator::protocol::{CommandBuilder, Response, Status};
@@ -245,16 +244,7 @@ impl ApReader<'_, '_> {
         };
         let mut unbuildable = None;
         for (oaep, template) in forms {
-            let config = KeyDeliveryConfig {
-                digest: match oaep {
-                    ResidenceOaep::Sha256 => OaepDigest::Sha256,
-                    ResidenceOaep::Sha1 => OaepDigest::Sha1,
-                },
-                template: match template {
-                    ResidenceKeyTemplate::EncryptionKey => KeyTemplate::EncryptionKey,
-                    ResidenceKeyTemplate::EncryptionAndMacKey => KeyTemplate::EncryptionAndMacKey,
-                },
-            };
+            let config = key_delivery_config(oaep, template);
             let (apdu, keys) = match key_delivery::build(self.delivery_key, config, self.rng) {
                 Ok(built) => built,
                 // A key too short for this form's padding: the other forms may still fit.

@@ -12,14 +12,12 @@ use rand::RngExt as _;
 use serde::Serialize;
 
 use rclab_emulator::my_number::residence_ap::{
-    RESIDENCE_AP_AID, ResidenceKeyTemplate, ResidenceOaep, ResidenceSm, ResidenceVerifyP2,
+    RESIDENCE_AP_AID, ResidenceSm, ResidenceVerifyP2, key_delivery_config,
 };
 use rclab_emulator::protocol::counter_sm::{
     CLA_SM_CMAC, LeDoForm, PendingResponse, ReaderCmacSm, ReaderCounterSm,
 };
-use rclab_emulator::protocol::key_delivery::{
-    self, DeliveryPublicKey, KeyDeliveryConfig, KeyTemplate, OaepDigest, PublicKeyFormat,
-};
+use rclab_emulator::protocol::key_delivery::{self, DeliveryPublicKey, PublicKeyFormat};
 use rclab_emulator::protocol::{Response, Status};
 use rclab_emulator::reader::select_by_aid_apdu;
 use rclab_emulator::transport::{Channel, TransportError};
@@ -353,16 +351,7 @@ pub(super) fn wrong_number(ctx: &mut Ctx<'_>) -> Vec<Finding> {
     if !selected.is_ok_and(|r| r.status == Status::Success) {
         return vec![unknown(WRONG_NUMBER, evidence, "SELECT 在留AP was refused")];
     }
-    let config = KeyDeliveryConfig {
-        digest: match oaep {
-            ResidenceOaep::Sha256 => OaepDigest::Sha256,
-            ResidenceOaep::Sha1 => OaepDigest::Sha1,
-        },
-        template: match template {
-            ResidenceKeyTemplate::EncryptionKey => KeyTemplate::EncryptionKey,
-            ResidenceKeyTemplate::EncryptionAndMacKey => KeyTemplate::EncryptionAndMacKey,
-        },
-    };
+    let config = key_delivery_config(oaep, template);
     let (apdu, keys) = match key_delivery::build(&key, config, &mut ctx.rng) {
         Ok(built) => built,
         Err(e) => {
