@@ -115,10 +115,20 @@ esac
 
 # 4. A fresh nonce, signed by the card after the PIN, verified with the certificate's key.
 head -c 32 /dev/urandom >"$work/nonce"
-signed=$(pkcs11-tool --module "$module" --slot-description "$reader" --login --pin "$pin" \
-    --sign --mechanism SHA256-RSA-PKCS --id 01 -i "$work/nonce" -o "$work/sig" 2>&1)
-status=$?
-echo "$signed" >&2
+# C_GetSlotList counts the slots, then lists them: a card arriving in another reader in
+# between (OpenSC adds a virtual slot per PIN of a card) makes the list longer than the
+# count, and pkcs11-tool gives up with CKR_BUFFER_TOO_SMALL before it logs in. Nothing
+# was sent to this card's PIN, so asking again is safe (three tries at most).
+for attempt in 1 2 3; do
+    signed=$(pkcs11-tool --module "$module" --slot-description "$reader" --login --pin "$pin" \
+        --sign --mechanism SHA256-RSA-PKCS --id 01 -i "$work/nonce" -o "$work/sig" 2>&1)
+    status=$?
+    echo "$signed" >&2
+    case "$signed" in
+        *"C_GetSlotList() failed"*CKR_BUFFER_TOO_SMALL*) [ "$attempt" -lt 3 ] && sleep 0.2 && continue ;;
+    esac
+    break
+done
 if [ $status -ne 0 ]; then
     case "$signed" in
         *CKR_PIN_INCORRECT*) verdict wrong_pin "the card refused the PIN" ;;
