@@ -370,3 +370,38 @@ impl Channel for WrongKeyAfterVerify {
         Ok(answer)
     }
 }
+
+/// A generation-2 residence chip answering `C1 07` at its MF (C1 is not signed): a specified
+/// card holds its type only in the 在留AP, so the relabelled chip is a forgery, never a
+/// genuine specified card.
+#[test]
+fn a_residence_chip_relabelled_07_at_its_mf_is_forged() {
+    struct Relabel(rclab_emulator::fault::SimCard);
+    impl Channel for Relabel {
+        fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+            let mut answer = self.0.transmit(apdu)?;
+            if apdu.starts_with(&[0x00, 0xB0, 0x8A]) {
+                let n = answer.len();
+                if let Some(i) = answer[..n.saturating_sub(2)]
+                    .windows(2)
+                    .position(|w| w == b"05")
+                {
+                    answer[i + 1] = b'7';
+                }
+            }
+            Ok(answer)
+        }
+    }
+    let p = load("valid/gen2-residence");
+    let unchanged = check(&mut p.card(), p.card_number.as_str(), 1);
+    assert_eq!(unchanged.verdict, Verdict::GENUINE, "{}", unchanged.detail);
+    let report = check(&mut Relabel(p.card()), p.card_number.as_str(), 1);
+    assert_eq!(report.data.card_type.as_deref(), Some("07"));
+    assert_eq!(
+        report.verdict,
+        Verdict::with(VerdictKind::Forged, Reason::MalformedData),
+        "{}",
+        report.detail
+    );
+    assert!(report.detail.contains("在留AP"), "{}", report.detail);
+}

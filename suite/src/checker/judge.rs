@@ -52,6 +52,19 @@ pub(super) fn run(
             format!("card type {} is not 1, 2, 05 or 06", hex::encode_upper(c1)),
         );
     };
+    // C1 is not signed: a generation-2 chip relabelled 07/08 would otherwise read as a
+    // specified card. A specified card keeps its card type in the 在留AP, never at the MF.
+    if kind.specified {
+        return stop(
+            VerdictKind::Forged,
+            Some(Reason::MalformedData),
+            format!(
+                "card type {} at the MF: a specified card holds its card type in the 在留AP, \
+                 on the My Number platform",
+                text(c1)
+            ),
+        );
+    }
     let generation = kind.info.generation;
     card.set_generation(generation);
     data.generation = Some(generation.number());

@@ -93,6 +93,8 @@ pub(super) struct CardKind {
     pub info: &'static GenerationInfo,
     /// A residence card, as opposed to a special permanent resident certificate.
     pub residence_card: bool,
+    /// A specified card's type (07, 08): found only in the 在留AP.
+    pub specified: bool,
     pub df1: Df1Rows,
     /// DF3/EF01 and the tags of the check code and of the certificate in it.
     pub check_code_ef: &'static EfRow,
@@ -127,6 +129,7 @@ impl CardKind {
                 card_type,
                 CardType::ResidenceCard | CardType::SpecifiedResidenceCard
             ),
+            specified: card_type.is_specified(),
             df1,
             check_code_ef,
             check_code_tag: check_code.tag,
