@@ -129,8 +129,11 @@ mod tests {
     #[test]
     #[allow(unsafe_code)] // SAFETY comments on each unsafe block below.
     fn a_fifo_is_refused_without_blocking() {
-        let dir = std::env::temp_dir().join(format!("rclab-files-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("rclab-files-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path();
         let fifo = dir.join("fifo");
         let _ = std::fs::remove_file(&fifo);
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
@@ -143,7 +146,6 @@ mod tests {
             create_regular(&fifo, Readers::Anyone),
             Err(ReadError::NotRegular(_))
         ));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -157,8 +159,11 @@ mod tests {
             create_regular(Path::new("/"), Readers::Anyone),
             Err(ReadError::Io(_))
         ));
-        let dir = std::env::temp_dir().join(format!("rclab-files-out-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("rclab-files-out-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path();
         let target = dir.join("target");
         std::fs::write(&target, b"keep me").unwrap();
         let link = dir.join("link");
@@ -175,7 +180,6 @@ mod tests {
         assert_eq!(std::fs::read(&private).unwrap(), b"new");
         let mode = std::fs::metadata(&private).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

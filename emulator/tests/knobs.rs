@@ -57,8 +57,11 @@ fn every_knob_value_compiles_over_every_valid_profile() {
             .iter()
             .any(|p| p.kind() == rclab_emulator::chip::ChipKind::SpecifiedResidence)
     );
-    let dir = std::env::temp_dir().join(format!("rclab-knobs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let tmp = tempfile::Builder::new()
+        .prefix("rclab-knobs-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let mut compiled = 0;
     for knob in KNOBS {
         for base in &valid {
@@ -80,6 +83,5 @@ fn every_knob_value_compiles_over_every_valid_profile() {
             }
         }
     }
-    std::fs::remove_dir_all(&dir).ok();
     assert!(compiled > 20, "{compiled}");
 }

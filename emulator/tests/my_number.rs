@@ -447,8 +447,11 @@ fn the_forged_and_corrupted_cards_differ_from_the_adult_card_only_as_they_say() 
 #[test]
 fn every_my_number_knob_value_compiles_and_acts() {
     use rclab_emulator::card::knobs::KNOBS;
-    let dir = std::env::temp_dir().join(format!("rclab-mn-knobs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("rclab-mn-knobs-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let valid = profile::load_dir(&vectors().join("profiles/my-number/valid")).unwrap();
     let mut compiled = 0;
     let with = |knob: &str, value: &str, base: &Profile| {
@@ -507,13 +510,15 @@ fn every_my_number_knob_value_compiles_and_acts() {
         card.reader().atr,
         h("3B 88 80 01 00 00 00 00 00 81 81 00 09")
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
 fn my_number_profile_errors_name_the_field() {
-    let dir = std::env::temp_dir().join(format!("rclab-mn-errors-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("rclab-mn-errors-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let adult = vectors().join("profiles/my-number/valid/adult.yaml");
     let cases: &[(&str, &str, &str)] = &[
         (
@@ -611,7 +616,6 @@ fn my_number_profile_errors_name_the_field() {
     .unwrap();
     let error = profile::load(&file).unwrap_err();
     assert_eq!(error.field.as_deref(), Some("jpki"), "{error}");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// A command a reader might send: near-valid headers of the card's instructions, or bytes.
@@ -713,8 +717,11 @@ fn the_jpki_test_certificates_have_the_real_ones_shape() {
 /// generic selectors act (`verify`, `select`, `read`, `any`, removal, delays).
 #[test]
 fn faults_act_on_a_my_number_card() {
-    let dir = std::env::temp_dir().join(format!("rclab-mn-faults-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("rclab-mn-faults-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let adult = vectors().join("profiles/my-number/valid/adult.yaml");
     let with = |faults: &str| {
         let file = dir.join("faulty.yaml");
@@ -739,5 +746,4 @@ fn faults_act_on_a_my_number_card() {
     let mut card = with("  - delay: { on: any, ms: 10 }\n").card();
     assert_eq!(sw(&mut card, SELECT_JPKI), "9000");
     assert_eq!(card.simulated_time(), std::time::Duration::from_millis(10));
-    std::fs::remove_dir_all(&dir).ok();
 }

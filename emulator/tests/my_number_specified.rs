@@ -35,8 +35,11 @@ fn load(name: &str) -> Profile {
 
 /// `base` with `yaml` added, loaded from a scratch file.
 fn overlay(base: &str, yaml: &str, tag: &str) -> Profile {
-    let dir = std::env::temp_dir().join(format!("rclab-specified-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("rclab-specified-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let file = dir.join(format!("{tag}.yaml"));
     let base = vectors().join(format!("profiles/my-number/{base}.yaml"));
     std::fs::write(&file, format!("extends: {}\n{yaml}", base.display())).unwrap();
@@ -470,8 +473,11 @@ fn specified_profile_errors_name_the_field() {
             "residence_ap.delivery_key",
         ),
     ];
-    let dir = std::env::temp_dir().join(format!("rclab-specified-err-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("rclab-specified-err-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     for (i, (yaml, field)) in cases.into_iter().enumerate() {
         let file = dir.join(format!("case{i}.yaml"));
         let base = vectors().join("profiles/my-number/valid/specified-07.yaml");
@@ -791,8 +797,11 @@ fn the_counter_fault_puts_the_card_one_ahead_after_verify() {
 /// profile is refused, naming the fault; a bad `nth` is refused too.
 #[test]
 fn session_faults_are_refused_without_the_residence_ap() {
-    let dir = std::env::temp_dir().join(format!("rclab-session-faults-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("rclab-session-faults-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let bases = [
         (
             "profiles/valid/gen2-residence.yaml",

@@ -323,8 +323,11 @@ fn the_forged_profiles_fail_exactly_where_they_should() {
 
 #[test]
 fn text_ap_profile_errors_name_the_field() {
-    let dir = std::env::temp_dir().join(format!("rclab-mn-text-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("rclab-mn-text-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let base = vectors().join("profiles/my-number/valid/adult.yaml");
     let cases = [
         (
@@ -367,7 +370,6 @@ fn text_ap_profile_errors_name_the_field() {
     .unwrap();
     let err = profile::load(&file).unwrap_err().to_string();
     assert!(err.contains("text_ap"), "{err}");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// A8's derived vector chain, sent byte for byte: a card holding the JPKI test card's
@@ -376,8 +378,11 @@ fn text_ap_profile_errors_name_the_field() {
 /// 0001 (N = 2) and READ BINARY of the whole file (N = 3), whose answer is A8's exactly.
 #[test]
 fn a8_known_answers_through_the_card() {
-    let dir = std::env::temp_dir().join(format!("rclab-mn-a8-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("rclab-mn-a8-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let file = dir.join("a8.yaml");
     let base = vectors().join("profiles/my-number/valid/adult.yaml");
     std::fs::write(
@@ -429,15 +434,17 @@ fn a8_known_answers_through_the_card() {
             "86 21 01 C7 6A 26 8C 18 FA 81 4B 8C 6A 33 3E CC 84 68 67 96 AA 27 B6 0C BA 7F 02 01 97 67 F7 16 7C E1 39"
         )
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// `platform.text_failed_key_delivery`: a failing SET SESSION KEY ends the open session by
 /// default; with `keeps_session` the old session still reads.
 #[test]
 fn a_failed_key_delivery_drops_or_keeps_the_session_per_knob() {
-    let dir = std::env::temp_dir().join(format!("rclab-mn-kd-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("rclab-mn-kd-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let base = vectors().join("profiles/my-number/valid/adult.yaml");
     for (value, after) in [("drops_session", "6982"), ("keeps_session", "9000")] {
         let file = dir.join(format!("{value}.yaml"));
@@ -459,7 +466,6 @@ fn a_failed_key_delivery_drops_or_keeps_the_session_per_knob() {
         let (apdu, _) = sm.select_ef(0x0001).unwrap();
         assert_eq!(send_raw(&mut card, &apdu).1, after, "{value}");
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// `text_ap::check_files`, the checker's whole judgement of the text AP, over the valid and

@@ -19,7 +19,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -364,31 +363,23 @@ fn yaml(parent: &Path, entries: &[(&str, &str)]) -> String {
     out
 }
 
-/// A fresh folder under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
+/// A fresh folder under the system temp dir (a random name), removed on drop.
+struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     fn new() -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "rclab-extends-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
+        TempDir(
+            tempfile::Builder::new()
+                .prefix("rclab-extends-")
+                .tempdir()
+                .expect("temp dir"),
+        )
     }
 
     fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
+        let path = self.0.path().join(name);
         std::fs::write(&path, text).expect("write profile");
         path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -524,7 +515,7 @@ fn overrides_reach_the_card_and_an_empty_child_is_its_parent() {
     let changed =
         load(&dir.write("sex.yaml", &yaml(&base, &[("printed.sex", "female")]))).expect("child");
     assert_ne!(changed, parent);
-    let p = profile::load(&dir.0.join("sex.yaml")).expect("child");
+    let p = profile::load(&dir.0.path().join("sex.yaml")).expect("child");
     let printed = p
         .image
         .files

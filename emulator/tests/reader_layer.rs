@@ -15,8 +15,11 @@ fn h(s: &str) -> Vec<u8> {
 
 fn variant(name: &str, reader: &str) -> profile::Profile {
     let base = common::vectors_dir().join("profiles/valid/gen2-residence.yaml");
-    let dir = std::env::temp_dir().join(format!("rclab-reader-layer-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("rclab-reader-layer-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let file = dir.join(format!("{name}.yaml"));
     std::fs::write(
         &file,
@@ -70,8 +73,11 @@ fn the_reader_section_sets_pupi_atr_and_turns_answers_off() {
 #[test]
 fn a_bad_reader_section_is_a_located_error() {
     let base = common::vectors_dir().join("profiles/valid/gen2-residence.yaml");
-    let dir = std::env::temp_dir().join(format!("rclab-reader-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("rclab-reader-bad-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let file = dir.join("bad.yaml");
     std::fs::write(
         &file,
@@ -80,7 +86,6 @@ fn a_bad_reader_section_is_a_located_error() {
     .unwrap();
     let err = profile::load(&file).unwrap_err();
     assert_eq!(err.field.as_deref(), Some("reader.pupi"), "{err}");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// A card that has left the field: the reader has no UID to give, and `FF CA` reports the

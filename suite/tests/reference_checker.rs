@@ -190,10 +190,14 @@ fn with_knob(
         .unwrap_or_else(|e| panic!("{} = {value} over {}: {e}", knob.path, base.name))
 }
 
+/// A new folder of its own (a random name: never one left by an earlier run).
 fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("rclab-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    let prefix = format!("rclab-{name}-");
+    tempfile::Builder::new()
+        .prefix(&prefix)
+        .tempdir()
+        .unwrap()
+        .keep()
 }
 
 /// Every value of every knob (`KNOBS`), over every valid profile of the knob's

@@ -460,8 +460,11 @@ fn vpcd_reply_carries_the_delay_and_the_removal() {
 /// Writes `text` as a profile next to the valid ones' folder (so `extends:` resolves)
 /// and loads it.
 fn load_text(name: &str, text: &str) -> Result<Profile, profile::ProfileError> {
-    let dir = std::env::temp_dir().join(format!("rclab-faults-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("rclab-faults-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let path = dir.join(format!("{name}.yaml"));
     let base = common::vectors_dir().join("profiles/valid");
     std::fs::write(&path, text.replace("VALID", &base.display().to_string())).unwrap();

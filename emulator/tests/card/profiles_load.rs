@@ -58,21 +58,17 @@ fn with_knobs(base: &str, knobs: &str) -> rclab_emulator::profile::Profile {
     let valid = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../vectors/profiles/valid")
         .join(format!("{base}.yaml"));
-    let dir = std::env::temp_dir().join(format!(
-        "rclab-knob-layout-{}-{base}-{}",
-        std::process::id(),
-        knobs.len()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("variant.yaml");
+    let dir = tempfile::Builder::new()
+        .prefix("rclab-knob-layout-")
+        .tempdir()
+        .unwrap();
+    let file = dir.path().join("variant.yaml");
     std::fs::write(
         &file,
         format!("extends: {}\nknobs:\n{knobs}", valid.display()),
     )
     .unwrap();
-    let profile = rclab_emulator::profile::load(&file).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::remove_dir_all(&dir).ok();
-    profile
+    rclab_emulator::profile::load(&file).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn content(p: &rclab_emulator::profile::Profile, name: &str) -> Vec<u8> {
@@ -159,8 +155,11 @@ fn a_padded_certificate_still_fills_df3_under_long_form_lengths() {
     let padded_overlay = {
         let valid = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../vectors/profiles/valid/gen2-residence.yaml");
-        let dir = std::env::temp_dir().join(format!("rclab-padded-cert-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("rclab-padded-cert-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path();
         let file = dir.join("variant.yaml");
         std::fs::write(
             &file,
@@ -170,9 +169,7 @@ fn a_padded_certificate_still_fills_df3_under_long_form_lengths() {
             ),
         )
         .unwrap();
-        let profile = rclab_emulator::profile::load(&file).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::remove_dir_all(&dir).ok();
-        profile
+        rclab_emulator::profile::load(&file).unwrap_or_else(|e| panic!("{e}"))
     };
     let exact = content(&p, "DF3/EF01");
     let padded = content(&padded_overlay, "DF3/EF01");

@@ -9,7 +9,7 @@
 pub mod corpus;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -39,10 +39,18 @@ pub fn valid_path(name: &str) -> PathBuf {
     vectors_dir().join("profiles/valid").join(name)
 }
 
-/// A scratch folder for one test, `<tmp>/rclab-<suite>-<pid>-<name>`: the process id keeps
-/// runs apart; calls with the same name share the folder (a test writing several files).
+/// A scratch folder for one test, `<tmp>/rclab-tests-<random>/<suite>-<name>`; calls with
+/// the same name share the folder (a test writing several files). The random part, made
+/// once per process, keeps runs apart. A process id does not: a fresh CI machine hands out
+/// the same ids run after run, and folders an earlier run left (with its FIFOs and links)
+/// once failed the tests that make them.
 pub fn scratch_dir(suite: &str, name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rclab-{suite}-{}-{name}", std::process::id()));
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    let root = ROOT.get_or_init(|| {
+        let fresh = tempfile::Builder::new().prefix("rclab-tests-").tempdir();
+        fresh.unwrap().keep()
+    });
+    let dir = root.join(format!("{suite}-{name}"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

@@ -998,8 +998,11 @@ mod tests {
         assert_eq!(back.cards, vec![MyNumber]);
 
         // Bad values: the file, line and column, the field, and what is accepted.
-        let dir = std::env::temp_dir().join(format!("rclab-adapter-cards-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("rclab-adapter-cards-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path();
         let kinds = ["residence", "my_number", "specified_residence"];
         for (body, line, wanted) in [
             ("cards: [passport]\n", 4, "my_number"),
@@ -1019,7 +1022,6 @@ mod tests {
                 "{body:?}: {error}"
             );
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

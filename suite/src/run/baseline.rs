@@ -131,8 +131,11 @@ mod tests {
 
     /// `text` as a baseline file, loaded against [`cases`].
     fn load(name: &str, text: &str) -> (String, Result<Baseline, BaselineError>) {
-        let dir = std::env::temp_dir().join(format!("rclab-baseline-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("rclab-baseline-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path();
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         let loaded = Baseline::load(&path, &cases());

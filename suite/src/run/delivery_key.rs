@@ -108,8 +108,11 @@ mod tests {
 
     #[test]
     fn a_bad_file_is_refused_naming_the_file_and_why() {
-        let dir = std::env::temp_dir().join(format!("rclab-delivery-key-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("rclab-delivery-key-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path();
         let junk = dir.join("junk.pub");
         std::fs::write(&junk, [0u8; 7]).unwrap();
         let big = dir.join("big.pub");
@@ -118,7 +121,7 @@ mod tests {
             (junk, "not a delivery public key"),
             (big, "cannot read"),
             (dir.join("missing.pub"), "cannot read"),
-            (dir.clone(), "cannot read"),
+            (dir.to_path_buf(), "cannot read"),
         ];
         for (path, why) in cases {
             let error = load(&path).unwrap_err().to_string();
@@ -127,6 +130,5 @@ mod tests {
                 "{error}"
             );
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
