@@ -73,27 +73,44 @@ fn decode(exchange: &Exchange) -> Option<Decoded> {
     })
 }
 
+/// What every audit counts the same way, whatever the card: the answers' bytes, the
+/// VERIFY and MUTUAL AUTHENTICATE commands (whatever their class or answer: a refused try
+/// is a try), and whether `card_number` appeared in clear in a command.
+fn tally(transcript: &[Exchange], card_number: Option<&str>) -> PrivacyAudit {
+    let mut report = PrivacyAudit::default();
+    let number_hex = card_number
+        .map(|number| hex::encode_upper(number.as_bytes()))
+        .filter(|hex| !hex.is_empty());
+    for exchange in transcript {
+        let Some(decoded) = decode(exchange) else {
+            continue;
+        };
+        report.bytes_read += decoded.data_len;
+        if let Some(number_hex) = &number_hex
+            && exchange.command.to_uppercase().contains(number_hex)
+        {
+            report.card_number_in_clear = true;
+        }
+        // A command is told apart by its header's INS alone, as the card's refusals count.
+        if let [_cla, ins, _p1, _p2, ..] = decoded.command.as_slice() {
+            match Instruction::of(*ins) {
+                Instruction::Verify => report.verify += 1,
+                Instruction::MutualAuthenticate => report.mutual_authenticate += 1,
+                _ => {}
+            }
+        }
+    }
+    report
+}
+
 /// Replays the transcript against the card's layout (current DF, current EF) to see which
 /// EFs each READ BINARY touched.
 pub fn audit(image: &CardImage, card_number: &str, transcript: &[Exchange]) -> PrivacyAudit {
-    let mut report = PrivacyAudit::default();
+    let mut report = tally(transcript, Some(card_number));
     let mut df = Df::Mf;
     let mut current: Option<EfId> = None;
     let mut touched: Vec<EfId> = Vec::new();
-    let number_hex = hex::encode_upper(card_number.as_bytes());
-    for exchange in transcript {
-        let Some(Decoded {
-            command,
-            data_len,
-            ok,
-        }) = decode(exchange)
-        else {
-            continue;
-        };
-        report.bytes_read += data_len;
-        if exchange.command.contains(&number_hex) {
-            report.card_number_in_clear = true;
-        }
+    for Decoded { command, ok, .. } in transcript.iter().filter_map(decode) {
         // Commands are told apart by INS alone (as the card's refusals are counted too);
         // what they address comes from the same parser the card uses.
         let [_cla, instruction, p1, p2, ..] = command.as_slice() else {
@@ -126,8 +143,6 @@ pub fn audit(image: &CardImage, card_number: &str, transcript: &[Exchange]) -> P
                     touched.push(ef);
                 }
             }
-            Instruction::MutualAuthenticate => report.mutual_authenticate += 1,
-            Instruction::Verify => report.verify += 1,
             Instruction::ReadBinary => {
                 if let Ok(ReadTarget::Sfi { sfi, .. }) = ReadTarget::decode(*p1, *p2) {
                     current = Some(EfId::new(df, sfi));
@@ -141,6 +156,8 @@ pub fn audit(image: &CardImage, card_number: &str, transcript: &[Exchange]) -> P
             }
             Instruction::Select
             | Instruction::GetResponse
+            | Instruction::MutualAuthenticate
+            | Instruction::Verify
             | Instruction::GetChallenge
             | Instruction::Other(_) => {}
         }
@@ -187,20 +204,11 @@ pub const MY_NUMBER_NEEDED: [Content; 4] = [
 /// table (selected application by AID, current EF by FID) to see which EFs each READ
 /// BINARY touched, and which of them the verdict does not need ([`MY_NUMBER_NEEDED`]).
 pub fn audit_my_number(image: &MyNumberImage, transcript: &[Exchange]) -> PrivacyAudit {
-    let mut report = PrivacyAudit::default();
+    let mut report = tally(transcript, None);
     let mut app: Option<&'static AppRow> = None;
     let mut current: Option<&'static FileRow> = None;
     let mut touched: Vec<(&'static AppRow, &'static FileRow)> = Vec::new();
-    for exchange in transcript {
-        let Some(Decoded {
-            command,
-            data_len,
-            ok,
-        }) = decode(exchange)
-        else {
-            continue;
-        };
-        report.bytes_read += data_len;
+    for Decoded { command, ok, .. } in transcript.iter().filter_map(decode) {
         let Ok(apdu) = Apdu::parse(&command) else {
             continue;
         };
@@ -223,7 +231,6 @@ pub fn audit_my_number(image: &MyNumberImage, transcript: &[Exchange]) -> Privac
                 }
                 _ => {}
             },
-            Instruction::Verify => report.verify += 1,
             Instruction::ReadBinary | Instruction::GetResponse if ok => {
                 if let (Some(a), Some(f)) = (app, current)
                     && !touched
@@ -347,30 +354,17 @@ pub fn audit_specified(
     card_number: &str,
     transcript: &[Exchange],
 ) -> PrivacyAudit {
-    let mut report = PrivacyAudit::default();
     let Some(ap) = image.residence_ap.as_ref() else {
         // Not a specified card: the My Number rule is the one that applies.
         return audit_my_number(image, transcript);
     };
+    let mut report = tally(transcript, Some(card_number));
     let mut place = Place::Nowhere;
     let mut app_current: Option<&'static FileRow> = None;
     let mut current: Option<SpecifiedEf> = None;
     let mut mirror: Option<Mirror> = None;
     let mut touched: Vec<SpecifiedEf> = Vec::new();
-    let number_hex = hex::encode_upper(card_number.as_bytes());
-    for exchange in transcript {
-        let Some(Decoded {
-            command,
-            data_len,
-            ok,
-        }) = decode(exchange)
-        else {
-            continue;
-        };
-        report.bytes_read += data_len;
-        if !number_hex.is_empty() && exchange.command.to_uppercase().contains(&number_hex) {
-            report.card_number_in_clear = true;
-        }
+    for Decoded { command, ok, .. } in transcript.iter().filter_map(decode) {
         let Ok(apdu) = Apdu::parse(&command) else {
             continue;
         };
@@ -383,8 +377,6 @@ pub fn audit_specified(
         };
         let mut read: Option<SpecifiedEf> = None;
         match Instruction::of(apdu.ins) {
-            Instruction::Verify => report.verify += 1,
-            Instruction::MutualAuthenticate => report.mutual_authenticate += 1,
             // SELECT by AID in clear: the 在留AP (a fresh session), one of its DFs, or an
             // application of the platform (which leaves the 在留AP).
             Instruction::Select if ok && !secure && apdu.p1 == 0x04 => {
@@ -466,6 +458,8 @@ pub fn audit_specified(
             Instruction::Select
             | Instruction::ReadBinary
             | Instruction::GetResponse
+            | Instruction::Verify
+            | Instruction::MutualAuthenticate
             | Instruction::GetChallenge
             | Instruction::Other(_) => {}
         }
@@ -514,4 +508,42 @@ fn resolve(ap: &ResidenceApImage, df: Df, sfi: u8) -> Option<EfId> {
     [EfId::new(df, sfi), EfId::new(Df::Mf, sfi)]
         .into_iter()
         .find(|&id| ap.data.file(id).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rclab_emulator::transport::TransportError;
+
+    fn exchange(command: &str, response: Option<&str>) -> Exchange {
+        Exchange {
+            command: command.to_owned(),
+            response: response.map(str::to_owned).ok_or(TransportError::Timeout),
+            micros: 0,
+        }
+    }
+
+    /// What every audit counts: refused tries count, a command shorter than a header does
+    /// not, the card number is found in clear whatever the hex's case, and only answers'
+    /// data bytes count.
+    #[test]
+    fn the_shared_tally_counts_tries_bytes_and_the_number_in_clear() {
+        let number = "AB12345678CD";
+        let in_clear = format!("0020008{:X}{}", number.len(), hex::encode(number));
+        let transcript = [
+            exchange("0820008610AABBCCDDEEFF00112233445566778899", Some("6982")),
+            exchange("002000", Some("6700")),
+            exchange("0082000028", None),
+            exchange(&in_clear, Some("63C9")),
+            exchange("00B0810004", Some("C10107019000")),
+            exchange("zz", Some("0102039000")),
+        ];
+        let report = tally(&transcript, Some(number));
+        assert_eq!(report.verify, 2);
+        assert_eq!(report.mutual_authenticate, 1);
+        assert!(report.card_number_in_clear);
+        assert_eq!(report.bytes_read, 4);
+        assert!(!tally(&transcript, None).card_number_in_clear);
+        assert!(!tally(&transcript[..1], Some(number)).card_number_in_clear);
+    }
 }
