@@ -273,12 +273,7 @@ fn card_type(ctx: &mut Ctx<'_>) -> Vec<Finding> {
     if ctx.fresh().is_err() {
         return Vec::new();
     }
-    let answer = ctx.session.transmit(&[0x00, 0xB0, 0x8A, 0x00, 0x00]);
-    if let Ok(r) = answer
-        && r.status == Status::Success
-        && let Ok((c1, _)) = tlv::parse_at(&r.data, 0)
-        && c1.tag == 0xC1
-        && let Some((generation, card_type)) = CardType::from_code(c1.value)
+    if let Some((generation, card_type)) = read_card_type(ctx)
         && !card_type.is_specified()
     {
         ctx.layout = Some(Layout::of(generation, card_type));
@@ -290,18 +285,27 @@ fn card_type(ctx: &mut Ctx<'_>) -> Vec<Finding> {
     {
         return Vec::new();
     }
-    let answer = ctx.session.transmit(&[0x00, 0xB0, 0x8A, 0x00, 0x00]);
-    if let Ok(r) = answer
-        && r.status == Status::Success
-        && let Ok((c1, _)) = tlv::parse_at(&r.data, 0)
-        && c1.tag == 0xC1
-        && let Some((generation, card_type)) = CardType::from_code(c1.value)
+    if let Some((generation, card_type)) = read_card_type(ctx)
         && card_type.is_specified()
     {
         ctx.layout = Some(Layout::of(generation, card_type));
         ctx.specified = true;
     }
     Vec::new()
+}
+
+/// The card type `C1` holds where the card stands now (`00 B0 8A 00 00`), if it answers
+/// one the layout table knows.
+fn read_card_type(ctx: &mut Ctx<'_>) -> Option<(Generation, CardType)> {
+    let answer = ctx.session.transmit(&[0x00, 0xB0, 0x8A, 0x00, 0x00]).ok()?;
+    if answer.status != Status::Success {
+        return None;
+    }
+    let (c1, _) = tlv::parse_at(&answer.data, 0).ok()?;
+    if c1.tag != 0xC1 {
+        return None;
+    }
+    CardType::from_code(c1.value)
 }
 
 fn reader_get_data(ctx: &mut Ctx<'_>) -> Vec<Finding> {
