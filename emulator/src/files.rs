@@ -129,10 +129,7 @@ mod tests {
     #[test]
     #[allow(unsafe_code)] // SAFETY comments on each unsafe block below.
     fn a_fifo_is_refused_without_blocking() {
-        let tmp = tempfile::Builder::new()
-            .prefix("rclab-files-")
-            .tempdir()
-            .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let fifo = dir.join("fifo");
         let _ = std::fs::remove_file(&fifo);
@@ -159,10 +156,7 @@ mod tests {
             create_regular(Path::new("/"), Readers::Anyone),
             Err(ReadError::Io(_))
         ));
-        let tmp = tempfile::Builder::new()
-            .prefix("rclab-files-out-")
-            .tempdir()
-            .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let target = dir.join("target");
         std::fs::write(&target, b"keep me").unwrap();

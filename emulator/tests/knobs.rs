@@ -57,10 +57,7 @@ fn every_knob_value_compiles_over_every_valid_profile() {
             .iter()
             .any(|p| p.kind() == rclab_emulator::chip::ChipKind::SpecifiedResidence)
     );
-    let tmp = tempfile::Builder::new()
-        .prefix("rclab-knobs-")
-        .tempdir()
-        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let mut compiled = 0;
     for knob in KNOBS {

@@ -447,10 +447,7 @@ fn the_forged_and_corrupted_cards_differ_from_the_adult_card_only_as_they_say() 
 #[test]
 fn every_my_number_knob_value_compiles_and_acts() {
     use rclab_emulator::card::knobs::KNOBS;
-    let tmp = tempfile::Builder::new()
-        .prefix("rclab-mn-knobs-")
-        .tempdir()
-        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let valid = profile::load_dir(&vectors().join("profiles/my-number/valid")).unwrap();
     let mut compiled = 0;
@@ -514,10 +511,7 @@ fn every_my_number_knob_value_compiles_and_acts() {
 
 #[test]
 fn my_number_profile_errors_name_the_field() {
-    let tmp = tempfile::Builder::new()
-        .prefix("rclab-mn-errors-")
-        .tempdir()
-        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let adult = vectors().join("profiles/my-number/valid/adult.yaml");
     let cases: &[(&str, &str, &str)] = &[
@@ -717,10 +711,7 @@ fn the_jpki_test_certificates_have_the_real_ones_shape() {
 /// generic selectors act (`verify`, `select`, `read`, `any`, removal, delays).
 #[test]
 fn faults_act_on_a_my_number_card() {
-    let tmp = tempfile::Builder::new()
-        .prefix("rclab-mn-faults-")
-        .tempdir()
-        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let adult = vectors().join("profiles/my-number/valid/adult.yaml");
     let with = |faults: &str| {

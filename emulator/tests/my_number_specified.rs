@@ -35,10 +35,7 @@ fn load(name: &str) -> Profile {
 
 /// `base` with `yaml` added, loaded from a scratch file.
 fn overlay(base: &str, yaml: &str, tag: &str) -> Profile {
-    let tmp = tempfile::Builder::new()
-        .prefix("rclab-specified-")
-        .tempdir()
-        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let file = dir.join(format!("{tag}.yaml"));
     let base = vectors().join(format!("profiles/my-number/{base}.yaml"));
@@ -473,10 +470,7 @@ fn specified_profile_errors_name_the_field() {
             "residence_ap.delivery_key",
         ),
     ];
-    let tmp = tempfile::Builder::new()
-        .prefix("rclab-specified-err-")
-        .tempdir()
-        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     for (i, (yaml, field)) in cases.into_iter().enumerate() {
         let file = dir.join(format!("case{i}.yaml"));
@@ -797,10 +791,7 @@ fn the_counter_fault_puts_the_card_one_ahead_after_verify() {
 /// profile is refused, naming the fault; a bad `nth` is refused too.
 #[test]
 fn session_faults_are_refused_without_the_residence_ap() {
-    let tmp = tempfile::Builder::new()
-        .prefix("rclab-session-faults-")
-        .tempdir()
-        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let bases = [
         (

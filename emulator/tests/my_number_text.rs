@@ -323,10 +323,7 @@ fn the_forged_profiles_fail_exactly_where_they_should() {
 
 #[test]
 fn text_ap_profile_errors_name_the_field() {
-    let tmp = tempfile::Builder::new()
-        .prefix("rclab-mn-text-")
-        .tempdir()
-        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let base = vectors().join("profiles/my-number/valid/adult.yaml");
     let cases = [
@@ -378,10 +375,7 @@ fn text_ap_profile_errors_name_the_field() {
 /// 0001 (N = 2) and READ BINARY of the whole file (N = 3), whose answer is A8's exactly.
 #[test]
 fn a8_known_answers_through_the_card() {
-    let tmp = tempfile::Builder::new()
-        .prefix("rclab-mn-a8-")
-        .tempdir()
-        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let file = dir.join("a8.yaml");
     let base = vectors().join("profiles/my-number/valid/adult.yaml");
@@ -440,10 +434,7 @@ fn a8_known_answers_through_the_card() {
 /// default; with `keeps_session` the old session still reads.
 #[test]
 fn a_failed_key_delivery_drops_or_keeps_the_session_per_knob() {
-    let tmp = tempfile::Builder::new()
-        .prefix("rclab-mn-kd-")
-        .tempdir()
-        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let base = vectors().join("profiles/my-number/valid/adult.yaml");
     for (value, after) in [("drops_session", "6982"), ("keeps_session", "9000")] {

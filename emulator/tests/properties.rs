@@ -368,12 +368,7 @@ struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     fn new() -> TempDir {
-        TempDir(
-            tempfile::Builder::new()
-                .prefix("rclab-extends-")
-                .tempdir()
-                .expect("temp dir"),
-        )
+        TempDir(tempfile::tempdir().expect("temp dir"))
     }
 
     fn write(&self, name: &str, text: &str) -> PathBuf {

@@ -15,10 +15,7 @@ fn h(s: &str) -> Vec<u8> {
 
 fn variant(name: &str, reader: &str) -> profile::Profile {
     let base = common::vectors_dir().join("profiles/valid/gen2-residence.yaml");
-    let tmp = tempfile::Builder::new()
-        .prefix("rclab-reader-layer-")
-        .tempdir()
-        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let file = dir.join(format!("{name}.yaml"));
     std::fs::write(
@@ -73,10 +70,7 @@ fn the_reader_section_sets_pupi_atr_and_turns_answers_off() {
 #[test]
 fn a_bad_reader_section_is_a_located_error() {
     let base = common::vectors_dir().join("profiles/valid/gen2-residence.yaml");
-    let tmp = tempfile::Builder::new()
-        .prefix("rclab-reader-bad-")
-        .tempdir()
-        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let file = dir.join("bad.yaml");
     std::fs::write(

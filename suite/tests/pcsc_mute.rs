@@ -27,10 +27,7 @@ use common::repo;
 /// A valid generation-2 card that stays silent 6 s on GET CHALLENGE: mute at the first
 /// command a PC/SC client can send without any protocol knowledge.
 fn mute_on_get_challenge() -> profile::Profile {
-    let tmp = tempfile::Builder::new()
-        .prefix("rclab-pcsc-mute-")
-        .tempdir()
-        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let path = dir.join("mute.yaml");
     let parent = repo().join("vectors/profiles/valid/gen2-residence.yaml");

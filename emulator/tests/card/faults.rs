@@ -460,10 +460,7 @@ fn vpcd_reply_carries_the_delay_and_the_removal() {
 /// Writes `text` as a profile next to the valid ones' folder (so `extends:` resolves)
 /// and loads it.
 fn load_text(name: &str, text: &str) -> Result<Profile, profile::ProfileError> {
-    let tmp = tempfile::Builder::new()
-        .prefix("rclab-faults-")
-        .tempdir()
-        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let path = dir.join(format!("{name}.yaml"));
     let base = common::vectors_dir().join("profiles/valid");

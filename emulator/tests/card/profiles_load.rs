@@ -58,10 +58,7 @@ fn with_knobs(base: &str, knobs: &str) -> rclab_emulator::profile::Profile {
     let valid = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../vectors/profiles/valid")
         .join(format!("{base}.yaml"));
-    let dir = tempfile::Builder::new()
-        .prefix("rclab-knob-layout-")
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("variant.yaml");
     std::fs::write(
         &file,
@@ -155,10 +152,7 @@ fn a_padded_certificate_still_fills_df3_under_long_form_lengths() {
     let padded_overlay = {
         let valid = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../vectors/profiles/valid/gen2-residence.yaml");
-        let tmp = tempfile::Builder::new()
-            .prefix("rclab-padded-cert-")
-            .tempdir()
-            .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let file = dir.join("variant.yaml");
         std::fs::write(

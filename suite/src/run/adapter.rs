@@ -998,10 +998,7 @@ mod tests {
         assert_eq!(back.cards, vec![MyNumber]);
 
         // Bad values: the file, line and column, the field, and what is accepted.
-        let tmp = tempfile::Builder::new()
-            .prefix("rclab-adapter-cards-")
-            .tempdir()
-            .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let kinds = ["residence", "my_number", "specified_residence"];
         for (body, line, wanted) in [

@@ -131,10 +131,7 @@ mod tests {
 
     /// `text` as a baseline file, loaded against [`cases`].
     fn load(name: &str, text: &str) -> (String, Result<Baseline, BaselineError>) {
-        let tmp = tempfile::Builder::new()
-            .prefix("rclab-baseline-")
-            .tempdir()
-            .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();

@@ -108,10 +108,7 @@ mod tests {
 
     #[test]
     fn a_bad_file_is_refused_naming_the_file_and_why() {
-        let tmp = tempfile::Builder::new()
-            .prefix("rclab-delivery-key-")
-            .tempdir()
-            .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let junk = dir.join("junk.pub");
         std::fs::write(&junk, [0u8; 7]).unwrap();
